@@ -35,14 +35,19 @@ OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "parameters": dict,
     "scheduleFromConfig": str,
     "owner": str,
+    "enabledFromConfig": str,
+    "tasks": list,
+    "outlets": list,
 }
+ENABLED_CONFIG_KEYS = ("export.enabled",)
+_TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 SCHEDULE_CONFIG_KEYS = ("warninglimit",)
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
 _VERSION = re.compile(r"^[0-9]+(?:\.[0-9]+){0,3}$")
 _UNSAFE = ("/", "\\", "..", " ", ";", "'", '"', "`", "$", "|", "&", "<", ">", "*", "?", "{", "}", "\n", "\t")
 _TYPE_NAMES = {str: "a string", bool: "true or false", int: "a whole number", dict: "an object",
-               float: "a number"}
+               float: "a number", list: "a list"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,9 @@ class PluginManifest:
     parameters: dict[str, Any] = field(default_factory=dict)
     schedule_from_config: str | None = None
     owner: str = "meccano"
+    enabled_from_config: str | None = None
+    tasks: tuple[str, ...] = ()
+    outlets: tuple[str, ...] = ()
 
     @property
     def dag_id(self) -> str:
@@ -221,6 +229,20 @@ def load_plugin(folder: Path) -> PluginLoad:
         problem("scheduleFromConfig", f"unknown key {typed['scheduleFromConfig']!r}; "
                 f"use one of {', '.join(SCHEDULE_CONFIG_KEYS)}")
 
+    if "enabledFromConfig" in typed and typed["enabledFromConfig"] not in ENABLED_CONFIG_KEYS:
+        problem("enabledFromConfig", f"unknown key {typed['enabledFromConfig']!r}; "
+                f"use one of {', '.join(ENABLED_CONFIG_KEYS)}")
+    if "tasks" in typed:
+        if engine != "native":
+            problem("tasks", "only native plugins may declare tasks (functions of their .py file)")
+        bad = [t for t in typed["tasks"] if not isinstance(t, str) or not _TASK_NAME.match(t)]
+        if bad or not typed["tasks"]:
+            problem("tasks", f"must be a non-empty list of Python function names, got {json.dumps(typed['tasks'])}")
+        elif len(set(typed["tasks"])) != len(typed["tasks"]):
+            problem("tasks", "lists a function twice")
+    if "outlets" in typed and not all(isinstance(o, str) and "://" in o for o in typed["outlets"]):
+        problem("outlets", "must be a list of asset URIs like 's3://{bucket}/{remote_directory}facts'")
+
     parts = split_plugin_id(plugin_id) if plugin_id else None
     if parts and engine in ENGINES:
         source = folder / f"{plugin_id}{ENGINES[engine]}"
@@ -253,6 +275,9 @@ def load_plugin(folder: Path) -> PluginLoad:
             parameters=typed.get("parameters", {}),
             schedule_from_config=typed.get("scheduleFromConfig"),
             owner=typed.get("owner", "meccano"),
+            enabled_from_config=typed.get("enabledFromConfig"),
+            tasks=tuple(typed.get("tasks", ())),
+            outlets=tuple(typed.get("outlets", ())),
         ),
         (),
         raw,

@@ -91,6 +91,12 @@ TABLES: dict[str, tuple[str, str]] = {
         delivered INT NOT NULL DEFAULT 0,
         messageId VARCHAR(100) NULL,
         creationDate TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP){tail}"""),
+    "ExampleOutput": ("servicemanager", """CREATE TABLE ExampleOutput (
+        plugin VARCHAR(60) NOT NULL,
+        device_group VARCHAR(20) NULL,
+        devices INT NOT NULL,
+        runAt VARCHAR(40) NOT NULL,
+        creationDate TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP){tail}"""),
 }
 
 # (table, index name, DDL)

@@ -1,0 +1,3 @@
+from meccano.cli import main
+
+raise SystemExit(main())

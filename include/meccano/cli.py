@@ -1,0 +1,131 @@
+"""``python -m meccano``: plugin checks for authors, IOTDB set-up for operators.
+
+    python -m meccano plugins list [--json]
+    python -m meccano plugins validate [PATH ...]
+    python -m meccano db init | db upgrade | db check
+    python -m meccano config show
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from meccano.config import ConfigError, load_settings
+from meccano.discovery import discover, plugins_dir
+from meccano.manifest import load_plugin
+
+
+def _plugins_list(args: argparse.Namespace) -> int:
+    catalog = discover(Path(args.dir) if args.dir else None)
+    rows = []
+    for load in catalog.active:
+        m = load.manifest
+        assert m is not None
+        rows.append({"plugin": m.plugin, "dag_id": m.dag_id, "status": "active" if m.enabled else "disabled",
+                     "engine": m.engine, "type": m.type, "schedule": m.schedule, "errors": [],
+                     "warnings": list(load.warnings)})
+    for item in catalog.shadowed:
+        rows.append({"plugin": item.load.folder.name, "dag_id": None, "status": f"shadowed by {item.by}",
+                     "errors": [], "warnings": list(item.load.warnings)})
+    for load in catalog.invalid:
+        rows.append({"plugin": load.folder.name, "dag_id": None, "status": "invalid",
+                     "errors": [str(p) for p in load.problems], "warnings": list(load.warnings)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{'PLUGIN':32} {'STATUS':26} {'ENGINE':7} {'TYPE':7} SCHEDULE")
+        for r in rows:
+            print(f"{r['plugin']:32} {r['status']:26} {r.get('engine', '-'):7} {r.get('type', '-'):7} "
+                  f"{r.get('schedule', '-')}")
+            for e in r["errors"]:
+                print(f"    error: {e}")
+            for w in r["warnings"]:
+                print(f"    warning: {w}")
+    return 1 if catalog.invalid else 0
+
+
+def _plugins_validate(args: argparse.Namespace) -> int:
+    paths = [Path(p) for p in args.paths] or [plugins_dir()]
+    folders: list[Path] = []
+    for path in paths:
+        if (path / "plugin.json").exists() or ":" in path.name:
+            folders.append(path)
+        elif path.is_dir():
+            folders.extend(sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))))
+        else:
+            print(f"{path}: not a plugin folder or a folder of plugins", file=sys.stderr)
+            return 2
+    bad = 0
+    for folder in folders:
+        load = load_plugin(folder)
+        if load.valid:
+            print(f"OK      {folder.name}")
+        else:
+            bad += 1
+            print(f"INVALID {folder.name}")
+            for problem in load.problems:
+                print(f"    {problem}")
+        for warning in load.warnings:
+            print(f"    warning: {warning}")
+    print(f"{len(folders) - bad} valid, {bad} invalid")
+    return 1 if bad else 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    from meccano.iotdb.db import Iotdb
+    from meccano.iotdb.schema import creation_date_index_warning, ensure_schema
+
+    db = Iotdb.from_settings(load_settings())
+    try:
+        if args.action == "check":
+            warning = creation_date_index_warning(db)
+            print(warning or f"{db!r}: Facts has its creationDate index")
+            return 1 if warning else 0
+        report = ensure_schema(db)
+    finally:
+        db.dispose()
+    for item in report.created:
+        print(f"created {item}")
+    print(f"{len(report.created)} created, {len(report.present)} already present")
+    for warning in report.warnings:
+        print(warning, file=sys.stderr)
+    return 0
+
+
+def _config_show(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    print(repr(settings))  # secrets print as Secret('***')
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m meccano", description="Meccano ServiceManager tools")
+    sub = parser.add_subparsers(dest="command", required=True)
+    plugins = sub.add_parser("plugins", help="list or validate plugins").add_subparsers(dest="action", required=True)
+    p_list = plugins.add_parser("list", help="every plugin with its status and errors")
+    p_list.add_argument("--dir", help="plugins folder (default: meccano_plugins/ or $MECCANO_PLUGINS_DIR)")
+    p_list.add_argument("--json", action="store_true")
+    p_list.set_defaults(func=_plugins_list)
+    p_val = plugins.add_parser("validate", help="validate plugin folders; exit 1 if any is invalid")
+    p_val.add_argument("paths", nargs="*", help="plugin folders or folders of plugins")
+    p_val.set_defaults(func=_plugins_validate)
+    db = sub.add_parser("db", help="IOTDB schema")
+    db.add_argument("action", choices=["init", "upgrade", "check"],
+                    help="init/upgrade: create what is missing (idempotent); check: the Facts index")
+    db.set_defaults(func=_db)
+    cfg = sub.add_parser("config", help="configuration")
+    cfg.add_argument("action", choices=["show"])
+    cfg.set_defaults(func=_config_show)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,219 @@
+"""How each engine runs a plugin at task run time.
+
+Script engines (``R``, ``python``, ``nodejs``) run the plugin's file with its
+interpreter: no part of a name or path is ever put into the shell command (they reach
+the process through environment variables), so a plugin name cannot inject a command.
+The environment carries the IOTDB credentials under the original names (MYSQL_*), the
+run's dates, the plugin folder and the report output folder.
+
+The ``native`` engine imports the plugin's ``.py`` file and calls ``entrypoint(context)``
+with a :class:`PluginContext`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from meccano.config import Settings, load_settings
+from meccano.manifest import PluginManifest, load_plugin
+
+if TYPE_CHECKING:
+    from meccano.iotdb.db import Iotdb
+
+log = logging.getLogger(__name__)
+
+
+class PluginError(RuntimeError):
+    """A plugin cannot run; the message says which plugin and how to fix it."""
+
+
+@dataclass(frozen=True)
+class ScriptEngine:
+    interpreter: str
+    install_hint: str
+
+
+SCRIPT_ENGINES: dict[str, ScriptEngine] = {
+    "R": ScriptEngine("Rscript", "install R with `apt-get install r-base-core r-cran-dbi r-cran-rmysql` "
+                      "(or your distribution's R and RMySQL packages)"),
+    "python": ScriptEngine(sys.executable, "install Python 3"),
+    "nodejs": ScriptEngine("node", "install Node.js (`apt-get install nodejs`); note that the original "
+                           "in-process node.js plugins must be ported to a script or to a native plugin"),
+}
+
+# The fixed command every script plugin runs through: names and paths come from the
+# environment, quoted by bash itself, never interpolated into the command text.
+SCRIPT_COMMAND = 'exec "$MECCANO_INTERPRETER" "$MECCANO_PLUGIN_SOURCE"'
+
+
+def interpreter_path(engine: str) -> str:
+    spec = SCRIPT_ENGINES[engine]
+    found = shutil.which(spec.interpreter)
+    if not found:
+        raise PluginError(f"the {engine} engine needs `{spec.interpreter}`, which is not on PATH: "
+                          f"{spec.install_hint}")
+    return found
+
+
+def report_output_dir(manifest: PluginManifest, run_id: str) -> Path:
+    safe_run = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+    path = Path(tempfile.gettempdir()) / "meccano-reports" / manifest.name / safe_run
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _context_dates(context: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for key, var in (("logical_date", "MECCANO_LOGICAL_DATE"), ("data_interval_start", "MECCANO_INTERVAL_START"),
+                     ("data_interval_end", "MECCANO_INTERVAL_END")):
+        value = context.get(key)
+        if value is not None:
+            out[var] = value.isoformat()
+    return out
+
+
+def script_env(manifest: PluginManifest, context: dict[str, Any], settings: Settings) -> dict[str, str]:
+    """Environment for a script plugin (credentials are masked in Airflow's logs)."""
+    import json
+
+    from meccano.connections import iotdb_connection, script_environment
+
+    run_id = str(context.get("run_id") or "manual")
+    env = {
+        "MECCANO_INTERPRETER": interpreter_path(manifest.engine),
+        "MECCANO_PLUGIN_SOURCE": str(manifest.source),
+        "MECCANO_PLUGIN_DIR": str(manifest.folder),
+        "MECCANO_PLUGIN": manifest.plugin,
+        "MECCANO_RUN_ID": run_id,
+        "MECCANO_REPORT_DIR": str(report_output_dir(manifest, run_id)),
+        "MECCANO_PARAMETERS": json.dumps(merged_parameters(manifest, context)),
+        **_context_dates(context),
+        **script_environment(iotdb_connection(settings)),
+    }
+    return env
+
+
+def merged_parameters(manifest: PluginManifest, context: dict[str, Any]) -> dict[str, Any]:
+    """The plugin's ``parameters``, overridden by the run's ``dag_run.conf``."""
+    params = dict(manifest.parameters)
+    dag_run = context.get("dag_run")
+    conf = getattr(dag_run, "conf", None) or {}
+    if isinstance(conf, dict):
+        params.update(conf)
+    return params
+
+
+@dataclass
+class PluginContext:
+    """What a native plugin's ``entrypoint(context)`` receives."""
+
+    manifest: PluginManifest
+    settings: Settings
+    airflow_context: dict[str, Any] = field(repr=False)
+    report_dir: Path
+
+    @property
+    def folder(self) -> Path:
+        return self.manifest.folder
+
+    @property
+    def logical_date(self) -> Any:
+        return self.airflow_context.get("logical_date")
+
+    @property
+    def data_interval_start(self) -> Any:
+        return self.airflow_context.get("data_interval_start")
+
+    @property
+    def data_interval_end(self) -> Any:
+        return self.airflow_context.get("data_interval_end")
+
+    @property
+    def run_id(self) -> str:
+        return str(self.airflow_context.get("run_id") or "manual")
+
+    @cached_property
+    def params(self) -> dict[str, Any]:
+        return merged_parameters(self.manifest, self.airflow_context)
+
+    @property
+    def log(self) -> logging.Logger:
+        return logging.getLogger(f"meccano.plugin.{self.manifest.name}")
+
+    @cached_property
+    def iotdb(self) -> Iotdb:
+        from meccano.iotdb.db import Iotdb
+
+        return Iotdb.from_settings(self.settings)
+
+    def xcom_pull(self, task_id: str, key: str = "return_value") -> Any:
+        """What an earlier task of this run returned (multi-task native plugins)."""
+        ti = self.airflow_context.get("ti")
+        return ti.xcom_pull(task_ids=task_id, key=key) if ti is not None else None
+
+    def aws_connection(self) -> Any:
+        from meccano.connections import aws_connection
+
+        return aws_connection(self.settings)
+
+    def close(self) -> None:
+        if "iotdb" in self.__dict__:
+            self.__dict__["iotdb"].dispose()
+
+
+def load_native_module(manifest: PluginManifest, entry: str = "entrypoint") -> Any:
+    module_name = "meccano_plugin_" + "".join(c if c.isalnum() else "_" for c in manifest.plugin)
+    spec = importlib.util.spec_from_file_location(module_name, manifest.source)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"{manifest.plugin}: cannot load {manifest.source}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, entry, None)):
+        raise PluginError(f"{manifest.plugin}: {manifest.source.name} must define a function "
+                          f"`{entry}(context)`; see README, 'Writing a native plugin'")
+    return module
+
+
+def runtime_manifest(folder: str) -> PluginManifest:
+    """Re-read the manifest when the task runs; a plugin broken since parsing fails clearly."""
+    loaded = load_plugin(Path(folder))
+    if loaded.manifest is None:
+        raise PluginError("plugin became invalid since the DAG was parsed:\n" +
+                          "\n".join(str(p) for p in loaded.problems))
+    return loaded.manifest
+
+
+def run_native(plugin_folder: str, entry: str = "entrypoint", last: bool = True, **context: Any) -> Any:
+    """PythonOperator callable of the ``native`` engine: ``entry(context)`` of the plugin.
+
+    A plugin declaring ``tasks`` gets one task per function; the report (if any) is
+    published after the ``last`` one.
+    """
+    manifest = runtime_manifest(plugin_folder)
+    settings = load_settings()
+    module = load_native_module(manifest, entry)
+    ctx = PluginContext(manifest, settings, context, report_output_dir(manifest, str(context.get("run_id"))))
+    try:
+        result = getattr(module, entry)(ctx)
+    finally:
+        ctx.close()
+    if last:
+        publish_if_report(manifest, ctx.report_dir, settings)
+    return result
+
+
+def publish_if_report(manifest: PluginManifest, output_dir: Path, settings: Settings) -> None:
+    """Report plugins: hand what they wrote to the report store every web server reads."""
+    if manifest.type != "report":
+        return
+    from meccano.reports.store import publish_outputs
+
+    publish_outputs(manifest, output_dir, settings)

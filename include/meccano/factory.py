@@ -1,0 +1,184 @@
+"""Manifest -> DAG. One DAG per active plugin; an engine table picks the operator.
+
+Parsing stays cheap: no database or network access, no plugin code imported; when a
+task runs (``get_parsing_context().dag_id`` is set) only that plugin's folders are read.
+A broken plugin never hides the others: each becomes a DAG of its own, tagged
+``invalid``, that fails at once with its validation errors.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG, Asset
+
+from meccano.config import ConfigError, Settings, load_settings
+from meccano.discovery import Catalog, discover
+from meccano.engines import SCRIPT_ENGINES, run_native
+from meccano.manifest import PluginLoad, PluginManifest
+from meccano.operators import PluginScriptOperator
+
+START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
+DEFAULT_RETRIES = 2
+DEFAULT_RETRY_DELAY = timedelta(minutes=2)
+INVALID_PREFIX = "meccano_invalid_"
+CONFIG_ERROR_DAG = "meccano_config_error"
+_DOC_LIMIT = 20_000
+
+
+def invalid_dag_id(folder: Path) -> str:
+    return INVALID_PREFIX + re.sub(r"[^A-Za-z0-9_]", "_", folder.name)[:150]
+
+
+def schedule_for(manifest: PluginManifest, settings: Settings) -> str | timedelta | None:
+    """The plugin's schedule, or None when it must never run on a schedule."""
+    if not manifest.enabled:
+        return None
+    if manifest.enabled_from_config == "export.enabled" and not settings.export.enabled:
+        return None
+    if manifest.schedule_from_config == "warninglimit":
+        return minutes_schedule(settings.warninglimit)
+    return manifest.schedule
+
+
+def minutes_schedule(minutes: int) -> str | timedelta:
+    """Every ``minutes`` as a cron when it divides the hour or the day, else a timedelta."""
+    if minutes < 60 and 60 % minutes == 0:
+        return f"*/{minutes} * * * *"
+    if minutes % 60 == 0 and 24 % (minutes // 60) == 0:
+        return "0 * * * *" if minutes == 60 else f"0 */{minutes // 60} * * *"
+    return timedelta(minutes=minutes)
+
+
+def _docs(manifest: PluginManifest, shadowed: list[str]) -> str:
+    lines = [f"## {manifest.plugin}", "", html.escape(manifest.description), "",
+             f"* engine: `{manifest.engine}` · type: `{manifest.type}` · "
+             f"executionContext: `{manifest.execution_context}`",
+             f"* folder: `{manifest.folder}`"]
+    if shadowed:
+        lines.append(f"* shadows (lower versions, not run): {', '.join(shadowed)}")
+    try:
+        page = manifest.docs.read_text(encoding="utf-8", errors="replace")[:_DOC_LIMIT]
+    except OSError:
+        page = ""
+    if page:
+        lines += ["", "### Documentation (assets/index.html)", "", page]
+    return "\n".join(lines)
+
+
+def _outlets(manifest: PluginManifest, settings: Settings) -> list[Asset]:
+    values = {"bucket": settings.export.bucket or "meccano-export",
+              "remote_directory": settings.export.remote_directory.strip("/")}
+    return [Asset(uri.format(**values).replace("//facts", "/facts")) for uri in manifest.outlets]
+
+
+def build_plugin_dag(manifest: PluginManifest, settings: Settings, shadowed: list[str] | None = None) -> DAG:
+    schedule = schedule_for(manifest, settings)
+    default_args: dict[str, Any] = {
+        "owner": manifest.owner,
+        "retries": DEFAULT_RETRIES if manifest.retries is None else manifest.retries,
+        "retry_delay": timedelta(minutes=manifest.retry_delay_minutes) if manifest.retry_delay_minutes
+        else DEFAULT_RETRY_DELAY,
+        "retry_exponential_backoff": True,
+    }
+    if manifest.timeout_minutes:
+        default_args["execution_timeout"] = timedelta(minutes=manifest.timeout_minutes)
+    dag = DAG(
+        dag_id=manifest.dag_id,
+        description=manifest.description[:200],
+        schedule=schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        is_paused_upon_creation=schedule is None,
+        default_args=default_args,
+        tags=["meccano", f"type:{manifest.type}", f"engine:{manifest.engine}", f"version:{manifest.version}",
+              *(["disabled"] if schedule is None else [])],
+        doc_md=_docs(manifest, shadowed or []),
+        params={},
+        render_template_as_native_obj=False,
+    )
+    folder = str(manifest.folder)
+    with dag:
+        if manifest.engine in SCRIPT_ENGINES:
+            PluginScriptOperator(task_id="run", plugin_folder=folder, outlets=_outlets(manifest, settings))
+        else:
+            entries = manifest.tasks or ("entrypoint",)
+            previous = None
+            for index, entry in enumerate(entries):
+                last = index == len(entries) - 1
+                op = PythonOperator(
+                    task_id="run" if entries == ("entrypoint",) else entry,
+                    python_callable=run_native,
+                    op_kwargs={"plugin_folder": folder, "entry": entry, "last": last},
+                    outlets=_outlets(manifest, settings) if last else [],
+                )
+                if previous is not None:
+                    previous >> op
+                previous = op
+    return dag
+
+
+def _fail(errors: str) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException(errors)
+
+
+def build_error_dag(dag_id: str, title: str, errors: list[str], tags: list[str]) -> DAG:
+    """A DAG that makes a problem visible: it runs once, fails at once, and shows why."""
+    text = "\n".join(errors)
+    dag = DAG(
+        dag_id=dag_id,
+        description=title[:200],
+        schedule="@once",
+        start_date=START_DATE,
+        catchup=False,
+        is_paused_upon_creation=False,
+        tags=["meccano", *tags],
+        doc_md=f"## {html.escape(title)}\n\n" + "\n".join(f"* {html.escape(e)}" for e in errors),
+    )
+    with dag:
+        PythonOperator(task_id="report_errors", python_callable=_fail, op_args=[text], retries=0)
+    return dag
+
+
+def build_invalid_dag(load: PluginLoad) -> DAG:
+    return build_error_dag(invalid_dag_id(load.folder), f"Invalid plugin {load.folder.name}",
+                           [str(p) for p in load.problems], ["invalid"])
+
+
+def build_dags(root: Path | None = None, only_dag_id: str | None = None) -> dict[str, DAG]:
+    """Every DAG of the plugin folder; with ``only_dag_id``, just that one (task run)."""
+    dags: dict[str, DAG] = {}
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        settings = Settings()
+        dags[CONFIG_ERROR_DAG] = build_error_dag(CONFIG_ERROR_DAG, "Invalid Meccano configuration",
+                                                 [str(exc)], ["invalid", "config"])
+    name = None
+    if only_dag_id and not only_dag_id.startswith(INVALID_PREFIX) and only_dag_id != CONFIG_ERROR_DAG:
+        name = only_dag_id
+    catalog: Catalog = discover(root, name=name)
+    shadows: dict[str, list[str]] = {}
+    for item in catalog.shadowed:
+        shadows.setdefault(item.by, []).append(item.load.folder.name)
+    for load in catalog.active:
+        assert load.manifest is not None
+        try:
+            dags[load.manifest.dag_id] = build_plugin_dag(load.manifest, settings,
+                                                          shadows.get(load.manifest.plugin))
+        except Exception as exc:  # noqa: BLE001 - one plugin must never hide the others
+            dag = build_error_dag(invalid_dag_id(load.folder), f"Plugin {load.folder.name} failed to build",
+                                  [f"{load.folder.name}: {type(exc).__name__}: {exc}"], ["invalid"])
+            dags[dag.dag_id] = dag
+    for load in catalog.invalid:
+        dag = build_invalid_dag(load)
+        dags[dag.dag_id] = dag
+    return dags
