@@ -79,7 +79,7 @@ def iotdb_env(mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
 
 
 @pytest.fixture
-def iotdb(iotdb_env: dict[str, str]):  # noqa: ANN201
+def iotdb(iotdb_env: dict[str, str]):
     """An :class:`meccano.iotdb.db.Iotdb` on a fresh MariaDB database with the schema."""
     from meccano.config import load_settings
     from meccano.iotdb.db import Iotdb
@@ -90,7 +90,7 @@ def iotdb(iotdb_env: dict[str, str]):  # noqa: ANN201
 
 
 @pytest.fixture
-def sqlite_iotdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def sqlite_iotdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The embedded SQLite IOTDB (the demo's default) with the schema."""
     from meccano.config import load_settings
     from meccano.iotdb.db import Iotdb
@@ -105,7 +105,7 @@ def sqlite_iotdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN2
 
 
 @pytest.fixture(scope="session")
-def s3_server(service_dir: Path):  # noqa: ANN201
+def s3_server(service_dir: Path):
     from tests.services.s3 import start_s3
 
     server = start_s3(service_dir / "s3")
@@ -114,7 +114,7 @@ def s3_server(service_dir: Path):  # noqa: ANN201
 
 
 @pytest.fixture(scope="session")
-def sns_server(service_dir: Path):  # noqa: ANN201
+def sns_server(service_dir: Path):
     from tests.services.sns import start_sns
 
     server = start_sns(service_dir / "sns")
@@ -123,9 +123,27 @@ def sns_server(service_dir: Path):  # noqa: ANN201
 
 
 @pytest.fixture(scope="session")
-def postgres(service_dir: Path):  # noqa: ANN201
+def postgres(service_dir: Path):
     from tests.services.postgres import start_postgres
 
     server = start_postgres(service_dir / "pg")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def run_plugin_dag(airflow_db, monkeypatch: pytest.MonkeyPatch):
+    """Run a plugin's DAG with ``dag.test()``: ``run_plugin_dag(dag_id, root=None, conf=None)``.
+
+    ``dag.test()`` re-parses the configured dags folder to serialize the DAG, so a plugin
+    from another folder must be announced through ``MECCANO_PLUGINS_DIR`` first.
+    """
+    from meccano.factory import build_dags
+
+    def run(dag_id: str, root: Path | None = None, conf: dict | None = None):
+        if root is not None:
+            monkeypatch.setenv("MECCANO_PLUGINS_DIR", str(root))
+        dag = build_dags(root, only_dag_id=dag_id)[dag_id]
+        return dag.test(run_conf=conf) if conf is not None else dag.test()
+
+    return run

@@ -125,7 +125,8 @@ class Settings:
     status: StatusSettings = field(default_factory=StatusSettings)
     legacy: LegacySettings = field(default_factory=LegacySettings)
     reports_dir: str = ""
-    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Free-form sections for plugins; the credential sections are never kept here.
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     environment: str = "default"
     source: str = "built-in defaults"
 
@@ -190,6 +191,8 @@ _ALIASES: dict[tuple[str, ...], tuple[str, ...]] = {("export", "active"): ("expo
 # Top-level YAML keys that are free-form sections for plugins (passed through as is).
 _KNOWN_TOP = {k.path[0] for k in _KEYS} | {"export", "plugins", "reports", "cleanMessages",
                                               "sensorStatistics", "forecast", "alerts", "web"}
+
+_SECRET_SECTIONS = frozenset({"aws", "mysql"})
 
 _TRUE = {"true", "1", "yes", "on", "y"}
 _FALSE = {"false", "0", "no", "off", "n", ""}
@@ -259,7 +262,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration file ({exc.strerror})") from None
     try:
-        data = yaml.load(text, Loader=loader)  # noqa: S506 - safe loader
+        data = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         pos = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -318,7 +321,7 @@ def load_settings(path: str | os.PathLike[str] | None = None,
             f"status.warningMinutes ({status.warning_minutes}) must be greater than "
             f"status.normalMinutes ({status.normal_minutes}) (from {src_file} or environment)"
         )
-    sections = {k: v for k, v in merged.items() if isinstance(v, Mapping)}
+    sections = {k: v for k, v in merged.items() if isinstance(v, Mapping) and k not in _SECRET_SECTIONS}
     return Settings(
         warninglimit=values.get("warninglimit", Settings.warninglimit),
         timezone=values.get("timezone", Settings.timezone),

@@ -51,7 +51,10 @@ SCRIPT_ENGINES: dict[str, ScriptEngine] = {
 
 # The fixed command every script plugin runs through: names and paths come from the
 # environment, quoted by bash itself, never interpolated into the command text.
-SCRIPT_COMMAND = 'exec "$MECCANO_INTERPRETER" "$MECCANO_PLUGIN_SOURCE"'
+SCRIPT_COMMAND = 'exec "$MECCANO_PYTHON" "$MECCANO_SCRIPT_RUNNER"'
+SCRIPT_RUNNER = str(Path(__file__).with_name("script_runner.py"))
+# Environment variables whose values the script runner removes from the plugin's output.
+REDACTED_VARIABLES = ("MYSQL_PASSWORD", "AWS_SECRETACCESSKEY")
 
 
 def interpreter_path(engine: str) -> str:
@@ -88,6 +91,9 @@ def script_env(manifest: PluginManifest, context: dict[str, Any], settings: Sett
 
     run_id = str(context.get("run_id") or "manual")
     env = {
+        "MECCANO_PYTHON": sys.executable,
+        "MECCANO_SCRIPT_RUNNER": SCRIPT_RUNNER,
+        "MECCANO_REDACT": ",".join(REDACTED_VARIABLES),
         "MECCANO_INTERPRETER": interpreter_path(manifest.engine),
         "MECCANO_PLUGIN_SOURCE": str(manifest.source),
         "MECCANO_PLUGIN_DIR": str(manifest.folder),

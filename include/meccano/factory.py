@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from meccano.engines import SCRIPT_ENGINES, run_native
 from meccano.manifest import PluginLoad, PluginManifest
 from meccano.operators import PluginScriptOperator
 
-START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
+START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 DEFAULT_RETRIES = 2
 DEFAULT_RETRY_DELAY = timedelta(minutes=2)
 INVALID_PREFIX = "meccano_invalid_"
@@ -174,7 +174,7 @@ def build_dags(root: Path | None = None, only_dag_id: str | None = None) -> dict
         try:
             dags[load.manifest.dag_id] = build_plugin_dag(load.manifest, settings,
                                                           shadows.get(load.manifest.plugin))
-        except Exception as exc:  # noqa: BLE001 - one plugin must never hide the others
+        except Exception as exc:
             dag = build_error_dag(invalid_dag_id(load.folder), f"Plugin {load.folder.name} failed to build",
                                   [f"{load.folder.name}: {type(exc).__name__}: {exc}"], ["invalid"])
             dags[dag.dag_id] = dag

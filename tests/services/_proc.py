@@ -23,7 +23,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, log: Path |
         try:
             if check():
                 return
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:
             pass
         time.sleep(0.2)
     tail = ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,8 @@ class Postgres:
         return subprocess.run(["runuser", "-u", "postgres", "--", str(BIN / "psql"), "-h", "127.0.0.1",
                                "-p", str(self.port), "-U", "postgres", "-d", database, "-tAc", sql],
                               check=True, capture_output=True, text=True,
-                              env={"PGPASSWORD": self.password}).stdout
+                              env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+                                   "PGPASSWORD": self.password}).stdout
 
     def stop(self) -> None:
         subprocess.run(["runuser", "-u", "postgres", "--", str(BIN / "pg_ctl"), "-D", str(self.data),
@@ -34,6 +36,8 @@ class Postgres:
 
 def start_postgres(base: Path) -> Postgres:
     base.mkdir(parents=True, exist_ok=True)
+    # the postgres user must be able to reach ``base``: a mkdtemp() parent is 0700 root
+    base.parent.chmod(base.parent.stat().st_mode | 0o711)
     subprocess.run(["chown", "-R", "postgres", str(base)], check=True)
     data, pwfile = base / "pgdata", base / "pw"
     pwfile.write_text(PASSWORD)

@@ -26,7 +26,7 @@ class S3Server:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def client(self, secret: str | None = None):  # noqa: ANN201 - boto3 client
+    def client(self, secret: str | None = None):
         import boto3
         from botocore.config import Config
 

@@ -22,7 +22,7 @@ class SnsServer:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def client(self, service: str):  # noqa: ANN201 - boto3 client
+    def client(self, service: str):
         import boto3
 
         return boto3.client(service, endpoint_url=self.endpoint, region_name="sa-east-1",

@@ -97,6 +97,18 @@ TABLES: dict[str, tuple[str, str]] = {
         devices INT NOT NULL,
         runAt VARCHAR(40) NOT NULL,
         creationDate TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP){tail}"""),
+    # S3 export/purge ledger (issue 4): one row per exported (table, day) partition; the
+    # manifest JSON (parts, checksums, purge chunks) is the single source of truth for re-runs.
+    "ExportLedger": ("servicemanager", """CREATE TABLE ExportLedger (
+        tableName VARCHAR(64) NOT NULL,
+        day VARCHAR(10) NOT NULL,
+        state VARCHAR(20) NOT NULL,
+        runId VARCHAR(250) NOT NULL,
+        rowCount BIGINT NOT NULL DEFAULT 0,
+        purgedRows BIGINT NOT NULL DEFAULT 0,
+        manifest LONGTEXT NULL,
+        updatedAt VARCHAR(32) NOT NULL,
+        PRIMARY KEY (tableName, day)){tail}"""),
 }
 
 # (table, index name, DDL)
@@ -109,6 +121,9 @@ INDEXES: tuple[tuple[str, str, str], ...] = (
      "CREATE INDEX DeviceHistoryStatus_date_idx ON DeviceHistoryStatus (creationDate)"),
     ("DeviceStatistics", "DeviceStatistics_idx",
      "CREATE INDEX DeviceStatistics_idx ON DeviceStatistics (device, sensor, creationDate)"),
+    # S3 export/purge finds and deletes day partitions by creationDate (issue 4).
+    ("DeviceStatistics", "DeviceStatistics_date_idx",
+     "CREATE INDEX DeviceStatistics_date_idx ON DeviceStatistics (creationDate)"),
 )
 
 # The gateway's views (MySQL only: they use TIMESTAMPDIFF and CURDATE()).

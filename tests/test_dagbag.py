@@ -1,0 +1,113 @@
+"""The DAG factory as Airflow sees it: DagBag over dags/, shipped and fixture plugins."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+from meccano.discovery import DEFAULT_PLUGINS_DIR, discover
+from meccano.factory import build_dags, invalid_dag_id, minutes_schedule
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures" / "plugins"
+
+
+def dagbag(monkeypatch: pytest.MonkeyPatch, plugins: Path) -> DagBag:
+    monkeypatch.setenv("MECCANO_PLUGINS_DIR", str(plugins))
+    return DagBag(dag_folder=str(ROOT / "dags"), bundle_path=ROOT)
+
+
+def test_shipped_plugins_one_dag_each_no_import_errors(monkeypatch: pytest.MonkeyPatch):
+    bag = dagbag(monkeypatch, DEFAULT_PLUGINS_DIR)
+    assert bag.import_errors == {}
+    catalog = discover(DEFAULT_PLUGINS_DIR)
+    assert catalog.invalid == [], [str(p) for load in catalog.invalid for p in load.problems]
+    assert set(bag.dag_ids) == {load.manifest.dag_id for load in catalog.active}
+    for dag in bag.dags.values():
+        assert dag.catchup is False and dag.max_active_runs == 1
+        assert "meccano" in dag.tags
+
+
+def test_bad_plugins_never_hide_good_ones(monkeypatch: pytest.MonkeyPatch):
+    bag = dagbag(monkeypatch, FIXTURES)
+    assert bag.import_errors == {}
+    assert {"goodNative", "goodScript", "shadow"} <= set(bag.dag_ids)
+    invalid = {d for d in bag.dag_ids if d.startswith("meccano_invalid_")}
+    assert invalid == {invalid_dag_id(FIXTURES / n) for n in (
+        "badCron:1.0", "badEnums:1.0", "badJson:1.0", "missingFields:1.0", "missingSource:1.0",
+        "nameMismatch:1.0", "unknownField:1.0", "unsafeName:1.0", "wrongTypes:1.0")}
+    bad = bag.dags[invalid_dag_id(FIXTURES / "badCron:1.0")]
+    assert "invalid" in bad.tags
+    assert "minute field: 61 is out of range 0-59" in bad.doc_md
+    assert bad.schedule == "@once"
+
+
+def test_invalid_plugin_dag_fails_with_its_errors(monkeypatch: pytest.MonkeyPatch, airflow_db, capfd):
+    monkeypatch.setenv("MECCANO_PLUGINS_DIR", str(FIXTURES))
+    dag_id = invalid_dag_id(FIXTURES / "badEnums:1.0")
+    dag = build_dags(FIXTURES, only_dag_id=dag_id)[dag_id]
+    run = dag.test()
+    assert run.state == "failed"
+    out = capfd.readouterr()
+    assert "badEnums:1.0: engine: unknown engine 'java'" in out.out + out.err
+
+
+def test_operators_schedules_and_tags(monkeypatch: pytest.MonkeyPatch):
+    dags = build_dags(FIXTURES)
+    native, script, shadow = dags["goodNative"], dags["goodScript"], dags["shadow"]
+    assert [t.task_type for t in native.tasks] == ["PythonOperator"]
+    assert [t.task_type for t in script.tasks] == ["PluginScriptOperator"]
+    assert set(native.tags) == {"meccano", "type:worker", "engine:native", "version:1.0"}
+    assert native.schedule == "*/5 * * * *" and native.is_paused_upon_creation is False
+    assert native.default_args["retries"] == 2 and native.default_args["retry_delay"] == timedelta(minutes=2)
+    # disabled: visible, paused and unscheduled
+    assert script.schedule is None and script.is_paused_upon_creation is True and "disabled" in script.tags
+    assert script.default_args["retries"] == 0
+    assert script.default_args["execution_timeout"] == timedelta(minutes=5)
+    assert "version:2.0" in shadow.tags and "shadow:1.0" in shadow.doc_md and "shadow:1.5" in shadow.doc_md
+    assert "<p>goodNative:1.0</p>" in native.doc_md
+
+
+def test_script_command_never_contains_a_name_or_path():
+    task = build_dags(FIXTURES)["goodScript"].get_task("run")
+    assert task.bash_command == 'exec "$MECCANO_PYTHON" "$MECCANO_SCRIPT_RUNNER"'
+    assert task.template_fields == ()
+
+
+def test_parsing_context_builds_only_the_requested_dag():
+    assert set(build_dags(FIXTURES, only_dag_id="goodNative")) == {"goodNative"}
+    bad = invalid_dag_id(FIXTURES / "badJson:1.0")
+    assert bad in build_dags(FIXTURES, only_dag_id=bad)
+
+
+def test_schedule_from_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    folder = tmp_path / "health:1.0"
+    folder.mkdir()
+    (folder / "plugin.json").write_text(
+        '{"plugin": "health:1.0", "engine": "native", "enabled": true, "schedule": "@hourly",'
+        ' "scheduleFromConfig": "warninglimit", "enabledFromConfig": "export.enabled",'
+        ' "description": "d", "type": "worker", "executionContext": "master"}')
+    (folder / "health:1.0.py").write_text("def entrypoint(context):\n    pass\n")
+    monkeypatch.setenv("WARNINGLIMIT", "15")
+    assert build_dags(tmp_path)["health"].schedule == "*/15 * * * *"
+    monkeypatch.setenv("EXPORT_ENABLED", "false")
+    dag = build_dags(tmp_path)["health"]
+    assert dag.schedule is None and dag.is_paused_upon_creation is True
+
+
+@pytest.mark.parametrize(("minutes", "expected"), [
+    (1, "*/1 * * * *"), (15, "*/15 * * * *"), (60, "0 * * * *"), (120, "0 */2 * * *"), (30, "*/30 * * * *"),
+    (90, timedelta(minutes=90)), (7, timedelta(minutes=7)),
+])
+def test_minutes_schedule(minutes: int, expected):
+    assert minutes_schedule(minutes) == expected
+
+
+def test_broken_configuration_is_visible_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MYSQL_PORT", "not-a-port")
+    dags = build_dags(FIXTURES)
+    assert "goodNative" in dags
+    assert "MYSQL_PORT" in dags["meccano_config_error"].doc_md

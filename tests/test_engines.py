@@ -1,0 +1,88 @@
+"""Script and native engines: no shell interpretation, clear errors, secrets masked."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from meccano.engines import PluginError, interpreter_path
+from meccano.factory import build_dags
+from tests.services.mariadb import PASSWORD
+
+
+def _plugin(root: Path, plugin_id: str, engine: str, code: str, ext: str) -> Path:
+    folder = root / plugin_id
+    folder.mkdir(parents=True)
+    (folder / "plugin.json").write_text(json.dumps({
+        "plugin": plugin_id, "engine": engine, "enabled": True, "schedule": "@daily", "description": "t",
+        "type": "worker", "executionContext": "master", "retries": 0}))
+    (folder / f"{plugin_id}{ext}").write_text(code)
+    return folder
+
+
+def test_paths_with_shell_characters_are_not_interpreted(tmp_path: Path, run_plugin_dag, iotdb):
+    root = tmp_path / "odd $HOME; touch pwned `id` 'q'"
+    marker = tmp_path / "ran.txt"
+    code = (f"import os, pathlib\npathlib.Path({str(marker)!r}).write_text(os.environ['MECCANO_PLUGIN_DIR'] + '|' "
+            "+ os.environ['MECCANO_PLUGIN'] + '|' + os.getcwd())\n")
+    folder = _plugin(root, "shelly:1.0", "python", code, ".py")
+    run = run_plugin_dag("shelly", root)
+    assert run.state == "success"
+    assert marker.read_text() == f"{folder}|shelly:1.0|{folder}"
+    assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
+
+
+def test_script_env_carries_original_variables_and_masks_password(tmp_path: Path, run_plugin_dag, iotdb, capfd):
+    code = ("import os\nprint('PW=' + os.environ['MYSQL_PASSWORD'])\n"
+            "for k in ('MYSQL_HOST','MYSQL_PORT','MYSQL_USER','MYSQL_DATABASE','MECCANO_LOGICAL_DATE',"
+            "'MECCANO_REPORT_DIR'):\n    assert os.environ[k], k\n")
+    _plugin(tmp_path, "leaky:1.0", "python", code, ".py")
+    run = run_plugin_dag("leaky", tmp_path)
+    assert run.state == "success"
+    out = capfd.readouterr()
+    assert "PW=***" in out.out + out.err
+    assert PASSWORD not in out.out + out.err
+
+
+def test_missing_interpreter_says_how_to_install(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(PluginError, match=r"needs `Rscript`.*apt-get install r-base-core"):
+        interpreter_path("R")
+    with pytest.raises(PluginError, match=r"needs `node`.*must be ported"):
+        interpreter_path("nodejs")
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node not installed on this machine")
+def test_nodejs_script_plugin_runs(tmp_path: Path, run_plugin_dag, iotdb):
+    marker = tmp_path / "node.txt"
+    _plugin(tmp_path, "nodey:1.0", "nodejs",
+            f"require('fs').writeFileSync({json.dumps(str(marker))}, process.env.MYSQL_DATABASE);", ".js")
+    assert run_plugin_dag("nodey", tmp_path).state == "success"
+    assert marker.read_text().startswith("IOTDB_")
+
+
+def test_native_plugin_without_entrypoint_fails_clearly(tmp_path: Path, run_plugin_dag, capfd):
+    _plugin(tmp_path, "noentry:1.0", "native", "def main(context):\n    pass\n", ".py")
+    run = run_plugin_dag("noentry", tmp_path)
+    assert run.state == "failed"
+    out = capfd.readouterr()
+    assert "noentry:1.0: noentry:1.0.py must define a function `entrypoint(context)`" in out.out + out.err
+
+
+def test_native_tasks_are_chained_and_share_results(tmp_path: Path, run_plugin_dag):
+    folder = _plugin(tmp_path, "chain:1.0", "native",
+                     "def first(context):\n    return 21\n"
+                     "def second(context):\n    return context.xcom_pull('first') * 2\n", ".py")
+    spec = json.loads((folder / "plugin.json").read_text())
+    spec["tasks"] = ["first", "second"]
+    (folder / "plugin.json").write_text(json.dumps(spec))
+    dag = build_dags(tmp_path, only_dag_id="chain")["chain"]
+    assert [t.task_id for t in dag.tasks] == ["first", "second"]
+    assert dag.get_task("second").upstream_task_ids == {"first"}
+    run = run_plugin_dag("chain", tmp_path)
+    assert run.state == "success"
+    ti = next(t for t in run.get_task_instances() if t.task_id == "second")
+    assert ti.xcom_pull(task_ids="second") == 42

@@ -1,0 +1,136 @@
+"""The plugin contract: each kind of bad input gets its own precise error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from meccano.cron import cron_problem
+from meccano.discovery import discover
+from meccano.manifest import load_plugin
+
+FIXTURES = Path(__file__).parent / "fixtures" / "plugins"
+
+
+def problems(folder: str) -> list[str]:
+    load = load_plugin(FIXTURES / folder)
+    assert not load.valid
+    return [str(p) for p in load.problems]
+
+
+def test_good_plugins_are_valid():
+    for name in ("goodNative:1.0", "goodScript:1.0"):
+        load = load_plugin(FIXTURES / name)
+        assert load.valid, load.problems
+    m = load_plugin(FIXTURES / "goodScript:1.0").manifest
+    assert (m.name, m.version, m.engine, m.enabled, m.type, m.execution_context) == (
+        "goodScript", "1.0", "python", False, "report", "both")
+    assert m.retries == 0 and m.timeout_minutes == 5 and m.parameters == {"window": 3}
+    assert m.source == FIXTURES / "goodScript:1.0" / "goodScript:1.0.py"
+
+
+def test_invalid_json_reports_line_and_column():
+    (msg,) = problems("badJson:1.0")
+    assert msg.startswith("badJson:1.0: plugin.json: invalid JSON at line 4, column 3")
+
+
+def test_all_missing_fields_reported_at_once():
+    msgs = problems("missingFields:1.0")
+    for field in ("enabled", "schedule", "description", "type", "executionContext"):
+        assert f"missingFields:1.0: {field}: missing required field" in msgs
+    assert len(msgs) == 5
+
+
+def test_unknown_field_named():
+    (msg,) = problems("unknownField:1.0")
+    assert msg.startswith("unknownField:1.0: colour: unknown field; allowed: plugin, engine")
+
+
+def test_wrong_types_each_named():
+    msgs = problems("wrongTypes:1.0")
+    assert 'wrongTypes:1.0: enabled: must be true or false, got "yes"' in msgs
+    assert "wrongTypes:1.0: schedule: must be a string, got 5" in msgs
+    assert 'wrongTypes:1.0: retries: must be a whole number, got "3"' in msgs
+    assert len(msgs) == 3
+
+
+def test_invalid_cron_names_the_cron_field():
+    (msg,) = problems("badCron:1.0")
+    assert msg == "badCron:1.0: schedule: invalid schedule: minute field: 61 is out of range 0-59"
+
+
+def test_unknown_engine_type_context_all_reported():
+    msgs = problems("badEnums:1.0")
+    assert any(m.startswith("badEnums:1.0: engine: unknown engine 'java'; use one of R, python, native, nodejs")
+               for m in msgs)
+    assert any(m.startswith("badEnums:1.0: type: unknown type 'dashboard'") for m in msgs)
+    assert any(m.startswith("badEnums:1.0: executionContext: unknown context 'slave'") for m in msgs)
+
+
+def test_name_must_match_folder():
+    (msg,) = problems("nameMismatch:1.0")
+    assert msg == ("nameMismatch:1.0: plugin: 'otherName:1.0' must equal the folder name 'nameMismatch:1.0'; "
+                   "rename one of them")
+
+
+def test_missing_source_file():
+    (msg,) = problems("missingSource:1.0")
+    assert msg.startswith("missingSource:1.0: engine: source file missingSource:1.0.R is missing")
+
+
+def test_unsafe_plugin_name_rejected():
+    msgs = problems("unsafeName:1.0")
+    assert len(msgs) == 1
+    assert "plugin '../evil;rm -rf $HOME:1.0' contains '/' '..' ' ' ';' '$'" in msgs[0]
+
+
+@pytest.mark.parametrize("folder_name", ["bad name:1.0", "x;y:1.0", "q'uote:1.0", "d$ollar:1.0", 'dq"x:1.0'])
+def test_unsafe_folder_names_rejected(tmp_path: Path, folder_name: str):
+    folder = tmp_path / folder_name
+    folder.mkdir()
+    (folder / "plugin.json").write_text(json.dumps({
+        "plugin": folder_name, "engine": "native", "enabled": True, "schedule": "@daily",
+        "description": "x", "type": "worker", "executionContext": "master"}))
+    load = load_plugin(folder)
+    assert not load.valid
+    assert any(str(p).startswith(f"{folder_name}: folder: folder name") and "could escape" in str(p)
+               for p in load.problems)
+
+
+def test_folder_without_plugin_json(tmp_path: Path):
+    (tmp_path / "empty:1.0").mkdir()
+    load = load_plugin(tmp_path / "empty:1.0")
+    assert [str(p) for p in load.problems] == [
+        "empty:1.0: plugin.json: missing; every plugin folder needs a plugin.json (see README)"]
+
+
+def test_shadowed_versions_reported_not_dropped():
+    catalog = discover(FIXTURES)
+    winner = catalog.find("shadow")
+    assert winner is not None and winner.manifest.version == "2.0"
+    assert sorted((s.load.folder.name, s.by) for s in catalog.shadowed) == [
+        ("shadow:1.0", "shadow:2.0"), ("shadow:1.5", "shadow:2.0")]
+    assert {p.folder.name for p in catalog.invalid} == {
+        "badCron:1.0", "badEnums:1.0", "badJson:1.0", "missingFields:1.0", "missingSource:1.0",
+        "nameMismatch:1.0", "unknownField:1.0", "unsafeName:1.0", "wrongTypes:1.0"}
+
+
+@pytest.mark.parametrize("expr", ["*/10 * * * *", "0 2 * * *", "@daily", "0 0 1 jan,jul mon-fri", "5-10/2 * * * 7"])
+def test_valid_crons(expr: str):
+    assert cron_problem(expr) is None
+
+
+@pytest.mark.parametrize(("expr", "why"), [
+    ("* * * *", "has 4 fields"),
+    ("* 24 * * *", "hour field: 24 is out of range 0-23"),
+    ("* * 0 * *", "day-of-month field: 0 is out of range 1-31"),
+    ("* * * foo *", "month field: 'foo' is not a number"),
+    ("*/0 * * * *", "minute field: step 0"),
+    ("10-5 * * * *", "minute field: range '10-5' runs backwards"),
+    ("@sometimes", "unknown preset '@sometimes'"),
+])
+def test_invalid_crons(expr: str, why: str):
+    problem = cron_problem(expr)
+    assert problem is not None and why in problem
