@@ -4,6 +4,7 @@
     python -m meccano plugins validate [PATH ...]
     python -m meccano db init | db upgrade | db check
     python -m meccano config show
+    python -m meccano demo [--port 8080] [--fresh]   (the embedded demo; README)
 """
 
 from __future__ import annotations
@@ -123,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["demo"]:
+        from meccano.demo import main as demo_main
+
+        return demo_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -1,0 +1,33 @@
+# Meccano ServiceManager on Airflow. See README.md.
+.PHONY: demo test test-unit lint bench venv system-deps-test system-deps-demo clean
+
+PYTEST_ARGS ?=
+
+demo: system-deps-demo venv            ## run the product on its embedded default (Ctrl-C stops it)
+	scripts/demo.sh
+
+test: system-deps-test venv            ## install everything, start services, run the whole suite, stop them
+	.venv/bin/ruff check .
+	PYTHONPATH=include .venv/bin/python -m pytest $(PYTEST_ARGS)
+
+test-unit: venv                         ## only the tests that need no service
+	PYTHONPATH=include .venv/bin/python -m pytest -m "not services and not browser and not ha" $(PYTEST_ARGS)
+
+lint: venv
+	.venv/bin/ruff check .
+
+bench: venv                             ## benchmarks, run by hand; figures go to bench/README.md
+	.venv/bin/pip install -q -r bench/requirements.txt
+	.venv/bin/python bench/bench_parse.py
+
+venv:
+	scripts/install-venv.sh
+
+system-deps-test:
+	scripts/install-system-deps.sh test
+
+system-deps-demo:
+	scripts/install-system-deps.sh demo
+
+clean:
+	rm -rf .venv .demo

@@ -1,0 +1,184 @@
+"""``python -m meccano demo``: the product on its embedded default, one command.
+
+Airflow (``airflow standalone``: scheduler, dag-processor, triggerer, API server) on
+127.0.0.1 with SQLite metadata, the IOTDB in SQLite, a gateway simulator writing to
+it, exports to a local folder and notifications to the log. Ctrl-C (or SIGTERM)
+stops every process it started: each child runs in its own process group and the
+whole group is stopped (INT, then TERM, then KILL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from meccano.config import PROJECT_ROOT
+
+STATE = PROJECT_ROOT / ".demo"
+
+
+def demo_environment(port: int, state: Path = STATE) -> dict[str, str]:
+    home = state / "airflow"
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "2",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "demo-passwords.json"),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 1),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(port + 2),
+        "MECCANO_IOTDB_SQLITE": str(state / "iotdb.sqlite"),
+        "MECCANO_REPORTS_DIR": str(state / "reports"),
+        "EXPORT_LOCALDIRECTORY": str(state / "export-work"),
+        "EXPORT_BUCKET": "",
+        # airflow standalone starts its components as `airflow ...`: the venv's bin first.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "include"), os.environ.get("PYTHONPATH")])),
+    }
+
+
+def _stop_group(proc: subprocess.Popen, name: str) -> None:
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGINT, 20), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    print(f"demo: {name} (pid {proc.pid}) did not stop", file=sys.stderr)
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=3) as resp:
+            body = json.loads(resp.read())
+        return all(v.get("status") == "healthy" for k, v in body.items()
+                   if k in ("metadatabase", "scheduler", "dag_processor"))
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+
+
+def _enabled_dag_ids() -> list[str]:
+    """Enabled plugins' DAGs start unpaused (``is_paused_upon_creation``); disabled ones stay paused."""
+    from meccano.discovery import discover
+
+    return [p.manifest.dag_id for p in discover().active if p.manifest and p.manifest.enabled]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m meccano demo")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("MECCANO_DEMO_PORT", "8080")))
+    parser.add_argument("--stores", type=int, default=5, help="simulated stores")
+    parser.add_argument("--devices-per-store", type=int, default=6)
+    parser.add_argument("--backfill-days", type=int, default=3, help="days of history written at start")
+    parser.add_argument("--state", default=str(STATE), help="folder for the demo's databases and logs")
+    parser.add_argument("--fresh", action="store_true", help="start from empty databases")
+    args = parser.parse_args(argv)
+
+    state = Path(args.state)
+    if args.fresh and state.exists():
+        import shutil
+
+        shutil.rmtree(state)
+    (state / "logs").mkdir(parents=True, exist_ok=True)
+    env = demo_environment(args.port, state)
+    home = Path(env["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    # A fixed login for a demo bound to 127.0.0.1 only.
+    (home / "demo-passwords.json").write_text(json.dumps({"admin": "admin"}))
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("MECCANO_", "EXPORT_"))})
+    t0 = time.monotonic()
+
+    from meccano.config import load_settings
+    from meccano.iotdb.db import Iotdb
+    from meccano.iotdb.schema import ensure_schema
+
+    db = Iotdb.from_settings(load_settings())
+    ensure_schema(db)
+    db.dispose()
+
+    children: list[tuple[str, subprocess.Popen]] = []
+
+    def spawn(name: str, argv_: list[str]) -> subprocess.Popen:
+        log = open(state / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child
+        proc = subprocess.Popen(argv_, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=PROJECT_ROOT)
+        children.append((name, proc))
+        return proc
+
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        print("\ndemo: stopping ...", flush=True)
+        for name, proc in reversed(children):
+            _stop_group(proc, name)
+        print("demo: stopped; nothing left running", flush=True)
+
+    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    try:
+        sim = [sys.executable, "-m", "meccano.simulator", "--stores", str(args.stores),
+               "--devices-per-store", str(args.devices_per_store), "--backfill-days", str(args.backfill_days)]
+        if (PROJECT_ROOT / "include" / "meccano" / "simulator.py").exists():
+            spawn("simulator", sim)
+        airflow = str(Path(sys.executable).parent / "airflow")
+        subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+        spawn("airflow", [airflow, "standalone"])
+        print(f"demo: starting Airflow on http://127.0.0.1:{args.port} (logs in {state / 'logs'}) ...", flush=True)
+        deadline = time.monotonic() + 600
+        while not _healthy(args.port):
+            if time.monotonic() > deadline:
+                print(f"demo: Airflow not healthy after 10 minutes; see {state / 'logs' / 'airflow.log'}",
+                      file=sys.stderr)
+                return 1
+            for name, proc in children:
+                if proc.poll() is not None:
+                    print(f"demo: {name} exited with {proc.returncode}; see {state / 'logs' / (name + '.log')}",
+                          file=sys.stderr)
+                    stop()
+                    return 1
+            time.sleep(1)
+        up = time.monotonic() - t0
+        enabled = _enabled_dag_ids()
+        print(f"""
+Meccano ServiceManager demo is up ({up:.0f} s)
+  Airflow UI:        http://127.0.0.1:{args.port}/      login: admin / admin
+  Meccano web view:  http://127.0.0.1:{args.port}/meccano/
+  Plugin listing:    http://127.0.0.1:{args.port}/meccano/plugins
+  Unpaused DAGs:     {', '.join(enabled) or '-'}
+  IOTDB (SQLite):    {env['MECCANO_IOTDB_SQLITE']}
+Press Ctrl-C to stop everything.""", flush=True)
+        while all(proc.poll() is None for _, proc in children):
+            time.sleep(1)
+        print("demo: a process exited unexpectedly; stopping", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop()

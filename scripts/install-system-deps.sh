@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a profile needs, only those missing (idempotent).
+#   scripts/install-system-deps.sh demo   build deps of mysqlclient only (the demo needs no server, no R)
+#   scripts/install-system-deps.sh test   + MariaDB, PostgreSQL, R with RMySQL, Chromium
+set -euo pipefail
+profile=${1:-test}
+pkgs=(default-libmysqlclient-dev pkg-config build-essential)
+if [ "$profile" = test ]; then
+  pkgs+=(mariadb-server mariadb-client postgresql r-base-core r-cran-dbi r-cran-rmysql chromium nodejs)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system packages: all present (${profile})"
+  exit 0
+fi
+echo "system packages: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
