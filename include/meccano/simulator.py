@@ -1,0 +1,220 @@
+"""A gateway simulator: writes into the IOTDB what the Meccano gateway would.
+
+    python -m meccano.simulator [--stores 5] [--devices-per-store 6] [--interval 10]
+                                [--backfill-days 3] [--silence-rate 0.02] [--seed 7] [--once]
+
+* stores become device groups (``store-001`` ...); each has boards registered to it, and a
+  few boards per fleet are registered but not yet approved (``device_group`` NULL:
+  WAITING_APPROVE);
+* every ``--interval`` seconds each live board announces itself (``Announcement``) and
+  sends readings (``Facts``): sensor 1 counts visitors (Poisson-like around a daily
+  curve), sensor 2 a temperature with noise and, rarely, a spike the sigma filter must
+  catch;
+* boards go silent now and then for 3 to 40 minutes and come back, so WARNING, FAIL,
+  alerts and recoveries happen on their own;
+* the console queues messages (TRANSIENT and PERSISTENT) and boards read some;
+* ``--backfill-days`` writes that many days of history first (one reading per board and
+  sensor every 10 minutes), so export and forecast have work at once.
+
+Times come from the database's clock (as the gateway's ``CURRENT_TIMESTAMP``), so the
+simulator and the ServiceManager agree on "now" on MySQL and SQLite alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import text
+
+from meccano.config import load_settings
+from meccano.fleet.clock import db_now, param
+from meccano.iotdb.db import Iotdb
+from meccano.iotdb.schema import ensure_schema
+
+log = logging.getLogger("meccano.simulator")
+
+FACT_INSERT = text(
+    "INSERT INTO Facts (channel, year, month, day, week_day, hour, minute, second, device_group, device, "
+    "sensor, data, creationDate) VALUES (:channel, :year, :month, :day, :week_day, :hour, :minute, :second, "
+    ":device_group, :device, :sensor, :data, :creationDate)")
+
+
+@dataclass
+class Board:
+    device: str
+    group: str | None
+    silent_until: datetime | None = None
+    base_temp: float = 22.0
+
+
+@dataclass
+class Fleet:
+    boards: list[Board] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, stores: int, per_store: int, rng: random.Random) -> Fleet:
+        boards = []
+        for s in range(1, stores + 1):
+            for d in range(1, per_store + 1):
+                boards.append(Board(f"5c:cf:{s:02x}:{d:02x}", f"store-{s:03d}", base_temp=rng.uniform(19, 26)))
+        pending = max(1, len(boards) // 15)
+        for p in range(1, pending + 1):
+            boards.append(Board(f"5c:cf:ff:{p:02x}", None))
+        return cls(boards)
+
+
+def visitors(when: datetime, rng: random.Random) -> int:
+    """Visitors in a 10-minute slot: a store-hours curve (9h to 21h) with noise."""
+    hour = when.hour + when.minute / 60
+    level = 0.0 if hour < 9 or hour > 21 else 12 * math.sin(math.pi * (hour - 9) / 12)
+    return max(0, round(rng.gauss(level, math.sqrt(level + 1))))
+
+
+def temperature(board: Board, when: datetime, rng: random.Random) -> int:
+    value = board.base_temp + 2 * math.sin(2 * math.pi * (when.hour / 24)) + rng.gauss(0, 0.4)
+    if rng.random() < 0.002:
+        value += rng.choice((-1, 1)) * rng.uniform(15, 30)  # a noisy reading the sigma filter should drop
+    return round(value)
+
+
+def fact(board: Board, sensor: int, value: int, when: datetime, db: Iotdb) -> dict:
+    return {"channel": "meccano", "year": when.year, "month": when.month, "day": when.day,
+            "week_day": when.isoweekday() % 7, "hour": when.hour, "minute": when.minute, "second": when.second,
+            "device_group": board.group or "", "device": board.device, "sensor": sensor, "data": value,
+            "creationDate": param(db, when)}
+
+
+def register(db: Iotdb, fleet: Fleet, now: datetime) -> None:
+    existing = {r["device"] for r in db.query("SELECT device FROM Registration")}
+    with db.begin() as con:
+        for b in fleet.boards:
+            if b.device in existing:
+                continue
+            con.execute(text("INSERT INTO Registration (device, device_group, registrationDate, memo, type) "
+                             "VALUES (:d, :g, :r, :m, 'ESP8266')"),
+                        {"d": b.device, "g": b.group, "r": param(db, now) if b.group else None,
+                         "m": "simulated board"})
+
+
+def backfill(db: Iotdb, fleet: Fleet, days: int, now: datetime, rng: random.Random) -> int:
+    """Days of history, one reading per board and sensor every 10 minutes, in batches."""
+    start = (now - timedelta(days=days)).replace(minute=0, second=0)
+    rows: list[dict] = []
+    total = 0
+    when = start
+    live = [b for b in fleet.boards if b.group]
+    while when < now - timedelta(minutes=10):
+        for b in live:
+            rows.append(fact(b, 1, visitors(when, rng), when, db))
+            rows.append(fact(b, 2, temperature(b, when, rng), when, db))
+        if len(rows) >= 5000:
+            with db.begin() as con:
+                con.execute(FACT_INSERT, rows)
+            total += len(rows)
+            rows = []
+        when += timedelta(minutes=10)
+    if rows:
+        with db.begin() as con:
+            con.execute(FACT_INSERT, rows)
+        total += len(rows)
+    return total
+
+
+def tick(db: Iotdb, fleet: Fleet, rng: random.Random, silence_rate: float) -> dict[str, int]:
+    """One gateway cycle: announcements, readings, silences, messages."""
+    now = db_now(db)
+    facts, announced, silent = [], [], 0
+    for b in fleet.boards:
+        if b.silent_until and now < b.silent_until:
+            silent += 1
+            continue
+        b.silent_until = None
+        if rng.random() < silence_rate:
+            b.silent_until = now + timedelta(minutes=rng.choice((3, 8, 12, 20, 40)))
+            silent += 1
+            continue
+        announced.append(b.device)
+        if b.group:
+            facts.append(fact(b, 1, visitors(now, rng), now, db))
+            facts.append(fact(b, 2, temperature(b, now, rng), now, db))
+    # MySQL reports 0 affected rows for an UPDATE that changes nothing: decide by presence.
+    known = {r["device"] for r in db.query("SELECT device FROM Announcement")}
+    with db.begin() as con:
+        for device in announced:
+            sql = ("UPDATE Announcement SET lastAnnouncementDate = :t WHERE device = :d" if device in known
+                   else "INSERT INTO Announcement (device, lastAnnouncementDate) VALUES (:d, :t)")
+            con.execute(text(sql), {"t": param(db, now), "d": device})
+        if facts:
+            con.execute(FACT_INSERT, facts)
+        if rng.random() < 0.3:
+            b = rng.choice(fleet.boards)
+            con.execute(text("INSERT INTO Messages (device, sender, delivery_type, message, creationDate) "
+                             "VALUES (:d, 'console', :t, :m, :c)"),
+                        {"d": b.device, "t": rng.choice(("TRANSIENT", "TRANSIENT", "PERSISTENT")),
+                         "m": rng.choice(("blink", "reboot", "vote:open", "beacon:on")), "c": param(db, now)})
+        con.execute(text("UPDATE Messages SET readDate = :t WHERE readDate IS NULL AND device IN "
+                         "(SELECT device FROM Announcement WHERE lastAnnouncementDate = :t)"),
+                    {"t": param(db, now)})
+    return {"announced": len(announced), "silent": silent, "facts": len(facts)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m meccano.simulator", description=__doc__.split("\n")[0])
+    parser.add_argument("--stores", type=int, default=5)
+    parser.add_argument("--devices-per-store", type=int, default=6)
+    parser.add_argument("--interval", type=float, default=10.0, help="seconds between gateway cycles")
+    parser.add_argument("--backfill-days", type=int, default=0)
+    parser.add_argument("--silence-rate", type=float, default=0.02, help="chance per cycle a board goes silent")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--once", action="store_true", help="one cycle, then exit")
+    args = parser.parse_args(argv)
+    for name, value in (("--stores", args.stores), ("--devices-per-store", args.devices_per_store)):
+        if value < 1:
+            parser.error(f"{name} must be at least 1, got {value}")
+    if args.interval <= 0 or not 0 <= args.silence_rate < 1:
+        parser.error("--interval must be > 0 and --silence-rate between 0 and 1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s simulator %(message)s")
+    rng = random.Random(args.seed)
+    db = Iotdb.from_settings(load_settings())
+    ensure_schema(db)
+    fleet = Fleet.build(args.stores, args.devices_per_store, rng)
+    now = db_now(db)
+    register(db, fleet, now)
+    log.info("fleet: %d boards in %d stores (%s)", len(fleet.boards), args.stores, db)
+    if args.backfill_days:
+        already = db.scalar("SELECT COUNT(*) FROM Facts WHERE creationDate < :t",
+                            t=param(db, now - timedelta(hours=1)))
+        if already:
+            log.info("backfill skipped: %d historical Facts rows already there", already)
+        else:
+            log.info("backfill: %d days ...", args.backfill_days)
+            log.info("backfill: %d Facts rows written", backfill(db, fleet, args.backfill_days, now, rng))
+    running = True
+
+    def stop(*_: object) -> None:
+        nonlocal running
+        running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while running:
+        counts = tick(db, fleet, rng, args.silence_rate)
+        log.info("cycle: %(announced)d announced, %(silent)d silent, %(facts)d facts", counts)
+        if args.once:
+            break
+        deadline = time.monotonic() + args.interval
+        while running and time.monotonic() < deadline:
+            time.sleep(0.2)
+    db.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
