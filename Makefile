@@ -3,8 +3,8 @@
 
 PYTEST_ARGS ?=
 
-demo: system-deps-demo venv            ## run the product on its embedded default (Ctrl-C stops it)
-	scripts/demo.sh
+demo: system-deps-demo venv            ## run the product on its embedded default (Ctrl-C stops it); DEMO_ARGS="--port 8080 --fresh"
+	scripts/demo.sh $(DEMO_ARGS)
 
 test: system-deps-test venv            ## install everything, start services, run the whole suite, stop them
 	.venv/bin/ruff check .

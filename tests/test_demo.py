@@ -1,0 +1,122 @@
+"""The embedded demo, started by the README's own command (``make demo``), end to end.
+
+Starts it on a free port with a fresh state folder, waits for Airflow's health, checks
+that plugin DAGs succeed on the simulated fleet, that the web console's listing and a
+report image answer, then stops it with Ctrl-C (SIGINT) and checks that nothing it
+started is still running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.services._proc import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.demo
+
+
+def _get(url: str, token: str | None = None, timeout: float = 10) -> tuple[int, bytes, str]:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read(), resp.headers.get("content-type", "")
+    except urllib.error.HTTPError as err:
+        return err.code, err.read(), ""
+
+
+def _token(base: str) -> str:
+    req = urllib.request.Request(f"{base}/auth/token", data=json.dumps({"username": "admin", "password": "admin"})
+                                 .encode(), headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())["access_token"]
+
+
+def _poll(what: str, check, timeout: float):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (OSError, urllib.error.URLError, ValueError, KeyError) as exc:
+            last = exc
+        time.sleep(3)
+    raise AssertionError(f"{what} not reached in {timeout:.0f}s (last: {last!r})")
+
+
+def _processes_with(marker: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (proc / "environ").read_bytes() or marker.encode() in (proc / "cmdline").read_bytes():
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return found
+
+
+def test_make_demo_runs_the_fleet_and_stops_cleanly(tmp_path: Path):
+    port = free_port()
+    state = tmp_path / "demo-state"
+    base = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "demo.out", "wb")  # noqa: SIM115
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MECCANO_", "EXPORT_"))}
+    proc = subprocess.Popen(["make", "demo", f"DEMO_ARGS=--port {port} --state {state} --fresh --backfill-days 1"],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    try:
+        _poll("the demo's 'is up' banner", lambda: b"demo is up" in (tmp_path / "demo.out").read_bytes(), 400)
+        banner = (tmp_path / "demo.out").read_text()
+        assert f"http://127.0.0.1:{port}/" in banner and "admin / admin" in banner and "Ctrl-C" in banner
+        token = _token(base)
+
+        def succeeded() -> list[str]:
+            done = []
+            for dag_id in ("historyStatus", "deviceAlert", "fleetStatusHistory"):
+                status, body, _ = _get(f"{base}/api/v2/dags/{dag_id}/dagRuns?state=success&limit=1", token)
+                if status == 200 and json.loads(body)["total_entries"] > 0:
+                    done.append(dag_id)
+            return done if len(done) == 3 else []
+
+        _poll("succeeded runs of historyStatus, deviceAlert and fleetStatusHistory", succeeded, 420)
+        status, body, _ = _get(f"{base}/meccano/plugins", token)
+        assert status == 200
+        rows = {r["dag_id"]: r for r in json.loads(body)}
+        assert rows["historyStatus"]["valid"] and rows["historyStatus"]["last_run"] is not None
+        assert rows["forecastDay"]["enabled"] is False  # disabled-by-default plugins stay disabled
+
+        def report_png() -> bytes | None:
+            status, body, _ = _get(f"{base}/meccano/plugins", token)
+            row = {r["dag_id"]: r for r in json.loads(body)}["fleetStatusHistory"]
+            link = row["links"]["report"]
+            if not link:
+                return None
+            url = link if link.startswith("http") else f"{base}{link}"
+            status, data, _ = _get(url, token)
+            return data if status == 200 and data[:8] == b"\x89PNG\r\n\x1a\n" else None
+
+        assert _poll("a report image from the web view", report_png, 300)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        finally:
+            log.close()
+    time.sleep(2)
+    assert _processes_with(str(state)) == []
+    assert "nothing left running" in (tmp_path / "demo.out").read_text()
