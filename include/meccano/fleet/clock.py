@@ -1,0 +1,55 @@
+"""The database's clock, and datetimes as query parameters on either dialect.
+
+The gateway stamps ``lastAnnouncementDate``, ``Facts.creationDate`` and
+``Messages.creationDate`` with the database's ``CURRENT_TIMESTAMP``, so every "how
+old is it" question is answered against the database's clock, never the worker's
+(the two may sit in different time zones or drift apart). SQLite's
+``CURRENT_TIMESTAMP`` is UTC text ``YYYY-MM-DD HH:MM:SS``; MariaDB's is the session
+time zone's, the same one its ``TIMESTAMP`` columns are read and compared in.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from meccano.iotdb.db import Iotdb
+
+SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """A column value (datetime on MySQL, text on SQLite) as a naive datetime."""
+    if value is None or isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    text = str(value).strip().replace("T", " ")
+    return datetime.fromisoformat(text[:26]) if text else None
+
+
+def as_date(value: Any) -> date:
+    """A ``DATE(...)`` result (date on MySQL, text on SQLite) as a date."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def db_now(db: Iotdb) -> datetime:
+    """``CURRENT_TIMESTAMP`` of the database, second precision, naive."""
+    value = as_datetime(db.scalar("SELECT CURRENT_TIMESTAMP"))
+    assert value is not None
+    return value.replace(microsecond=0)
+
+
+def param(db: Iotdb, value: datetime | None) -> Any:
+    """A datetime as a bind parameter: text in SQLite's format, a datetime for MySQL.
+
+    SQLite compares timestamps as text, so the parameter must have exactly the
+    layout ``CURRENT_TIMESTAMP`` writes.
+    """
+    if value is None or db.dialect != "sqlite":
+        return value
+    return value.strftime(SQLITE_FORMAT)

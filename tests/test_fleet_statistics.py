@@ -1,0 +1,110 @@
+"""sensorStatistics: hand-computed answers, the window, one reading, none, and the
+one-row-per-device/sensor replacement the gateway's filter relies on."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from meccano.config import ConfigError, load_settings
+from meccano.fleet.clock import db_now, param
+from meccano.fleet.statistics import from_sums, update_statistics
+from tests import test_fleet_data
+from tests.test_fleet_data import ago, facts
+
+any_iotdb = test_fleet_data.any_iotdb  # the MariaDB/SQLite fixture
+
+
+def _stats(db) -> dict[tuple[str, int], tuple[float, float, float]]:
+    rows = db.query("SELECT device, sensor, average, deviation, error FROM DeviceStatistics")
+    return {(r["device"], r["sensor"]): (r["average"], r["deviation"], r["error"]) for r in rows}
+
+
+def _old_row(db, device, sensor, value):
+    db.execute("INSERT INTO DeviceStatistics (device, sensor, average, deviation, error, creationDate) "
+               "VALUES (:d, :s, :v, :v, :v, :at)", d=device, s=sensor, v=value,
+               at=param(db, ago(db_now(db), days=3)))
+
+
+def test_statistics_by_hand(any_iotdb):
+    db = any_iotdb
+    now = db_now(db)
+    # A/1: 2 4 4 4 5 5 7 9 -> mean 5, population deviation 2, standard error 2/sqrt(8)
+    facts(db, [("A", 1, v, ago(now, minutes=i + 1)) for i, v in enumerate([2, 4, 4, 4, 5, 5, 7, 9])])
+    facts(db, [("A", 1, 1000, ago(now, minutes=24 * 60 + 1))])    # outside the 24 h window
+    facts(db, [("A", 1, -1000, ago(now, minutes=-5))])            # after "now": outside too
+    facts(db, [("A", 2, 10, ago(now, minutes=3))])                # one reading
+    facts(db, [("B", 1, 10, ago(now, minutes=3)), ("B", 1, 10, ago(now, minutes=4))])  # constant
+    _old_row(db, "A", 1, 99.0)
+    _old_row(db, "A", 1, 98.0)   # a stray duplicate: replaced too
+    _old_row(db, "A", 2, 50.0)   # one reading now: previous statistics kept
+    _old_row(db, "C", 1, 7.0)    # no reading in the window: kept
+
+    run = update_statistics(db, load_settings(), now=now)
+    assert (run.written, run.skipped) == (2, 1)
+    got = _stats(db)
+    assert got[("A", 1)] == pytest.approx((5.0, 2.0, 2 / math.sqrt(8)))
+    assert got[("B", 1)] == (10.0, 0.0, 0.0)
+    assert got[("A", 2)] == (50.0, 50.0, 50.0)
+    assert got[("C", 1)] == (7.0, 7.0, 7.0)
+    counts = db.query("SELECT device, sensor, COUNT(*) AS n FROM DeviceStatistics GROUP BY device, sensor")
+    assert all(r["n"] == 1 for r in counts)   # the gateway reads rows[0]: exactly one row each
+    one = next(r for r in run.results if (r.device, r.sensor) == ("A", 2))
+    assert (one.n, one.average, one.deviation, one.error) == (1, 10.0, 0.0, 0.0)
+
+    # with minReadings 1 (plugin parameter) the single reading is written: deviation 0, never NaN
+    run = update_statistics(db, load_settings(), params={"minReadings": 1}, now=now)
+    assert run.written == 3
+    assert _stats(db)[("A", 2)] == (10.0, 0.0, 0.0)
+    assert all(math.isfinite(v) for row in _stats(db).values() for v in row)
+
+
+def test_window_comes_from_config(any_iotdb, tmp_path, monkeypatch):
+    db = any_iotdb
+    now = db_now(db)
+    facts(db, [("A", 1, 1, ago(now, minutes=30)), ("A", 1, 3, ago(now, minutes=50)),
+               ("A", 1, 100, ago(now, minutes=90))])
+    cfg = tmp_path / "config.yml"
+    cfg.write_text("default:\n  sensorStatistics:\n    windowHours: 1\n")
+    monkeypatch.setenv("MECCANO_CONFIG", str(cfg))
+    update_statistics(db, load_settings(), now=now)
+    assert _stats(db)[("A", 1)] == (2.0, 1.0, 1 / math.sqrt(2))
+
+
+def test_no_readings_writes_nothing(any_iotdb):
+    run = update_statistics(any_iotdb, load_settings())
+    assert (run.written, run.skipped, run.results) == (0, 0, [])
+    assert any_iotdb.scalar("SELECT COUNT(*) FROM DeviceStatistics") == 0
+
+
+def test_exact_sums_do_not_lose_the_deviation():
+    # readings 10^9 + {0, 2}: float sums of squares would cancel; exact integers do not
+    big = 1_000_000_000
+    r = from_sums("d", 1, 2, 2 * big + 2, big**2 + (big + 2) ** 2)
+    assert (r.average, r.deviation, r.error) == (big + 1, 1.0, 1 / math.sqrt(2))
+
+
+def test_bad_option_names_key_and_source():
+    with pytest.raises(ConfigError, match=r"windowHours \(from plugin parameter / dag_run.conf 'windowHours'\)"):
+        update_statistics(None, load_settings(), params={"windowHours": "soon"})  # type: ignore[arg-type]
+
+
+def test_replacement_spans_several_delete_batches(any_iotdb):
+    db = any_iotdb
+    now = db_now(db)
+    devices = [f"d{i:04}" for i in range(1500)]  # > DELETE_BATCH pairs
+    facts(db, [(d, 1, v, ago(now, minutes=m)) for d in devices for v, m in ((1, 1), (3, 2))])
+    update_statistics(db, load_settings(), now=now)
+    facts(db, [(d, 1, 5, ago(now, minutes=3)) for d in devices])
+    run = update_statistics(db, load_settings(), now=now)
+    assert run.written == 1500
+    rows = db.query("SELECT COUNT(*) AS n, MIN(average) AS lo, MAX(average) AS hi FROM DeviceStatistics")[0]
+    assert (rows["n"], rows["lo"], rows["hi"]) == (1500, 3.0, 3.0)
+
+
+def test_db_init_adds_the_statistics_index(any_iotdb):
+    from sqlalchemy import inspect
+
+    indexes = {i["name"]: i["column_names"] for i in inspect(any_iotdb.engine).get_indexes("Facts")}
+    assert indexes["Facts_stats_idx"] == ["device", "sensor", "creationDate", "data"]
