@@ -1,0 +1,1 @@
+"""Report store (where report plugins' charts live) and chart helpers."""

@@ -1,0 +1,1 @@
+"""The web view: a FastAPI app mounted in Airflow's API server (see plugins/meccano_web.py)."""

@@ -1,0 +1,120 @@
+"""The plugin listing for the web console: each plugin.json as the original served it,
+plus what Airflow knows (DAG, validity, last and next run) and links to docs and reports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from meccano.discovery import Catalog, discover
+from meccano.manifest import PluginLoad
+from meccano.reports.store import ReportEntry, ReportStore
+from meccano.web.runs import DagState, dag_states
+
+ORIGINAL_FIELDS = ("plugin", "engine", "enabled", "schedule", "description", "type", "executionContext")
+
+
+class LastRun(BaseModel):
+    state: str | None = Field(description="Airflow DAG run state: queued, running, success, failed")
+    run_id: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+class Links(BaseModel):
+    dag: str = Field(description="The DAG in the Airflow UI")
+    docs: str | None = Field(description="The plugin's assets/index.html; null when it has none")
+    report: str | None = Field(description="The latest report's chart (PNG); null when none was published")
+    report_data: str | None = Field(description="The numbers behind the latest chart (CSV); null when none")
+    report_history: str | None = Field(description="JSON list of the kept reports; null for non-report plugins")
+
+
+class ReportInfo(BaseModel):
+    created_at: datetime
+    stamp: str
+    files: list[str]
+
+
+class PluginRow(BaseModel):
+    """One plugin folder. The first seven fields are plugin.json's, unchanged (null when absent)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    plugin: Any = Field(description="plugin.json 'plugin' as written, e.g. deviceAvgTime:1.0")
+    engine: Any
+    enabled: Any
+    schedule: Any
+    description: Any
+    type: Any
+    executionContext: Any
+    folder: str = Field(description="Folder name under meccano_plugins/")
+    name: str | None
+    version: str | None
+    dag_id: str
+    valid: bool
+    errors: list[str]
+    shadowed_by: str | None = Field(description="A higher version that runs instead of this one")
+    paused: bool | None
+    last_run: LastRun | None
+    next_run: datetime | None = Field(description="When the scheduler creates the next run; null if paused/none")
+    report: ReportInfo | None
+    links: Links
+
+
+def _row(load: PluginLoad, dag_id: str, valid: bool, shadowed_by: str | None, state: DagState | None,
+         report: ReportEntry | None, base: str, airflow_base: str) -> PluginRow:
+    raw = load.raw if isinstance(load.raw, dict) else {}
+    manifest = load.manifest
+    folder = load.folder.name
+    fq = quote(folder, safe=":")
+    is_report = manifest is not None and manifest.type == "report"
+    docs = f"{base}/plugins/{fq}/docs" if (load.folder / "assets" / "index.html").is_file() else None
+    chart = data = None
+    if report is not None and is_report:
+        name = quote(manifest.name)
+        chart = f"{base}/reports/{name}/{report.stamp}/{report.chart}" if report.chart else None
+        data = f"{base}/reports/{name}/{report.stamp}/data.csv" if "data.csv" in report.files else None
+    return PluginRow(
+        **{k: raw.get(k) for k in ORIGINAL_FIELDS},
+        folder=folder,
+        name=manifest.name if manifest else None,
+        version=manifest.version if manifest else None,
+        dag_id=dag_id,
+        valid=valid,
+        errors=[f"{p.field}: {p.message}" for p in load.problems],
+        shadowed_by=shadowed_by,
+        paused=state.paused if state else None,
+        last_run=LastRun(state=state.last_state, run_id=state.last_run_id, started_at=state.last_run_at,
+                         ended_at=state.last_end) if state and state.last_run_id else None,
+        next_run=state.next_run if state and not shadowed_by else None,
+        report=ReportInfo(created_at=report.created_at, stamp=report.stamp, files=list(report.files))
+        if report is not None and is_report else None,
+        links=Links(dag=f"{airflow_base}/dags/{quote(dag_id)}", docs=docs, report=chart, report_data=data,
+                    report_history=f"{base}/reports/{quote(manifest.name)}" if is_report else None),
+    )
+
+
+def build_listing(store: ReportStore, base: str, airflow_base: str, root: Path | None = None) -> list[PluginRow]:
+    """Every plugin folder: the active ones, then shadowed lower versions, then invalid ones."""
+    from meccano.factory import invalid_dag_id
+
+    catalog: Catalog = discover(root)
+    active_ids = [p.manifest.dag_id for p in catalog.active if p.manifest]
+    invalid_ids = {id(p): invalid_dag_id(p.folder) for p in catalog.invalid}
+    states = dag_states([*active_ids, *invalid_ids.values()])
+    rows = []
+    for load in catalog.active:
+        m = load.manifest
+        latest = store.latest(m.name) if m.type == "report" else None
+        rows.append(_row(load, m.dag_id, True, None, states.get(m.dag_id), latest, base, airflow_base))
+    for item in catalog.shadowed:
+        m = item.load.manifest
+        rows.append(_row(item.load, m.dag_id, True, item.by, None, None, base, airflow_base))
+    for load in catalog.invalid:
+        dag_id = invalid_ids[id(load)]
+        rows.append(_row(load, dag_id, False, None, states.get(dag_id), None, base, airflow_base))
+    return rows

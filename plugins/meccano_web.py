@@ -1,0 +1,30 @@
+"""Airflow plugin: the Meccano web view (include/meccano/web) in Airflow's API server.
+
+Thin on purpose: it mounts the FastAPI app under ``/meccano`` and adds an entry to the
+Airflow UI's navigation (Browse -> Meccano plugins) that shows the page inside the UI.
+"""
+
+import sys
+from pathlib import Path
+
+_INCLUDE = str(Path(__file__).resolve().parents[1] / "include")
+if _INCLUDE not in sys.path:
+    sys.path.insert(0, _INCLUDE)
+
+from airflow.plugins_manager import AirflowPlugin  # noqa: E402
+
+from meccano.web.app import create_app  # noqa: E402
+
+URL_PREFIX = "/meccano"
+
+
+class MeccanoWebPlugin(AirflowPlugin):
+    name = "meccano_web"
+    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Meccano plugins"}]  # noqa: RUF012
+    external_views = [{  # noqa: RUF012
+        "name": "Meccano plugins",
+        "href": f"{URL_PREFIX}/",
+        "destination": "nav",
+        "category": "browse",
+        "url_route": "meccano",
+    }]
