@@ -6,7 +6,7 @@ set -euo pipefail
 profile=${1:-test}
 pkgs=(default-libmysqlclient-dev pkg-config build-essential)
 if [ "$profile" = test ]; then
-  pkgs+=(mariadb-server mariadb-client postgresql r-base-core r-cran-dbi r-cran-rmysql chromium nodejs)
+  pkgs+=(mariadb-server mariadb-client postgresql r-base-core r-cran-dbi r-cran-rmysql r-cran-rsqlite chromium nodejs)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -120,14 +120,17 @@ def test_sensor_statistics_chart(iotdb, airflow_db, reports_dir):
     assert got == [("dev-a", "2", 5.0, 9.5), ("dev-a", "1", 20.0, 2.0), ("dev-b", "1", 30.0, 0.5)]
 
 
-def test_device_avg_time_explains_sqlite_is_unsupported(tmp_path):
-    """The R plugin needs MySQL (RMySQL): on the demo's SQLite IOTDB it says so and how to fix it."""
-    import subprocess
-    from pathlib import Path
+def test_device_avg_time_r_on_the_demo_sqlite_iotdb(sqlite_iotdb, airflow_db, reports_dir):
+    """On the embedded SQLite IOTDB the R report reads with RSQLite and gives the same answer."""
+    base = END - timedelta(hours=2)
+    rows = [{"d": d, "t": (base + timedelta(seconds=sec)).strftime(DB)}
+            for d, secs in (("dev-a", [60 * i for i in range(5)]), ("dev-b", [0, 100, 400]), ("dev-c", [0]))
+            for sec in secs]
+    with sqlite_iotdb.begin() as con:
+        con.execute(text("INSERT INTO Facts (channel, year, month, day, week_day, hour, minute, second, "
+                         "device_group, device, sensor, data, creationDate) "
+                         "VALUES ('ch', 2026, 3, 10, 2, 0, 0, 0, 'g', :d, 1, 7, :t)"), rows)
+    out = _run("deviceAvgTime")
+    got = {r["device"]: (int(r["contacts"]), r["avg_seconds"]) for r in out["rows"]}
+    assert got == {"dev-b": (3, "200"), "dev-a": (5, "60"), "dev-c": (1, "")}
 
-    script = Path(__file__).resolve().parents[1] / "meccano_plugins" / "deviceAvgTime:1.0" / "deviceAvgTime:1.0.R"
-    env = {"PATH": "/usr/bin:/bin", "MECCANO_IOTDB_SQLITE": str(tmp_path / "iotdb.sqlite"),
-           "MECCANO_REPORT_DIR": str(tmp_path)}
-    done = subprocess.run(["Rscript", str(script)], env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode != 0
-    assert "needs a MySQL/MariaDB connection" in done.stderr and "updatesByDevice" in done.stderr

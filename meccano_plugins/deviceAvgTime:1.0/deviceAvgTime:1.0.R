@@ -1,17 +1,20 @@
 #!/usr/bin/env Rscript
 # deviceAvgTime: the average time, in seconds, between a device's contacts with the gateway
 # (its Facts rows) in the window, as a bar chart (output.png) and its numbers (data.csv).
-# Written like the original's R plugins: RMySQL and the MYSQL_* variables.
+# Written like the original's R plugins: RMySQL and the MYSQL_* variables; on the embedded demo's
+# SQLite IOTDB (MECCANO_IOTDB_SQLITE) it reads with RSQLite instead.
 #
 # Average gap = (last contact - first contact) / (contacts - 1): the mean of the gaps
 # between consecutive contacts, computed without reading every row.
-if (nchar(Sys.getenv("MYSQL_HOST")) == 0) {
-  stop(paste("deviceAvgTime:1.0 reads the IOTDB with RMySQL and needs a MySQL/MariaDB connection",
-             "(Airflow connection meccano_iotdb or MYSQL_* settings); the embedded SQLite IOTDB",
-             "(MECCANO_IOTDB_SQLITE) is not supported by R plugins: use the native report updatesByDevice",
-             "or point the IOTDB at MySQL"), call. = FALSE)
+SQLITE <- Sys.getenv("MECCANO_IOTDB_SQLITE")  # the embedded demo's IOTDB
+if (nchar(SQLITE) > 0) {
+  if (!requireNamespace("RSQLite", quietly = TRUE)) {
+    stop(paste("deviceAvgTime:1.0 on the embedded SQLite IOTDB needs the R package RSQLite:",
+               "apt-get install r-cran-rsqlite (with MySQL/MariaDB it uses RMySQL, as the original)"), call. = FALSE)
+  }
+} else {
+  library('RMySQL')
 }
-library('RMySQL')
 
 OUT <- Sys.getenv("MECCANO_REPORT_DIR", "assets")
 PARAMS <- Sys.getenv("MECCANO_PARAMETERS", "{}")
@@ -36,17 +39,22 @@ fmt <- function(t) format(t, "%Y-%m-%d %H:%M:%S", tz = "UTC")
 window_text <- sprintf("window %s – %s UTC", format(start_time, "%Y-%m-%d %H:%M", tz = "UTC"),
                        format(end_time, "%Y-%m-%d %H:%M", tz = "UTC"))
 
-db <- dbConnect(MySQL(), user = Sys.getenv("MYSQL_USER"), password = Sys.getenv("MYSQL_PASSWORD"),
-                dbname = Sys.getenv("MYSQL_DATABASE"), host = Sys.getenv("MYSQL_HOST"),
-                port = as.integer(Sys.getenv("MYSQL_PORT", "3306")))
-invisible(dbExecute(db, "SET time_zone = '+00:00'"))
+if (nchar(SQLITE) > 0) {
+  db <- DBI::dbConnect(RSQLite::SQLite(), SQLITE)
+  span <- "(julianday(MAX(creationDate)) - julianday(MIN(creationDate))) * 86400"  # stored as UTC text
+} else {
+  db <- dbConnect(MySQL(), user = Sys.getenv("MYSQL_USER"), password = Sys.getenv("MYSQL_PASSWORD"),
+                  dbname = Sys.getenv("MYSQL_DATABASE"), host = Sys.getenv("MYSQL_HOST"),
+                  port = as.integer(Sys.getenv("MYSQL_PORT", "3306")))
+  invisible(dbExecute(db, "SET time_zone = '+00:00'"))
+  span <- "TIMESTAMPDIFF(SECOND, MIN(creationDate), MAX(creationDate))"
+}
 sql <- paste0(
-  "SELECT device, COUNT(*) AS contacts, ",
-  "TIMESTAMPDIFF(SECOND, MIN(creationDate), MAX(creationDate)) AS span_seconds ",
-  "FROM Facts WHERE creationDate >= ", dbQuoteString(db, fmt(start_time)),
-  " AND creationDate < ", dbQuoteString(db, fmt(end_time)), " GROUP BY device")
-rows <- dbGetQuery(db, sql)
-invisible(dbDisconnect(db))
+  "SELECT device, COUNT(*) AS contacts, ", span, " AS span_seconds ",
+  "FROM Facts WHERE creationDate >= ", DBI::dbQuoteString(db, fmt(start_time)),
+  " AND creationDate < ", DBI::dbQuoteString(db, fmt(end_time)), " GROUP BY device")
+rows <- DBI::dbGetQuery(db, sql)
+invisible(DBI::dbDisconnect(db))
 
 rows$avg_seconds <- ifelse(rows$contacts > 1, rows$span_seconds / pmax(rows$contacts - 1, 1), NA)
 rows <- rows[order(-ifelse(is.na(rows$avg_seconds), -1, rows$avg_seconds), rows$device), ]
