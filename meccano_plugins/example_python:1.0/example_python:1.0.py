@@ -22,8 +22,8 @@ cur = con.cursor()
 cur.execute("SELECT device_group, COUNT(*) FROM Registration GROUP BY device_group")
 rows = cur.fetchall()
 for group, devices in rows:
-    cur.execute(f"INSERT INTO ExampleOutput (plugin, device_group, devices, runAt) VALUES ({mark}, {mark}, {mark}, {mark})",
-                (PLUGIN, group, devices, RUN_AT))
+    cur.execute("INSERT INTO ExampleOutput (plugin, device_group, devices, runAt) "
+                f"VALUES ({mark}, {mark}, {mark}, {mark})", (PLUGIN, group, devices, RUN_AT))
 con.commit()
 con.close()
 print(f"counted {len(rows)} device groups")
