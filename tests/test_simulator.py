@@ -24,8 +24,9 @@ def test_simulator_builds_a_fleet_with_history(any_iotdb):
     assert groups == {"store-001": 4, "store-002": 4, "store-003": 4, None: 1}  # one waiting approval
     assert db.scalar("SELECT COUNT(*) FROM Announcement") == 13
     history = db.scalar("SELECT COUNT(*) FROM Facts")
-    # one day: about 144 ten-minute slots x 12 boards x 2 sensors, plus this cycle's 24 readings
-    assert 130 * 24 < history < 150 * 24
+    # one day from the top of the hour a day ago, every 10 minutes until 10 minutes ago: 143 to 150
+    # slots of 12 boards x 2 sensors, plus this cycle's 24 readings
+    assert 143 * 24 + 24 <= history <= 150 * 24 + 24
     assert db.scalar("SELECT COUNT(DISTINCT sensor) FROM Facts") == 2
     # a second start does not back-fill again
     main(["--stores", "3", "--devices-per-store", "4", "--backfill-days", "1", "--once", "--silence-rate", "0"])
