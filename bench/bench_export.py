@@ -1,0 +1,292 @@
+"""Benchmark: export and purge N Facts rows, MariaDB -> SeaweedFS S3, side by side with
+(a) the amazon provider's SqlToS3Operator (pandas full load) and (b) ``mariadb --batch
+--quick | gzip -6`` (the practical speed limit), then a chunked purge while a gateway-like
+loop inserts 50 single rows a second and records their latency.
+
+    .venv/bin/python bench/bench_export.py --rows 5000000 --days 5
+
+Starts its own MariaDB and SeaweedFS (tests/services); every method runs in a child
+process whose peak RSS comes from GNU ``time -f %M`` (for the shell pipeline: its largest
+process). Prints a JSON summary and a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "include"), str(ROOT)]
+FIRST_DAY = datetime(2024, 1, 1)
+NOW = "2024-02-01T02:00:00"
+
+
+def _free_port() -> int:
+    """A port whose +10000 (SeaweedFS's gRPC port) is still valid."""
+    while True:
+        port = random.randint(20000, 50000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+
+
+def run_child(args: list[str], env: dict[str, str], shell: bool = False) -> tuple[float, int, str]:
+    """(seconds, peak RSS in MB, stdout) of one child process."""
+    argv = args if not shell else ["bash", "-o", "pipefail", "-c", args[0]]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as errf, \
+            tempfile.NamedTemporaryFile("r") as rss:
+        start = time.perf_counter()
+        # GNU time forks the child from a small process: a fork of this (large) Python process
+        # would count its RSS before exec.
+        code = subprocess.call(["/usr/bin/time", "-f", "%M", "-o", rss.name, *argv], env=env, stdout=out,
+                               stderr=errf)
+        seconds = time.perf_counter() - start
+        out.seek(0)
+        errf.seek(0)
+        text = out.read().decode(errors="replace")
+        err = errf.read().decode(errors="replace")
+        peak_kb = int(rss.read().strip().splitlines()[-1] or 0)
+    if code != 0:
+        raise RuntimeError(f"{args[0][:80]} failed ({code}):\n{err[-3000:]}")
+    return seconds, peak_kb // 1024, text
+
+
+def generate(db_sql, database: str, rows: int, days: int, work: Path, mariadb) -> None:  # noqa: ANN001
+    per_day = rows // days
+    tsv = work / "facts.tsv"
+    t0 = time.perf_counter()
+    with tsv.open("w") as fh:
+        for d in range(days):
+            base = FIRST_DAY + timedelta(days=d)
+            step = 86400 / per_day
+            for i in range(per_day):
+                ts = base + timedelta(seconds=int(i * step))
+                fh.write(f"channel{i % 7}\t{ts.year}\t{ts.month}\t{ts.day}\t{ts.weekday()}\t{ts.hour}\t{ts.minute}\t"
+                         f"{ts.second}\tgroup{i % 5}\taa:bb:{i % 250:03d}\t{i % 4}\t{i % 1000}\t"
+                         f"{ts:%Y-%m-%d %H:%M:%S}\n")
+    subprocess.run(["mariadb", "--no-defaults", f"--socket={mariadb.socket}", "-uroot", "--local-infile=1",
+                    database, "-e", f"LOAD DATA LOCAL INFILE '{tsv}' INTO TABLE Facts"], check=True)
+    tsv.unlink()
+    print(f"generated {rows:,} rows in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+
+
+# --- child entry points ------------------------------------------------------------------
+
+def child_ours(max_days: int) -> None:
+    from meccano.config import load_settings
+    from meccano.export import chain
+    from meccano.iotdb.db import Iotdb
+
+    os.environ["MECCANO_BENCH_MAXDAYS"] = str(max_days)
+    settings = load_settings()
+    db = Iotdb.from_settings(settings)
+    when = datetime.fromisoformat(NOW)
+    t0 = time.perf_counter()
+    planned = chain.plan_step(settings, db, {}, f"bench-{max_days}", when)
+    t1 = time.perf_counter()
+    exported = chain.export_step(settings, db, planned)
+    t2 = time.perf_counter()
+    chain.upload_step(settings, db, planned, exported)
+    t3 = time.perf_counter()
+    chain.verify_step(settings, db, planned)
+    t4 = time.perf_counter()
+    Path(os.environ["MECCANO_BENCH_PLAN"]).write_text(json.dumps(planned))
+    print(json.dumps({"rows": sum(p["rows"] for p in exported["partitions"]), "plan": t1 - t0,
+                      "export": t2 - t1, "upload": t3 - t2, "verify": t4 - t3}))
+
+
+def child_baseline() -> None:
+    """The same imports and one plan step: the process's floor, to subtract from the others."""
+    from meccano.config import load_settings
+    from meccano.export import chain
+    from meccano.iotdb.db import Iotdb
+
+    settings = load_settings()
+    chain.plan_step(settings, Iotdb.from_settings(settings), {}, "baseline", datetime.fromisoformat(NOW))
+    print("{}")
+
+
+def child_purge() -> None:
+    from meccano.config import load_settings
+    from meccano.export import chain
+    from meccano.iotdb.db import Iotdb
+
+    settings = load_settings()
+    db = Iotdb.from_settings(settings)
+    planned = json.loads(Path(os.environ["MECCANO_BENCH_PLAN"]).read_text())
+    t0 = time.perf_counter()
+    result = chain.purge_step(settings, db, planned)
+    print(json.dumps({"rows": result["purged"], "seconds": time.perf_counter() - t0}))
+
+
+def child_pandas(bucket: str, start: str, end: str) -> None:
+    from airflow.providers.amazon.aws.transfers.sql_to_s3 import SqlToS3Operator
+
+    op = SqlToS3Operator(task_id="sql_to_s3", query=f"SELECT * FROM Facts WHERE creationDate >= '{start}' "
+                         f"AND creationDate < '{end}'", s3_bucket=bucket, s3_key="pandas/facts.csv.gz",
+                         sql_conn_id="meccano_iotdb", aws_conn_id="aws_default", file_format="csv",
+                         replace=True, pd_kwargs={"index": False, "header": False, "compression": "gzip"})
+    op.execute(context={})
+
+
+def child_inserts(seconds: float, out: str) -> None:
+    """50 single-row inserts a second, each its own autocommit statement; latencies to ``out``."""
+    from meccano.config import load_settings
+    from meccano.connections import iotdb_connection
+
+    conn = iotdb_connection(load_settings())
+    import MySQLdb
+
+    con = MySQLdb.connect(host=conn.host, port=int(conn.port), user=conn.login, passwd=conn.password,
+                          db=conn.schema, autocommit=True)
+    cur = con.cursor()
+    lat: list[float] = []
+    stop: list[int] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    t_end = time.monotonic() + seconds
+    nxt = time.monotonic()
+    while time.monotonic() < t_end and not stop:
+        t = time.perf_counter()
+        cur.execute("INSERT INTO Facts (channel, year, month, day, week_day, hour, minute, second, device_group, "
+                    "device, sensor, data) VALUES ('live', 2026, 1, 1, 1, 0, 0, 0, 'g', 'aa:live', 1, 1)")
+        lat.append((time.perf_counter() - t) * 1000)
+        nxt += 0.02
+        time.sleep(max(0.0, nxt - time.monotonic()))
+    Path(out).write_text(json.dumps(lat))
+
+
+def p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98] if len(values) >= 100 else max(values)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=5_000_000)
+    ap.add_argument("--days", type=int, default=5)
+    ap.add_argument("--child", default="")
+    ap.add_argument("--arg", action="append", default=[])
+    a = ap.parse_args()
+    if a.child == "ours":
+        return child_ours(int(a.arg[0]))
+    if a.child == "baseline":
+        return child_baseline()
+    if a.child == "purge":
+        return child_purge()
+    if a.child == "pandas":
+        return child_pandas(*a.arg)
+    if a.child == "inserts":
+        return child_inserts(float(a.arg[0]), a.arg[1])
+
+    import tests.services._proc as proc
+
+    proc.free_port = _free_port
+    import tests.services.s3 as s3mod
+    from tests.services.mariadb import start_mariadb
+
+    s3mod.free_port = _free_port
+    work = Path(tempfile.mkdtemp(prefix="meccano-bench-"))
+    mariadb = start_mariadb(work / "mariadb")
+    s3 = s3mod.start_s3(work / "s3")
+    results: dict = {"rows": a.rows, "days": a.days}
+    try:
+        database = "IOTDB_BENCH"
+        mariadb.create_database(database)
+        bucket = "bench"
+        s3.client().create_bucket(Bucket=bucket)
+        cfg = work / "config.yml"
+        cfg.write_text("default:\n  export:\n    tables:\n      - {table: Facts, dateColumn: creationDate}\n"
+                       "    maxDaysPerRun: 100\n")
+        env = {**os.environ, "AIRFLOW_CONN_MECCANO_IOTDB": mariadb.uri(database),
+               "AIRFLOW_CONN_AWS_DEFAULT": s3.connection_uri(), "EXPORT_BUCKET": bucket,
+               "EXPORT_LOCALDIRECTORY": str(work / "local"), "EXPORT_DAYS": "1", "MECCANO_CONFIG": str(cfg),
+               "MECCANO_BENCH_PLAN": str(work / "plan.json"), "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+               "PYTHONPATH": f"{ROOT / 'include'}:{ROOT}"}
+        os.environ.update({k: env[k] for k in ("AIRFLOW_CONN_MECCANO_IOTDB", "MECCANO_CONFIG")})
+        from meccano.config import load_settings
+        from meccano.iotdb.db import Iotdb
+        from meccano.iotdb.schema import ensure_schema
+
+        db = Iotdb.from_settings(load_settings())
+        ensure_schema(db)
+        generate(None, database, a.rows, a.days, work, mariadb)
+        start, end = f"{FIRST_DAY:%Y-%m-%d} 00:00:00", f"{FIRST_DAY + timedelta(days=a.days):%Y-%m-%d} 00:00:00"
+        one_day_end = f"{FIRST_DAY + timedelta(days=1):%Y-%m-%d} 00:00:00"
+        me = [sys.executable, str(Path(__file__).resolve())]
+
+        # (b) mariadb --batch --quick | gzip -6: the practical speed limit
+        for label, upper in (("one_day", one_day_end), ("all", end)):
+            cmd = (f"mariadb --no-defaults --socket={mariadb.socket} -uroot --batch --quick -N {database} "
+                   f"-e \"SELECT * FROM Facts WHERE creationDate >= '{start}' AND creationDate < '{upper}'\" "
+                   f"| gzip -6 > {work / 'cli.tsv.gz'}")
+            sec, rss, _ = run_child([cmd], env, shell=True)
+            rows = a.rows // a.days if label == "one_day" else a.rows
+            results[f"cli_{label}"] = {"rows": rows, "seconds": sec, "rows_per_s": rows / sec, "peak_mb": rss}
+            print(label, "cli", results[f"cli_{label}"], file=sys.stderr)
+
+        _, floor, _ = run_child([*me, "--child", "baseline"], env)
+        results["python_airflow_import_floor_mb"] = floor
+        # ours: one day, then all days (memory must stay flat)
+        for label, max_days in (("one_day", 1), ("all", a.days)):
+            cfg.write_text("default:\n  export:\n    tables:\n      - {table: Facts, dateColumn: creationDate}\n"
+                           f"    maxDaysPerRun: {max_days}\n")
+            sec, rss, out = run_child([*me, "--child", "ours", "--arg", str(max_days)], env)
+            r = json.loads(out.strip().splitlines()[-1])
+            results[f"ours_{label}"] = {**r, "seconds_total": sec, "rows_per_s_export": r["rows"] / r["export"],
+                                        "rows_per_s_end_to_end": r["rows"] / (r["plan"] + r["export"] + r["upload"]
+                                                                              + r["verify"]),
+                                        "peak_mb": rss}
+            print(label, "ours", results[f"ours_{label}"], file=sys.stderr)
+
+        # (a) SqlToS3Operator: pandas full load (one day, then all days)
+        for label, upper in (("one_day", one_day_end), ("all", end)):
+            rows = a.rows // a.days if label == "one_day" else a.rows
+            try:
+                sec, rss, _ = run_child([*me, "--child", "pandas", "--arg", bucket, "--arg", start, "--arg", upper],
+                                        env)
+                results[f"pandas_{label}"] = {"rows": rows, "seconds": sec, "rows_per_s": rows / sec, "peak_mb": rss}
+            except RuntimeError as exc:
+                results[f"pandas_{label}"] = {"rows": rows, "error": str(exc)[-300:]}
+            print(label, "pandas", results[f"pandas_{label}"], file=sys.stderr)
+
+        # purge while a gateway-like loop inserts 50 rows/s
+        lat_base = work / "lat_base.json"
+        run_child([*me, "--child", "inserts", "--arg", "10", "--arg", str(lat_base)], env)
+        lat_purge = work / "lat_purge.json"
+        inserter = subprocess.Popen([*me, "--child", "inserts", "--arg", "100000", "--arg", str(lat_purge)],
+                                    env=env)
+        time.sleep(2)
+        sec, rss, out = run_child([*me, "--child", "purge"], env)
+        inserter.terminate()
+        inserter.wait()
+        purge = json.loads(out.strip().splitlines()[-1])
+        results["purge"] = {**purge, "rows_per_s": purge["rows"] / purge["seconds"], "peak_mb": rss}
+        base = json.loads(lat_base.read_text())
+        results["insert_latency_ms"] = {"baseline_p99": p99(base), "baseline_median": statistics.median(base)}
+        if lat_purge.exists():
+            during = json.loads(lat_purge.read_text())
+            results["insert_latency_ms"].update(during_purge_p99=p99(during), during_purge_median=statistics.median(
+                during), during_purge_n=len(during))
+        print(json.dumps(results, indent=1))
+    finally:
+        s3.stop()
+        mariadb.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

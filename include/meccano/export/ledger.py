@@ -1,0 +1,91 @@
+"""The export ledger (``ExportLedger`` table in the IOTDB): one row per (table, day).
+
+It lives in the same database as the rows it describes, so a purge chunk and the ledger's
+record of it commit in one transaction: after any crash the ledger says exactly which
+ranges of a day are gone from the database (and so exist only in the target).
+
+States: ``exported`` (local files + manifest) -> ``uploaded`` -> ``verified`` ->
+``purging`` (some chunks deleted) -> ``purged``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from meccano.iotdb.db import Iotdb
+
+STATES = ("exported", "uploaded", "verified", "purging", "purged")
+
+
+@dataclass
+class LedgerEntry:
+    table: str
+    day: str
+    state: str
+    run_id: str
+    manifest: dict[str, Any] = field(default_factory=dict)
+    purged_rows: int = 0
+
+    @property
+    def rows(self) -> int:
+        return int(self.manifest.get("rows", 0))
+
+    @property
+    def has_purged(self) -> bool:
+        """Some rows of this day were deleted: the target holds data the database no longer has."""
+        return self.purged_rows > 0 or any(c.get("purged") for c in self.manifest.get("chunks", []))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Ledger:
+    def __init__(self, db: Iotdb) -> None:
+        self.db = db
+
+    def get(self, table: str, day: str) -> LedgerEntry | None:
+        rows = self.db.query("SELECT state, runId, purgedRows, manifest FROM ExportLedger "
+                             "WHERE tableName = :t AND day = :d", t=table, d=day)
+        if not rows:
+            return None
+        r = rows[0]
+        return LedgerEntry(table, day, r["state"], r["runId"], json.loads(r["manifest"] or "{}"),
+                           int(r["purgedRows"]))
+
+    def put(self, entry: LedgerEntry, con: Any = None) -> None:
+        """Insert or replace the entry (inside ``con``'s transaction when given)."""
+        from sqlalchemy import text
+
+        params = {"t": entry.table, "d": entry.day, "s": entry.state, "r": entry.run_id,
+                  "n": entry.rows, "p": entry.purged_rows, "m": json.dumps(entry.manifest), "u": _now()}
+        statements = [
+            "DELETE FROM ExportLedger WHERE tableName = :t AND day = :d",
+            "INSERT INTO ExportLedger (tableName, day, state, runId, rowCount, purgedRows, manifest, updatedAt) "
+            "VALUES (:t, :d, :s, :r, :n, :p, :m, :u)",
+        ]
+        if con is not None:
+            for sql in statements:
+                con.execute(text(sql), params)
+            return
+        with self.db.begin() as own:
+            for sql in statements:
+                own.execute(text(sql), params)
+
+    def set_state(self, table: str, day: str, state: str) -> None:
+        assert state in STATES
+        self.db.execute("UPDATE ExportLedger SET state = :s, updatedAt = :u WHERE tableName = :t AND day = :d",
+                        s=state, u=_now(), t=table, d=day)
+
+    def entries(self, table: str | None = None) -> list[LedgerEntry]:
+        sql = "SELECT tableName, day FROM ExportLedger" + (" WHERE tableName = :t" if table else "") + \
+              " ORDER BY tableName, day"
+        out = []
+        for r in self.db.query(sql, **({"t": table} if table else {})):
+            entry = self.get(r["tableName"], r["day"])
+            if entry:
+                out.append(entry)
+        return out

@@ -1,0 +1,160 @@
+"""Where exports go: ``s3://EXPORT_BUCKET/EXPORT_REMOTEDIRECTORY`` or, when EXPORT_BUCKET is
+empty (the embedded demo), ``file://<EXPORT_LOCALDIRECTORY>/meccano-export/<remoteDirectory>``.
+
+Both are :class:`airflow.sdk.ObjectStoragePath`, so one code path writes, lists, reads back
+and deletes. Storage errors are turned into :class:`StorageError` messages that say what
+to fix and never contain a credential.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from meccano.config import Settings
+from meccano.export.errors import StorageError
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+T = TypeVar("T")
+COPY_BUFFER = 8 * 1024 * 1024
+LOCAL_TARGET = "meccano-export"
+
+
+def target_url(settings: Settings) -> str:
+    """The root URL of the export target (documented rule, see module docstring)."""
+    e = settings.export
+    remote = e.remote_directory.strip("/")
+    if e.bucket:
+        base = e.bucket.rstrip("/") if "://" in e.bucket else f"s3://{e.bucket}"
+    else:
+        base = "file://" + str((Path(e.local_directory or "/tmp") / LOCAL_TARGET).resolve())
+    return f"{base}/{remote}" if remote else base
+
+
+def target_root(settings: Settings) -> ObjectStoragePath:
+    from airflow.sdk import ObjectStoragePath
+
+    url = target_url(settings)
+    if url.startswith("file://"):
+        Path(url[len("file://"):]).mkdir(parents=True, exist_ok=True)
+        return ObjectStoragePath(url)
+    protocol = url.split("://", 1)[0]
+    # Airflow caches one store per protocol and connection for the life of the process; drop it so a
+    # changed connection (rotated keys, a long-lived process, tests) is always read afresh.
+    from airflow.sdk.io import store
+
+    store._STORE_CACHE.pop(f"{protocol}-{settings.aws.conn_id}", None)
+    return ObjectStoragePath(url, conn_id=settings.aws.conn_id)
+
+
+def preflight(settings: Settings) -> None:
+    """Fail early and clearly when the S3 bucket is missing, unreachable or refuses the credentials
+    (some S3 servers would otherwise create a missing bucket on the first write)."""
+    url = target_url(settings)
+    if not url.startswith("s3://"):
+        return
+    bucket = url[len("s3://"):].split("/", 1)[0]
+
+    def head() -> None:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        S3Hook(aws_conn_id=settings.aws.conn_id).get_conn().head_bucket(Bucket=bucket)
+
+    guarded(settings, f"check bucket {bucket!r}", head)
+
+
+def day_dir(root: ObjectStoragePath, prefix: str, day: str) -> ObjectStoragePath:
+    """Hive-style partition folder: ``<prefix>/year=YYYY/month=MM/day=DD``."""
+    year, month, dom = day.split("-")
+    return root / prefix / f"year={year}" / f"month={month}" / f"day={dom}"
+
+
+def _secrets(settings: Settings) -> list[str]:
+    found = [settings.aws.secret_access_key.get()]
+    try:
+        from meccano.connections import aws_connection
+
+        conn = aws_connection(settings)
+        found += [conn.password or ""]
+    except Exception:
+        pass
+    return [s for s in found if s]
+
+
+def describe_storage_error(exc: BaseException, where: str, settings: Settings) -> str:
+    """A short, secret-free explanation of a storage failure with the fix."""
+    text = f"{type(exc).__name__}: {exc}"
+    for secret in _secrets(settings):
+        text = text.replace(secret, "***")
+    lowered = text.lower()
+    bucket = settings.export.bucket or "(local folder)"
+    conn = settings.aws.conn_id
+    if "nosuchbucket" in lowered or "bucket does not exist" in lowered or "specified bucket" in lowered or (
+            "headbucket" in lowered and ("404" in lowered or "not found" in lowered)):
+        hint = f"the bucket {bucket!r} does not exist: create it or fix EXPORT_BUCKET (export.bucket)"
+    elif any(k in lowered for k in ("invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied",
+                                    "access denied", "forbidden", "403", "invalidclienttokenid")):
+        hint = (f"S3 rejected the credentials of the Airflow connection {conn!r} (or aws.accessKeyId/"
+                "secretAccessKey): check the key pair and its permissions on the bucket")
+    elif any(k in lowered for k in ("could not connect", "connect", "endpoint", "timeout", "timed out",
+                                    "name or service not known", "connection refused")):
+        hint = (f"cannot reach the S3 endpoint of connection {conn!r}: check endpoint_url/network; "
+                "nothing was purged, re-run when it is reachable")
+    else:
+        hint = "nothing was purged; fix the cause and re-run"
+    return f"{where}: {hint} ({text[:300]})"
+
+
+def guarded(settings: Settings, where: str, action: Callable[[], T]) -> T:
+    """Run a storage action; failures become a :class:`StorageError` without secrets or chained traces."""
+    try:
+        return action()
+    except StorageError:
+        raise
+    except Exception as exc:
+        message = describe_storage_error(exc, where, settings)
+    raise StorageError(message)
+
+
+def put_file(local: Path, remote: ObjectStoragePath) -> None:
+    with local.open("rb") as src, remote.open("wb") as dst:
+        shutil.copyfileobj(src, dst, COPY_BUFFER)
+
+
+def put_bytes(data: bytes, remote: ObjectStoragePath) -> None:
+    with remote.open("wb") as dst:
+        dst.write(data)
+
+
+def read_bytes(remote: ObjectStoragePath) -> bytes:
+    with remote.open("rb") as src:
+        return src.read()
+
+
+def size_and_sha256(remote: ObjectStoragePath) -> tuple[int, str]:
+    """Stream an object back and hash it (what is really stored, not what was sent)."""
+    digest = hashlib.sha256()
+    size = 0
+    with remote.open("rb") as src:
+        while True:
+            block = src.read(COPY_BUFFER)
+            if not block:
+                break
+            size += len(block)
+            digest.update(block)
+    return size, digest.hexdigest()
+
+
+def fresh_listing(folder: ObjectStoragePath) -> list[ObjectStoragePath]:
+    """Objects directly in ``folder`` (no cached listing); empty when it does not exist."""
+    fs: Any = folder.fs
+    if hasattr(fs, "invalidate_cache"):
+        fs.invalidate_cache()
+    if not folder.exists():
+        return []
+    return [p for p in folder.iterdir() if p.is_file()]

@@ -1,0 +1,78 @@
+"""Verify a partition before any purge: the target's objects match the manifest (size and
+sha256, read back), the folder holds nothing else, and a fresh count of every unpurged
+range in the database equals what was exported. Any difference raises :class:`VerifyError`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from meccano.config import Settings
+from meccano.export.ledger import Ledger
+from meccano.export.plan import Partition
+from meccano.export.target import fresh_listing, guarded, read_bytes, size_and_sha256
+from meccano.export.write import MANIFEST, public_manifest
+from meccano.iotdb.db import Iotdb
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+
+def fresh_counts(db: Iotdb, partition: Partition, chunks: list[dict[str, Any]]) -> list[int]:
+    """Rows now in the database per chunk range (one grouped index scan of the day)."""
+    col = partition.date_column
+    rows = db.query(f"SELECT {col} AS ts, COUNT(*) AS n FROM {partition.table} WHERE {col} >= :a AND {col} < :b "
+                    f"GROUP BY {col}", a=partition.start, b=partition.end)
+    from meccano.export.stream import ts_text
+
+    hist = sorted((ts_text(r["ts"]), int(r["n"])) for r in rows)
+    return [sum(n for ts, n in hist if ch["from"] <= ts < ch["to"]) for ch in chunks]
+
+
+def verify_partition(db: Iotdb, settings: Settings, partition: Partition, day_folder: ObjectStoragePath,
+                     run_id: str, log: logging.Logger) -> list[str]:
+    """Problems found (empty when verified; the ledger then says ``verified``)."""
+    ledger = Ledger(db)
+    entry = ledger.get(partition.table, partition.day)
+    if entry is None or entry.run_id != run_id or entry.state not in ("uploaded", "verified"):
+        return [f"{partition.label}: not uploaded by this run (ledger state {entry.state if entry else 'none'})"]
+    manifest = entry.manifest
+    where = f"verify {partition.label} in {day_folder}"
+    problems: list[str] = []
+    remote = json.loads(guarded(settings, where, lambda: read_bytes(day_folder / MANIFEST)))
+    if remote != json.loads(json.dumps(public_manifest(manifest))):
+        problems.append(f"{partition.label}: {day_folder / MANIFEST} differs from the ledger's manifest")
+    for part in manifest["parts"]:
+        path = day_folder / part["key"]
+        if not guarded(settings, where, lambda path=path: path.exists()):
+            problems.append(f"{partition.label}: {path} is missing")
+            continue
+        size, sha = guarded(settings, where, lambda path=path: size_and_sha256(path))
+        if size != part["bytes"] or sha != part["sha256"]:
+            problems.append(f"{partition.label}: {path} has {size} bytes sha256 {sha[:12]}…, the manifest says "
+                            f"{part['bytes']} bytes sha256 {part['sha256'][:12]}…")
+    listed = {p["key"] for p in manifest["parts"]} | {MANIFEST}
+    extra = [p.name for p in guarded(settings, where, lambda: fresh_listing(day_folder)) if p.name not in listed]
+    if extra:
+        problems.append(f"{partition.label}: {day_folder} holds objects not in the manifest: {', '.join(extra)}")
+    open_chunks = [c for c in manifest["chunks"] if not c["purged"]]
+    counts = fresh_counts(db, partition, manifest["chunks"])
+    exported = sum(c["rows"] for c in open_chunks)
+    now = sum(n for n, c in zip(counts, manifest["chunks"], strict=True) if not c["purged"])
+    late_sealed = sum(n for n, c in zip(counts, manifest["chunks"], strict=True) if c["purged"])
+    if now != exported or late_sealed or any(
+            n != c["rows"] for n, c in zip(counts, manifest["chunks"], strict=True) if not c["purged"]):
+        problems.append(
+            f"{partition.label}: the database now holds {now + late_sealed} row(s) for this day, {exported} were "
+            "exported and not yet purged: rows arrived late or changed. Nothing is purged; the next run "
+            "exports the day again (late rows included)")
+    if manifest["rows"] != entry.purged_rows + exported:
+        problems.append(f"{partition.label}: manifest rows {manifest['rows']} != purged {entry.purged_rows} + "
+                        f"unpurged {exported}")
+    if not problems:
+        ledger.set_state(partition.table, partition.day, "verified")
+        log.info("verified %s: %d part(s), %d row(s) in the target, %d to purge", partition.label,
+                 len(manifest["parts"]), manifest["rows"], exported)
+    return problems

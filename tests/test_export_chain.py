@@ -1,0 +1,191 @@
+"""The export chain against the real services: MariaDB -> SeaweedFS S3, SQLite -> file://,
+and the ``s3_export`` DAG end to end with ``dag.test()``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from meccano.config import load_settings
+from meccano.export import chain
+from meccano.export.errors import ExportError
+from meccano.export.ledger import Ledger
+from meccano.export.options import load_options, table_specs
+from meccano.export.write import build_chunks
+from tests.test_export_support import (
+    DAYS,
+    ROWS_PER_DAY,
+    TargetReader,
+    as_tuple,
+    configure_export,
+    day_facts,
+    db_rows,
+    insert_facts,
+    new_bucket,
+)
+
+NOW = datetime(2024, 3, 10, 2, 0, 0)
+
+
+def seed(db) -> tuple[Counter, Counter]:
+    """Three old days plus recent rows; returns (old rows, recent rows)."""
+    old = [r for d in DAYS for r in day_facts(d)]
+    recent = day_facts("2024-03-09", 50)  # younger than EXPORT_DAYS=1 at NOW: stays
+    insert_facts(db, old + recent)
+    return Counter(as_tuple(r) for r in old), Counter(as_tuple(r) for r in recent)
+
+
+# --- units --------------------------------------------------------------------------------
+
+def test_build_chunks_are_contiguous_and_bounded():
+    hist = [("2024-03-01 00:00:05", 2), ("2024-03-01 00:00:09", 2), ("2024-03-01 01:00:00", 5),
+            ("2024-03-01 02:00:00", 1)]
+    chunks = build_chunks(hist, "2024-03-01 00:00:00", "2024-03-02 00:00:00", 4)
+    assert [(c["from"], c["to"], c["rows"]) for c in chunks] == [
+        ("2024-03-01 00:00:00", "2024-03-01 01:00:00", 4),
+        ("2024-03-01 01:00:00", "2024-03-01 02:00:00", 5),  # one second is never split
+        ("2024-03-01 02:00:00", "2024-03-02 00:00:00", 1)]
+
+
+@pytest.mark.parametrize(("tables", "conf", "message"), [
+    ([{"table": "Facts; DROP"}], {}, "export.tables[0].table"),
+    ([{"table": "Facts", "retention": 3}], {}, "unknown key(s) retention"),
+    (None, {"tables": ["Nope"]}, "Nope not configured for export"),
+    (None, {"days": "soon"}, "dag_run.conf days"),
+    (None, {"dry_run": "maybe"}, "dag_run.conf dry_run"),
+])
+def test_bad_options_are_named(tables, conf, message, tmp_path, monkeypatch):
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(json.dumps({"default": {"export": {"tables": tables} if tables else {}}}))
+    monkeypatch.setenv("MECCANO_CONFIG", str(cfg))
+    with pytest.raises(ExportError, match=re.escape(message)):
+        load_options(load_settings(), conf)
+
+
+def test_other_tables_come_from_configuration():
+    specs = table_specs({"tables": [{"table": "DeviceHistoryStatus", "dateColumn": "creationDate", "days": 30}]}, 1)
+    assert [(s.table, s.days, s.prefix) for s in specs] == [("DeviceHistoryStatus", 30, "devicehistorystatus")]
+
+
+# --- MariaDB -> SeaweedFS -----------------------------------------------------------------
+
+@pytest.mark.services
+def test_export_purges_exactly_the_exported_days(iotdb, s3_server, tmp_path, monkeypatch, caplog):
+    local = configure_export(tmp_path, monkeypatch)
+    bucket, remote = new_bucket(s3_server, monkeypatch, remote="meccano")
+    old, recent = seed(iotdb)
+    settings = load_settings()
+    caplog.set_level(logging.INFO)
+
+    result = chain.run_all(settings, iotdb, run_id="run1", when=NOW)
+
+    assert result == {"partitions": 3, "rows": 3 * ROWS_PER_DAY, "purged": 3 * ROWS_PER_DAY}
+    reader = TargetReader(s3_server.client(), bucket, prefix=f"{remote}/facts")
+    keys = reader.keys()
+    assert f"{remote}/facts/year=2024/month=03/day=01/part-00000.csv.gz" in keys
+    assert f"{remote}/facts/year=2024/month=03/day=03/manifest.json" in keys
+    manifests = reader.manifests()
+    m = manifests[f"{remote}/facts/year=2024/month=03/day=02"]
+    assert m["rows"] == ROWS_PER_DAY and len(m["parts"]) > 1  # bounded part size
+    assert m["minDate"].startswith("2024-03-02") and m["maxDate"].startswith("2024-03-02")
+    assert [c["name"] for c in m["schema"]][-1] == "creationDate"
+    assert all(len(p["sha256"]) == 64 for p in m["parts"])
+    assert reader.rows() == old  # every old row exactly once (quoted commas included)
+    assert db_rows(iotdb) == recent  # exactly the exported days purged
+    assert {e.state for e in Ledger(iotdb).entries("Facts")} == {"purged"}
+    assert not (local / "meccano-export-staging").exists() or not any((local / "meccano-export-staging").iterdir())
+    assert "rows/s" in caplog.text and "ETA" in caplog.text
+
+
+@pytest.mark.services
+def test_dry_run_and_purge_false_purge_nothing_then_a_real_run_does(iotdb, s3_server, tmp_path, monkeypatch):
+    configure_export(tmp_path, monkeypatch)
+    bucket, remote = new_bucket(s3_server, monkeypatch)
+    old, recent = seed(iotdb)
+
+    chain.run_all(load_settings(), iotdb, {"dry_run": True, "days": 1}, run_id="dry", when=NOW)
+    assert db_rows(iotdb) == old + recent
+    assert {e.state for e in Ledger(iotdb).entries()} == {"verified"}
+    monkeypatch.setenv("EXPORT_PURGE", "false")
+    again = chain.run_all(load_settings(), iotdb, run_id="nopurge", when=NOW)
+    assert again["partitions"] == 0  # verified days are not re-exported while nothing is purged
+    assert db_rows(iotdb) == old + recent
+
+    monkeypatch.setenv("EXPORT_PURGE", "true")
+    chain.run_all(load_settings(), iotdb, run_id="real", when=NOW)
+    assert db_rows(iotdb) == recent
+    assert TargetReader(s3_server.client(), bucket, prefix=f"{remote}/facts").rows() == old
+
+
+@pytest.mark.services
+def test_conf_days_and_tables_override(iotdb, s3_server, tmp_path, monkeypatch):
+    configure_export(tmp_path, monkeypatch)
+    new_bucket(s3_server, monkeypatch)
+    seed(iotdb)
+    planned = chain.plan_step(load_settings(), iotdb, {"days": 8, "tables": ["Facts"]}, "r", NOW)
+    assert [p["day"] for p in planned["partitions"]] == ["2024-03-01"]  # older than 8 days at 03-10
+    monkeypatch.setenv("EXPORT_DAYS", "0")
+    planned = chain.plan_step(load_settings(), iotdb, {}, "r", NOW)
+    assert [p["day"] for p in planned["partitions"]] == [*DAYS, "2024-03-09"]
+
+
+# --- SQLite -> local folder (the embedded demo) -------------------------------------------
+
+def test_sqlite_demo_exports_to_a_local_folder(sqlite_iotdb, tmp_path, monkeypatch):
+    local = configure_export(tmp_path, monkeypatch)
+    old, recent = seed(sqlite_iotdb)
+    settings = load_settings()
+    assert chain.target_url(settings) == f"file://{local.resolve()}/meccano-export"
+
+    chain.run_all(settings, sqlite_iotdb, run_id="demo", when=NOW)
+
+    reader = TargetReader(root=local / "meccano-export", prefix="facts")
+    assert "facts/year=2024/month=03/day=01/part-00000.csv.gz" in set(reader.keys())
+    assert reader.rows() == old
+    assert db_rows(sqlite_iotdb) == recent
+
+
+# --- the DAG --------------------------------------------------------------------------------
+
+@pytest.mark.services
+def test_s3_export_dag_end_to_end(iotdb, s3_server, airflow_db, tmp_path, monkeypatch):
+    from meccano.factory import build_dags
+
+    configure_export(tmp_path, monkeypatch)
+    bucket, remote = new_bucket(s3_server, monkeypatch)
+    old, recent = seed(iotdb)
+    dag = build_dags(only_dag_id="s3_export")["s3_export"]
+    assert [t.task_id for t in dag.topological_sort()] == ["plan", "export", "upload", "verify", "purge", "cleanup"]
+    assert dag.schedule == "0 2 * * *"
+    outlets = dag.get_task("cleanup").outlets
+    assert [a.uri for a in outlets] == [f"s3://{bucket}/{remote}/facts"]
+
+    run = dag.test(logical_date=datetime(2024, 3, 10, 2, 0, tzinfo=UTC), run_conf={"days": 1})
+    assert run.state == "success"
+    assert TargetReader(s3_server.client(), bucket, prefix=f"{remote}/facts").rows() == old
+    assert db_rows(iotdb) == recent
+
+
+def test_export_disabled_keeps_the_dag_unscheduled(monkeypatch):
+    from meccano.factory import build_dags
+
+    monkeypatch.setenv("EXPORT_ENABLED", "false")
+    dag = build_dags(only_dag_id="s3_export")["s3_export"]
+    assert dag.schedule is None and "disabled" in dag.tags  # visible, never scheduled
+    monkeypatch.setenv("EXPORT_ENABLED", "true")
+    assert "disabled" not in build_dags(only_dag_id="s3_export")["s3_export"].tags
+
+
+def test_local_target_rule(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPORT_LOCALDIRECTORY", str(tmp_path))
+    monkeypatch.delenv("EXPORT_BUCKET", raising=False)
+    monkeypatch.setenv("EXPORT_REMOTEDIRECTORY", "/x/")
+    assert chain.target_url(load_settings()) == f"file://{Path(tmp_path).resolve()}/meccano-export/x"
+    monkeypatch.setenv("EXPORT_BUCKET", "ml-iot")
+    assert chain.target_url(load_settings()) == "s3://ml-iot/x"

@@ -1,0 +1,148 @@
+"""Helpers shared by the export tests (no tests here): seed Facts, read the target back."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import random
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+DAYS = ("2024-03-01", "2024-03-02", "2024-03-03")
+ROWS_PER_DAY = 1200
+SMALL_CONFIG = """default:
+  export:
+    partBytes: 20000
+    purgeChunkRows: 300
+    maxDaysPerRun: 10
+"""
+
+
+def fact(ts: datetime, i: int) -> dict:
+    channel = 'ch,"quoted"' if i % 97 == 0 else f"channel{i % 5}"
+    return {"channel": channel, "year": ts.year, "month": ts.month, "day": ts.day, "week_day": ts.weekday(),
+            "hour": ts.hour, "minute": ts.minute, "second": ts.second, "device_group": f"g{i % 3}",
+            "device": f"aa:{i % 50:02d}", "sensor": i % 4, "data": i, "creationDate": ts}
+
+
+def day_facts(day: str, n: int = ROWS_PER_DAY, seed: int = 1, offset: int = 0) -> list[dict]:
+    rnd = random.Random(f"{day}-{seed}")
+    base = datetime.fromisoformat(day)
+    return [fact(base + timedelta(seconds=rnd.randrange(86400)), offset + i) for i in range(n)]
+
+
+def insert_facts(db, rows: list[dict]) -> None:
+    from sqlalchemy import text
+
+    cols = list(rows[0])
+    sql = text(f"INSERT INTO Facts ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})")
+    with db.begin() as con:
+        con.execute(sql, rows)
+
+
+def as_tuple(row: dict) -> tuple[str, ...]:
+    out = []
+    for key in ("channel", "year", "month", "day", "week_day", "hour", "minute", "second", "device_group",
+                "device", "sensor", "data", "creationDate"):
+        value = row[key]
+        out.append(value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else str(value))
+    return tuple(out)
+
+
+def db_rows(db) -> Counter:
+    rows = db.query("SELECT * FROM Facts")
+    return Counter(as_tuple(r) for r in rows)
+
+
+class TargetReader:
+    """Reads every day folder of a table back (S3 through boto3, or a local folder) and checks it."""
+
+    def __init__(self, client=None, bucket: str = "", root: Path | None = None, prefix: str = "facts") -> None:
+        self.client, self.bucket, self.root, self.prefix = client, bucket, root, prefix
+
+    def keys(self) -> list[str]:
+        if self.client is not None:
+            out, token = [], None
+            while True:
+                kw = {"Bucket": self.bucket, "Prefix": self.prefix + "/"}
+                if token:
+                    kw["ContinuationToken"] = token
+                page = self.client.list_objects_v2(**kw)
+                out += [o["Key"] for o in page.get("Contents", [])]
+                token = page.get("NextContinuationToken")
+                if not token:
+                    return sorted(out)
+        base = self.root
+        assert base is not None
+        return sorted(str(p.relative_to(base)) for p in (base / self.prefix).rglob("*") if p.is_file())
+
+    def read(self, key: str) -> bytes:
+        if self.client is not None:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        assert self.root is not None
+        return (self.root / key).read_bytes()
+
+    def manifests(self) -> dict[str, dict]:
+        return {k.rsplit("/", 1)[0]: json.loads(self.read(k)) for k in self.keys() if k.endswith("manifest.json")}
+
+    def rows(self) -> Counter:
+        """All exported rows; asserts every folder holds exactly its manifest's parts, checksums match."""
+        found: Counter = Counter()
+        keys = set(self.keys())
+        for folder, manifest in self.manifests().items():
+            listed = {f"{folder}/{p['key']}" for p in manifest["parts"]} | {f"{folder}/manifest.json"}
+            assert {k for k in keys if k.startswith(folder + "/")} == listed
+            total = 0
+            for part in manifest["parts"]:
+                data = self.read(f"{folder}/{part['key']}")
+                assert len(data) == part["bytes"]
+                assert hashlib.sha256(data).hexdigest() == part["sha256"]
+                rows = list(csv.reader(io.StringIO(gzip.decompress(data).decode())))
+                assert len(rows) == part["rows"]
+                total += len(rows)
+                found.update(tuple(r) for r in rows)
+            assert total == manifest["rows"]
+        return found
+
+
+def configure_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Small parts and purge chunks, local staging under tmp_path; returns the staging folder."""
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(SMALL_CONFIG)
+    monkeypatch.setenv("MECCANO_CONFIG", str(cfg))
+    local = tmp_path / "local"
+    local.mkdir()
+    monkeypatch.setenv("EXPORT_LOCALDIRECTORY", str(local))
+    monkeypatch.setenv("EXPORT_DAYS", "1")
+    for var in ("EXPORT_BUCKET", "EXPORT_REMOTEDIRECTORY", "EXPORT_PURGE", "EXPORT_ENABLED"):
+        monkeypatch.delenv(var, raising=False)
+    return local
+
+
+_bucket_counter = iter(range(100_000))
+
+
+SHARED_BUCKET = "meccano-export-tests"
+
+
+def new_bucket(s3_server, monkeypatch: pytest.MonkeyPatch, remote: str = "iot") -> tuple[str, str]:
+    """One bucket per session (SeaweedFS gives each bucket its own volumes: few fit), a fresh
+    remote directory per test. Returns (bucket, remote directory)."""
+    client = s3_server.client()
+    try:
+        client.create_bucket(Bucket=SHARED_BUCKET)
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    except client.exceptions.BucketAlreadyExists:
+        pass
+    root = f"{remote}-{next(_bucket_counter)}-{random.randrange(10**6)}"
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3_server.connection_uri())
+    monkeypatch.setenv("EXPORT_BUCKET", SHARED_BUCKET)
+    monkeypatch.setenv("EXPORT_REMOTEDIRECTORY", root + "/")
+    return SHARED_BUCKET, root
