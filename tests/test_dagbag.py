@@ -9,7 +9,7 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 from meccano.discovery import DEFAULT_PLUGINS_DIR, discover
-from meccano.factory import build_dags, invalid_dag_id, minutes_schedule
+from meccano.factory import build_dags, invalid_dag_id, minutes_schedule, plain_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "plugins"
@@ -42,7 +42,7 @@ def test_bad_plugins_never_hide_good_ones(monkeypatch: pytest.MonkeyPatch):
     bad = bag.dags[invalid_dag_id(FIXTURES / "badCron:1.0")]
     assert "invalid" in bad.tags
     assert "minute field: 61 is out of range 0-59" in bad.doc_md
-    assert bad.schedule == "@once"
+    assert plain_schedule(bad) == "@once"
 
 
 def test_invalid_plugin_dag_fails_with_its_errors(monkeypatch: pytest.MonkeyPatch, airflow_db, capfd):
@@ -61,10 +61,10 @@ def test_operators_schedules_and_tags(monkeypatch: pytest.MonkeyPatch):
     assert [t.task_type for t in native.tasks] == ["PythonOperator"]
     assert [t.task_type for t in script.tasks] == ["PluginScriptOperator"]
     assert set(native.tags) == {"meccano", "type:worker", "engine:native", "version:1.0"}
-    assert native.schedule == "*/5 * * * *" and native.is_paused_upon_creation is False
+    assert plain_schedule(native) == "*/5 * * * *" and native.is_paused_upon_creation is False
     assert native.default_args["retries"] == 2 and native.default_args["retry_delay"] == timedelta(minutes=2)
     # disabled: visible, paused and unscheduled
-    assert script.schedule is None and script.is_paused_upon_creation is True and "disabled" in script.tags
+    assert plain_schedule(script) is None and script.is_paused_upon_creation is True and "disabled" in script.tags
     assert script.default_args["retries"] == 0
     assert script.default_args["execution_timeout"] == timedelta(minutes=5)
     assert "version:2.0" in shadow.tags and "shadow:1.0" in shadow.doc_md and "shadow:1.5" in shadow.doc_md
@@ -92,10 +92,10 @@ def test_schedule_from_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyP
         ' "description": "d", "type": "worker", "executionContext": "master"}')
     (folder / "health:1.0.py").write_text("def entrypoint(context):\n    pass\n")
     monkeypatch.setenv("WARNINGLIMIT", "15")
-    assert build_dags(tmp_path)["health"].schedule == "*/15 * * * *"
+    assert plain_schedule(build_dags(tmp_path)["health"]) == "*/15 * * * *"
     monkeypatch.setenv("EXPORT_ENABLED", "false")
     dag = build_dags(tmp_path)["health"]
-    assert dag.schedule is None and dag.is_paused_upon_creation is True
+    assert plain_schedule(dag) is None and dag.is_paused_upon_creation is True
 
 
 @pytest.mark.parametrize(("minutes", "expected"), [

@@ -55,6 +55,53 @@ def minutes_schedule(minutes: int) -> str | timedelta:
     return timedelta(minutes=minutes)
 
 
+_TIMETABLES: dict[tuple[Any, bool], Any] = {}
+_SCHEDULES: dict[int, str | timedelta | None] = {}
+
+
+def plain_schedule(dag: DAG) -> str | timedelta | None:
+    """The plugin schedule a factory-built DAG runs on (None: never on a schedule)."""
+    return _SCHEDULES.get(id(dag.timetable), dag.schedule)
+
+
+def timetable_for(schedule: str | timedelta | None, cron_data_intervals: bool = False) -> Any:
+    key = (schedule, cron_data_intervals)
+    if key not in _TIMETABLES:
+        _TIMETABLES[key] = _build_timetable(schedule, cron_data_intervals)
+        _SCHEDULES[id(_TIMETABLES[key])] = schedule
+    return _TIMETABLES[key]
+
+
+def _build_timetable(schedule: str | timedelta | None, cron_data_intervals: bool) -> Any:
+    """One immutable timetable per distinct schedule, shared by every DAG that uses it.
+
+    What Airflow's DAG would build from the plain value (``scheduler.create_cron_data_intervals``
+    read once per parse instead of once per DAG): at 1,000 plugins this is a tenth of the
+    parse time.
+    """
+    from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable, DeltaDataIntervalTimetable
+    from airflow.sdk.definitions.timetables.simple import ContinuousTimetable, NullTimetable, OnceTimetable
+    from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable, DeltaTriggerTimetable
+
+    if schedule is None:
+        return NullTimetable()
+    if schedule == "@once":
+        return OnceTimetable()
+    if schedule == "@continuous":
+        return ContinuousTimetable()
+    if isinstance(schedule, timedelta):
+        return DeltaDataIntervalTimetable(schedule) if cron_data_intervals else DeltaTriggerTimetable(schedule)
+    if cron_data_intervals:
+        return CronDataIntervalTimetable(schedule, "UTC")
+    return CronTriggerTimetable(schedule, timezone="UTC")
+
+
+def _cron_data_intervals() -> bool:
+    from airflow.sdk.configuration import conf
+
+    return conf.getboolean("scheduler", "create_cron_data_intervals", fallback=False)
+
+
 def _docs(manifest: PluginManifest, shadowed: list[str]) -> str:
     lines = [f"## {manifest.plugin}", "", html.escape(manifest.description), "",
              f"* engine: `{manifest.engine}` · type: `{manifest.type}` · "
@@ -77,7 +124,8 @@ def _outlets(manifest: PluginManifest, settings: Settings) -> list[Asset]:
     return [Asset(uri.format(**values).replace("//facts", "/facts")) for uri in manifest.outlets]
 
 
-def build_plugin_dag(manifest: PluginManifest, settings: Settings, shadowed: list[str] | None = None) -> DAG:
+def build_plugin_dag(manifest: PluginManifest, settings: Settings, shadowed: list[str] | None = None,
+                     cron_data_intervals: bool = False) -> DAG:
     schedule = schedule_for(manifest, settings)
     default_args: dict[str, Any] = {
         "owner": manifest.owner,
@@ -91,7 +139,7 @@ def build_plugin_dag(manifest: PluginManifest, settings: Settings, shadowed: lis
     dag = DAG(
         dag_id=manifest.dag_id,
         description=manifest.description[:200],
-        schedule=schedule,
+        schedule=timetable_for(schedule, cron_data_intervals),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
@@ -170,6 +218,7 @@ def build_dags(root: Path | None = None, only_dag_id: str | None = None) -> dict
     if only_dag_id and not only_dag_id.startswith(INVALID_PREFIX) and only_dag_id != CONFIG_ERROR_DAG:
         name = only_dag_id
     catalog: Catalog = discover(root, name=name)
+    intervals = _cron_data_intervals()
     shadows: dict[str, list[str]] = {}
     for item in catalog.shadowed:
         shadows.setdefault(item.by, []).append(item.load.folder.name)
@@ -177,7 +226,7 @@ def build_dags(root: Path | None = None, only_dag_id: str | None = None) -> dict
         assert load.manifest is not None
         try:
             dags[load.manifest.dag_id] = build_plugin_dag(load.manifest, settings,
-                                                          shadows.get(load.manifest.plugin))
+                                                          shadows.get(load.manifest.plugin), intervals)
         except Exception as exc:
             dag = build_error_dag(invalid_dag_id(load.folder), f"Plugin {load.folder.name} failed to build",
                                   [f"{load.folder.name}: {type(exc).__name__}: {exc}"], ["invalid"])
