@@ -62,11 +62,12 @@ def test_operators_schedules_and_tags(monkeypatch: pytest.MonkeyPatch):
     assert [t.task_type for t in script.tasks] == ["PluginScriptOperator"]
     assert set(native.tags) == {"meccano", "type:worker", "engine:native", "version:1.0"}
     assert plain_schedule(native) == "*/5 * * * *" and native.is_paused_upon_creation is False
-    assert native.default_args["retries"] == 2 and native.default_args["retry_delay"] == timedelta(minutes=2)
+    run = native.get_task("run")
+    assert run.retries == 2 and run.retry_delay == timedelta(minutes=2) and run.owner == "meccano"
     # disabled: visible, paused and unscheduled
     assert plain_schedule(script) is None and script.is_paused_upon_creation is True and "disabled" in script.tags
-    assert script.default_args["retries"] == 0
-    assert script.default_args["execution_timeout"] == timedelta(minutes=5)
+    assert script.get_task("run").retries == 0
+    assert script.get_task("run").execution_timeout == timedelta(minutes=5)
     assert "version:2.0" in shadow.tags and "shadow:1.0" in shadow.doc_md and "shadow:1.5" in shadow.doc_md
     assert "<p>goodNative:1.0</p>" in native.doc_md
 

@@ -1,15 +1,18 @@
-"""sensorStatistics: hand-computed answers, the window, one reading, none, and the
-one-row-per-device/sensor replacement the gateway's filter relies on."""
+"""sensorStatistics: hand-computed answers, the window, one reading, none, the
+one-row-per-device/sensor replacement the gateway's filter relies on, and the hour
+buckets (late rows, pruning, equality with a full recomputation)."""
 
 from __future__ import annotations
 
 import math
+import random
+from datetime import datetime, timedelta
 
 import pytest
 
 from meccano.config import ConfigError, load_settings
-from meccano.fleet.clock import db_now, param
-from meccano.fleet.statistics import from_sums, update_statistics
+from meccano.fleet.clock import as_datetime, db_now, param
+from meccano.fleet.statistics import compute, floor_hour, from_sums, update_statistics
 from tests import test_fleet_data
 from tests.test_fleet_data import ago, facts
 
@@ -103,8 +106,103 @@ def test_replacement_spans_several_delete_batches(any_iotdb):
     assert (rows["n"], rows["lo"], rows["hi"]) == (1500, 3.0, 3.0)
 
 
-def test_db_init_adds_the_statistics_index(any_iotdb):
+def test_db_init_creates_buckets_and_no_covering_index(any_iotdb):
     from sqlalchemy import inspect
 
-    indexes = {i["name"]: i["column_names"] for i in inspect(any_iotdb.engine).get_indexes("Facts")}
-    assert indexes["Facts_stats_idx"] == ["device", "sensor", "creationDate", "data"]
+    insp = inspect(any_iotdb.engine)
+    assert "Facts_stats_idx" not in {i["name"] for i in insp.get_indexes("Facts")}  # costs every insert
+    assert insp.get_pk_constraint("DeviceStatisticsHour")["constrained_columns"] == ["device", "sensor", "hourStart"]
+
+
+def _buckets(db) -> dict[tuple[str, int, datetime], tuple[int, int, int]]:
+    rows = db.query("SELECT device, sensor, hourStart, n, s1, s2 FROM DeviceStatisticsHour")
+    return {(r["device"], r["sensor"], as_datetime(r["hourStart"])): (int(r["n"]), int(r["s1"]), int(r["s2"]))
+            for r in rows}
+
+
+def _key(results):
+    return sorted((r.device, r.sensor, r.n, r.average, r.deviation, r.error) for r in results)
+
+
+def test_late_rows_within_the_look_back_are_re_aggregated(any_iotdb):
+    db = any_iotdb
+    now = db_now(db)
+    facts(db, [("A", 1, 4, ago(now, minutes=70)), ("A", 1, 6, ago(now, minutes=70))])
+    update_statistics(db, load_settings(), now=now)
+    hour = floor_hour(ago(now, minutes=70))
+    assert _buckets(db)[("A", 1, hour)] == (2, 10, 52)
+    # committed now, stamped 70 minutes ago: inside the 2 h look-back, so its hour is redone
+    facts(db, [("A", 1, 20, ago(now, minutes=70))])
+    run = update_statistics(db, load_settings(), now=now)
+    assert _buckets(db)[("A", 1, hour)] == (3, 30, 452)
+    assert _stats(db)[("A", 1)][0] == 10.0
+    assert _key(run.results) == _key(compute(db, run.since, run.until))
+
+
+def test_buckets_before_the_window_are_pruned(any_iotdb):
+    db = any_iotdb
+    now = db_now(db)
+    facts(db, [("A", 1, 1, ago(now, minutes=30)), ("A", 1, 3, ago(now, minutes=31)),
+               ("A", 1, 100, ago(now, minutes=6 * 60))])
+    update_statistics(db, load_settings(), now=now)
+    assert len(_buckets(db)) in (2, 3)  # the 30/31-minute rows may straddle an hour
+    run = update_statistics(db, load_settings(), params={"windowHours": 2}, now=now)
+    assert all(hour >= floor_hour(run.since) for _, _, hour in _buckets(db))
+    assert 100 not in {s1 for _, s1, _ in _buckets(db).values()}
+    assert _stats(db)[("A", 1)] == (2.0, 1.0, 1 / math.sqrt(2))
+
+
+@pytest.mark.parametrize("window", [24, 5.5])
+def test_incremental_equals_a_full_recomputation(any_iotdb, window):
+    db = any_iotdb
+    now = db_now(db)
+    rnd = random.Random(7)
+    params = {"windowHours": window, "minReadings": 1}
+
+    def readings(count, newest, oldest):  # values below 1e8: SQLite's SUM of squares stays int64
+        return [(f"d{rnd.randrange(6)}", rnd.randrange(1, 4), rnd.randrange(-50_000, 100_000_000),
+                 ago(now, seconds=rnd.randrange(newest, oldest))) for _ in range(count)]
+
+    facts(db, readings(600, 0, 30 * 3600))
+    first = update_statistics(db, load_settings(), params=params, now=now)
+    assert first.hours_aggregated >= int(window)   # the back-fill, one hour at a time
+    assert _key(first.results) == _key(compute(db, first.since, first.until))
+    # 20 minutes later: new rows, late rows within the look-back; the window moved
+    later = now + timedelta(minutes=20)
+    facts(db, readings(150, -20 * 60, 0) + readings(80, 0, 100 * 60))
+    run = update_statistics(db, load_settings(), params=params, now=later)
+    assert run.hours_aggregated <= 4  # steady state: the look-back hours only
+    assert run.results and _key(run.results) == _key(compute(db, run.since, run.until))
+    assert all(math.isfinite(r.deviation) for r in run.results)
+
+
+def test_rows_older_than_the_look_back_wait_for_a_rebuild(any_iotdb):
+    """Documented behaviour: a row committed with a creationDate older than the look-back
+    (and not in the window's partial first hour) is not counted until ``rebuild: 1``."""
+    db = any_iotdb
+    now = db_now(db)
+    facts(db, [("A", 1, 2, ago(now, minutes=10)), ("A", 1, 4, ago(now, minutes=11)),
+               ("A", 1, 3, ago(now, minutes=10 * 60))])
+    update_statistics(db, load_settings(), now=now)
+    facts(db, [("A", 1, 31, ago(now, minutes=5 * 60))])  # arrives 5 h late, between two buckets
+    run = update_statistics(db, load_settings(), now=now)
+    assert _stats(db)[("A", 1)][0] == 3.0
+    assert _key(run.results) != _key(compute(db, run.since, run.until))
+    run = update_statistics(db, load_settings(), params={"rebuild": 1}, now=now)
+    assert _stats(db)[("A", 1)][0] == 10.0
+    assert _key(run.results) == _key(compute(db, run.since, run.until))
+    # a longer look-back catches such rows too
+    facts(db, [("A", 1, 0, ago(now, minutes=5 * 60))])
+    update_statistics(db, load_settings(), params={"lookbackHours": 6}, now=now)
+    assert _stats(db)[("A", 1)][0] == 8.0
+
+
+def test_a_run_with_an_earlier_now_ignores_later_buckets(any_iotdb):
+    db = any_iotdb
+    now = db_now(db)
+    facts(db, [("A", 1, 2, ago(now, minutes=10)), ("A", 1, 4, ago(now, minutes=11)),
+               ("A", 1, 90, now + timedelta(hours=2)), ("A", 1, 70, now + timedelta(hours=2))])
+    update_statistics(db, load_settings(), now=now + timedelta(hours=3))
+    run = update_statistics(db, load_settings(), now=now)
+    assert _stats(db)[("A", 1)][0] == 3.0
+    assert _key(run.results) == _key(compute(db, run.since, run.until))

@@ -17,6 +17,16 @@ from typing import IO, Any
 from meccano.export.errors import ExportError
 
 HASH_BUFFER = 4 * 1024 * 1024
+PIPE_BYTES = 1024 * 1024  # a larger pipe to gzip: fewer context switches between the two processes
+
+
+def _widen_pipe(stream: Any) -> None:
+    try:
+        import fcntl
+
+        fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, AttributeError, OSError):
+        pass  # not Linux, or above /proc/sys/fs/pipe-max-size: the default pipe works too
 
 
 def part_name(index: int) -> str:
@@ -54,6 +64,7 @@ class PartWriter:
             self._proc = subprocess.Popen([self._gzip, f"-{self.level}", "-n", "-c"], stdin=subprocess.PIPE,
                                           stdout=self._file)
             self._stream = self._proc.stdin
+            _widen_pipe(self._stream)
         else:  # no gzip binary: compress in-process (slower, same format)
             self._stream = gzip.GzipFile(fileobj=self._file, mode="wb", compresslevel=self.level, mtime=0)
         self._raw = self._rows = 0

@@ -32,7 +32,7 @@ from meccano.export.options import ExportOptions
 from meccano.export.parts import PartWriter
 from meccano.export.plan import Partition
 from meccano.export.progress import Progress
-from meccano.export.stream import Column, Range, Snapshot, table_columns
+from meccano.export.stream import Column, Range, Snapshot, date_index, table_columns
 from meccano.iotdb.db import Iotdb
 
 if TYPE_CHECKING:
@@ -68,13 +68,19 @@ def batch_rows(options: ExportOptions) -> int:
     return max(100, min(10_000, options.part_bytes // 200))
 
 
-def _write_lines(writer: PartWriter, progress: Progress, batches: Any) -> int:
+def _write_blocks(writer: PartWriter, progress: Progress, blocks: Any) -> int:
+    """Write ``(bytes, rows)`` blocks; returns the rows written."""
     written = 0
-    for lines in batches:
-        writer.write(("\n".join(lines) + "\n").encode("utf-8"), len(lines))
-        written += len(lines)
-        progress.add(len(lines))
+    for data, rows in blocks:
+        writer.write(data, rows)
+        written += rows
+        progress.add(rows)
     return written
+
+
+def _write_lines(writer: PartWriter, progress: Progress, batches: Any) -> int:
+    return _write_blocks(writer, progress, ((("\n".join(lines) + "\n").encode("utf-8"), len(lines))
+                                            for lines in batches if lines))
 
 
 def _manifest(partition: Partition, run_id: str, columns: list[Column], parts: list[dict[str, Any]],
@@ -139,15 +145,15 @@ def export_partition(db: Iotdb, partition: Partition, options: ExportOptions, st
 def _full(db: Iotdb, partition: Partition, options: ExportOptions, staging: Path, run_id: str,
           log: logging.Logger, columns: list[Column]) -> dict[str, Any]:
     ranges = [(partition.start, partition.end)]
+    index = date_index(db, partition.table, partition.date_column)
     writer = PartWriter(staging, options.part_bytes, options.gzip_level)
     try:
         with Snapshot(db) as snap:
             histogram = snap.histogram(partition.table, partition.date_column, ranges)
             total = sum(n for _, n in histogram)
             progress = Progress(log, f"export {partition.label}", total)
-            written = _write_lines(writer, progress, snap.lines(partition.table, partition.date_column,
-                                                                columns, ranges,
-                                                                batch_rows(options)))
+            written = _write_blocks(writer, progress, snap.blocks(partition.table, partition.date_column,
+                                                                  columns, ranges, batch_rows(options), index))
         parts = writer.close()
     except BaseException:
         writer.abort()
@@ -189,8 +195,8 @@ def _reconcile(db: Iotdb, partition: Partition, options: ExportOptions, staging:
             progress = Progress(log, f"export late rows {partition.label}",
                                 sum(rows_in(histogram, a, b) for a, b in sealed_late))
             if sealed_late:
-                late_total += _write_lines(writer, progress, snap.lines(partition.table, partition.date_column,
-                                                                        columns, sealed_late, batch_rows(options)))
+                late_total += _write_blocks(writer, progress, snap.blocks(partition.table, partition.date_column,
+                                                                          columns, sealed_late, batch_rows(options)))
             if surplus:
                 if day_folder is None:
                     raise ExportError(f"{partition.label}: late rows in a partly purged day need the target")
