@@ -189,3 +189,25 @@ def test_local_target_rule(tmp_path, monkeypatch):
     assert chain.target_url(load_settings()) == f"file://{Path(tmp_path).resolve()}/meccano-export/x"
     monkeypatch.setenv("EXPORT_BUCKET", "ml-iot")
     assert chain.target_url(load_settings()) == "s3://ml-iot/x"
+
+
+def test_server_built_bytes_match_the_python_format(iotdb):
+    """The MySQL fast path (server-built UTF-8 lines, nullable and NOT NULL columns) gives exactly the
+    bytes the SQLite path formats in Python: quotes, commas, non-ASCII and NULLs included."""
+    from meccano.export.stream import Snapshot, date_index, format_row, table_columns
+
+    iotdb.execute("INSERT INTO Registration (device, device_group, registrationDate, creationDate, memo, type) "
+                  "VALUES (:d, NULL, NULL, '2024-01-01 00:00:01', :m, NULL)", d='dé"v,1', m='a,"b" ü€')
+    iotdb.execute("INSERT INTO Registration (device, device_group, registrationDate, creationDate, memo, type) "
+                  "VALUES ('plain', 'g', '2024-01-01 00:00:00', '2024-01-01 00:00:02', '', 't')")
+    columns = table_columns(iotdb, "Registration")
+    ranges = [("2024-01-01 00:00:00", "2024-01-02 00:00:00")]
+    with Snapshot(iotdb) as snap:
+        blocks = list(snap.blocks("Registration", "creationDate", columns, ranges, 1,
+                                  date_index(iotdb, "Registration", "creationDate")))
+    names = ", ".join(c.name for c in columns)
+    expected = {(format_row([r[c.name] for c in columns], columns) + "\n").encode()
+                for r in iotdb.query(f"SELECT {names} FROM Registration")}
+    assert [n for _, n in blocks] == [1, 1]
+    assert {data for data, _ in blocks} == expected
+    assert 'dé""v,1'.encode() in b"".join(data for data, _ in blocks)

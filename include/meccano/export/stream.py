@@ -124,9 +124,14 @@ class Snapshot:
             self.con.execute("BEGIN")
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         try:
             self.con.rollback()
+        except Exception:
+            if exc_type is None:
+                raise
+            # after a failure mid-stream the unread result refuses the rollback; closing the
+            # connection ends the read-only transaction anyway, and the original error is kept
         finally:
             self.con.close()
 
