@@ -13,6 +13,7 @@ from typing import Any
 
 from meccano.export.ledger import Ledger
 from meccano.export.options import ExportOptions, TableSpec
+from meccano.fleet.clock import as_date
 from meccano.iotdb.db import Iotdb
 
 MAX_SKIPPED_DAYS = 100_000
@@ -38,14 +39,6 @@ class Partition:
 
 def day_bounds(day: date) -> tuple[str, str]:
     return f"{day.isoformat()} 00:00:00", f"{(day + timedelta(days=1)).isoformat()} 00:00:00"
-
-
-def as_date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
 
 
 def cutoff_day(reference: datetime, days: int) -> date:
