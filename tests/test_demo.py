@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from meccano.demo import group_members
 from tests.services._proc import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +69,29 @@ def _processes_with(marker: str) -> list[str]:
     return found
 
 
+def _pids_with(marker: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) != os.getpid():
+            try:
+                if marker.encode() in (proc / "environ").read_bytes():
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def _group_alive(pgid: int) -> bool:
+    return bool(group_members(pgid))
+
+
 def test_make_demo_runs_the_fleet_and_stops_cleanly(tmp_path: Path):
     port = free_port()
     state = tmp_path / "demo-state"
@@ -109,6 +133,9 @@ def test_make_demo_runs_the_fleet_and_stops_cleanly(tmp_path: Path):
 
         assert _poll("a report image from the web view", report_png, 300)
     finally:
+        # Every process group the demo started (Airflow's workers rename themselves and
+        # hide their environment, so their group is the reliable way to find them).
+        groups = {_pgid(pid) for pid in _pids_with(str(state))} - {None, os.getpgid(0)}
         os.killpg(proc.pid, signal.SIGINT)
         try:
             proc.wait(120)
@@ -119,4 +146,6 @@ def test_make_demo_runs_the_fleet_and_stops_cleanly(tmp_path: Path):
             log.close()
     time.sleep(2)
     assert _processes_with(str(state)) == []
+    assert groups, "found none of the demo's processes while it ran"
+    assert [g for g in groups if _group_alive(g)] == []
     assert "nothing left running" in (tmp_path / "demo.out").read_text()

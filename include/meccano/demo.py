@@ -55,20 +55,56 @@ def demo_environment(port: int, state: Path = STATE) -> dict[str, str]:
     }
 
 
-def _stop_group(proc: subprocess.Popen, name: str) -> None:
-    if proc.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGINT, 20), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group, from /proc.
+
+    ``kill(-pgid, 0)`` is not enough: a zombie whose parent never reaps it (pid 1 of some
+    containers) still counts as a member.
+    """
+    members = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
             continue
-    print(f"demo: {name} (pid {proc.pid}) did not stop", file=sys.stderr)
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != b"Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def _group_alive(pgid: int) -> bool:
+    return bool(group_members(pgid))
+
+
+def _stop_group(proc: subprocess.Popen, name: str) -> None:
+    """Stop a child's whole process group: INT, then TERM, then KILL, until no member is left.
+
+    Waiting for the child alone is not enough: ``airflow standalone`` leaves its triggerer
+    and the LocalExecutor's worker processes in the group, and they outlive it.
+    """
+    pgid = proc.pid
+    for sig, wait in ((signal.SIGINT, 20), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        if not _group_alive(pgid):
+            break
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and _group_alive(pgid):
+            if proc.poll() is None:
+                try:
+                    proc.wait(0.2)
+                except subprocess.TimeoutExpired:
+                    pass
+            else:
+                time.sleep(0.2)
+    proc.poll()
+    if _group_alive(pgid):
+        print(f"demo: {name} (process group {pgid}) did not stop", file=sys.stderr)
 
 
 def _healthy(port: int) -> bool:
