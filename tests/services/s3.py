@@ -65,13 +65,14 @@ def start_s3(base: Path) -> S3Server:
     s3_port, master, volume, filer = free_port(), free_port(), free_port(), free_port()
     grpc = [free_port() for _ in range(4)]
     log = base / "weed.log"
+    # -volume.max: SeaweedFS grows several volumes per bucket; 8 ran out once a few tests had made buckets.
     # Every port explicit: SeaweedFS otherwise derives gRPC ports as port + 10000 (invalid above
     # 55535) and opens fixed Iceberg/Lance ports (8181, 9101) that collide between sessions.
     proc = start([weed_binary(), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={base}",
                   f"-master.port={master}", f"-master.port.grpc={grpc[0]}", f"-volume.port={volume}",
                   f"-volume.port.grpc={grpc[1]}", "-filer", f"-filer.port={filer}", f"-filer.port.grpc={grpc[2]}",
                   "-s3", f"-s3.port={s3_port}", f"-s3.port.grpc={grpc[3]}", "-s3.port.iceberg=0",
-                  "-s3.port.lance=0", "-master.telemetry=false", f"-s3.config={cfg}", "-volume.max=8",
+                  "-s3.port.lance=0", "-master.telemetry=false", f"-s3.config={cfg}", "-volume.max=200",
                   "-master.volumeSizeLimitMB=64"], log)
     server = S3Server(proc=proc, port=s3_port)
     wait_until(lambda: server.client().list_buckets() is not None, 60, "SeaweedFS S3", log)
