@@ -82,14 +82,8 @@ def bar_chart(path: Path, bars: Sequence[Bar], *, title: str, value_label: str, 
     ax.bar_label(rects, labels=[_fmt(v) for v in values], padding=3, fontsize=8)
     ax.set_xlabel(value_label)
     ax.set_ylabel(category_label)
-    ax.tick_params(axis="y", labelsize=8)
     ax.margins(x=0.12)
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_axisbelow(True)
-    fig.suptitle(title, fontsize=13, fontweight="bold")
-    if subtitle:
-        ax.set_title(subtitle, fontsize=9, color="#555555")
-    return _save(fig, path)
+    return _finish_bars(fig, ax, path, title, subtitle)
 
 
 def no_data_image(path: Path, *, title: str, message: str = "No data in the window") -> Path:
@@ -137,13 +131,7 @@ def error_bar_chart(path: Path, rows: Sequence[tuple[str, float, float]], *, tit
             ecolor="#333333", capsize=3)
     ax.set_xlabel(value_label)
     ax.set_ylabel(category_label)
-    ax.tick_params(axis="y", labelsize=8)
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_axisbelow(True)
-    fig.suptitle(title, fontsize=13, fontweight="bold")
-    if subtitle:
-        ax.set_title(subtitle, fontsize=9, color="#555555")
-    return _save(fig, path)
+    return _finish_bars(fig, ax, path, title, subtitle)
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
@@ -158,3 +146,14 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) 
 
 def window_text(start: datetime, end: datetime) -> str:
     return f"window {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC"
+
+
+def _finish_bars(fig: Any, ax: Any, path: Path, title: str, subtitle: str | None) -> Path:
+    """The common finish of the horizontal bar charts: grid, title, subtitle, saved PNG."""
+    ax.tick_params(axis="y", labelsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    fig.suptitle(title, fontsize=13, fontweight="bold")
+    if subtitle:
+        ax.set_title(subtitle, fontsize=9, color="#555555")
+    return _save(fig, path)
