@@ -56,6 +56,14 @@ class Ledger:
         return LedgerEntry(table, day, r["state"], r["runId"], json.loads(r["manifest"] or "{}"),
                            int(r["purgedRows"]))
 
+    def of_run(self, table: str, day: str, run_id: str, states: tuple[str, ...]) -> tuple[LedgerEntry | None, str]:
+        """The entry if this run left it in one of ``states``, else None; and its state for messages."""
+        entry = self.get(table, day)
+        state = entry.state if entry else "none"
+        if entry is None or entry.run_id != run_id or entry.state not in states:
+            return None, state
+        return entry, state
+
     def put(self, entry: LedgerEntry, con: Any = None) -> None:
         """Insert or replace the entry (inside ``con``'s transaction when given)."""
         from sqlalchemy import text

@@ -29,10 +29,10 @@ def purge_partition(db: Iotdb, partition: Partition, run_id: str, log: logging.L
     from sqlalchemy import text
 
     ledger = Ledger(db)
-    entry = ledger.get(partition.table, partition.day)
-    if entry is None or entry.run_id != run_id or entry.state not in ("verified", "purging"):
+    entry, state = ledger.of_run(partition.table, partition.day, run_id, ("verified", "purging"))
+    if entry is None:
         raise ExportError(f"{partition.label}: not verified by this run (ledger state "
-                          f"{entry.state if entry else 'none'}); nothing purged")
+                          f"{state}); nothing purged")
     manifest = entry.manifest
     chunks = manifest["chunks"]
     col = partition.date_column

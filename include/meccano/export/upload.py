@@ -28,10 +28,10 @@ def upload_partition(db: Iotdb, settings: Settings, partition: Partition, stagin
                      day_folder: ObjectStoragePath, run_id: str, new_parts: list[str],
                      log: logging.Logger, known_before: bool = True) -> dict[str, Any]:
     ledger = Ledger(db)
-    entry = ledger.get(partition.table, partition.day)
-    if entry is None or entry.run_id != run_id or entry.state not in ("exported", "uploaded"):
+    entry, state = ledger.of_run(partition.table, partition.day, run_id, ("exported", "uploaded"))
+    if entry is None:
         raise ExportError(f"{partition.label}: the ledger has no export of this run to upload "
-                          f"(state {entry.state if entry else 'none'}); re-run the export task")
+                          f"(state {state}); re-run the export task")
     manifest = entry.manifest
     where = f"upload {partition.label} to {day_folder}"
     remote_manifest = day_folder / MANIFEST

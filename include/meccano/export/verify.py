@@ -35,9 +35,9 @@ def verify_partition(db: Iotdb, settings: Settings, partition: Partition, day_fo
                      run_id: str, log: logging.Logger) -> list[str]:
     """Problems found (empty when verified; the ledger then says ``verified``)."""
     ledger = Ledger(db)
-    entry = ledger.get(partition.table, partition.day)
-    if entry is None or entry.run_id != run_id or entry.state not in ("uploaded", "verified"):
-        return [f"{partition.label}: not uploaded by this run (ledger state {entry.state if entry else 'none'})"]
+    entry, state = ledger.of_run(partition.table, partition.day, run_id, ("uploaded", "verified"))
+    if entry is None:
+        return [f"{partition.label}: not uploaded by this run (ledger state {state})"]
     manifest = entry.manifest
     where = f"verify {partition.label} in {day_folder}"
     problems: list[str] = []
