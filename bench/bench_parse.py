@@ -1,11 +1,21 @@
 """DAG parse time of the Meccano factory vs astronomer's dag-factory, 10/100/1,000 plugins.
 
-    .venv/bin/python bench/bench_parse.py [--sizes 10 100 1000] [--repeat 3]
+    .venv/bin/python bench/bench_parse.py [--sizes 10 100 1000] [--repeat 3] [--builders meccano] [--gc-freeze]
+                                          [--baseline DIR]
 
 Each measurement runs in a fresh subprocess: Airflow is imported first (not timed),
 then a DagBag loads one DAG file and its own ``dagbag_stats`` duration is reported
 (the figure the issue asks for). Both sides build the same DAGs: one task each, a cron
 schedule, tags, catchup off. The Meccano side validates every plugin.json fully.
+
+``--gc-freeze`` moves the objects of Airflow's import out of the garbage collector's reach
+before timing (``gc.freeze()``), as Airflow's dag-processor does before it forks the
+process that parses a file (``DagFileProcessorManager.before_run``); without it, a full
+collection during the parse also walks every object Airflow's import created.
+
+``--baseline DIR`` times the factory of another tree (say ``git archive <commit> include dags
+config | tar -x -C DIR``) on the same generated plugins: a same-session A/B. All sides
+alternate run for run, so the drift of a noisy machine hits them alike.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+BUILDERS = ("meccano", "dag-factory")
 SCHEDULES = ["*/5 * * * *", "0 2 * * *", "*/10 * * * *", "@daily", "15 */2 * * 1-5"]
 
 MEASURE = textwrap.dedent("""
@@ -31,6 +42,9 @@ MEASURE = textwrap.dedent("""
     from airflow.providers.standard.operators.python import PythonOperator  # noqa: F401
     from airflow.dag_processing.dagbag import DagBag
     folder = sys.argv[1]
+    if os.environ.get("BENCH_GC_FREEZE"):
+        import gc
+        gc.freeze()
     t0 = time.perf_counter()
     bag = DagBag(dag_folder=folder, bundle_path=folder)
     wall = time.perf_counter() - t0
@@ -44,7 +58,6 @@ MEASURE = textwrap.dedent("""
 def make_meccano(base: Path, n: int) -> Path:
     plugins, dags = base / "plugins", base / "dags"
     plugins.mkdir(parents=True)
-    dags.mkdir()
     for i in range(n):
         pid = f"plugin{i:04d}:1.{i % 3}"
         folder = plugins / pid
@@ -57,8 +70,15 @@ def make_meccano(base: Path, n: int) -> Path:
             "executionContext": "master"}, indent=2))
         (folder / f"{pid}{ext}").write_text("def entrypoint(context):\n    return None\n")
         (folder / "assets" / "index.html").write_text(f"<h1>plugin {i}</h1><p>docs</p>")
-    (dags / "meccano_dags.py").write_text((ROOT / "dags" / "meccano_dags.py").read_text().replace(
-        'Path(__file__).resolve().parents[1] / "include"', repr(str(ROOT / "include"))))
+    return meccano_dag_file(dags, ROOT)
+
+
+def meccano_dag_file(dags: Path, tree: Path) -> Path:
+    """A dags folder holding ``tree``'s factory file, importing ``tree``'s include/."""
+    dags.mkdir()
+    text, include = (tree / "dags" / "meccano_dags.py").read_text(), 'Path(__file__).resolve().parents[1] / "include"'
+    assert include in text, f"{tree}/dags/meccano_dags.py no longer finds include/ as this benchmark expects"
+    (dags / "meccano_dags.py").write_text(text.replace(include, repr(str(tree / "include"))))
     return dags
 
 
@@ -95,6 +115,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--builders", nargs="+", choices=BUILDERS, default=list(BUILDERS),
+                        help="which side(s) to time; the default is both (an A/B of the factory needs only meccano)")
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="gc.freeze() after Airflow's import, as the dag-processor does before parsing a file")
+    parser.add_argument("--baseline", type=Path,
+                        help="another tree (include/, dags/ and config/ of an older commit, e.g. from `git archive`) "
+                             "whose factory is timed against this one on the same plugins, run for run")
     args = parser.parse_args()
     home = tempfile.mkdtemp(prefix="bench-parse-home-")
     rows = []
@@ -104,14 +131,23 @@ def main() -> None:
             dfy = make_dagfactory(Path(tmp) / "dagfactory", n)
             env = {**os.environ, "AIRFLOW_HOME": home, "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                    "MECCANO_PLUGINS_DIR": str(Path(tmp) / "meccano" / "plugins"),
-                   "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600", "PYTHONWARNINGS": "ignore"}
-            for label, folder in (("meccano factory", mec), ("dag-factory 1.1.0", dfy)):
-                results = [measure(folder, env) for _ in range(args.repeat)]
-                assert all(r["dags"] == n and r["errors"] == 0 for r in results), results
-                med = statistics.median(r["duration"] for r in results)
-                rows.append((n, label, med, min(r["duration"] for r in results)))
-                print(f"{n:>5} plugins  {label:18} median {med:6.3f} s  (min {rows[-1][3]:.3f} s, "
-                      f"{args.repeat} runs)", flush=True)
+                   "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600", "PYTHONWARNINGS": "ignore",
+                   **({"BENCH_GC_FREEZE": "1"} if args.gc_freeze else {})}
+            sides = {"meccano": [("meccano factory", mec)], "dag-factory": [("dag-factory 1.1.0", dfy)]}
+            if args.baseline:
+                base = meccano_dag_file(Path(tmp) / "meccano" / "dags-baseline", args.baseline.resolve())
+                sides["meccano"].insert(0, ("meccano baseline", base))
+            chosen = [side for b in BUILDERS if b in args.builders for side in sides[b]]
+            results: dict[str, list[dict]] = {label: [] for label, _ in chosen}
+            for _ in range(args.repeat):  # sides alternate run for run, so drift hits them alike
+                for label, folder in chosen:
+                    results[label].append(measure(folder, env))
+            for label, runs in results.items():
+                assert all(r["dags"] == n and r["errors"] == 0 for r in runs), runs
+                durations = [r["duration"] for r in runs]
+                rows.append((n, label, statistics.median(durations), min(durations)))
+                print(f"{n:>5} plugins  {label:18} median {rows[-1][2]:6.3f} s  (min {rows[-1][3]:.3f} s, "
+                      f"{args.repeat} runs)  runs: {' '.join(f'{d:.3f}' for d in durations)}", flush=True)
     print("\n| plugins | builder | DagBag parse, median (s) | min (s) |\n|---:|---|---:|---:|")
     for n, label, med, low in rows:
         print(f"| {n} | {label} | {med:.3f} | {low:.3f} |")

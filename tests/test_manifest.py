@@ -134,3 +134,45 @@ def test_valid_crons(expr: str):
 def test_invalid_crons(expr: str, why: str):
     problem = cron_problem(expr)
     assert problem is not None and why in problem
+
+
+def _write_plugin(folder: Path, engine: str = "native", source: bool = True, docs: bool = True) -> None:
+    folder.mkdir()
+    (folder / "plugin.json").write_text(json.dumps({
+        "plugin": folder.name, "engine": engine, "enabled": True, "schedule": "@daily",
+        "description": "x", "type": "worker", "executionContext": "master"}))
+    if source:
+        (folder / f"{folder.name}.py").write_text("def entrypoint(context):\n    pass\n")
+    if docs:
+        (folder / "assets").mkdir()
+        (folder / "assets" / "index.html").write_text("<h1>docs</h1>")
+
+
+def test_missing_docs_page_is_a_warning_not_a_problem(tmp_path: Path):
+    _write_plugin(tmp_path / "documented:1.0")
+    _write_plugin(tmp_path / "undocumented:1.0", docs=False)
+    assert load_plugin(tmp_path / "documented:1.0").warnings == ()
+    load = load_plugin(tmp_path / "undocumented:1.0")
+    assert load.valid
+    assert load.warnings == ("undocumented:1.0: assets/index.html is missing; the plugin has no documentation page",)
+
+
+def test_a_folder_is_not_a_source_file_or_a_manifest(tmp_path: Path):
+    _write_plugin(tmp_path / "dirSource:1.0", source=False)
+    (tmp_path / "dirSource:1.0" / "dirSource:1.0.py").mkdir()
+    (msg,) = [str(p) for p in load_plugin(tmp_path / "dirSource:1.0").problems]
+    assert msg.startswith("dirSource:1.0: engine: source file dirSource:1.0.py is missing")
+    (tmp_path / "dirManifest:1.0" / "plugin.json").mkdir(parents=True)
+    (msg,) = [str(p) for p in load_plugin(tmp_path / "dirManifest:1.0").problems]
+    assert msg.startswith("dirManifest:1.0: plugin.json: cannot be read:")
+
+
+def test_discovery_order_and_name_filter(tmp_path: Path):
+    for name in ("zeta:1.0", "alpha:1.0", "alpha:1.10", "alpha:1.9", "_hidden:1.0", ".dot:1.0"):
+        _write_plugin(tmp_path / name)
+    catalog = discover(tmp_path)
+    assert [p.folder.name for p in catalog.active] == ["alpha:1.10", "zeta:1.0"]
+    assert all(p.folder.parent == tmp_path for p in catalog.all)
+    assert sorted(s.load.folder.name for s in catalog.shadowed) == ["alpha:1.0", "alpha:1.9"]
+    only = discover(tmp_path, name="zeta")
+    assert [p.folder.name for p in only.all] == ["zeta:1.0"]

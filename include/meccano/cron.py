@@ -2,12 +2,14 @@
 
 Hand-written rather than croniter so that each problem names the field and the value
 (``minute field: 61 is out of range 0-59``) and so that validating a thousand plugins
-costs nothing at DAG parse time.
+costs nothing at DAG parse time. Plugins share few distinct schedules, so each distinct
+expression is checked once per process (the answer depends on the text alone).
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 PRESETS = frozenset({
     "@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly",
@@ -37,6 +39,7 @@ def _value(text: str, name: str, low: int, high: int, names: dict[str, int]) -> 
     return number
 
 
+@lru_cache(maxsize=1024)
 def cron_problem(expression: str) -> str | None:
     """None when ``expression`` is a valid schedule, else what is wrong with it."""
     if expression in PRESETS:

@@ -52,10 +52,10 @@ def plugin_folders(root: Path, name: str | None = None) -> list[Path]:
     except FileNotFoundError:
         return []
     with entries:
-        out = [Path(e.path) for e in entries
-               if e.is_dir() and not e.name.startswith((".", "_"))
-               and (name is None or e.name.partition(":")[0] == name)]
-    return sorted(out)
+        names = [e.name for e in entries
+                 if e.is_dir() and not e.name.startswith((".", "_"))
+                 and (name is None or e.name.partition(":")[0] == name)]
+    return [root / n for n in sorted(names)]
 
 
 def discover(root: Path | None = None, name: str | None = None) -> Catalog:
