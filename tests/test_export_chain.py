@@ -15,9 +15,9 @@ import pytest
 from meccano.config import load_settings
 from meccano.export import chain
 from meccano.export.errors import ExportError
+from meccano.export.histogram import build_chunks
 from meccano.export.ledger import Ledger
 from meccano.export.options import load_options, table_specs
-from meccano.export.write import build_chunks
 from tests.test_export_support import (
     DAYS,
     ROWS_PER_DAY,
@@ -194,7 +194,7 @@ def test_local_target_rule(tmp_path, monkeypatch):
 def test_server_built_bytes_match_the_python_format(iotdb):
     """The MySQL fast path (server-built UTF-8 lines, nullable and NOT NULL columns) gives exactly the
     bytes the SQLite path formats in Python: quotes, commas, non-ASCII and NULLs included."""
-    from meccano.export.stream import Snapshot, date_index, format_row, table_columns
+    from meccano.export.stream import Snapshot, access_hint, date_index, format_row, table_columns, to_seconds
 
     iotdb.execute("INSERT INTO Registration (device, device_group, registrationDate, creationDate, memo, type) "
                   "VALUES (:d, NULL, NULL, '2024-01-01 00:00:01', :m, NULL)", d='dé"v,1', m='a,"b" ü€')
@@ -204,10 +204,13 @@ def test_server_built_bytes_match_the_python_format(iotdb):
     ranges = [("2024-01-01 00:00:00", "2024-01-02 00:00:00")]
     with Snapshot(iotdb) as snap:
         blocks = list(snap.blocks("Registration", "creationDate", columns, ranges, 1,
-                                  date_index(iotdb, "Registration", "creationDate")))
+                                  access_hint(date_index(iotdb, "Registration", "creationDate"), False)))
     names = ", ".join(c.name for c in columns)
-    expected = {(format_row([r[c.name] for c in columns], columns) + "\n").encode()
+    expected = {(format_row([r[c.name] for c in columns], [c.kind for c in columns], [c.nullable for c in columns])
+                 + "\n").encode()
                 for r in iotdb.query(f"SELECT {names} FROM Registration")}
-    assert [n for _, n in blocks] == [1, 1]
-    assert {data for data, _ in blocks} == expected
-    assert 'dé""v,1'.encode() in b"".join(data for data, _ in blocks)
+    assert [(b.day, b.rows) for b in blocks] == [("2024-01-01", 1), ("2024-01-01", 1)]
+    assert {b.data for b in blocks} == expected
+    assert 'dé""v,1'.encode() in b"".join(b.data for b in blocks)
+    assert sorted(int(k) for b in blocks for k in b.seconds) == [to_seconds("2024-01-01 00:00:01"),
+                                                                  to_seconds("2024-01-01 00:00:02")]

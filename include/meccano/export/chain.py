@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,7 +23,7 @@ from meccano.export.purge import purge_partition
 from meccano.export.target import day_dir, preflight, target_root, target_url
 from meccano.export.upload import upload_partition
 from meccano.export.verify import verify_partition
-from meccano.export.write import export_partition
+from meccano.export.write import export_partitions
 from meccano.iotdb.db import Iotdb
 
 __all__ = ["target_url"]
@@ -62,17 +63,23 @@ def export_step(settings: Settings, db: Iotdb, planned: dict[str, Any],
                 logger: logging.Logger = log) -> dict[str, Any]:
     options = ExportOptions.from_json(planned["options"])
     run_id = planned["run_id"]
-    root = target_root(settings) if any(p.mode == "reconcile" for p in _partitions(planned)) else None
-    out = []
-    for p in _partitions(planned):
+    partitions = _partitions(planned)
+    root = target_root(settings) if any(p.mode == "reconcile" for p in partitions) else None
+    known = {}
+    for p in partitions:
         previous = Ledger(db).get(p.table, p.day)
-        known = previous is not None and previous.run_id != run_id
-        staging = partition_staging(settings, run_id, p.table, p.day)
-        folder = day_dir(root, p.prefix, p.day) if root is not None else None
-        manifest = export_partition(db, p, options, staging, run_id, logger, folder)
-        new = [part["key"] for part in manifest["parts"] if (staging / part["key"]).is_file()]
+        known[p] = previous is not None and previous.run_id != run_id
+
+    def staging(p: Partition) -> Path:
+        return partition_staging(settings, run_id, p.table, p.day)
+
+    manifests = export_partitions(db, partitions, options, staging, run_id, logger,
+                                  lambda p: day_dir(root, p.prefix, p.day) if root is not None else None)
+    out = []
+    for p, manifest in zip(partitions, manifests, strict=True):
+        new = [part["key"] for part in manifest["parts"] if (staging(p) / part["key"]).is_file()]
         out.append({"table": p.table, "day": p.day, "rows": manifest["rows"], "new_parts": new,
-                    "known_before": known})
+                    "known_before": known[p]})
     return {"partitions": out}
 
 

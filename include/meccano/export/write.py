@@ -2,6 +2,10 @@
 
 ``full`` mode (nothing of the day purged yet): every row of the day, in one snapshot; the
 new manifest replaces any earlier export of the day (its rows are all still in the database).
+Consecutive full days of one table are read together (up to ``SCAN_DAYS``): one query, one
+snapshot, each row routed to its day's files. When those days hold most of the table the query
+reads the table sequentially instead of through the date index (see ``access_hint``), which is
+what makes a backlog export as fast as a plain ``mysql | gzip`` of the same rows.
 
 ``reconcile`` mode (part of the day was purged by an earlier run, so some rows live only in
 the target): the earlier parts are kept and only rows the target does not have yet are
@@ -22,40 +26,28 @@ import io
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from meccano.export.csvformat import AmbiguousValue
 from meccano.export.errors import ExportError
+from meccano.export.histogram import DaySeconds, rows_in
 from meccano.export.ledger import Ledger, LedgerEntry
 from meccano.export.options import ExportOptions
-from meccano.export.parts import PartWriter
+from meccano.export.parts import Compressor, PartWriter
 from meccano.export.plan import Partition
 from meccano.export.progress import Progress
-from meccano.export.stream import Column, Range, Snapshot, date_index, table_columns
+from meccano.export.stream import Block, Column, Range, Snapshot, access_hint, date_index, table_columns
 from meccano.iotdb.db import Iotdb
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 MANIFEST = "manifest.json"
-
-
-def build_chunks(histogram: list[tuple[str, int]], start: str, end: str, chunk_rows: int) -> list[dict[str, Any]]:
-    """Contiguous ranges over ``[start, end)`` of at most ``chunk_rows`` rows (one second is never split)."""
-    chunks: list[dict[str, Any]] = []
-    lower, acc = start, 0
-    for ts, n in histogram:
-        if acc and acc + n > chunk_rows:
-            chunks.append({"from": lower, "to": ts, "rows": acc, "purged": False})
-            lower, acc = ts, 0
-        acc += n
-    chunks.append({"from": lower, "to": end, "rows": acc, "purged": False})
-    return chunks
-
-
-def rows_in(histogram: list[tuple[str, int]], lower: str, upper: str) -> int:
-    return sum(n for ts, n in histogram if lower <= ts < upper)
+SCAN_DAYS = 8  # days read by one query at most: each holds an open gzip stream until the query ends
+FULL_SCAN_SHARE = 0.5  # read the whole table when the days hold at least this share of its (estimated) rows
 
 
 def public_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -68,19 +60,39 @@ def batch_rows(options: ExportOptions) -> int:
     return max(100, min(10_000, options.part_bytes // 200))
 
 
-def _write_blocks(writer: PartWriter, progress: Progress, blocks: Any) -> int:
-    """Write ``(bytes, rows)`` blocks; returns the rows written."""
+def _write_blocks(writer: PartWriter, progress: Progress, blocks: Iterable[Block]) -> int:
+    """Write the blocks of one partition; returns the rows written."""
     written = 0
-    for data, rows in blocks:
-        writer.write(data, rows)
-        written += rows
-        progress.add(rows)
+    for block in blocks:
+        writer.write(block.data, block.rows)
+        written += block.rows
+        progress.add(block.rows)
     return written
 
 
-def _write_lines(writer: PartWriter, progress: Progress, batches: Any) -> int:
-    return _write_blocks(writer, progress, ((("\n".join(lines) + "\n").encode("utf-8"), len(lines))
-                                            for lines in batches if lines))
+def _write_lines(writer: PartWriter, progress: Progress, lines: list[str]) -> int:
+    if lines:
+        writer.write(("\n".join(lines) + "\n").encode("utf-8"), len(lines))
+        progress.add(len(lines))
+    return len(lines)
+
+
+def scan_groups(partitions: list[Partition]) -> Iterator[list[Partition]]:
+    """Consecutive full-mode partitions of one table, at most ``SCAN_DAYS``; a reconcile partition alone."""
+    group: list[Partition] = []
+    for p in partitions:
+        fits = (group and p.mode == "full" and group[0].mode == "full" and len(group) < SCAN_DAYS
+                and (p.table, p.date_column) == (group[0].table, group[0].date_column))
+        if group and not fits:
+            yield group
+            group = []
+        group.append(p)
+    if group:
+        yield group
+
+
+def use_full_scan(export_rows: int | None, table_rows: int | None) -> bool:
+    return bool(table_rows) and export_rows is not None and export_rows >= FULL_SCAN_SHARE * table_rows
 
 
 def _manifest(partition: Partition, run_id: str, columns: list[Column], parts: list[dict[str, Any]],
@@ -114,57 +126,138 @@ def _target_rows(day_folder: ObjectStoragePath, parts: list[dict[str, Any]], dat
     return found
 
 
-def export_partition(db: Iotdb, partition: Partition, options: ExportOptions, staging: Path, run_id: str,
-                     log: logging.Logger, day_folder: ObjectStoragePath | None = None) -> dict[str, Any]:
-    """Write the partition's new parts and manifest under ``staging``; record it in the ledger."""
-    ledger = Ledger(db)
+def _checked_columns(db: Iotdb, partition: Partition) -> list[Column]:
     columns = table_columns(db, partition.table)
     if partition.date_column not in {c.name for c in columns}:
         raise ExportError(f"{partition.table} has no column {partition.date_column!r}; fix config.yml "
                           "export.tables dateColumn")
+    return columns
+
+
+def _clean_staging(staging: Path) -> None:
     staging.mkdir(parents=True, exist_ok=True)
     for old in staging.glob("part-*.csv.gz"):
         old.unlink()  # a retried export starts clean
-    previous = ledger.get(partition.table, partition.day)
-    if partition.mode == "reconcile":
-        if previous is None or not previous.has_purged:
-            raise ExportError(f"{partition.label}: planned as reconcile but the ledger has no purged export; "
-                              "re-run the plan task")
-        manifest = _reconcile(db, partition, options, staging, run_id, log, columns, previous, day_folder)
-    else:
-        if previous is not None and previous.has_purged:
-            raise ExportError(f"{partition.label}: part of this day was already purged; a full re-export "
-                              "would drop rows from the target. Re-run the plan task (it picks reconcile mode)")
-        manifest = _full(db, partition, options, staging, run_id, log, columns)
+
+
+def _record(ledger: Ledger, partition: Partition, manifest: dict[str, Any], staging: Path, run_id: str,
+            purged_rows: int) -> None:
     (staging / MANIFEST).write_text(json.dumps(public_manifest(manifest), indent=1))
-    purged_rows = previous.purged_rows if previous is not None and partition.mode == "reconcile" else 0
     ledger.put(LedgerEntry(partition.table, partition.day, "exported", run_id, manifest, purged_rows))
+
+
+def export_partitions(db: Iotdb, partitions: list[Partition], options: ExportOptions,
+                      staging_of: Callable[[Partition], Path], run_id: str, log: logging.Logger,
+                      day_folder_of: Callable[[Partition], ObjectStoragePath | None]) -> list[dict[str, Any]]:
+    """Write every partition's new parts and manifest under its staging folder; record each in the ledger.
+
+    Returns the manifests in the order of ``partitions``.
+    """
+    manifests: list[dict[str, Any]] = []
+    for group in scan_groups(partitions):
+        if group[0].mode == "reconcile":
+            manifests.append(export_partition(db, group[0], options, staging_of(group[0]), run_id, log,
+                                              day_folder_of(group[0])))
+        else:
+            manifests += _export_full(db, group, options, staging_of, run_id, log)
+    return manifests
+
+
+def export_partition(db: Iotdb, partition: Partition, options: ExportOptions, staging: Path, run_id: str,
+                     log: logging.Logger, day_folder: ObjectStoragePath | None = None) -> dict[str, Any]:
+    """Export one partition (either mode); see :func:`export_partitions`."""
+    if partition.mode != "reconcile":
+        return _export_full(db, [partition], options, lambda _: staging, run_id, log)[0]
+    ledger = Ledger(db)
+    columns = _checked_columns(db, partition)
+    _clean_staging(staging)
+    previous = ledger.get(partition.table, partition.day)
+    if previous is None or not previous.has_purged:
+        raise ExportError(f"{partition.label}: planned as reconcile but the ledger has no purged export; "
+                          "re-run the plan task")
+    manifest = _reconcile(db, partition, options, staging, run_id, log, columns, previous, day_folder)
+    _record(ledger, partition, manifest, staging, run_id, previous.purged_rows)
     return manifest
 
 
-def _full(db: Iotdb, partition: Partition, options: ExportOptions, staging: Path, run_id: str,
-          log: logging.Logger, columns: list[Column]) -> dict[str, Any]:
-    ranges = [(partition.start, partition.end)]
-    index = date_index(db, partition.table, partition.date_column)
-    writer = PartWriter(staging, options.part_bytes, options.gzip_level)
+def _export_full(db: Iotdb, group: list[Partition], options: ExportOptions, staging_of: Callable[[Partition], Path],
+                 run_id: str, log: logging.Logger) -> list[dict[str, Any]]:
+    """Full-mode days of one table, read by one query in one snapshot; their manifests, in order."""
+    ledger = Ledger(db)
+    for p in group:
+        previous = ledger.get(p.table, p.day)
+        if previous is not None and previous.has_purged:
+            raise ExportError(f"{p.label}: part of this day was already purged; a full re-export "
+                              "would drop rows from the target. Re-run the plan task (it picks reconcile mode)")
+    try:
+        return _read_full(db, group, options, staging_of, run_id, log, exact=False)
+    except AmbiguousValue as why:
+        log.warning("%s: %s; reading these days again, formatting every value in Python (slower)",
+                    group[0].label, why)
+        return _read_full(db, group, options, staging_of, run_id, log, exact=True)
+
+
+def _read_full(db: Iotdb, group: list[Partition], options: ExportOptions, staging_of: Callable[[Partition], Path],
+               run_id: str, log: logging.Logger, exact: bool) -> list[dict[str, Any]]:
+    ledger = Ledger(db)
+    first = group[0]
+    columns = _checked_columns(db, first)
+    for p in group:
+        _clean_staging(staging_of(p))
+    index = date_index(db, first.table, first.date_column)
+    compressor = Compressor()
+    writers = {p.day: PartWriter(staging_of(p), options.part_bytes, options.gzip_level, compressor=compressor)
+               for p in group}
+    days = {p.day: DaySeconds(p.day) for p in group}
+    label = first.label if len(group) == 1 else f"{first.table} {first.day}..{group[-1].day}"
+    ranges = [(p.start, p.end) for p in group]
     try:
         with Snapshot(db) as snap:
-            histogram = snap.histogram(partition.table, partition.date_column, ranges)
-            total = sum(n for _, n in histogram)
-            progress = Progress(log, f"export {partition.label}", total)
-            written = _write_blocks(writer, progress, snap.blocks(partition.table, partition.date_column,
-                                                                  columns, ranges, batch_rows(options), index))
-        parts = writer.close()
+            expected = snap.estimate_rows(first.table, first.date_column, ranges, index)
+            table_rows = snap.table_rows(first.table)
+            full_scan = use_full_scan(expected, table_rows)
+            if snap.mysql:
+                log.info("%s: about %s rows, read %s", label, "?" if expected is None else f"{expected:,}",
+                         f"by one sequential pass over {first.table} (about {table_rows:,} rows)" if full_scan
+                         else f"through {index} (about {table_rows or 0:,} rows in the table)" if index
+                         else f"by a scan of {first.table} (no index on {first.date_column})")
+            progress = Progress(log, f"export {label}", expected, estimated=True)
+            blocks = snap.blocks(first.table, first.date_column, columns, ranges, batch_rows(options),
+                                 access_hint(index, full_scan), exact)
+            _route(blocks, writers, days, progress)
+        for writer in writers.values():
+            writer.end()
+        compressor.finish()
     except BaseException:
-        writer.abort()
+        try:
+            compressor.finish()
+        except ExportError:
+            pass  # the original error is the one to report
+        for writer in writers.values():
+            writer.abort()
         raise
     progress.finish()
-    if written != total:
-        raise ExportError(f"{partition.label}: read {written} rows but the snapshot counted {total}; "
-                          "the export is inconsistent, re-run it")
-    chunks = build_chunks(histogram, partition.start, partition.end, options.purge_chunk_rows)
-    return _manifest(partition, run_id, columns, parts, chunks,
-                     histogram[0][0] if histogram else None, histogram[-1][0] if histogram else None)
+    manifests = []
+    for p in group:
+        day = days[p.day]
+        manifest = _manifest(p, run_id, columns, writers[p.day].records(),
+                             day.chunks(p.start, p.end, options.purge_chunk_rows), day.first, day.last)
+        _record(ledger, p, manifest, staging_of(p), run_id, 0)
+        manifests.append(manifest)
+    return manifests
+
+
+def _route(blocks: Iterator[Block], writers: dict[str, PartWriter], days: dict[str, DaySeconds],
+           progress: Progress) -> None:
+    """Each block to its day's files and per-second counts."""
+    for block in blocks:
+        writer = writers.get(block.day)
+        if writer is None:
+            raise ExportError(f"the database returned a row dated {block.day}, outside the days being exported "
+                              f"({', '.join(writers)}); check that the session time zone did not change")
+        writer.write(block.data, block.rows)
+        days[block.day].add(block.seconds)
+        progress.add(block.rows)
 
 
 def _reconcile(db: Iotdb, partition: Partition, options: ExportOptions, staging: Path, run_id: str,
@@ -215,7 +308,7 @@ def _reconcile(db: Iotdb, partition: Partition, options: ExportOptions, staging:
                                       "investigate before purging")
                 for ch in surplus:
                     ch["rows"] = rows_in(histogram, ch["from"], ch["to"])
-                late_total += _write_lines(writer, progress, [late_lines] if late_lines else [])
+                late_total += _write_lines(writer, progress, late_lines)
         parts = writer.close()
     except BaseException:
         writer.abort()

@@ -1,0 +1,73 @@
+"""Rows per second of a day partition, and the purge chunks cut from them.
+
+A full export counts the rows it streams, second by second, into a fixed array per day
+(86,400 counters, 690 KB) whatever the number of rows; no separate ``GROUP BY`` query reads
+the date index again, and the counts are by construction those of the exported rows. Purge
+chunks are contiguous ``[from, to)`` ranges of whole seconds, so the purge can later check
+that the database still holds exactly the exported rows of each range before deleting it.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from meccano.export.stream import SECONDS_PER_DAY, seconds_text
+
+
+def build_chunks(histogram: Iterable[tuple[str, int]], start: str, end: str, chunk_rows: int) -> list[dict[str, Any]]:
+    """Contiguous ranges over ``[start, end)`` of at most ``chunk_rows`` rows (one second is never split)."""
+    chunks: list[dict[str, Any]] = []
+    lower, acc = start, 0
+    for ts, n in histogram:
+        if acc and acc + n > chunk_rows:
+            chunks.append({"from": lower, "to": ts, "rows": acc, "purged": False})
+            lower, acc = ts, 0
+        acc += n
+    chunks.append({"from": lower, "to": end, "rows": acc, "purged": False})
+    return chunks
+
+
+def rows_in(histogram: list[tuple[str, int]], lower: str, upper: str) -> int:
+    return sum(n for ts, n in histogram if lower <= ts < upper)
+
+
+@dataclass
+class DaySeconds:
+    """The rows of one day counted per second of the day, and the first and last second."""
+
+    day: str  # YYYY-MM-DD
+    counts: array = field(default_factory=lambda: array("q", bytes(8 * SECONDS_PER_DAY)))
+    rows: int = 0
+    low: int | None = None  # TO_SECONDS of the first and last row
+    high: int | None = None
+
+    def add(self, seconds: Mapping[Any, int]) -> None:
+        """Count rows given as ``TO_SECONDS`` value (int, or its digits as bytes) -> rows."""
+        counts = self.counts
+        values = [int(k) for k in seconds]
+        for value, n in zip(values, seconds.values(), strict=True):
+            counts[value % SECONDS_PER_DAY] += n
+            self.rows += n
+        low, high = min(values), max(values)
+        self.low = low if self.low is None else min(self.low, low)
+        self.high = high if self.high is None else max(self.high, high)
+
+    @property
+    def first(self) -> str | None:
+        return seconds_text(self.low) if self.low is not None else None
+
+    @property
+    def last(self) -> str | None:
+        return seconds_text(self.high) if self.high is not None else None
+
+    def histogram(self) -> Iterator[tuple[str, int]]:
+        """``('YYYY-MM-DD HH:MM:SS', rows)`` of each second holding rows, ascending."""
+        for second, n in enumerate(self.counts):
+            if n:
+                yield f"{self.day} {second // 3600:02d}:{second % 3600 // 60:02d}:{second % 60:02d}", n
+
+    def chunks(self, start: str, end: str, chunk_rows: int) -> list[dict[str, Any]]:
+        return build_chunks(self.histogram(), start, end, chunk_rows)

@@ -1,0 +1,172 @@
+"""The export's read path: the CSV dialect's fast and exact paths, several days in one pass,
+both access paths, the compression thread. Real MariaDB where the server builds the rows."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from meccano.config import load_settings
+from meccano.export import write
+from meccano.export.csvformat import GS, RS, US, AmbiguousValue, csv_block, csv_fields, format_row
+from meccano.export.errors import ExportError
+from meccano.export.options import load_options
+from meccano.export.parts import PartWriter
+from meccano.export.plan import Partition, day_bounds
+from meccano.export.stream import merged, seconds_text, table_columns, to_seconds
+from tests.test_export_support import configure_export, fact, insert_facts
+
+TRICKY = ["plain", "a,b", 'say "hi"', "two\nlines", "cr\rhere", "", "ü€ unicode", " spaced "]
+
+
+def parse(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+
+
+# --- the dialect, without a database -------------------------------------------------------
+
+def test_fast_path_is_one_replace_and_equals_the_exact_path():
+    rows = [[f"dev{i}".encode(), str(i).encode(), b"2024-01-01 00:00:01"] for i in range(50)]
+    lines = [US.join(r) for r in rows]
+    fast = csv_block(lines, [False] * 3)
+    assert fast == b"".join(b",".join(r) + b"\n" for r in rows)  # nothing quoted when nothing needs it
+    assert fast == b"".join(csv_fields(r, [False] * 3) for r in rows)
+
+
+@pytest.mark.parametrize("nullable", [False, True])
+def test_every_tricky_value_round_trips_through_a_csv_reader(nullable):
+    values = [v.encode() for v in TRICKY]
+    if nullable:  # the server's markers of a nullable text column: NULL -> RS, '' -> GS
+        lines = [US.join([RS if v == b"" and i == 0 else (GS if v == b"" else v), b"7"])
+                 for i, v in enumerate([b"", *values])]
+        expected = [["", "7"]] + [[v, "7"] for v in TRICKY]
+    else:
+        lines = [US.join([v, b"7"]) for v in values]
+        expected = [[v, "7"] for v in TRICKY]
+    data = csv_block(lines, [nullable, False])
+    assert parse(data) == expected
+    if nullable:  # NULL and the empty string stay apart
+        assert data.startswith(b',7\n') and b'\n"",7\n' in data
+    else:  # a NOT NULL column's empty string is an empty field
+        assert b"\n,7\n" in data
+
+
+def test_python_formatting_matches_the_server_path():
+    kinds, nullable = ["string", "number", "datetime"], [True, True, False]
+    for value in [*TRICKY, None]:
+        row = [value, 3, datetime(2024, 1, 2, 3, 4, 5)]
+        raw = [None if value is None else value.encode(), b"3", b"2024-01-02 03:04:05"]
+        assert (format_row(row, kinds, nullable) + "\n").encode() == csv_fields(raw, nullable)
+
+
+def test_a_value_holding_a_separator_is_reported_not_guessed():
+    with pytest.raises(AmbiguousValue, match="unit separator"):
+        csv_block([US.join([b"a" + US + b"b", b"1"])], [False, False])
+    with pytest.raises(AmbiguousValue, match="record or group separator"):
+        csv_block([US.join([b"x" + RS, b"1"])], [True, False])
+
+
+def test_ranges_merge_and_seconds_convert():
+    assert merged([("b", "c"), ("a", "b"), ("d", "e")]) == [("a", "c"), ("d", "e")]
+    assert to_seconds("2024-01-01 00:00:00") == 63871286400  # MariaDB's TO_SECONDS
+    assert seconds_text(to_seconds(datetime(2024, 2, 29, 23, 59, 59))) == "2024-02-29 23:59:59"
+
+
+def test_scan_groups_and_access_path_choice():
+    def part(table, day, mode="full"):
+        start, end = day_bounds(datetime.fromisoformat(day).date())
+        return Partition(table, "creationDate", table.lower(), day, start, end, mode)
+
+    days = [part("Facts", f"2024-01-{d:02d}") for d in range(1, 11)]
+    mixed = [*days[:2], part("Facts", "2024-01-03", "reconcile"), days[3], part("Other", "2024-01-01")]
+    assert [len(g) for g in write.scan_groups(days)] == [write.SCAN_DAYS, 10 - write.SCAN_DAYS]
+    assert [[p.day for p in g] for g in write.scan_groups(mixed)] == [
+        ["2024-01-01", "2024-01-02"], ["2024-01-03"], ["2024-01-04"], ["2024-01-01"]]
+    assert write.use_full_scan(600, 1000) and not write.use_full_scan(400, 1000)
+    assert not write.use_full_scan(None, 1000) and not write.use_full_scan(10, None)
+
+
+def test_part_files_are_reproducible_and_their_records_match(tmp_path):
+    data = b"".join(b"dev%d,%d\n" % (i, i) for i in range(20000))
+    records = []
+    for name in ("a", "b"):
+        writer = PartWriter(tmp_path / name, part_bytes=100_000)
+        for start in range(0, len(data), 30_000):
+            writer.write(data[start:start + 30_000], 1)
+        records.append(writer.close())
+    assert records[0] == records[1] and len(records[0]) > 1  # same rows, same bytes; bounded parts
+    for rec in records[0]:
+        blob = (tmp_path / "a" / rec["key"]).read_bytes()
+        assert len(blob) == rec["bytes"] and hashlib.sha256(blob).hexdigest() == rec["sha256"]
+    assert b"".join(gzip.decompress((tmp_path / "a" / r["key"]).read_bytes()) for r in records[0]) == data
+
+
+def test_a_failing_compression_thread_stops_the_reader(tmp_path):
+    writer = PartWriter(tmp_path, part_bytes=10)
+    (tmp_path / "part-00001.csv.gz").mkdir()  # the second part cannot be opened
+    with pytest.raises(ExportError, match="writing the export files failed"):
+        for _ in range(1000):
+            writer.write(b"x" * 20, 1)
+        writer.close()
+    writer.abort()
+
+
+# --- against MariaDB -----------------------------------------------------------------------
+
+def _export(db, table: str, days: list[str], tmp_path: Path, caplog) -> dict[str, list[list[str]]]:
+    options = load_options(load_settings(), {})
+    parts = [Partition(table, "creationDate", table.lower(), d, *day_bounds(datetime.fromisoformat(d).date()),
+                       "full") for d in days]
+    with caplog.at_level(logging.INFO):
+        manifests = write.export_partitions(db, parts, options, lambda p: tmp_path / p.day, "run-1",
+                                            logging.getLogger("test"), lambda p: None)
+    out = {}
+    for p, manifest in zip(parts, manifests, strict=True):
+        data = b"".join(gzip.decompress((tmp_path / p.day / part["key"]).read_bytes()) for part in manifest["parts"])
+        out[p.day] = parse(data)
+        assert manifest["rows"] == len(out[p.day]) == sum(c["rows"] for c in manifest["chunks"])
+    return out
+
+
+def test_nulls_empty_strings_and_separators_in_values_export_exactly(iotdb, tmp_path, caplog):
+    memos = [None, "", *TRICKY, "unit\x1fsep"]  # the last one forces the exact path
+    for i, memo in enumerate(memos):
+        iotdb.execute("INSERT INTO Registration (device, device_group, creationDate, memo) "
+                      "VALUES (:d, :g, :c, :m)", d=f"dev{i}", g=None if i % 2 else "", m=memo,
+                      c=datetime(2024, 1, 1, 0, 0, i))
+    out = _export(iotdb, "Registration", ["2024-01-01"], tmp_path, caplog)
+    assert "formatting every value in Python" in caplog.text  # the fallback was taken, and said so
+    columns = [c.name for c in table_columns(iotdb, "Registration")]
+    got = {row[columns.index("device")]: row for row in out["2024-01-01"]}
+    raw = (tmp_path / "2024-01-01").glob("part-*.csv.gz")
+    text = b"".join(gzip.decompress(p.read_bytes()) for p in raw)
+    for i, memo in enumerate(memos):
+        row = got[f"dev{i}"]
+        assert row[columns.index("memo")] == (memo or "")
+    assert b',"",' in text  # an empty memo (nullable) is quoted, a NULL one is not
+    assert "unit\x1fsep" in {r[columns.index("memo")] for r in out["2024-01-01"]}
+
+
+@pytest.mark.parametrize("share", [0.0, 10.0], ids=["full-scan", "date-index"])
+def test_several_days_in_one_pass_route_every_row_to_its_day(iotdb, tmp_path, monkeypatch, caplog, share):
+    configure_export(tmp_path, monkeypatch)
+    monkeypatch.setattr(write, "FULL_SCAN_SHARE", share)
+    base = datetime(2024, 1, 1)
+    rows = [fact(base + timedelta(days=d, seconds=s * 7), d * 1000 + s) for d in range(3) for s in range(400)]
+    late = [fact(base + timedelta(seconds=5), 99_999)]  # day 1, stored after day 3: out of physical order
+    insert_facts(iotdb, rows)
+    insert_facts(iotdb, late)
+    days = ["2024-01-01", "2024-01-02", "2024-01-03"]
+    out = _export(iotdb, "Facts", days, tmp_path / "out", caplog)
+    assert ("sequential pass" if share == 0.0 else "through Facts_creationDate_idx") in caplog.text
+    for day in days:
+        expected = sorted(r["data"] for r in rows + late if r["creationDate"].date().isoformat() == day)
+        assert sorted(int(r[11]) for r in out[day]) == expected
+    assert len(out["2024-01-01"]) == 401
