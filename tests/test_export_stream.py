@@ -170,3 +170,23 @@ def test_several_days_in_one_pass_route_every_row_to_its_day(iotdb, tmp_path, mo
         expected = sorted(r["data"] for r in rows + late if r["creationDate"].date().isoformat() == day)
         assert sorted(int(r[11]) for r in out[day]) == expected
     assert len(out["2024-01-01"]) == 401
+
+
+def test_the_read_runs_below_the_callers_priority_and_hands_back_errors():
+    import os
+    import threading
+
+    from meccano.export.priority import EXPORT_NICE, run_lowered
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    mine = nice()
+    assert run_lowered(nice, "t") == min(19, mine + EXPORT_NICE)
+    assert nice() == mine  # the caller's thread keeps its priority
+
+    def fail() -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        run_lowered(fail, "t")

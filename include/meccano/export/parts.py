@@ -15,7 +15,6 @@ failure in the compression thread (a full disk, say) stops the reader at its nex
 from __future__ import annotations
 
 import hashlib
-import os
 import queue
 import threading
 from collections.abc import Callable
@@ -25,19 +24,10 @@ from typing import IO, Any
 from zlib_ng import zlib_ng
 
 from meccano.export.errors import ExportError
+from meccano.export.priority import lower_this_thread
 
 GZIP_WBITS = 31  # deflate with a gzip header and trailer
-COMPRESSOR_NICE = 10  # the reader and the database come first: the compressor uses what CPU is left
 QUEUE_BLOCKS = 16  # blocks in flight to the compression thread (each at most one fetch batch, ~1 MB)
-
-
-def _lower_priority(steps: int) -> None:
-    """Lower this thread's CPU priority (Linux: a thread is a task with its own nice value)."""
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + steps))
-    except (AttributeError, OSError):
-        pass  # elsewhere the thread keeps the process's priority
 
 
 def part_name(index: int) -> str:
@@ -54,7 +44,7 @@ class Compressor:
         self._thread.start()
 
     def _run(self) -> None:
-        _lower_priority(COMPRESSOR_NICE)
+        lower_this_thread()
         while (job := self._jobs.get()) is not None:
             if self._error is None:  # after a failure, drain without working so the reader never blocks
                 try:

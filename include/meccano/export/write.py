@@ -38,6 +38,7 @@ from meccano.export.ledger import Ledger, LedgerEntry
 from meccano.export.options import ExportOptions
 from meccano.export.parts import Compressor, PartWriter
 from meccano.export.plan import Partition
+from meccano.export.priority import run_lowered
 from meccano.export.progress import Progress
 from meccano.export.stream import Block, Column, Range, Snapshot, access_hint, date_index, table_columns
 from meccano.iotdb.db import Iotdb
@@ -211,7 +212,7 @@ def _read_full(db: Iotdb, group: list[Partition], options: ExportOptions, stagin
     days = {p.day: DaySeconds(p.day) for p in group}
     label = first.label if len(group) == 1 else f"{first.table} {first.day}..{group[-1].day}"
     ranges = [(p.start, p.end) for p in group]
-    try:
+    def read() -> Progress:
         with Snapshot(db) as snap:
             expected = snap.estimate_rows(first.table, first.date_column, ranges, index)
             table_rows = snap.table_rows(first.table)
@@ -225,6 +226,10 @@ def _read_full(db: Iotdb, group: list[Partition], options: ExportOptions, stagin
             blocks = snap.blocks(first.table, first.date_column, columns, ranges, batch_rows(options),
                                  access_hint(index, full_scan), exact)
             _route(blocks, writers, days, progress)
+            return progress
+
+    try:
+        progress = run_lowered(read, "meccano-export-read")
         for writer in writers.values():
             writer.end()
         compressor.finish()
