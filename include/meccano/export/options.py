@@ -13,7 +13,7 @@
       maxDaysPerRun: 7         # oldest day partitions handled per run (a backlog drains over runs)
       partMegabytes: 256       # uncompressed CSV per part file
       purgeChunkRows: 20000    # rows per purge transaction
-      gzipLevel: 6
+      gzipLevel: 5
 
 ``dag_run.conf`` may override ``days`` (all tables), ``tables`` (names to run) and
 ``dry_run`` (export and verify, purge nothing).
@@ -50,7 +50,7 @@ class ExportOptions:
     max_days_per_run: int = 7
     part_bytes: int = 256 * 1024 * 1024
     purge_chunk_rows: int = 20_000
-    gzip_level: int = 6
+    gzip_level: int = 5
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -154,5 +154,5 @@ def load_options(settings: Settings, conf: dict[str, Any] | None = None) -> Expo
         part_bytes=_int(section.get("partMegabytes", 256), "config.yml export.partMegabytes", 1) * 1024 * 1024
         if "partBytes" not in section else _int(section["partBytes"], "config.yml export.partBytes", 1024),
         purge_chunk_rows=_int(section.get("purgeChunkRows", 20_000), "config.yml export.purgeChunkRows", 1),
-        gzip_level=_int(section.get("gzipLevel", 6), "config.yml export.gzipLevel", 1),
+        gzip_level=_int(section.get("gzipLevel", 5), "config.yml export.gzipLevel", 1),
     )
