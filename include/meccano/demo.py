@@ -178,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         print("demo: stopped; nothing left running", flush=True)
 
     signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    # Ctrl-C stops the demo even when its shell started it with SIGINT ignored (a background job of a
+    # non-interactive shell, nohup): Python keeps an inherited "ignore", so set the handler explicitly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         sim = [sys.executable, "-m", "meccano.simulator", "--stores", str(args.stores),
                "--devices-per-store", str(args.devices_per_store), "--backfill-days", str(args.backfill_days)]
