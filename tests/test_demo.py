@@ -8,6 +8,7 @@ started is still running.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -139,8 +140,10 @@ def test_make_demo_runs_the_fleet_and_stops_cleanly(tmp_path: Path):
         os.killpg(proc.pid, signal.SIGINT)
         try:
             proc.wait(120)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        except subprocess.TimeoutExpired:  # leave nothing behind for the next tests, then fail
+            for group in groups | {proc.pid}:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(group, signal.SIGKILL)
             raise
         finally:
             log.close()
