@@ -194,7 +194,8 @@ def test_local_target_rule(tmp_path, monkeypatch):
 def test_server_built_bytes_match_the_python_format(iotdb):
     """The MySQL fast path (server-built UTF-8 lines, nullable and NOT NULL columns) gives exactly the
     bytes the SQLite path formats in Python: quotes, commas, non-ASCII and NULLs included."""
-    from meccano.export.stream import Snapshot, access_hint, date_index, format_row, table_columns, to_seconds
+    from meccano.export.csvformat import format_row
+    from meccano.export.stream import Snapshot, access_hint, date_index, table_columns, to_seconds
 
     iotdb.execute("INSERT INTO Registration (device, device_group, registrationDate, creationDate, memo, type) "
                   "VALUES (:d, NULL, NULL, '2024-01-01 00:00:01', :m, NULL)", d='dé"v,1', m='a,"b" ü€')

@@ -111,7 +111,7 @@ class _Part:
 class PartWriter:
     """The parts of one partition: ``write`` blocks of CSV lines, ``close`` returns the part records."""
 
-    def __init__(self, folder: Path, part_bytes: int, level: int = 6, first_index: int = 0,
+    def __init__(self, folder: Path, part_bytes: int, level: int = 5, first_index: int = 0,
                  compressor: Compressor | None = None) -> None:
         self.folder, self.part_bytes, self.level = folder, part_bytes, level
         self.index = first_index
@@ -144,7 +144,7 @@ class PartWriter:
 
     def close(self) -> list[dict[str, Any]]:
         """End, wait for an own compression thread, and return the records of all parts."""
-        self._rotate()
+        self.end()
         if self._own:
             self._compressor.finish()
         return self.records()

@@ -1,16 +1,14 @@
-"""Read one or more day partitions inside one consistent snapshot: a per-second histogram, then the rows.
+"""Read one or more day partitions inside one consistent snapshot, as blocks of CSV bytes per day.
 
-On MySQL/MariaDB the server builds each CSV line, newline included, and the rows are streamed
-through the low-level MySQLdb result (``query`` + ``use_result`` + ``fetch_row``) with no
-converters, so Python receives the UTF-8 bytes as they came off the wire (the session's result
-character set is utf8mb4), never decodes or encodes a line, and a batch is one ``b"".join``;
+On MySQL/MariaDB the server joins each row's raw values (see :mod:`meccano.export.csvformat`) and
+the rows are streamed through the low-level MySQLdb result (``query`` + ``use_result`` +
+``fetch_row``) with no converters, so Python receives the UTF-8 bytes as they came off the wire
+(the session's result character set is utf8mb4) and turns a batch into CSV without decoding it;
 memory stays flat however large the day is. Each row also carries its date as whole seconds
 (``TO_SECONDS(column)``): the rows are counted per second as they stream (the purge chunks'
 histogram), and several days are exported by one pass over the table, each row routed to its
-day's files. On
-SQLite (the embedded demo) a plain cursor with ``fetchmany`` is used and Python formats the
-lines the same way. The histogram and the rows are read in the same REPEATABLE READ snapshot,
-so they always agree with each other.
+day's files. On SQLite (the embedded demo) a plain cursor with ``fetchmany`` is used and Python
+formats the lines in the same dialect.
 """
 
 from __future__ import annotations
@@ -23,10 +21,8 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from meccano.export.csvformat import AmbiguousValue, csv_block, csv_fields, fields_expr, format_row, ts_text
+from meccano.export.csvformat import csv_block, csv_fields, fields_expr, format_row, ts_text
 from meccano.iotdb.db import Iotdb
-
-__all__ = ["AmbiguousValue", "Block", "Column", "Snapshot", "format_row", "ts_text"]
 
 BATCH_ROWS = 10_000
 Range = tuple[str, str]
@@ -59,8 +55,9 @@ def seconds_text(seconds: int) -> str:
     return f"{day.isoformat()} {second // 3600:02d}:{second % 3600 // 60:02d}:{second % 60:02d}"
 
 
-def seconds_day(seconds: int) -> str:
-    return date.fromordinal(seconds // SECONDS_PER_DAY - _ORDINAL_OFFSET).isoformat()
+def day_text(day_number: int) -> str:
+    """``'YYYY-MM-DD'`` of ``TO_SECONDS // 86400`` (MySQL's ``TO_DAYS``)."""
+    return date.fromordinal(day_number - _ORDINAL_OFFSET).isoformat()
 
 
 @dataclass(frozen=True)
@@ -135,11 +132,11 @@ def _by_day(rows: Sequence[Sequence[Any]], to_csv: Callable[[Sequence[Sequence[A
     seconds = Counter(map(itemgetter(-1), rows))
     days = {int(k) // SECONDS_PER_DAY for k in seconds}
     if len(days) == 1:
-        yield Block(seconds_day(days.pop() * SECONDS_PER_DAY), to_csv(rows), len(rows), seconds)
+        yield Block(day_text(days.pop()), to_csv(rows), len(rows), seconds)
         return
     for day_number, group in groupby(rows, key=lambda row: int(row[-1]) // SECONDS_PER_DAY):
         part = list(group)
-        yield Block(seconds_day(day_number * SECONDS_PER_DAY), to_csv(part), len(part),
+        yield Block(day_text(day_number), to_csv(part), len(part),
                     Counter(map(itemgetter(-1), part)))
 
 
@@ -148,7 +145,7 @@ def _joined_lines(rows: Sequence[Sequence[Any]]) -> bytes:
 
 
 class Snapshot:
-    """A read-only consistent view of the IOTDB for one partition's export."""
+    """A read-only consistent view of the IOTDB for one export pass (one or more days)."""
 
     def __init__(self, db: Iotdb) -> None:
         self.db = db
@@ -161,9 +158,6 @@ class Snapshot:
             assert self.db.hook is not None
             self.con = self.db.hook.get_conn()
             self.con.autocommit(False)
-            cur = self.con.cursor()
-            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            cur.execute("SET SESSION net_write_timeout = 3600")
             self.con.set_character_set("utf8mb4")  # the streamed bytes are UTF-8 whatever the connection's default
             cur = self.con.cursor()
             cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -194,29 +188,17 @@ class Snapshot:
         return clause, [v for r in ranges for v in r]
 
     def histogram(self, table: str, column: str, ranges: Sequence[Range]) -> list[tuple[str, int]]:
-        """Rows per distinct date value (per second), ascending; an index-only scan."""
-        return list(self.histogram_stream(table, column, ranges))
-
-    def histogram_stream(self, table: str, column: str, ranges: Sequence[Range]) -> Iterator[tuple[str, int]]:
-        """:meth:`histogram` streamed (read it to the end before the next query)."""
+        """Rows per distinct date value, ascending; an index-only scan (the reconcile mode's view of a day)."""
         where, params = self._where(column, ranges)
-        if self.mysql:
-            from MySQLdb.cursors import SSCursor
-
-            cur = self.con.cursor(SSCursor)
-        else:
-            cur = self.con.cursor()
+        cur = self.con.cursor()
         # MySQL: the server formats the second (the same text as ts_text); building 86,400
         # datetime objects per day only to format them again cost ~20% of a day's export.
         shown = f"CAST({column} AS CHAR)" if self.mysql else column
         cur.execute(f"SELECT {shown}, COUNT(*) FROM {table} WHERE {where} GROUP BY {column} ORDER BY {column}",
                     params)
-        try:
-            while rows := cur.fetchmany(BATCH_ROWS):
-                for ts, n in rows:
-                    yield ts_text(ts), int(n)
-        finally:
-            cur.close()
+        rows = [(ts_text(ts), int(n)) for ts, n in cur.fetchall()]
+        cur.close()
+        return rows
 
     def estimate_rows(self, table: str, column: str, ranges: Sequence[Range], index: str | None) -> int | None:
         """Rows in ``ranges``: the optimizer's estimate through ``index`` on MySQL (index dives, no scan),

@@ -25,7 +25,7 @@ def fresh_counts(db: Iotdb, partition: Partition, chunks: list[dict[str, Any]]) 
     col = partition.date_column
     rows = db.query(f"SELECT {col} AS ts, COUNT(*) AS n FROM {partition.table} WHERE {col} >= :a AND {col} < :b "
                     f"GROUP BY {col}", a=partition.start, b=partition.end)
-    from meccano.export.stream import ts_text
+    from meccano.export.csvformat import ts_text
 
     hist = sorted((ts_text(r["ts"]), int(r["n"])) for r in rows)
     return [sum(n for ts, n in hist if ch["from"] <= ts < ch["to"]) for ch in chunks]

@@ -4,8 +4,8 @@
 new manifest replaces any earlier export of the day (its rows are all still in the database).
 Consecutive full days of one table are read together (up to ``SCAN_DAYS``): one query, one
 snapshot, each row routed to its day's files. When those days hold most of the table the query
-reads the table sequentially instead of through the date index (see ``access_hint``), which is
-what makes a backlog export as fast as a plain ``mysql | gzip`` of the same rows.
+reads the table sequentially instead of through the date index (see ``access_hint``): a backlog
+is read at the speed of one sequential scan.
 
 ``reconcile`` mode (part of the day was purged by an earlier run, so some rows live only in
 the target): the earlier parts are kept and only rows the target does not have yet are
@@ -13,8 +13,8 @@ appended as new parts (rows that arrived late in purged ranges, and the late sur
 unpurged ranges, found by comparing with the target's own parts). Nothing is exported twice.
 
 Purge chunks are contiguous ``[from, to)`` date ranges covering the day, built from the
-per-second histogram read in the same snapshot as the rows: the purge deletes a chunk only
-when the database still holds exactly the exported number of rows in that range.
+per-second counts of the exported rows themselves (``histogram.DaySeconds``): the purge deletes a
+chunk only when the database still holds exactly the exported number of rows in that range.
 """
 
 from __future__ import annotations
@@ -157,18 +157,16 @@ def export_partitions(db: Iotdb, partitions: list[Partition], options: ExportOpt
     manifests: list[dict[str, Any]] = []
     for group in scan_groups(partitions):
         if group[0].mode == "reconcile":
-            manifests.append(export_partition(db, group[0], options, staging_of(group[0]), run_id, log,
-                                              day_folder_of(group[0])))
+            manifests.append(_export_reconcile(db, group[0], options, staging_of(group[0]), run_id, log,
+                                               day_folder_of(group[0])))
         else:
             manifests += _export_full(db, group, options, staging_of, run_id, log)
     return manifests
 
 
-def export_partition(db: Iotdb, partition: Partition, options: ExportOptions, staging: Path, run_id: str,
-                     log: logging.Logger, day_folder: ObjectStoragePath | None = None) -> dict[str, Any]:
-    """Export one partition (either mode); see :func:`export_partitions`."""
-    if partition.mode != "reconcile":
-        return _export_full(db, [partition], options, lambda _: staging, run_id, log)[0]
+def _export_reconcile(db: Iotdb, partition: Partition, options: ExportOptions, staging: Path, run_id: str,
+                      log: logging.Logger, day_folder: ObjectStoragePath | None) -> dict[str, Any]:
+    """The late rows of a partly purged day, appended as new parts."""
     ledger = Ledger(db)
     columns = _checked_columns(db, partition)
     _clean_staging(staging)
@@ -212,6 +210,7 @@ def _read_full(db: Iotdb, group: list[Partition], options: ExportOptions, stagin
     days = {p.day: DaySeconds(p.day) for p in group}
     label = first.label if len(group) == 1 else f"{first.table} {first.day}..{group[-1].day}"
     ranges = [(p.start, p.end) for p in group]
+
     def read() -> Progress:
         with Snapshot(db) as snap:
             expected = snap.estimate_rows(first.table, first.date_column, ranges, index)
