@@ -20,7 +20,18 @@ from meccano.export.errors import ExportError
 from meccano.export.options import load_options
 from meccano.export.parts import PartWriter
 from meccano.export.plan import Partition, day_bounds
-from meccano.export.stream import merged, seconds_text, table_columns, to_seconds
+from meccano.export.stream import (
+    Column,
+    Snapshot,
+    access_hint,
+    date_index,
+    decode_seconds_key,
+    decode_text_key,
+    merged,
+    table_columns,
+    text_key_of,
+    to_seconds,
+)
 from tests.test_export_support import configure_export, fact, insert_facts
 
 TRICKY = ["plain", "a,b", 'say "hi"', "two\nlines", "cr\rhere", "", "ü€ unicode", " spaced "]
@@ -76,7 +87,24 @@ def test_a_value_holding_a_separator_is_reported_not_guessed():
 def test_ranges_merge_and_seconds_convert():
     assert merged([("b", "c"), ("a", "b"), ("d", "e")]) == [("a", "c"), ("d", "e")]
     assert to_seconds("2024-01-01 00:00:00") == 63871286400  # MariaDB's TO_SECONDS
-    assert seconds_text(to_seconds(datetime(2024, 2, 29, 23, 59, 59))) == "2024-02-29 23:59:59"
+    assert decode_seconds_key(to_seconds(datetime(2024, 2, 29, 23, 59, 59))) == ("2024-02-29", 86_399)
+    assert decode_seconds_key(str(to_seconds("2024-03-01 00:00:07")).encode()) == ("2024-03-01", 7)
+    assert decode_text_key(b"2024-02-29 23:59:59") == ("2024-02-29", 86_399)
+    assert decode_text_key(b"2024-03-01 00:01:07") == ("2024-03-01", 67)
+    for bad in (b"2024-02-29T23:59:59", b"x024-02-29 23:59:59", b"24-02-29 23:59:59.5"):
+        with pytest.raises(AmbiguousValue, match="does not end in its date"):
+            decode_text_key(bad)
+
+
+def test_the_line_tail_is_the_time_key_only_for_a_last_whole_second_date_column():
+    def cols(*spec: tuple[str, str]) -> list[Column]:
+        return [Column(name, "datetime" if "TIME" in kind else "number", kind) for name, kind in spec]
+
+    assert text_key_of(cols(("data", "INTEGER"), ("creationDate", "TIMESTAMP")), "creationDate")
+    assert text_key_of(cols(("data", "INTEGER"), ("creationDate", "DATETIME")), "creationDate")
+    assert not text_key_of(cols(("data", "INTEGER"), ("creationDate", "TIMESTAMP(3)")), "creationDate")
+    assert not text_key_of(cols(("data", "INTEGER"), ("creationDate", "DATE")), "creationDate")
+    assert not text_key_of(cols(("creationDate", "TIMESTAMP"), ("data", "INTEGER")), "creationDate")
 
 
 def test_scan_groups_and_access_path_choice():
@@ -170,6 +198,30 @@ def test_several_days_in_one_pass_route_every_row_to_its_day(iotdb, tmp_path, mo
         expected = sorted(r["data"] for r in rows + late if r["creationDate"].date().isoformat() == day)
         assert sorted(int(r[11]) for r in out[day]) == expected
     assert len(out["2024-01-01"]) == 401
+
+
+def test_the_line_tail_key_gives_the_blocks_of_the_servers_to_seconds(iotdb):
+    """Facts (date column last): the fast path counts the lines' own date tails; it yields exactly the
+    days, bytes and per-second counts of the exact path (raw columns + the server's TO_SECONDS),
+    batches that straddle midnight included."""
+    base = datetime(2024, 1, 1, 23, 59, 50)
+    insert_facts(iotdb, [fact(base + timedelta(seconds=s // 3), s) for s in range(60)])
+    columns = table_columns(iotdb, "Facts")
+    assert text_key_of(columns, "creationDate")
+    ranges = [("2024-01-01 00:00:00", "2024-01-03 00:00:00")]
+    hint = access_hint(date_index(iotdb, "Facts", "creationDate"), False)
+    with Snapshot(iotdb) as snap:
+        fast = list(snap.blocks("Facts", "creationDate", columns, ranges, 7, hint))
+        exact = list(snap.blocks("Facts", "creationDate", columns, ranges, 7, hint, exact=True))
+    assert fast == exact
+    assert {b.day for b in fast} == {"2024-01-01", "2024-01-02"}
+    assert any(b.rows < 7 for b in fast[:-1])  # a batch was split at midnight
+    seconds = {}
+    for b in fast:
+        for second, n in b.seconds.items():
+            seconds[(b.day, second)] = seconds.get((b.day, second), 0) + n
+    assert seconds[("2024-01-01", 86_399)] == 3 and seconds[("2024-01-02", 0)] == 3
+    assert sum(seconds.values()) == 60
 
 
 def test_the_read_runs_below_the_callers_priority_and_hands_back_errors():

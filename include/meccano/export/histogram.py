@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meccano.export.stream import SECONDS_PER_DAY, seconds_text
+from meccano.export.stream import SECONDS_PER_DAY
 
 
 def build_chunks(histogram: Iterable[tuple[str, int]], start: str, end: str, chunk_rows: int) -> list[dict[str, Any]]:
@@ -41,33 +41,35 @@ class DaySeconds:
     day: str  # YYYY-MM-DD
     counts: array = field(default_factory=lambda: array("q", bytes(8 * SECONDS_PER_DAY)))
     rows: int = 0
-    low: int | None = None  # TO_SECONDS of the first and last row
+    low: int | None = None  # second of the day of the first and last row
     high: int | None = None
 
-    def add(self, seconds: Mapping[Any, int]) -> None:
-        """Count rows given as ``TO_SECONDS`` value (int, or its digits as bytes) -> rows."""
+    def add(self, seconds: Mapping[int, int]) -> None:
+        """Count rows given as second of the day -> rows."""
         counts = self.counts
-        values = [int(k) for k in seconds]
-        for value, n in zip(values, seconds.values(), strict=True):
-            counts[value % SECONDS_PER_DAY] += n
+        for second, n in seconds.items():
+            counts[second] += n
             self.rows += n
-        low, high = min(values), max(values)
+        low, high = min(seconds), max(seconds)
         self.low = low if self.low is None else min(self.low, low)
         self.high = high if self.high is None else max(self.high, high)
 
+    def _text(self, second: int) -> str:
+        return f"{self.day} {second // 3600:02d}:{second % 3600 // 60:02d}:{second % 60:02d}"
+
     @property
     def first(self) -> str | None:
-        return seconds_text(self.low) if self.low is not None else None
+        return self._text(self.low) if self.low is not None else None
 
     @property
     def last(self) -> str | None:
-        return seconds_text(self.high) if self.high is not None else None
+        return self._text(self.high) if self.high is not None else None
 
     def histogram(self) -> Iterator[tuple[str, int]]:
         """``('YYYY-MM-DD HH:MM:SS', rows)`` of each second holding rows, ascending."""
         for second, n in enumerate(self.counts):
             if n:
-                yield f"{self.day} {second // 3600:02d}:{second % 3600 // 60:02d}:{second % 60:02d}", n
+                yield self._text(second), n
 
     def chunks(self, start: str, end: str, chunk_rows: int) -> list[dict[str, Any]]:
         return build_chunks(self.histogram(), start, end, chunk_rows)
