@@ -28,6 +28,7 @@ from meccano.export.stream import (
     decode_seconds_key,
     decode_text_key,
     merged,
+    read_ahead,
     table_columns,
     text_key_of,
     to_seconds,
@@ -94,6 +95,33 @@ def test_ranges_merge_and_seconds_convert():
     for bad in (b"2024-02-29T23:59:59", b"x024-02-29 23:59:59", b"24-02-29 23:59:59.5"):
         with pytest.raises(AmbiguousValue, match="does not end in its date"):
             decode_text_key(bad)
+
+
+def test_read_ahead_yields_in_order_hands_over_errors_and_stops_its_source():
+    import threading
+
+    def source(n, fail_at=None, log=None):
+        try:
+            for i in range(n):
+                if i == fail_at:
+                    raise ConnectionError("server gone at batch 3")
+                yield i
+        finally:
+            if log is not None:
+                log.append(threading.current_thread().name)
+
+    assert list(read_ahead(source(50), depth=2)) == list(range(50))
+    got = []
+    with pytest.raises(ConnectionError, match="server gone at batch 3"):
+        for item in read_ahead(source(10, fail_at=3)):
+            got.append(item)
+    assert got == [0, 1, 2]
+    closed: list[str] = []
+    reader = read_ahead(source(1_000, log=closed), depth=2)
+    assert [next(reader), next(reader)] == [0, 1]
+    reader.close()  # the consumer stops early: the source is closed, in the reading thread, before close() returns
+    assert closed == ["meccano-export-fetch"]
+    assert not any(t.name == "meccano-export-fetch" for t in threading.enumerate())
 
 
 def test_the_line_tail_is_the_time_key_only_for_a_last_whole_second_date_column():
