@@ -53,6 +53,22 @@ def test_build_chunks_are_contiguous_and_bounded():
         ("2024-03-01 02:00:00", "2024-03-02 00:00:00", 1)]
 
 
+def test_day_seconds_cut_the_same_chunks_as_its_histogram():
+    import random
+    from collections import Counter
+
+    from meccano.export.histogram import DaySeconds
+
+    rnd = random.Random(5)
+    day = DaySeconds("2024-03-01")
+    for _ in range(20):
+        day.add(Counter({rnd.randrange(86_400): rnd.randint(1, 40) for _ in range(300)}))
+    bounds = ("2024-03-01 00:00:00", "2024-03-02 00:00:00")
+    for size in (1, 50, 997, 10**9):
+        assert day.chunks(*bounds, size) == build_chunks(day.histogram(), *bounds, size)
+    assert sum(c["rows"] for c in day.chunks(*bounds, 50)) == day.rows
+
+
 @pytest.mark.parametrize(("tables", "conf", "message"), [
     ([{"table": "Facts; DROP"}], {}, "export.tables[0].table"),
     ([{"table": "Facts", "retention": 3}], {}, "unknown key(s) retention"),

@@ -36,8 +36,13 @@ class WorkerDied(BaseException):
 
 
 @pytest.fixture
-def world(iotdb, s3_server, tmp_path, monkeypatch):
-    configure_export(tmp_path, monkeypatch)
+def export_format() -> str:
+    return "csv"  # tests parametrized on export_format run with Parquet parts too
+
+
+@pytest.fixture
+def world(iotdb, s3_server, tmp_path, monkeypatch, export_format):
+    configure_export(tmp_path, monkeypatch, export_format)
     bucket, remote = new_bucket(s3_server, monkeypatch)
     old = [r for d in DAYS for r in day_facts(d)]
     recent = day_facts("2024-03-09", 20)
@@ -76,6 +81,7 @@ def test_worker_dies_after_upload_before_purge(world):
     world.rerun_completes("rerun")  # re-exports the days, replacing their objects
 
 
+@pytest.mark.parametrize("export_format", ["csv", "parquet"])
 def test_worker_dies_after_half_the_purge_chunks(world):
     planned = world.until_verify("crashed")
     chunks = len(Ledger(world.db).get("Facts", DAYS[1]).manifest["chunks"])
@@ -112,6 +118,7 @@ def test_late_rows_in_an_exported_day_stop_the_purge(world):
     world.rerun_completes("rerun", Counter(as_tuple(r) for r in late))
 
 
+@pytest.mark.parametrize("export_format", ["csv", "parquet"])
 def test_rows_arriving_during_the_purge_are_never_deleted_unexported(world):
     planned = world.until_verify("run1")
     chunks = Ledger(world.db).get("Facts", DAYS[0]).manifest["chunks"]
@@ -128,7 +135,8 @@ def test_rows_arriving_during_the_purge_are_never_deleted_unexported(world):
     world.rerun_completes("rerun", Counter(as_tuple(r) for r in late))
 
 
-def test_late_rows_after_a_day_was_purged_are_appended(world):
+@pytest.mark.parametrize("export_format", ["csv", "parquet"])
+def test_late_rows_after_a_day_was_purged_are_appended(world, export_format):
     chain.run_all(world.settings(), world.db, run_id="run1", when=NOW)
     parts_before = world.reader.manifests()[world.reader.prefix + "/year=2024/month=03/day=01"]["parts"]
     late = day_facts(DAYS[0], 5, seed=3, offset=70_000)
@@ -137,6 +145,8 @@ def test_late_rows_after_a_day_was_purged_are_appended(world):
     parts_after = world.reader.manifests()[world.reader.prefix + "/year=2024/month=03/day=01"]["parts"]
     assert parts_after[:len(parts_before)] == parts_before  # earlier parts untouched
     assert sum(p["rows"] for p in parts_after[len(parts_before):]) == 5
+    suffix = ".parquet" if export_format == "parquet" else ".csv.gz"
+    assert all(p["key"].endswith(suffix) for p in parts_after)
 
 
 def test_the_same_day_run_twice(world, s3_server):

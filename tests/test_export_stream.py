@@ -210,6 +210,52 @@ def test_nulls_empty_strings_and_separators_in_values_export_exactly(iotdb, tmp_
     assert "unit\x1fsep" in {r[columns.index("memo")] for r in out["2024-01-01"]}
 
 
+@pytest.mark.parametrize("memos", [["plain", "a,b"], [None, "", *TRICKY]], ids=["fast-path", "quoted-and-nulls"])
+def test_parquet_parts_hold_the_typed_values_of_the_database(iotdb, tmp_path, monkeypatch, memos):
+    """export.format: parquet: every value arrives typed (NULL vs empty string, quotes, commas, line ends,
+    non-ASCII, timestamps) and the parts are recorded like gzip parts (size and sha256 of the file)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    configure_export(tmp_path, monkeypatch, "parquet")
+    memos = [*memos, "unit\x1fsep"]  # a separator byte: the exact path must type it the same way
+    for i, memo in enumerate(memos):
+        iotdb.execute("INSERT INTO Registration (device, device_group, registrationDate, creationDate, memo) "
+                      "VALUES (:d, :g, NULL, :c, :m)", d=f"dev{i}", g=None if i % 2 else "", m=memo,
+                      c=datetime(2024, 1, 1, 0, 0, i))
+    options = load_options(load_settings(), {})
+    assert options.file_format == "parquet"
+    part = Partition("Registration", "creationDate", "registration", "2024-01-01",
+                     *day_bounds(datetime(2024, 1, 1).date()), "full")
+    [manifest] = write.export_partitions(iotdb, [part], options, lambda p: tmp_path / "out", "run-1",
+                                         logging.getLogger("test"), lambda p: None)
+    assert manifest["format"] == "parquet" and manifest["compression"] == "zstd"
+    assert [p["key"] for p in manifest["parts"]] == ["part-00000.parquet"]
+    data = (tmp_path / "out" / "part-00000.parquet").read_bytes()
+    assert (len(data), hashlib.sha256(data).hexdigest()) == (manifest["parts"][0]["bytes"],
+                                                             manifest["parts"][0]["sha256"])
+    table = pq.read_table(tmp_path / "out" / "part-00000.parquet")
+    assert table.schema.field("creationDate").type == pa.timestamp("us")
+    assert table.schema.field("memo").nullable and not table.schema.field("device").nullable
+    got = {r["device"]: r for r in table.to_pylist()}
+    assert len(got) == manifest["rows"] == len(memos)
+    for i, memo in enumerate(memos):
+        row = got[f"dev{i}"]
+        assert (row["memo"], row["device_group"], row["registrationDate"]) == (memo, None if i % 2 else "", None)
+        assert row["creationDate"] == datetime(2024, 1, 1, 0, 0, i)
+
+
+def test_an_unknown_file_format_or_gzip_level_is_named(tmp_path, monkeypatch):
+    configure_export(tmp_path, monkeypatch, "xlsx")
+    with pytest.raises(ExportError, match=r"config.yml export.format: 'xlsx' is not a supported file format; "
+                                          r"use csv or parquet"):
+        load_options(load_settings(), {})
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(cfg.read_text().replace("format: xlsx", "gzipLevel: 12"))
+    with pytest.raises(ExportError, match=r"config.yml export.gzipLevel: 12 must be between 1 and 9"):
+        load_options(load_settings(), {})
+
+
 @pytest.mark.parametrize("share", [0.0, 10.0], ids=["full-scan", "date-index"])
 def test_several_days_in_one_pass_route_every_row_to_its_day(iotdb, tmp_path, monkeypatch, caplog, share):
     configure_export(tmp_path, monkeypatch)

@@ -103,7 +103,8 @@ class TargetReader:
                 data = self.read(f"{folder}/{part['key']}")
                 assert len(data) == part["bytes"]
                 assert hashlib.sha256(data).hexdigest() == part["sha256"]
-                rows = list(csv.reader(io.StringIO(gzip.decompress(data).decode())))
+                rows = parquet_text_rows(data) if manifest["format"] == "parquet" else \
+                    list(csv.reader(io.StringIO(gzip.decompress(data).decode())))
                 assert len(rows) == part["rows"]
                 total += len(rows)
                 found.update(tuple(r) for r in rows)
@@ -111,10 +112,20 @@ class TargetReader:
         return found
 
 
-def configure_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def parquet_text_rows(data: bytes) -> list[tuple[str, ...]]:
+    """A Parquet part's rows as the CSV text of the same values (datetimes to the second, NULL empty)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(data))
+    columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+    return [tuple("" if v is None else v.strftime("%Y-%m-%d %H:%M:%S") if isinstance(v, datetime) else str(v)
+                  for v in row) for row in zip(*columns, strict=True)]
+
+
+def configure_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file_format: str = "csv") -> Path:
     """Small parts and purge chunks, local staging under tmp_path; returns the staging folder."""
     cfg = tmp_path / "config.yml"
-    cfg.write_text(SMALL_CONFIG)
+    cfg.write_text(SMALL_CONFIG + f"    format: {file_format}\n")
     monkeypatch.setenv("MECCANO_CONFIG", str(cfg))
     local = tmp_path / "local"
     local.mkdir()

@@ -72,4 +72,16 @@ class DaySeconds:
                 yield self._text(second), n
 
     def chunks(self, start: str, end: str, chunk_rows: int) -> list[dict[str, Any]]:
-        return build_chunks(self.histogram(), start, end, chunk_rows)
+        """:func:`build_chunks` of :meth:`histogram`, formatting only the chunk boundaries (a day of
+        1 M rows has ~86,400 busy seconds: formatting each one cost 0.3 s per day exported)."""
+        chunks: list[dict[str, Any]] = []
+        lower, acc = start, 0
+        for second, n in enumerate(self.counts):
+            if n:
+                if acc and acc + n > chunk_rows:
+                    boundary = self._text(second)
+                    chunks.append({"from": lower, "to": boundary, "rows": acc, "purged": False})
+                    lower, acc = boundary, 0
+                acc += n
+        chunks.append({"from": lower, "to": end, "rows": acc, "purged": False})
+        return chunks

@@ -13,7 +13,8 @@
       maxDaysPerRun: 7         # oldest day partitions handled per run (a backlog drains over runs)
       partMegabytes: 256       # uncompressed CSV per part file
       purgeChunkRows: 20000    # rows per purge transaction
-      gzipLevel: 5
+      gzipLevel: 5             # gzip CSV parts
+      format: csv              # csv (gzip) or parquet (zstd, typed by the table's columns)
 
 ``dag_run.conf`` may override ``days`` (all tables), ``tables`` (names to run) and
 ``dry_run`` (export and verify, purge nothing).
@@ -51,6 +52,7 @@ class ExportOptions:
     part_bytes: int = 256 * 1024 * 1024
     purge_chunk_rows: int = 20_000
     gzip_level: int = 5
+    file_format: str = "csv"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -154,5 +156,23 @@ def load_options(settings: Settings, conf: dict[str, Any] | None = None) -> Expo
         part_bytes=_int(section.get("partMegabytes", 256), "config.yml export.partMegabytes", 1) * 1024 * 1024
         if "partBytes" not in section else _int(section["partBytes"], "config.yml export.partBytes", 1024),
         purge_chunk_rows=_int(section.get("purgeChunkRows", 20_000), "config.yml export.purgeChunkRows", 1),
-        gzip_level=_int(section.get("gzipLevel", 5), "config.yml export.gzipLevel", 1),
+        gzip_level=_level(section.get("gzipLevel", 5)),
+        file_format=_format(section.get("format", "csv")),
     )
+
+
+def _level(value: Any) -> int:
+    level = _int(value, "config.yml export.gzipLevel", 1)
+    if level > 9:
+        raise ExportError(f"config.yml export.gzipLevel: {level} must be between 1 and 9")
+    return level
+
+
+def _format(value: Any) -> str:
+    from meccano.export.parts import FORMATS
+
+    text = str(value).strip().lower()
+    if text not in FORMATS:
+        raise ExportError(f"config.yml export.format: {value!r} is not a supported file format; use "
+                          f"{' or '.join(FORMATS)}")
+    return text

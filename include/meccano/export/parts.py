@@ -1,4 +1,4 @@
-"""gzip CSV part files of bounded size, compressed on a second core by a background thread.
+"""Part files of bounded size (gzip CSV, or Parquet), written on a second core by a background thread.
 
 The reader (this thread) keeps fetching rows from the database while one compression
 thread deflates and writes what it was given, in order. zlib-ng's deflate releases the GIL,
@@ -6,7 +6,8 @@ so the two really run in parallel; it also gives files as small as ``gzip -6`` a
 third of the CPU (measured in ``bench/README.md``). A part is closed once its uncompressed
 size reaches the bound. The gzip header carries no name and no time, so the same rows give
 the same bytes; each part's size and SHA-256 are taken from the bytes as they are written
-(no second read of the file).
+(no second read of the file). Parquet parts (:mod:`meccano.export.parquetformat`) take the same
+CSV blocks and are typed and written by the same thread.
 
 The hand-over queue is bounded: memory stays flat however large the export is, and a
 failure in the compression thread (a full disk, say) stops the reader at its next block.
@@ -17,21 +18,27 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from zlib_ng import zlib_ng
 
 from meccano.export.errors import ExportError
 from meccano.export.priority import lower_this_thread
 
+if TYPE_CHECKING:
+    from meccano.export.stream import Column
+
 GZIP_WBITS = 31  # deflate with a gzip header and trailer
 QUEUE_BLOCKS = 16  # blocks in flight to the compression thread (each at most one fetch batch, ~1 MB)
 
 
-def part_name(index: int) -> str:
-    return f"part-{index:05d}.csv.gz"
+FORMATS = ("csv", "parquet")
+
+
+def part_name(index: int, file_format: str = "csv") -> str:
+    return f"part-{index:05d}.parquet" if file_format == "parquet" else f"part-{index:05d}.csv.gz"
 
 
 class Compressor:
@@ -112,18 +119,40 @@ class PartWriter:
     """The parts of one partition: ``write`` blocks of CSV lines, ``close`` returns the part records."""
 
     def __init__(self, folder: Path, part_bytes: int, level: int = 5, first_index: int = 0,
-                 compressor: Compressor | None = None) -> None:
+                 compressor: Compressor | None = None, file_format: str = "csv",
+                 columns: Sequence[Column] = ()) -> None:
+        """``part_bytes`` bounds the CSV bytes of a part (before compression), whatever the format;
+        ``columns`` type the Parquet parts."""
         self.folder, self.part_bytes, self.level = folder, part_bytes, level
+        self.file_format = file_format
         self.index = first_index
+        self._converter: Any = None
+        if file_format == "parquet":
+            from meccano.export.parquetformat import CsvToArrow
+
+            self._converter = CsvToArrow(columns)
         self._own = compressor is None
         self._compressor = compressor or Compressor()
-        self._done: list[_Part] = []
-        self._part: _Part | None = None
+        self._done: list[Any] = []
+        self._part: Any = None
         folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def converter(self) -> Any:
+        """The CSV -> Arrow converter of Parquet parts (None for CSV)."""
+        return self._converter
+
+    def _new_part(self) -> Any:
+        path = self.folder / part_name(self.index, self.file_format)
+        if self._converter is not None:
+            from meccano.export.parquetformat import ParquetPart
+
+            return ParquetPart(path, self._converter)
+        return _Part(path, self.level)
 
     def write(self, data: bytes, rows: int) -> None:
         if self._part is None:
-            self._part = _Part(self.folder / part_name(self.index), self.level)
+            self._part = self._new_part()
         part = self._part
         part.rows += rows
         part.raw += len(data)

@@ -1,4 +1,4 @@
-"""Export one day partition to local gzip CSV parts plus its manifest.
+"""Export one day partition to local part files (gzip CSV, or Parquet) plus its manifest.
 
 ``full`` mode (nothing of the day purged yet): every row of the day, in one snapshot; the
 new manifest replaces any earlier export of the day (its rows are all still in the database).
@@ -97,12 +97,18 @@ def use_full_scan(export_rows: int | None, table_rows: int | None) -> bool:
 
 
 def _manifest(partition: Partition, run_id: str, columns: list[Column], parts: list[dict[str, Any]],
-              chunks: list[dict[str, Any]], min_date: str | None, max_date: str | None) -> dict[str, Any]:
+              chunks: list[dict[str, Any]], min_date: str | None, max_date: str | None,
+              file_format: str) -> dict[str, Any]:
+    layout: dict[str, Any] = {"format": "csv", "compression": "gzip", "header": False, "delimiter": ",", "quote": '"'}
+    if file_format == "parquet":
+        from meccano.export.parquetformat import COMPRESSION
+
+        layout = {"format": "parquet", "compression": COMPRESSION}
     return {
         "table": partition.table, "day": partition.day, "dateColumn": partition.date_column,
         "prefix": partition.prefix, "runId": run_id,
         "writtenAt": datetime.now(UTC).isoformat(timespec="seconds"),
-        "format": "csv", "compression": "gzip", "header": False, "delimiter": ",", "quote": '"',
+        **layout,
         "schema": [{"name": c.name, "type": c.type} for c in columns],
         "rows": sum(p["rows"] for p in parts), "bytes": sum(p["bytes"] for p in parts),
         "minDate": min_date, "maxDate": max_date,
@@ -114,10 +120,26 @@ def _parse(line: str) -> tuple[str, ...]:
     return tuple(next(csv.reader(io.StringIO(line))))
 
 
+def _row_keys(lines: list[str], converter: Any) -> list[tuple[Any, ...]]:
+    """How the target's readers see each CSV line: its text fields (CSV) or its typed values (Parquet)."""
+    if converter is None:
+        return [_parse(line) for line in lines]
+    return converter.rows(("\n".join(lines) + "\n").encode("utf-8")) if lines else []
+
+
 def _target_rows(day_folder: ObjectStoragePath, parts: list[dict[str, Any]], date_index: int,
-                 ranges: list[Range]) -> Counter:
+                 ranges: list[Range], converter: Any) -> Counter:
     """Rows already in the target's parts whose date falls in ``ranges`` (rare reconcile path)."""
     found: Counter = Counter()
+    if converter is not None:
+        from meccano.export.csvformat import ts_text
+        from meccano.export.parquetformat import parquet_rows
+
+        for part in parts:
+            for row in parquet_rows(day_folder / part["key"], converter):
+                if any(lo <= ts_text(row[date_index]) < hi for lo, hi in ranges):
+                    found[row] += 1
+        return found
     for part in parts:
         with (day_folder / part["key"]).open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8",
                                                                        newline="") as text:
@@ -137,7 +159,7 @@ def _checked_columns(db: Iotdb, partition: Partition) -> list[Column]:
 
 def _clean_staging(staging: Path) -> None:
     staging.mkdir(parents=True, exist_ok=True)
-    for old in staging.glob("part-*.csv.gz"):
+    for old in staging.glob("part-*"):
         old.unlink()  # a retried export starts clean
 
 
@@ -205,7 +227,8 @@ def _read_full(db: Iotdb, group: list[Partition], options: ExportOptions, stagin
         _clean_staging(staging_of(p))
     index = date_index(db, first.table, first.date_column)
     compressor = Compressor()
-    writers = {p.day: PartWriter(staging_of(p), options.part_bytes, options.gzip_level, compressor=compressor)
+    writers = {p.day: PartWriter(staging_of(p), options.part_bytes, options.gzip_level, compressor=compressor,
+                                 file_format=options.file_format, columns=columns)
                for p in group}
     days = {p.day: DaySeconds(p.day) for p in group}
     label = first.label if len(group) == 1 else f"{first.table} {first.day}..{group[-1].day}"
@@ -245,7 +268,8 @@ def _read_full(db: Iotdb, group: list[Partition], options: ExportOptions, stagin
     for p in group:
         day = days[p.day]
         manifest = _manifest(p, run_id, columns, writers[p.day].records(),
-                             day.chunks(p.start, p.end, options.purge_chunk_rows), day.first, day.last)
+                             day.chunks(p.start, p.end, options.purge_chunk_rows), day.first, day.last,
+                             options.file_format)
         _record(ledger, p, manifest, staging_of(p), run_id, 0)
         manifests.append(manifest)
     return manifests
@@ -270,7 +294,10 @@ def _reconcile(db: Iotdb, partition: Partition, options: ExportOptions, staging:
     old = previous.manifest
     chunks = copy.deepcopy(old["chunks"])
     date_index = [c.name for c in columns].index(partition.date_column)
-    writer = PartWriter(staging, options.part_bytes, options.gzip_level, first_index=len(old["parts"]))
+    file_format = old.get("format", "csv")  # appended parts keep the day's format, whatever the config says now
+    writer = PartWriter(staging, options.part_bytes, options.gzip_level, first_index=len(old["parts"]),
+                        file_format=file_format, columns=columns)
+    converter = writer.converter
     late_total = 0
     try:
         with Snapshot(db) as snap:
@@ -298,14 +325,14 @@ def _reconcile(db: Iotdb, partition: Partition, options: ExportOptions, staging:
                 if day_folder is None:
                     raise ExportError(f"{partition.label}: late rows in a partly purged day need the target")
                 ranges = [(ch["from"], ch["to"]) for ch in surplus]
-                in_target = _target_rows(day_folder, old["parts"], date_index, ranges)
-                in_db: dict[tuple[str, ...], list[str]] = {}
+                in_target = _target_rows(day_folder, old["parts"], date_index, ranges, converter)
+                in_db: dict[tuple[Any, ...], list[str]] = {}
                 for lines in snap.lines(partition.table, partition.date_column, columns, ranges):
-                    for line in lines:
-                        in_db.setdefault(_parse(line), []).append(line)
+                    for key, line in zip(_row_keys(lines, converter), lines, strict=True):
+                        in_db.setdefault(key, []).append(line)
                 late_lines: list[str] = []
-                for key, lines in in_db.items():
-                    late_lines += lines[in_target.get(key, 0):]
+                for key, same in in_db.items():
+                    late_lines += same[in_target.get(key, 0):]
                 missing = sum((in_target - Counter({k: len(v) for k, v in in_db.items()})).values())
                 if missing:
                     raise ExportError(f"{partition.label}: {missing} exported row(s) no longer in the database; "
@@ -320,4 +347,4 @@ def _reconcile(db: Iotdb, partition: Partition, options: ExportOptions, staging:
     log.info("%s: %d late row(s) appended as %d new part(s)", partition.label, late_total, len(parts))
     dates = [d for d in (old.get("minDate"), old.get("maxDate")) if d] + [ts for ts, _ in histogram]
     return _manifest(partition, run_id, columns, list(old["parts"]) + parts, chunks,
-                     min(dates) if dates else None, max(dates) if dates else None)
+                     min(dates) if dates else None, max(dates) if dates else None, file_format)
