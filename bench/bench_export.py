@@ -112,7 +112,7 @@ def child_ours(max_days: int, rep: str) -> None:
     Path(os.environ["MECCANO_BENCH_PLAN"]).write_text(json.dumps(planned))
     from meccano.export.cleanup import staging_root
 
-    gz = sum(f.stat().st_size for f in staging_root(settings, f"bench-{max_days}-{rep}").rglob("part-*.csv.gz"))
+    gz = sum(f.stat().st_size for f in staging_root(settings, f"bench-{max_days}-{rep}").rglob("part-*"))
     print(json.dumps({"rows": sum(p["rows"] for p in exported["partitions"]), "plan": t1 - t0, "gzip_bytes": gz,
                       "export": t2 - t1, "upload": t3 - t2, "verify": t4 - t3,
                       "floor_mb": floor_kb / 1024, "export_own_peak_mb": export_kb / 1024}))
@@ -191,6 +191,7 @@ def main() -> None:
     ap.add_argument("--purge-chunk-rows", type=int, default=0, help="export.purgeChunkRows (0: config default)")
     ap.add_argument("--repeat", type=int, default=1, help="alternate (b) and ours this many times; medians")
     ap.add_argument("--skip-pandas-all", action="store_true", help="pandas on one day only (all days needs GBs)")
+    ap.add_argument("--parquet", action="store_true", help="also export with format: parquet (one day, all days)")
     a = ap.parse_args()
     if a.child == "ours":
         return child_ours(int(a.arg[0]), a.arg[1] if len(a.arg) > 1 else "0")
@@ -262,10 +263,14 @@ def main() -> None:
             if rep == 0:
                 _, floor, _ = run_child([*me, "--child", "baseline"], env)
             # ours: one day, then all days (memory must stay flat)
-            for label, max_days in (("one_day", 1), ("all", a.days)):
+            # (the CSV run of all days comes last: the purge below uses its plan)
+            variants = [("one_day", 1, "csv"), ("all", a.days, "csv")]
+            if a.parquet:
+                variants[1:1] = [("one_day_parquet", 1, "parquet"), ("all_parquet", a.days, "parquet")]
+            for label, max_days, file_format in variants:
                 chunk = f"    purgeChunkRows: {a.purge_chunk_rows}\n" if a.purge_chunk_rows else ""
                 cfg.write_text("default:\n  export:\n    tables:\n      - {table: Facts, dateColumn: creationDate}\n"
-                               f"    maxDaysPerRun: {max_days}\n{chunk}")
+                               f"    maxDaysPerRun: {max_days}\n{chunk}    format: {file_format}\n")
                 sec, rss, out = run_child([*me, "--child", "ours", "--arg", str(max_days), "--arg", str(rep)], env)
                 r = json.loads(out.strip().splitlines()[-1])
                 runs.setdefault(f"ours_{label}", []).append(
