@@ -97,6 +97,10 @@ def child_ours(max_days: int, rep: str) -> None:
     os.environ["MECCANO_BENCH_MAXDAYS"] = str(max_days)
     settings = load_settings()
     db = Iotdb.from_settings(settings)
+    if settings.section("export").get("format") == "parquet":  # its import belongs to the floor, like Airflow's
+        import pyarrow.compute
+        import pyarrow.csv
+        import pyarrow.parquet  # noqa: F401
     when = datetime.fromisoformat(NOW)
     t0 = time.perf_counter()
     planned = chain.plan_step(settings, db, {}, f"bench-{max_days}-{rep}", when)

@@ -245,6 +245,39 @@ def test_parquet_parts_hold_the_typed_values_of_the_database(iotdb, tmp_path, mo
         assert row["creationDate"] == datetime(2024, 1, 1, 0, 0, i)
 
 
+def test_parquet_days_of_one_pass_share_their_memory_bound_and_keep_their_rows(iotdb, tmp_path, monkeypatch):
+    """Several days in one pass, rows out of physical order: each day's Parquet parts hold exactly its rows,
+    and row groups end at the bound (plus at most one fetched block), even when the waiting rows of other
+    days had to be written early."""
+    import pyarrow.parquet as pq
+
+    from meccano.export import parquetformat
+
+    configure_export(tmp_path, monkeypatch, "parquet")
+    monkeypatch.setattr(parquetformat, "ROW_GROUP_ROWS", 150)
+    base = datetime(2024, 1, 1)
+    rows = [fact(base + timedelta(days=d, seconds=s * 7), d * 1000 + s) for d in range(3) for s in range(400)]
+    late = [fact(base + timedelta(seconds=5 + s), 90_000 + s) for s in range(120)]  # day 1, stored after day 3
+    insert_facts(iotdb, rows)
+    insert_facts(iotdb, late)
+    options = load_options(load_settings(), {})
+    days = ["2024-01-01", "2024-01-02", "2024-01-03"]
+    parts = [Partition("Facts", "creationDate", "facts", d, *day_bounds(datetime.fromisoformat(d).date()), "full")
+             for d in days]
+    manifests = write.export_partitions(iotdb, parts, options, lambda p: tmp_path / "out" / p.day, "run-1",
+                                        logging.getLogger("test"), lambda p: None)
+    for day, manifest in zip(days, manifests, strict=True):
+        got, sizes = [], []
+        for part in manifest["parts"]:
+            file = pq.ParquetFile(tmp_path / "out" / day / part["key"])
+            sizes += [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
+            got += file.read().column("data").to_pylist()
+        expected = sorted(r["data"] for r in rows + late if r["creationDate"].date().isoformat() == day)
+        assert sorted(got) == expected and manifest["rows"] == len(expected)
+        assert len(sizes) > 1 and max(sizes) < 150 + write.batch_rows(options)  # a row group ends at the bound
+    assert manifests[0]["rows"] == 520
+
+
 def test_an_unknown_file_format_or_gzip_level_is_named(tmp_path, monkeypatch):
     configure_export(tmp_path, monkeypatch, "xlsx")
     with pytest.raises(ExportError, match=r"config.yml export.format: 'xlsx' is not a supported file format; "

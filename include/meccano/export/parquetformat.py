@@ -1,10 +1,12 @@
 """Parquet output (``export.format: parquet``): the export's CSV blocks, typed by Arrow.
 
 The read path is the same as for CSV (the server joins the raw values, see
-:mod:`meccano.export.csvformat`); each part's CSV bytes are parsed by Arrow's C++ CSV reader
-with an explicit schema taken from the table's column types, and written as row groups of a
-Parquet file. The dialect maps exactly: an unquoted empty field is NULL, a quoted empty field
-(``""``) is the empty string, and a NOT NULL string column's empty field is the empty string.
+:mod:`meccano.export.csvformat`); each block of CSV lines is parsed by Arrow's C++ CSV reader
+with an explicit schema taken from the table's column types, and the typed blocks are written
+as row groups of ``ROW_GROUP_ROWS`` rows. Only typed blocks wait in memory, and the parts of one
+pass (several days) share that bound. The dialect maps exactly: an unquoted empty field is
+NULL, a quoted empty field (``""``) is the empty string, and a NOT NULL string column's empty
+field is the empty string.
 
 Column types (SQLAlchemy's names of the MySQL/SQLite types):
 
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
     from meccano.export.stream import Column
 
 COMPRESSION = "zstd"  # read by Spark 3, Athena engine 3, Trino, DuckDB, pandas
-ROW_GROUP_CSV_BYTES = 8 * 1024 * 1024  # CSV bytes per row group (about 150,000 Facts rows; bounds memory)
+ROW_GROUP_ROWS = 131_072  # rows per row group: ~16 MB of Arrow data for Facts, the bound of the part's memory
 _DECIMAL = re.compile(r"^(?:DECIMAL|NUMERIC)\((\d+),\s*(\d+)\)")
 
 
@@ -67,10 +69,11 @@ class CsvToArrow:
         import pyarrow.csv as pacsv
 
         self.schema = arrow_schema(columns)
+        # typed rows waiting per open part (all parts of a pass share this converter and one file thread)
+        self.waiting: dict[ParquetPart, int] = {}
         self._not_null_strings = [i for i, (c, f) in enumerate(zip(columns, self.schema, strict=True))
                                   if not c.nullable and pa.types.is_string(f.type)]
-        self._read_options = pacsv.ReadOptions(column_names=self.schema.names, use_threads=False,
-                                               block_size=ROW_GROUP_CSV_BYTES * 2)
+        self._read_options = pacsv.ReadOptions(column_names=self.schema.names, use_threads=False)
         self._parse_options = pacsv.ParseOptions(newlines_in_values=True)
         self._convert_options = pacsv.ConvertOptions(
             column_types=self.schema, null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False,
@@ -134,15 +137,22 @@ class ParquetPart:
         self.rows = self.raw = 0
         self.size = 0
         self._sha = hashlib.sha256()
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
+        self._pending: list[Any] = []  # Arrow tables of the blocks not yet written
+        self._pending_rows = 0
         self._file: _HashingFile | None = None
         self._writer: Any = None
 
     def write(self, data: bytes) -> None:
-        self._pending.append(data)
-        self._pending_bytes += len(data)
-        if self._pending_bytes >= ROW_GROUP_CSV_BYTES:
+        """Type one block of CSV lines now (its Arrow form is what waits, not a copy of the text)."""
+        table = self.converter.table(data)
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        waiting = self.converter.waiting
+        waiting[self] = self._pending_rows
+        if sum(waiting.values()) > ROW_GROUP_ROWS:  # several days in one pass: the others' rows go out first
+            for other in [part for part in waiting if part is not self]:
+                other._flush()
+        if self._pending_rows >= ROW_GROUP_ROWS:
             self._flush()
 
     def _flush(self) -> None:
@@ -152,8 +162,11 @@ class ParquetPart:
             self._file = _HashingFile(self.path)
             self._writer = pq.ParquetWriter(self._file, self.converter.schema, compression=COMPRESSION)
         if self._pending:
-            table = self.converter.table(b"".join(self._pending))
-            self._pending, self._pending_bytes = [], 0
+            import pyarrow as pa
+
+            table = pa.concat_tables(self._pending)  # no copy: the blocks become the chunks of one table
+            self._pending, self._pending_rows = [], 0
+            self.converter.waiting.pop(self, None)
             self._writer.write_table(table, row_group_size=max(1, table.num_rows))
 
     def close(self) -> None:
@@ -165,6 +178,7 @@ class ParquetPart:
 
     def discard(self) -> None:
         self._pending = []
+        self.converter.waiting.pop(self, None)
         if self._file is not None:
             try:
                 if self._writer is not None:

@@ -120,14 +120,15 @@ class PartWriter:
 
     def __init__(self, folder: Path, part_bytes: int, level: int = 5, first_index: int = 0,
                  compressor: Compressor | None = None, file_format: str = "csv",
-                 columns: Sequence[Column] = ()) -> None:
+                 columns: Sequence[Column] = (), converter: Any = None) -> None:
         """``part_bytes`` bounds the CSV bytes of a part (before compression), whatever the format;
-        ``columns`` type the Parquet parts."""
+        ``columns`` type the Parquet parts (``converter``: a ``CsvToArrow`` shared by the writers of one pass,
+        which bounds their waiting rows together)."""
         self.folder, self.part_bytes, self.level = folder, part_bytes, level
         self.file_format = file_format
         self.index = first_index
-        self._converter: Any = None
-        if file_format == "parquet":
+        self._converter: Any = converter
+        if file_format == "parquet" and converter is None:
             from meccano.export.parquetformat import CsvToArrow
 
             self._converter = CsvToArrow(columns)

@@ -227,8 +227,13 @@ def _read_full(db: Iotdb, group: list[Partition], options: ExportOptions, stagin
         _clean_staging(staging_of(p))
     index = date_index(db, first.table, first.date_column)
     compressor = Compressor()
+    converter = None
+    if options.file_format == "parquet":
+        from meccano.export.parquetformat import CsvToArrow
+
+        converter = CsvToArrow(columns)
     writers = {p.day: PartWriter(staging_of(p), options.part_bytes, options.gzip_level, compressor=compressor,
-                                 file_format=options.file_format, columns=columns)
+                                 file_format=options.file_format, columns=columns, converter=converter)
                for p in group}
     days = {p.day: DaySeconds(p.day) for p in group}
     label = first.label if len(group) == 1 else f"{first.table} {first.day}..{group[-1].day}"
