@@ -53,6 +53,20 @@ def test_build_chunks_are_contiguous_and_bounded():
         ("2024-03-01 02:00:00", "2024-03-02 00:00:00", 1)]
 
 
+def test_verify_counts_each_second_in_its_chunk():
+    import random
+
+    from meccano.export.verify import counts_per_chunk
+
+    rnd = random.Random(9)
+    hist = sorted({f"2024-03-01 {rnd.randrange(24):02d}:{rnd.randrange(60):02d}:{rnd.randrange(60):02d}"
+                   + rnd.choice(["", ".250"]): rnd.randint(1, 30) for _ in range(2000)}.items())
+    chunks = build_chunks([(ts[:19], n) for ts, n in hist], "2024-03-01 00:00:00", "2024-03-02 00:00:00", 400)
+    naive = [sum(n for ts, n in hist if ch["from"] <= ts < ch["to"]) for ch in chunks]
+    assert counts_per_chunk(hist, chunks) == naive and sum(naive) == sum(n for _, n in hist)
+    assert counts_per_chunk([("2024-02-29 23:59:59", 5), ("2024-03-02 00:00:00", 7)], chunks) == [0] * len(chunks)
+
+
 def test_day_seconds_cut_the_same_chunks_as_its_histogram():
     import random
     from collections import Counter
