@@ -329,8 +329,10 @@ class Snapshot:
         Rows come in the table's order (no sort); a batch spanning several days is split by day.
         On MySQL the server joins each row's values (see :mod:`meccano.export.csvformat`) and
         MySQLdb's low-level result hands them over undecoded; ``hint`` is the index hint from
-        :func:`access_hint`. The fast path raises :class:`AmbiguousValue` when a value holds one of
-        its separators; ``exact=True`` then reads the raw columns and quotes them in Python.
+        :func:`access_hint`. Each row's second comes from the tail of its line when
+        :func:`text_key_of` holds, otherwise from a ``TO_SECONDS`` column the server adds. The fast
+        path raises :class:`AmbiguousValue` when a value holds one of its separators (or a line does
+        not end in its date); ``exact=True`` then reads the raw columns and quotes them in Python.
         """
         if not self.mysql:
             for rows in self._sqlite_rows(table, column, columns, ranges, batch):
@@ -344,6 +346,7 @@ class Snapshot:
 
             def lines_csv(lines: Sequence[bytes]) -> bytes:
                 return csv_block(lines, nullable)
+
             for rows in self._read_ahead(self._raw_rows(f"SELECT {values} FROM {table}{hint}", column, ranges,
                                                         batch)):
                 yield from _by_day(list(map(first, rows)), lines_csv, tail, decode_text_key)
