@@ -56,7 +56,7 @@ def test_build_chunks_are_contiguous_and_bounded():
 def test_verify_counts_each_second_in_its_chunk():
     import random
 
-    from meccano.export.verify import counts_per_chunk
+    from meccano.export.histogram import counts_per_chunk
 
     rnd = random.Random(9)
     hist = sorted({f"2024-03-01 {rnd.randrange(24):02d}:{rnd.randrange(60):02d}:{rnd.randrange(60):02d}"

@@ -9,7 +9,6 @@ A broken plugin never hides the others: each becomes a DAG of its own, tagged
 from __future__ import annotations
 
 import html
-import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -136,9 +135,7 @@ def _docs(manifest: PluginManifest, shadowed: list[str]) -> str:
     if shadowed:
         lines.append(f"* shadows (lower versions, not run): {', '.join(shadowed)}")
     try:
-        # Plain open() on the string path: one of these per plugin at every parse.
-        with open(os.path.join(manifest.folder, "assets", "index.html"), encoding="utf-8",
-                  errors="replace") as handle:
+        with open(manifest.docs, encoding="utf-8", errors="replace") as handle:  # reads the first _DOC_LIMIT only
             page = handle.read(_DOC_LIMIT)
     except OSError:
         page = ""

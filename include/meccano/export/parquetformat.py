@@ -19,7 +19,6 @@ Column types (SQLAlchemy's names of the MySQL/SQLite types):
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meccano.export.errors import ExportError
+from meccano.export.parts import HashingFile, PartFile
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -97,49 +97,17 @@ class CsvToArrow:
 
     def rows(self, data: bytes) -> list[tuple[Any, ...]]:
         """The typed rows of CSV lines, as Parquet readers see them (for comparisons with the target)."""
-        table = self.table(data)
-        return list(zip(*(table.column(i).to_pylist() for i in range(table.num_columns)), strict=True)) \
-            if table.num_rows else []
+        return _rows_of(self.table(data))
 
 
-class _HashingFile(io.RawIOBase):
-    """A write-only file that takes size and SHA-256 of what passes through it (no second read)."""
-
-    def __init__(self, path: Path) -> None:
-        self._file = path.open("wb")
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data)
-        self._file.write(view)
-        self.sha.update(view)
-        self.size += view.nbytes
-        return view.nbytes
-
-    def tell(self) -> int:
-        return self.size
-
-    def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
-        super().close()
-
-
-class ParquetPart:
+class ParquetPart(PartFile):
     """One Parquet part file; its methods run on the export's file thread only (like the gzip parts)."""
 
     def __init__(self, path: Path, converter: CsvToArrow) -> None:
-        self.path, self.converter = path, converter
-        self.rows = self.raw = 0
-        self.size = 0
-        self._sha = hashlib.sha256()
+        super().__init__(path)
+        self.converter = converter
         self._pending: list[Any] = []  # Arrow tables of the blocks not yet written
         self._pending_rows = 0
-        self._file: _HashingFile | None = None
         self._writer: Any = None
 
     def write(self, data: bytes) -> None:
@@ -159,7 +127,7 @@ class ParquetPart:
         import pyarrow.parquet as pq
 
         if self._file is None:
-            self._file = _HashingFile(self.path)
+            self._file = HashingFile(self.path)
             self._writer = pq.ParquetWriter(self._file, self.converter.schema, compression=COMPRESSION)
         if self._pending:
             import pyarrow as pa
@@ -174,7 +142,6 @@ class ParquetPart:
         assert self._file is not None
         self._writer.close()
         self._file.close()
-        self.size, self._sha = self._file.size, self._file.sha
 
     def discard(self) -> None:
         self._pending = []
@@ -186,16 +153,13 @@ class ParquetPart:
             finally:
                 self._file.close()
 
-    def record(self) -> dict[str, Any]:
-        return {"key": self.path.name, "rows": self.rows, "bytes": self.size, "sha256": self._sha.hexdigest(),
-                "uncompressedBytes": self.raw}
-
-
 def parquet_rows(path: Any, converter: CsvToArrow) -> list[tuple[Any, ...]]:
     """The rows of a Parquet part (a local path or an ``ObjectStoragePath``) as tuples of Python values."""
     import pyarrow.parquet as pq
 
     with path.open("rb") as fh:
-        table = pq.read_table(fh, schema=converter.schema)
-    return list(zip(*(table.column(i).to_pylist() for i in range(table.num_columns)), strict=True)) \
-        if table.num_rows else []
+        return _rows_of(pq.read_table(fh, schema=converter.schema))
+
+
+def _rows_of(table: pa.Table) -> list[tuple[Any, ...]]:
+    return list(zip(*(column.to_pylist() for column in table.columns), strict=True)) if table.num_rows else []

@@ -16,11 +16,12 @@ failure in the compression thread (a full disk, say) stops the reader at its nex
 from __future__ import annotations
 
 import hashlib
+import io
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from zlib_ng import zlib_ng
 
@@ -28,7 +29,7 @@ from meccano.export.errors import ExportError
 from meccano.export.priority import lower_this_thread
 
 if TYPE_CHECKING:
-    from meccano.export.stream import Column
+    from meccano.export.parquetformat import CsvToArrow
 
 GZIP_WBITS = 31  # deflate with a gzip header and trailer
 QUEUE_BLOCKS = 16  # blocks in flight to the compression thread (each at most one fetch batch, ~1 MB)
@@ -75,81 +76,94 @@ class Compressor:
         self.check()
 
 
-class _Part:
-    """One part file; its methods run on the compression thread only."""
+class HashingFile(io.RawIOBase):
+    """A write-only file that takes size and SHA-256 of what passes through it (no second read)."""
 
-    def __init__(self, path: Path, level: int) -> None:
-        self.path, self.level = path, level
-        self.rows = self.raw = 0
-        self._file: IO[bytes] | None = None
-        self._deflate: Any = None
-        self._sha = hashlib.sha256()
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("wb")
+        self.sha = hashlib.sha256()
         self.size = 0
 
-    def _out(self, data: bytes) -> None:
-        if data:
-            assert self._file is not None
-            self._file.write(data)
-            self._sha.update(data)
-            self.size += len(data)
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self._file.write(view)
+        self.sha.update(view)
+        self.size += view.nbytes
+        return view.nbytes
+
+    def tell(self) -> int:
+        return self.size
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        super().close()
+
+
+class PartFile:
+    """What every part file has: its path, the rows and CSV bytes given to it, and its record."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows = self.raw = 0
+        self._file: HashingFile | None = None
+
+    def record(self) -> dict[str, Any]:
+        assert self._file is not None  # a part exists only once a block was written to it
+        return {"key": self.path.name, "rows": self.rows, "bytes": self._file.size,
+                "sha256": self._file.sha.hexdigest(), "uncompressedBytes": self.raw}
+
+
+class _Part(PartFile):
+    """One gzip CSV part file; its methods run on the compression thread only."""
+
+    def __init__(self, path: Path, level: int) -> None:
+        super().__init__(path)
+        self.level = level
+        self._deflate: Any = None
 
     def write(self, data: bytes) -> None:
         if self._file is None:
-            self._file = self.path.open("wb")
+            self._file = HashingFile(self.path)
             self._deflate = zlib_ng.compressobj(self.level, zlib_ng.DEFLATED, GZIP_WBITS)
-        self._out(self._deflate.compress(data))
+        self._file.write(self._deflate.compress(data))
 
     def close(self) -> None:
-        if self._file is not None:
-            self._out(self._deflate.flush())
+        if self._file is not None and not self._file.closed:
+            self._file.write(self._deflate.flush())
             self._file.close()
-            self._file = None
 
     def discard(self) -> None:
         if self._file is not None:
             self._file.close()
-            self._file = None
-
-    def record(self) -> dict[str, Any]:
-        return {"key": self.path.name, "rows": self.rows, "bytes": self.size, "sha256": self._sha.hexdigest(),
-                "uncompressedBytes": self.raw}
 
 
 class PartWriter:
     """The parts of one partition: ``write`` blocks of CSV lines, ``close`` returns the part records."""
 
     def __init__(self, folder: Path, part_bytes: int, level: int = 5, first_index: int = 0,
-                 compressor: Compressor | None = None, file_format: str = "csv",
-                 columns: Sequence[Column] = (), converter: Any = None) -> None:
-        """``part_bytes`` bounds the CSV bytes of a part (before compression), whatever the format;
-        ``columns`` type the Parquet parts (``converter``: a ``CsvToArrow`` shared by the writers of one pass,
-        which bounds their waiting rows together)."""
+                 compressor: Compressor | None = None, converter: CsvToArrow | None = None) -> None:
+        """``part_bytes`` bounds the CSV bytes of a part (before compression), whatever the format.
+        With a ``converter`` the parts are Parquet (one converter shared by the writers of a pass
+        bounds their waiting rows together), otherwise gzip CSV at ``level``."""
         self.folder, self.part_bytes, self.level = folder, part_bytes, level
-        self.file_format = file_format
         self.index = first_index
-        self._converter: Any = converter
-        if file_format == "parquet" and converter is None:
-            from meccano.export.parquetformat import CsvToArrow
-
-            self._converter = CsvToArrow(columns)
+        self._converter = converter
         self._own = compressor is None
         self._compressor = compressor or Compressor()
         self._done: list[Any] = []
         self._part: Any = None
         folder.mkdir(parents=True, exist_ok=True)
 
-    @property
-    def converter(self) -> Any:
-        """The CSV -> Arrow converter of Parquet parts (None for CSV)."""
-        return self._converter
-
     def _new_part(self) -> Any:
-        path = self.folder / part_name(self.index, self.file_format)
         if self._converter is not None:
             from meccano.export.parquetformat import ParquetPart
 
-            return ParquetPart(path, self._converter)
-        return _Part(path, self.level)
+            return ParquetPart(self.folder / part_name(self.index, "parquet"), self._converter)
+        return _Part(self.folder / part_name(self.index), self.level)
 
     def write(self, data: bytes, rows: int) -> None:
         if self._part is None:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
-from bisect import bisect_right
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from meccano.config import Settings
+from meccano.export.histogram import counts_per_chunk
 from meccano.export.ledger import Ledger
 from meccano.export.plan import Partition
+from meccano.export.stream import Snapshot
 from meccano.export.target import fresh_listing, guarded, read_bytes, size_and_sha256
 from meccano.export.write import MANIFEST, public_manifest
 from meccano.iotdb.db import Iotdb
@@ -24,26 +24,9 @@ if TYPE_CHECKING:
 
 def fresh_counts(db: Iotdb, partition: Partition, chunks: list[dict[str, Any]]) -> list[int]:
     """Rows now in the database per chunk range (one grouped index scan of the day)."""
-    col = partition.date_column
-    # MySQL: the server formats each second (no 86,400 datetime objects to build and format again)
-    shown = f"CAST({col} AS CHAR)" if db.dialect == "mysql" else col
-    rows = db.query(f"SELECT {shown} AS ts, COUNT(*) AS n FROM {partition.table} WHERE {col} >= :a AND {col} < :b "
-                    f"GROUP BY {col}", a=partition.start, b=partition.end)
-    from meccano.export.csvformat import ts_text
-
-    return counts_per_chunk(((ts_text(r["ts"]), int(r["n"])) for r in rows), chunks)
-
-
-def counts_per_chunk(histogram: Iterable[tuple[str, int]], chunks: list[dict[str, Any]]) -> list[int]:
-    """Rows of ``(timestamp text, rows)`` falling in each ``[from, to)`` chunk (contiguous, ascending):
-    one binary search per second instead of a scan of the day per chunk (0.5 s per day of 50 chunks)."""
-    starts = [ch["from"] for ch in chunks]
-    counts = [0] * len(chunks)
-    for ts, n in histogram:
-        i = bisect_right(starts, ts) - 1
-        if i >= 0 and ts < chunks[i]["to"]:
-            counts[i] += n
-    return counts
+    with Snapshot(db) as snap:
+        histogram = snap.histogram(partition.table, partition.date_column, [(partition.start, partition.end)])
+    return counts_per_chunk(histogram, chunks)
 
 
 def verify_partition(db: Iotdb, settings: Settings, partition: Partition, day_folder: ObjectStoragePath,

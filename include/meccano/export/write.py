@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from meccano.export.csvformat import AmbiguousValue
 from meccano.export.errors import ExportError
-from meccano.export.histogram import DaySeconds, rows_in
+from meccano.export.histogram import DaySeconds, counts_per_chunk
 from meccano.export.ledger import Ledger, LedgerEntry
 from meccano.export.options import ExportOptions
 from meccano.export.parts import Compressor, PartWriter
@@ -118,6 +118,15 @@ def _manifest(partition: Partition, run_id: str, columns: list[Column], parts: l
 
 def _parse(line: str) -> tuple[str, ...]:
     return tuple(next(csv.reader(io.StringIO(line))))
+
+
+def _converter(file_format: str, columns: list[Column]) -> Any:
+    """The CSV -> Arrow converter of Parquet parts; None for gzip CSV."""
+    if file_format != "parquet":
+        return None
+    from meccano.export.parquetformat import CsvToArrow
+
+    return CsvToArrow(columns)
 
 
 def _row_keys(lines: list[str], converter: Any) -> list[tuple[Any, ...]]:
@@ -227,13 +236,9 @@ def _read_full(db: Iotdb, group: list[Partition], options: ExportOptions, stagin
         _clean_staging(staging_of(p))
     index = date_index(db, first.table, first.date_column)
     compressor = Compressor()
-    converter = None
-    if options.file_format == "parquet":
-        from meccano.export.parquetformat import CsvToArrow
-
-        converter = CsvToArrow(columns)
+    converter = _converter(options.file_format, columns)  # one for all days: they share its memory bound
     writers = {p.day: PartWriter(staging_of(p), options.part_bytes, options.gzip_level, compressor=compressor,
-                                 file_format=options.file_format, columns=columns, converter=converter)
+                                 converter=converter)
                for p in group}
     days = {p.day: DaySeconds(p.day) for p in group}
     label = first.label if len(group) == 1 else f"{first.table} {first.day}..{group[-1].day}"
@@ -300,36 +305,36 @@ def _reconcile(db: Iotdb, partition: Partition, options: ExportOptions, staging:
     chunks = copy.deepcopy(old["chunks"])
     date_index = [c.name for c in columns].index(partition.date_column)
     file_format = old.get("format", "csv")  # appended parts keep the day's format, whatever the config says now
+    converter = _converter(file_format, columns)
     writer = PartWriter(staging, options.part_bytes, options.gzip_level, first_index=len(old["parts"]),
-                        file_format=file_format, columns=columns)
-    converter = writer.converter
+                        converter=converter)
     late_total = 0
     try:
         with Snapshot(db) as snap:
             histogram = snap.histogram(partition.table, partition.date_column, [(partition.start, partition.end)])
             sealed_late: list[Range] = []
             surplus: list[dict[str, Any]] = []
-            for ch in chunks:
-                fresh = rows_in(histogram, ch["from"], ch["to"])
+            late_rows = 0
+            for ch, fresh in zip(chunks, counts_per_chunk(histogram, chunks), strict=True):
                 if ch["purged"]:
                     if fresh:
                         sealed_late.append((ch["from"], ch["to"]))
+                        late_rows += fresh
                         ch.update(rows=fresh, purged=False)
                 elif fresh > ch["rows"]:
-                    surplus.append(ch)
+                    surplus.append((ch, fresh))
                 elif fresh < ch["rows"]:
                     raise ExportError(f"{partition.label}: {ch['rows'] - fresh} exported row(s) in "
                                       f"[{ch['from']}, {ch['to']}) disappeared from the database without being "
                                       "purged by the export; investigate before purging")
-            progress = Progress(log, f"export late rows {partition.label}",
-                                sum(rows_in(histogram, a, b) for a, b in sealed_late))
+            progress = Progress(log, f"export late rows {partition.label}", late_rows)
             if sealed_late:
                 late_total += _write_blocks(writer, progress, snap.blocks(partition.table, partition.date_column,
                                                                           columns, sealed_late, batch_rows(options)))
             if surplus:
                 if day_folder is None:
                     raise ExportError(f"{partition.label}: late rows in a partly purged day need the target")
-                ranges = [(ch["from"], ch["to"]) for ch in surplus]
+                ranges = [(ch["from"], ch["to"]) for ch, _ in surplus]
                 in_target = _target_rows(day_folder, old["parts"], date_index, ranges, converter)
                 in_db: dict[tuple[Any, ...], list[str]] = {}
                 for lines in snap.lines(partition.table, partition.date_column, columns, ranges):
@@ -342,8 +347,8 @@ def _reconcile(db: Iotdb, partition: Partition, options: ExportOptions, staging:
                 if missing:
                     raise ExportError(f"{partition.label}: {missing} exported row(s) no longer in the database; "
                                       "investigate before purging")
-                for ch in surplus:
-                    ch["rows"] = rows_in(histogram, ch["from"], ch["to"])
+                for ch, fresh in surplus:
+                    ch["rows"] = fresh
                 late_total += _write_lines(writer, progress, late_lines)
         parts = writer.close()
     except BaseException:
