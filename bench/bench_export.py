@@ -182,6 +182,26 @@ def child_inserts(seconds: float, out: str) -> None:
     Path(out).write_text(json.dumps(lat))
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each thread of a process, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        out[tid] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def server_cpu(before: dict[str, float], after: dict[str, float], rows: int, seconds: float) -> dict[str, float]:
+    """The server's CPU during a step (its statements, InnoDB's background threads, the inserts): seconds,
+    cores used on average, and microseconds per row of the step."""
+    used = sum(after[t] - before.get(t, 0.0) for t in after)
+    return {"total_s": used, "cores": used / seconds, "us_per_row": used / max(rows, 1) * 1e6}
+
+
 def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98] if len(values) >= 100 else max(values)
 
@@ -196,6 +216,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="alternate (b) and ours this many times; medians")
     ap.add_argument("--skip-pandas-all", action="store_true", help="pandas on one day only (all days needs GBs)")
     ap.add_argument("--parquet", action="store_true", help="also export with format: parquet (one day, all days)")
+    ap.add_argument("--server-option", action="append", default=[],
+                    help="an extra mariadbd option, e.g. --server-option=--innodb-adaptive-hash-index=ON")
     a = ap.parse_args()
     if a.child == "ours":
         return child_ours(int(a.arg[0]), a.arg[1] if len(a.arg) > 1 else "0")
@@ -216,9 +238,9 @@ def main() -> None:
 
     s3mod.free_port = _free_port
     work = Path(tempfile.mkdtemp(prefix="meccano-bench-"))
-    mariadb = start_mariadb(work / "mariadb")
+    mariadb = start_mariadb(work / "mariadb", a.server_option)
     s3 = s3mod.start_s3(work / "s3")
-    results: dict = {"rows": a.rows, "days": a.days}
+    results: dict = {"rows": a.rows, "days": a.days, "server_options": a.server_option}
     try:
         database = "IOTDB_BENCH"
         mariadb.create_database(database)
@@ -308,11 +330,23 @@ def main() -> None:
         inserter = subprocess.Popen([*me, "--child", "inserts", "--arg", "100000", "--arg", str(lat_purge)],
                                     env=env)
         time.sleep(2)
+        cpu_before = thread_cpu(mariadb.proc.pid)
         sec, rss, out = run_child([*me, "--child", "purge"], env)
+        cpu_after = thread_cpu(mariadb.proc.pid)
+        drain_start = time.perf_counter()  # InnoDB's background purge of the deleted rows may still run
+        while (time.perf_counter() - drain_start < 300 and int(mariadb.sql(
+                "SHOW GLOBAL STATUS LIKE 'Innodb_history_list_length'").split()[-1]) > 1000):
+            time.sleep(0.5)
+        drain_seconds = time.perf_counter() - drain_start
+        cpu_drained = thread_cpu(mariadb.proc.pid)
         inserter.terminate()
         inserter.wait()
         purge = json.loads(out.strip().splitlines()[-1])
-        results["purge"] = {**purge, "rows_per_s": purge["rows"] / purge["seconds"], "peak_mb": rss}
+        results["purge"] = {**purge, "rows_per_s": purge["rows"] / purge["seconds"], "peak_mb": rss,
+                            "server_cpu": server_cpu(cpu_before, cpu_after, purge["rows"], sec),
+                            "innodb_purge_drain_s": drain_seconds,
+                            "server_cpu_with_drain": server_cpu(cpu_before, cpu_drained, purge["rows"],
+                                                                sec + drain_seconds)}
         base = json.loads(lat_base.read_text())
         results["insert_latency_ms"] = {"baseline_p99": p99(base), "baseline_median": statistics.median(base)}
         if lat_purge.exists():

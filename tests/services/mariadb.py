@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,8 @@ class MariaDB:
         stop(self.proc, grace=20)
 
 
-def start_mariadb(base: Path) -> MariaDB:
+def start_mariadb(base: Path, options: Sequence[str] = ()) -> MariaDB:
+    """A fresh server under ``base``; ``options`` are extra ``mariadbd`` options (the benchmark's server settings)."""
     data, sock, log = base / "data", base / "mysqld.sock", base / "mariadb.log"
     base.mkdir(parents=True, exist_ok=True)
     subprocess.run(
@@ -57,7 +59,7 @@ def start_mariadb(base: Path) -> MariaDB:
     proc = start(["mariadbd", "--no-defaults", "--user=root", f"--datadir={data}", f"--socket={sock}",
                   f"--port={port}", "--bind-address=127.0.0.1", f"--pid-file={base / 'mysqld.pid'}",
                   "--skip-log-bin", "--innodb-buffer-pool-size=256M", "--max-connections=500",
-                  "--local-infile=1"], log)
+                  "--local-infile=1", *options], log)
 
     def ping() -> bool:
         return subprocess.run(["mariadb-admin", "--no-defaults", f"--socket={sock}", "-uroot", "ping"],

@@ -34,7 +34,10 @@ if TYPE_CHECKING:
     from meccano.export.stream import Column
 
 COMPRESSION = "zstd"  # read by Spark 3, Athena engine 3, Trino, DuckDB, pandas
-ROW_GROUP_ROWS = 131_072  # rows per row group: ~16 MB of Arrow data for Facts, the bound of the part's memory
+# Rows per row group, the bound of the typed rows waiting in memory (~8 MB of Arrow data for Facts; all days of
+# a pass share it). Measured on 5 days of 1 M Facts rows: 65,536 keeps the export's own peak at 63-69 MB where
+# 131,072 reached 70-97 MB, for files 7 % larger (0.65 MB per million rows instead of 0.61 MB).
+ROW_GROUP_ROWS = 65_536
 _DECIMAL = re.compile(r"^(?:DECIMAL|NUMERIC)\((\d+),\s*(\d+)\)")
 
 
@@ -81,7 +84,6 @@ class CsvToArrow:
 
     def table(self, data: bytes) -> pa.Table:
         import pyarrow as pa
-        import pyarrow.compute as pc
         import pyarrow.csv as pacsv
 
         if not data:
@@ -92,7 +94,7 @@ class CsvToArrow:
             raise ExportError(f"a value does not fit its column's Parquet type ({exc}); set export.format: csv "
                               "in config.yml, or report the column type") from exc
         for i in self._not_null_strings:  # an empty NOT NULL string is written as an empty field
-            table = table.set_column(i, self.schema.field(i), pc.fill_null(table.column(i), ""))
+            table = table.set_column(i, self.schema.field(i), _empty_for_null(table.column(i)))
         return table.cast(self.schema)
 
     def rows(self, data: bytes) -> list[tuple[Any, ...]]:
@@ -152,6 +154,23 @@ class ParquetPart(PartFile):
                     self._writer.close()
             finally:
                 self._file.close()
+
+
+def _empty_for_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The column with its nulls read as empty strings.
+
+    The reader's only null is the empty field, so a null slot's bytes are already empty: dropping
+    the validity bitmap is enough. (``pyarrow.compute.fill_null`` does the same but its first call
+    costs the process ~28 MB of kernel set-up, a quarter of the export's memory bound.)
+    """
+    import pyarrow as pa
+
+    if not column.null_count:
+        return column
+    return pa.chunked_array([pa.Array.from_buffers(chunk.type, len(chunk), [None, *chunk.buffers()[1:]],
+                                                   null_count=0, offset=chunk.offset) for chunk in column.chunks],
+                            column.type)
+
 
 def parquet_rows(path: Any, converter: CsvToArrow) -> list[tuple[Any, ...]]:
     """The rows of a Parquet part (a local path or an ``ObjectStoragePath``) as tuples of Python values."""
