@@ -129,6 +129,15 @@ def test_two_schedulers_on_postgres_and_a_scalable_worker(compose: list[str], se
     assert services["airflow-init"]["command"][-1].endswith("init.sh")
 
 
+def test_metadata_db_ends_transactions_a_killed_scheduler_left_open(compose: list[str], secrets_env: Path) -> None:
+    """A SIGKILLed scheduler's transaction stays open while its forked workers hold the socket (docs/ha.md);
+    PostgreSQL must end it, with the same timeout the failover test runs with."""
+    from tests.services.postgres import IDLE_IN_TRANSACTION_TIMEOUT
+
+    command = _services(compose, ENV_EXAMPLE, secrets_env)["postgres"]["command"]
+    assert f"idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT}" in command, command
+
+
 def test_project_folders_are_mounted(compose: list[str], secrets_env: Path) -> None:
     services = _services(compose, ENV_EXAMPLE, secrets_env)
     for name in ("scheduler-1", "scheduler-2", "dag-processor", "triggerer", "api-server", "worker"):

@@ -9,6 +9,11 @@ from pathlib import Path
 
 from tests.services._proc import free_port, wait_until
 
+# Airflow's metadata DB setting, as in docker-compose.yaml (docs/ha.md): a SIGKILLed scheduler's open
+# transaction would otherwise keep its row locks for as long as its LocalExecutor workers (forked with
+# the connection's socket) live, and the survivor would skip the locked rows forever.
+IDLE_IN_TRANSACTION_TIMEOUT = "60s"
+
 BIN = Path("/usr/lib/postgresql/15/bin")
 PASSWORD = "airflow-Pg-pass"
 
@@ -48,7 +53,8 @@ def start_postgres(base: Path) -> Postgres:
     port = free_port()
     subprocess.run(["runuser", "-u", "postgres", "--", str(BIN / "pg_ctl"), "-D", str(data), "-w",
                     "-l", str(base / "pg.log"), "-o",
-                    f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=200",
+                    f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=200 "
+                    f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT}",
                     "start"], check=True, capture_output=True)
     pg = Postgres(data=data, port=port)
     wait_until(lambda: bool(pg.psql("SELECT 1")), 30, "PostgreSQL", base / "pg.log")
