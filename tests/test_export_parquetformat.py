@@ -55,7 +55,7 @@ def test_typing_blocks_adds_little_memory_to_the_process(tmp_path):
         sys.path[:0] = [{str(ROOT / "include")!r}, {str(ROOT)!r}]
         from pathlib import Path
         import pyarrow.csv, pyarrow.parquet
-        from meccano.export.parquetformat import CsvToArrow, ParquetPart, _empty_for_null
+        from meccano.export.parquetformat import CsvToArrow, ParquetPart
         from tests.test_export_parquetformat import COLUMNS
 
         def anon():
