@@ -3,8 +3,9 @@
 Script engines (``R``, ``python``, ``nodejs``) run the plugin's file with its
 interpreter: no part of a name or path is ever put into the shell command (they reach
 the process through environment variables), so a plugin name cannot inject a command.
-The environment carries the IOTDB credentials under the original names (MYSQL_*), the
-run's dates, the plugin folder and the report output folder.
+Their environment is built explicitly (:mod:`meccano.script_env`), their processes are
+supervised by :mod:`meccano.script_runner` and their output is redacted by
+:mod:`meccano.script_hook`.
 
 The ``native`` engine imports the plugin's ``.py`` file and calls ``entrypoint(context)``
 with a :class:`PluginContext`.
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from meccano.config import Settings, load_settings
 from meccano.manifest import PluginManifest, load_plugin
+from meccano.pathnames import safe_component
 
 if TYPE_CHECKING:
     from meccano.iotdb.db import Iotdb
@@ -52,9 +54,6 @@ SCRIPT_ENGINES: dict[str, ScriptEngine] = {
 # The fixed command every script plugin runs through: names and paths come from the
 # environment, quoted by bash itself, never interpolated into the command text.
 SCRIPT_COMMAND = 'exec "$MECCANO_PYTHON" "$MECCANO_SCRIPT_RUNNER"'
-SCRIPT_RUNNER = str(Path(__file__).with_name("script_runner.py"))
-# Environment variables whose values the script runner removes from the plugin's output.
-REDACTED_VARIABLES = ("MYSQL_PASSWORD", "AWS_SECRETACCESSKEY")
 
 
 def interpreter_path(engine: str) -> str:
@@ -67,44 +66,10 @@ def interpreter_path(engine: str) -> str:
 
 
 def report_output_dir(manifest: PluginManifest, run_id: str) -> Path:
-    safe_run = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
-    path = Path(tempfile.gettempdir()) / "meccano-reports" / manifest.name / safe_run
+    path = (Path(tempfile.gettempdir()) / "meccano-reports" / safe_component(manifest.name)
+            / safe_component(run_id))
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _context_dates(context: dict[str, Any]) -> dict[str, str]:
-    out = {}
-    for key, var in (("logical_date", "MECCANO_LOGICAL_DATE"), ("data_interval_start", "MECCANO_INTERVAL_START"),
-                     ("data_interval_end", "MECCANO_INTERVAL_END")):
-        value = context.get(key)
-        if value is not None:
-            out[var] = value.isoformat()
-    return out
-
-
-def script_env(manifest: PluginManifest, context: dict[str, Any], settings: Settings) -> dict[str, str]:
-    """Environment for a script plugin (credentials are masked in Airflow's logs)."""
-    import json
-
-    from meccano.connections import iotdb_connection, script_environment
-
-    run_id = str(context.get("run_id") or "manual")
-    env = {
-        "MECCANO_PYTHON": sys.executable,
-        "MECCANO_SCRIPT_RUNNER": SCRIPT_RUNNER,
-        "MECCANO_REDACT": ",".join(REDACTED_VARIABLES),
-        "MECCANO_INTERPRETER": interpreter_path(manifest.engine),
-        "MECCANO_PLUGIN_SOURCE": str(manifest.source),
-        "MECCANO_PLUGIN_DIR": str(manifest.folder),
-        "MECCANO_PLUGIN": manifest.plugin,
-        "MECCANO_RUN_ID": run_id,
-        "MECCANO_REPORT_DIR": str(report_output_dir(manifest, run_id)),
-        "MECCANO_PARAMETERS": json.dumps(merged_parameters(manifest, context)),
-        **_context_dates(context),
-        **script_environment(iotdb_connection(settings)),
-    }
-    return env
 
 
 def merged_parameters(manifest: PluginManifest, context: dict[str, Any]) -> dict[str, Any]:

@@ -1,10 +1,17 @@
 """The operator of the script engines: a BashOperator whose command text is fixed and
 whose environment is built when the task runs (never at parse time: it holds the IOTDB
-credentials from the Airflow connection)."""
+credentials from the Airflow connection).
+
+Hardened against hostile or broken scripts: the environment is explicit (``append_env``
+off, nothing of Airflow's; :mod:`meccano.script_env`), every secret is removed from the
+output (:mod:`meccano.script_hook`), no process survives the task
+(:mod:`meccano.script_runner`), and every non-zero exit is a failure (no exit code skips).
+"""
 
 from __future__ import annotations
 
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +26,43 @@ class PluginScriptOperator(BashOperator):
     template_fields = ()  # nothing of a plugin is ever rendered by Jinja
 
     def __init__(self, *, plugin_folder: str, **kwargs: Any) -> None:
-        super().__init__(bash_command=SCRIPT_COMMAND, cwd=plugin_folder, append_env=True, **kwargs)
+        super().__init__(bash_command=SCRIPT_COMMAND, cwd=plugin_folder, append_env=False,
+                         skip_on_exit_code=None, **kwargs)
         self.plugin_folder = plugin_folder
+        self._secrets: list[str] = []
+        self._grace = 10.0
 
     def get_env(self, context: Any) -> dict:
+        """The script's whole environment; BashOperator's (the worker's + AIRFLOW_CTX_*) is not used."""
         from meccano.config import load_settings
-        from meccano.engines import runtime_manifest, script_env
+        from meccano.connections import iotdb_connection
+        from meccano.engines import interpreter_path, merged_parameters, report_output_dir, runtime_manifest
+        from meccano.redaction import usable_secrets
+        from meccano.script_env import aws_if_configured, build_script_env, script_limits, script_secrets
 
-        self._manifest = runtime_manifest(self.plugin_folder)
-        self._settings = load_settings()
-        env = super().get_env(context)
-        env.update(script_env(self._manifest, dict(context), self._settings))
+        self._manifest = manifest = runtime_manifest(self.plugin_folder)
+        self._settings = settings = load_settings()
+        ctx = dict(context)
+        iotdb, aws = iotdb_connection(settings), aws_if_configured(settings)
+        limits = script_limits(manifest, settings)
+        env = build_script_env(manifest, ctx, settings, interpreter=interpreter_path(manifest.engine),
+                               report_dir=report_output_dir(manifest, str(ctx.get("run_id"))),
+                               parameters=merged_parameters(manifest, ctx), limits=limits, iotdb=iotdb, aws=aws)
+        self._secrets, short = usable_secrets(script_secrets(settings, iotdb, aws))
+        if short:
+            self.log.warning("%d secret value(s) given to the plugin are shorter than 4 characters and are NOT "
+                             "redacted from its output; use longer passwords and keys", len(short))
+        self._grace = limits.grace_seconds
+        self.log.info("Plugin %s: time limit %g minutes, kill grace %g s", manifest.plugin,
+                      limits.timeout_seconds / 60, limits.grace_seconds)
         self._started = time.time()
         return env
+
+    @cached_property
+    def subprocess_hook(self) -> Any:
+        from meccano.script_hook import ScriptProcessHook
+
+        return ScriptProcessHook(self._secrets, self._grace)
 
     def execute(self, context: Any) -> Any:
         result = super().execute(context)
@@ -39,8 +70,11 @@ class PluginScriptOperator(BashOperator):
 
         out = report_output_dir(self._manifest, str(context.get("run_id")))
         legacy = Path(self.plugin_folder) / "assets" / "output.png"
-        # The original's report plugins wrote assets/output.png: pick it up when fresh.
-        if legacy.is_file() and legacy.stat().st_mtime >= self._started - 1 and not (out / "output.png").exists():
+        # The original's report plugins wrote assets/output.png: pick it up when fresh
+        # (never through a symlink: the plugin folder is not trusted to point inside itself).
+        inside = legacy.resolve().is_relative_to(Path(self.plugin_folder).resolve())
+        if (inside and legacy.is_file() and legacy.stat().st_mtime >= self._started - 1
+                and not (out / "output.png").exists()):
             (out / "output.png").write_bytes(legacy.read_bytes())
         publish_if_report(self._manifest, out, self._settings)
         return result

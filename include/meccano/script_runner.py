@@ -1,37 +1,221 @@
-"""Runs one script plugin and relays its output with every secret replaced by ``***``.
+"""Runs one script plugin and makes sure that nothing it started outlives it.
 
-Started by the script engines' fixed command (stdlib only, no Airflow import, so it
-costs nothing). Airflow masks registered secrets in its own log handlers, but a
-script printing its environment must not depend on how logging happens to be
-configured: the secrets named in ``MECCANO_REDACT`` are removed before any line
-leaves the plugin's process.
+Started by the script engines' fixed command (``exec python script_runner.py``, stdlib
+only: no Airflow import, so it costs nothing). The operator's hook starts it in a new
+session, so this runner leads its own process group and the script runs in that group.
+
+What it guarantees, whatever the script does:
+
+* **A deadline**: ``MECCANO_TIMEOUT_SECONDS`` (the plugin's ``timeoutMinutes``, else the
+  default timeout setting). When it passes, the script is stopped and the exit code is 124.
+* **Stopping means stopping**: on the deadline, or when the runner gets SIGTERM/SIGINT/SIGHUP
+  (Airflow's ``on_kill``, a timeout of the task), every descendant gets SIGTERM, then SIGKILL
+  after ``MECCANO_KILL_GRACE_SECONDS``. Descendants are found through ``/proc``; the runner is
+  a *child subreaper* (Linux ``PR_SET_CHILD_SUBREAPER``), so a grandchild that forks away
+  into its own session is re-parented to the runner, not to PID 1, and is found and killed
+  too. Everything killed is reaped (no zombie is left behind).
+* **Reading stops when the script exits**: a background child that keeps the output pipe
+  open does not hold the task; what it still holds is stopped the same way.
+
+Output is relayed as raw bytes; the operator's hook removes secrets from it (it knows them,
+this process does not need to). Exit code: the script's, 124 on timeout, 128 + signal when
+stopped by a signal.
 
     python script_runner.py   (reads MECCANO_INTERPRETER and MECCANO_PLUGIN_SOURCE)
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
 import os
+import selectors
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+TIMEOUT_EXIT = 124
+PR_SET_CHILD_SUBREAPER = 36
+# Names the runner reads; not passed on to the script.
+CONTROL = ("MECCANO_PYTHON", "MECCANO_SCRIPT_RUNNER", "MECCANO_TIMEOUT_SECONDS", "MECCANO_KILL_GRACE_SECONDS")
+READ_CHUNK = 65536
+TICK = 0.2
 
 
-def redact(line: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        line = line.replace(secret, "***")
-    return line
+def _prctl(option: int, value: int) -> bool:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(option, value, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def descendants(root: int) -> list[int]:
+    """Every living process below ``root`` (from /proc; empty where there is no /proc)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 1 and fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    out: list[int] = []
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _signal_all(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def _reap() -> None:
+    """Collect every exited child (orphans come to us as subreaper)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def stop_all(grace: float, script: subprocess.Popen[bytes] | None = None) -> None:
+    """SIGTERM to every descendant, SIGKILL to what is left after ``grace`` seconds."""
+    me = os.getpid()
+    _signal_all(descendants(me), signal.SIGTERM)
+    if script is not None and script.poll() is None and not descendants(me):
+        # No /proc (not Linux): the process group is all we can reach.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            script.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if script is not None:
+            script.poll()
+        _reap()
+        if not descendants(me) and (script is None or script.returncode is not None):
+            return
+        time.sleep(0.05)
+    for _ in range(100):  # SIGKILL until nothing is left (a fork race may need a second pass)
+        left = descendants(me)
+        if script is not None and script.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                script.kill()
+        if not left and (script is None or script.returncode is not None):
+            break
+        _signal_all(left, signal.SIGKILL)
+        time.sleep(0.02)
+        if script is not None:
+            script.poll()
+        _reap()
+    _reap()
+
+
+def _drain(fd: int, out: object) -> None:
+    """What the pipe holds right now, without waiting for its writers to close it."""
+    os.set_blocking(fd, False)
+    for _ in range(64):
+        try:
+            data = os.read(fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno == errno.EAGAIN:
+                return
+            raise
+        if not data:
+            return
+        _write(out, data)
+
+
+def _write(out: object, data: bytes) -> None:
+    with contextlib.suppress(BrokenPipeError):
+        out.write(data)  # type: ignore[attr-defined]
+        out.flush()  # type: ignore[attr-defined]
+
+
+def _float_env(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if value > 0 else default
 
 
 def main() -> int:
-    secrets = sorted({os.environ.get(name, "") for name in os.environ.get("MECCANO_REDACT", "").split(",")} - {""},
-                     key=len, reverse=True)
-    proc = subprocess.Popen([os.environ["MECCANO_INTERPRETER"], os.environ["MECCANO_PLUGIN_SOURCE"]],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    assert proc.stdout is not None
-    for raw in proc.stdout:
-        sys.stdout.write(redact(raw.decode("utf-8", errors="replace"), secrets))
-        sys.stdout.flush()
-    return proc.wait()
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    timeout = _float_env("MECCANO_TIMEOUT_SECONDS", 3600.0)
+    grace = _float_env("MECCANO_KILL_GRACE_SECONDS", 10.0)
+    stopped_by: list[int] = []
+    rfd, wfd = os.pipe()
+    os.set_blocking(wfd, False)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopped_by.append(signum)
+        with contextlib.suppress(BlockingIOError):
+            os.write(wfd, b"!")
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    env = {k: v for k, v in os.environ.items() if k not in CONTROL}
+    out = sys.stdout.buffer
+    script = subprocess.Popen([os.environ["MECCANO_INTERPRETER"], os.environ["MECCANO_PLUGIN_SOURCE"]],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              env=env, close_fds=True)
+    assert script.stdout is not None
+    pipe = script.stdout.fileno()
+    deadline = time.monotonic() + timeout
+    timed_out = False
+    with selectors.DefaultSelector() as sel:
+        sel.register(pipe, selectors.EVENT_READ)
+        sel.register(rfd, selectors.EVENT_READ)
+        while not stopped_by and script.poll() is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            for key, _ in sel.select(min(TICK, left)):
+                if key.fd == pipe:
+                    data = os.read(pipe, READ_CHUNK)
+                    if data:
+                        _write(out, data)
+                    else:  # the script closed its output but still runs: keep watching it
+                        sel.unregister(pipe)
+    if timed_out or stopped_by:
+        why = (f"timed out after {timeout:g} s" if timed_out
+               else f"stopped by signal {signal.Signals(stopped_by[0]).name}")
+        _write(out, f"\n[meccano] plugin {why}: SIGTERM to its processes, SIGKILL after {grace:g} s\n".encode())
+        stop_all(grace, script)
+    else:
+        script.wait()
+        _drain(pipe, out)
+        if descendants(os.getpid()):  # background children of a finished script
+            _write(out, b"[meccano] the plugin left processes running; stopping them\n")
+            stop_all(grace)
+    script.stdout.close()
+    if timed_out:
+        return TIMEOUT_EXIT
+    if stopped_by:
+        return 128 + stopped_by[0]
+    code = script.returncode
+    return code if code >= 0 else 128 - code
 
 
 if __name__ == "__main__":

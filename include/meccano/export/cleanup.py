@@ -6,13 +6,13 @@ import shutil
 from pathlib import Path
 
 from meccano.config import Settings
+from meccano.pathnames import safe_component
 
 STAGING = "meccano-export-staging"
 
 
 def staging_root(settings: Settings, run_id: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
-    return Path(settings.export.local_directory or "/tmp").resolve() / STAGING / safe
+    return Path(settings.export.local_directory or "/tmp").resolve() / STAGING / safe_component(run_id)
 
 
 def partition_staging(settings: Settings, run_id: str, table: str, day: str) -> Path:

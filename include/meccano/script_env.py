@@ -1,0 +1,170 @@
+"""What a script plugin (R, python, nodejs) receives: an explicit environment, never the worker's.
+
+The worker's environment holds Airflow's secrets (``AIRFLOW__API_AUTH__JWT_SECRET`` lets
+anyone mint an admin login; ``AIRFLOW_CONN_*`` hold every connection's password). A script
+gets only:
+
+* the original ServiceManager's variables: ``MYSQL_HOST/PORT/USER/PASSWORD/DATABASE/CONNECTIONLIMIT``
+  (from the IOTDB connection; ``MECCANO_IOTDB_SQLITE`` instead on the demo), ``AWS_REGION``,
+  ``AWS_ACCESSKEYID``, ``AWS_SECRETACCESSKEY``, ``AWS_TOPICARN``, ``AWS_SSLENABLED``,
+  ``AWS_ENDPOINTURL`` (only when AWS is configured), ``EXPORT_*``, ``FORECAST_DAYS``, ``WARNINGLIMIT``;
+* the run's ``MECCANO_*`` values (dates, plugin, folder, run id, parameters, report folder);
+* ``PATH``, ``HOME``, ``LANG``, ``LC_ALL``, ``TMPDIR`` (as the worker has them) and ``TZ`` (the ``timezone`` setting).
+
+Nothing named ``AIRFLOW*`` is ever passed. :func:`script_secrets` lists every secret
+value the script can see or read (connection passwords and keys, the web console token)
+for the output redaction.
+
+Limits of a run (``plugins:`` section of config.yml, or the environment):
+
+===========================  ==================================  =======  =========================================
+YAML key (``plugins:``)      environment variable                default  meaning
+===========================  ==================================  =======  =========================================
+``defaultTimeoutMinutes``    ``MECCANO_PLUGIN_TIMEOUT_MINUTES``  60       limit of a script without ``timeoutMinutes``
+``killGraceSeconds``         ``MECCANO_PLUGIN_KILL_GRACE``       10       SIGTERM -> SIGKILL wait when it is stopped
+===========================  ==================================  =======  =========================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from meccano.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+    from meccano.manifest import PluginManifest
+
+SCRIPT_RUNNER = str(Path(__file__).with_name("script_runner.py"))
+PASSED_FROM_WORKER = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+DEFAULT_TIMEOUT_MINUTES = 60.0
+DEFAULT_KILL_GRACE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class ScriptLimits:
+    timeout_seconds: float
+    grace_seconds: float
+
+
+def _positive(settings: Settings, key: str, var: str, default: float, env: Mapping[str, str]) -> float:
+    if env.get(var):
+        raw, source = env[var], f"environment variable {var}"
+    else:
+        raw, source = settings.section("plugins").get(key, default), f"plugins.{key} (from {settings.source})"
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: {raw!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{source}: {raw!r} must be a number greater than 0")
+    return value
+
+
+def script_limits(manifest: PluginManifest, settings: Settings, env: Mapping[str, str] | None = None) -> ScriptLimits:
+    """The plugin's ``timeoutMinutes``, else the default timeout; and the kill grace period."""
+    env = os.environ if env is None else env
+    minutes = manifest.timeout_minutes or _positive(settings, "defaultTimeoutMinutes",
+                                                    "MECCANO_PLUGIN_TIMEOUT_MINUTES", DEFAULT_TIMEOUT_MINUTES, env)
+    grace = _positive(settings, "killGraceSeconds", "MECCANO_PLUGIN_KILL_GRACE", DEFAULT_KILL_GRACE_SECONDS, env)
+    return ScriptLimits(float(minutes) * 60, grace)
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def original_variables(iotdb: Connection, aws: Connection | None, settings: Settings) -> dict[str, str]:
+    """The variables the original ServiceManager's plugins read, from the connections in use."""
+    if iotdb.conn_type == "sqlite":
+        env = {"MECCANO_IOTDB_SQLITE": iotdb.host or ""}
+    else:
+        env = {"MYSQL_HOST": iotdb.host or "localhost", "MYSQL_PORT": str(iotdb.port or 3306),
+               "MYSQL_USER": iotdb.login or "", "MYSQL_PASSWORD": iotdb.password or "",
+               "MYSQL_DATABASE": iotdb.schema or "", "MYSQL_CONNECTIONLIMIT": str(settings.mysql.connection_limit)}
+    if aws is not None:
+        extra = aws.extra_dejson if isinstance(aws.extra_dejson, dict) else {}
+        env.update({"AWS_REGION": str(extra.get("region_name") or settings.aws.region),
+                    "AWS_ACCESSKEYID": aws.login or "", "AWS_SECRETACCESSKEY": aws.password or "",
+                    "AWS_TOPICARN": settings.aws.topic_arn,
+                    "AWS_SSLENABLED": _flag(settings.aws.ssl_enabled),
+                    "AWS_ENDPOINTURL": str(extra.get("endpoint_url") or settings.aws.endpoint_url)})
+    e = settings.export
+    env.update({"EXPORT_ENABLED": _flag(e.enabled), "EXPORT_BUCKET": e.bucket,
+                "EXPORT_LOCALDIRECTORY": e.local_directory, "EXPORT_REMOTEDIRECTORY": e.remote_directory,
+                "EXPORT_PURGE": _flag(e.purge), "EXPORT_DAYS": str(e.days),
+                "FORECAST_DAYS": str(settings.forecast_days), "WARNINGLIMIT": str(settings.warninglimit)})
+    return env
+
+
+def aws_if_configured(settings: Settings) -> Connection | None:
+    """The AWS connection when there is one (Airflow's) or the settings hold keys; else None."""
+    from meccano.connections import airflow_connection, aws_connection
+
+    if airflow_connection(settings.aws.conn_id) is not None or settings.aws.access_key_id \
+            or settings.aws.secret_access_key or settings.aws.topic_arn:
+        return aws_connection(settings)
+    return None
+
+
+def _context_dates(context: Mapping[str, Any]) -> dict[str, str]:
+    out = {}
+    for key, var in (("logical_date", "MECCANO_LOGICAL_DATE"), ("data_interval_start", "MECCANO_INTERVAL_START"),
+                     ("data_interval_end", "MECCANO_INTERVAL_END")):
+        value = context.get(key)
+        if value is not None:
+            out[var] = value.isoformat()
+    return out
+
+
+def build_script_env(manifest: PluginManifest, context: Mapping[str, Any], settings: Settings, *,
+                     interpreter: str, report_dir: Path, parameters: dict[str, Any], limits: ScriptLimits,
+                     iotdb: Connection, aws: Connection | None,
+                     worker_env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The whole environment of a script plugin (see the module docstring)."""
+    worker_env = os.environ if worker_env is None else worker_env
+    env = {k: worker_env[k] for k in PASSED_FROM_WORKER if worker_env.get(k)}
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.setdefault("LANG", "C.UTF-8")
+    env["TZ"] = settings.timezone
+    env.update(original_variables(iotdb, aws, settings))
+    env.update({
+        "MECCANO_PYTHON": sys.executable,
+        "MECCANO_SCRIPT_RUNNER": SCRIPT_RUNNER,
+        "MECCANO_TIMEOUT_SECONDS": f"{limits.timeout_seconds:g}",
+        "MECCANO_KILL_GRACE_SECONDS": f"{limits.grace_seconds:g}",
+        "MECCANO_INTERPRETER": interpreter,
+        "MECCANO_PLUGIN_SOURCE": str(manifest.source),
+        "MECCANO_PLUGIN_DIR": str(manifest.folder),
+        "MECCANO_PLUGIN": manifest.plugin,
+        "MECCANO_RUN_ID": str(context.get("run_id") or "manual"),
+        "MECCANO_REPORT_DIR": str(report_dir),
+        "MECCANO_PARAMETERS": json.dumps(parameters),
+        **_context_dates(context),
+    })
+    return env
+
+
+def script_secrets(settings: Settings, iotdb: Connection, aws: Connection | None,
+                   env: Mapping[str, str] | None = None) -> list[str]:
+    """Every secret value a script may print: connection passwords and keys, the console token."""
+    from meccano.web.settings import web_settings
+
+    values = [iotdb.password or "", settings.mysql.password.get(), settings.aws.secret_access_key.get()]
+    if aws is not None:
+        values.append(aws.password or "")
+        extra = aws.extra_dejson if isinstance(aws.extra_dejson, dict) else {}
+        values += [str(extra.get(k) or "") for k in ("aws_secret_access_key", "aws_session_token")]
+    try:
+        values.append(web_settings(settings, env).console_token.get())
+    except ConfigError:
+        pass  # an invalid web section: the web view reports it; the token is then not in use
+    return [v for v in dict.fromkeys(values) if v]

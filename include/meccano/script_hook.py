@@ -1,0 +1,120 @@
+"""The subprocess hook of the script engines: BashOperator's, with three guarantees added.
+
+* **Secrets never reach the log or XCom**: every byte of output goes through a
+  :class:`~meccano.redaction.StreamRedactor` before it is logged; the last line (what
+  BashOperator pushes to XCom) is redacted too.
+* **Reading stops when the process exits**: the output pipe is read with a timeout and
+  the process is polled, so a grandchild that keeps the pipe open cannot hold the task.
+* **Stopping is final**: on ``on_kill`` (Airflow's execution timeout, a task marked failed)
+  or any exception while reading, the process group gets SIGTERM, then SIGKILL after the
+  grace period. The runner (``script_runner.py``) leads that group and stops the processes
+  that left it (own sessions) the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import time
+from subprocess import DEVNULL, PIPE, STDOUT, Popen
+from typing import Any
+
+from airflow.providers.standard.hooks.subprocess import SubprocessHook, SubprocessResult
+
+from meccano.redaction import StreamRedactor
+
+TICK = 0.2
+READ_CHUNK = 65536
+# The runner gets ``grace`` to stop the script; the group gets this much more before SIGKILL.
+EXTRA_GRACE = 5.0
+
+
+class ScriptProcessHook(SubprocessHook):
+    """Runs the fixed script command; see the module docstring."""
+
+    def __init__(self, secrets: list[str], grace_seconds: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._secrets = list(secrets)
+        self._grace = grace_seconds
+
+    def run_command(self, command: list[str], env: dict[str, str] | None = None, output_encoding: str = "utf-8",
+                    cwd: str | None = None) -> SubprocessResult:
+        self.log.info("Running the plugin script (command: %s)", command)
+        redactor = StreamRedactor(self._secrets)
+        self.sub_process = proc = Popen(command, stdout=PIPE, stderr=STDOUT, stdin=DEVNULL, cwd=cwd,
+                                        env=env if env is not None else {}, start_new_session=True,
+                                        restore_signals=True, close_fds=True)
+        assert proc.stdout is not None
+        last = ""
+        try:
+            for chunk in self._read_until_exit(proc):
+                for line in redactor.feed(chunk):
+                    last = self._log_line(line, output_encoding) or last
+            for line in redactor.close():
+                last = self._log_line(line, output_encoding) or last
+        except BaseException:
+            self.stop()  # AirflowTaskTimeout, KeyboardInterrupt, ...: nothing may survive
+            raise
+        finally:
+            proc.stdout.close()
+        self.log.info("Plugin script exited with return code %s", proc.returncode)
+        return SubprocessResult(exit_code=proc.returncode, output=last)
+
+    def _log_line(self, raw: bytes, encoding: str) -> str:
+        line = raw.decode(encoding, errors="backslashreplace").rstrip()
+        self.log.info("%s", line)
+        return line
+
+    @staticmethod
+    def _read_until_exit(proc: Popen[bytes]) -> Any:
+        """Output chunks until the process has exited (not until every writer closed the pipe)."""
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            open_pipe = True
+            while proc.poll() is None:
+                if not open_pipe:
+                    time.sleep(TICK)
+                    continue
+                for _ in sel.select(TICK):
+                    data = os.read(fd, READ_CHUNK)
+                    if data:
+                        yield data
+                    else:
+                        sel.unregister(fd)
+                        open_pipe = False
+        if open_pipe:  # what is in the pipe now; a writer that outlived the process is not waited for
+            os.set_blocking(fd, False)
+            with contextlib.suppress(BlockingIOError):
+                for _ in range(64):
+                    data = os.read(fd, READ_CHUNK)
+                    if not data:
+                        break
+                    yield data
+
+    def stop(self) -> None:
+        """SIGTERM to the process group; SIGKILL to it when it has not ended after the grace period."""
+        proc = self.sub_process
+        if proc is None or proc.poll() is not None:
+            return
+        self.log.info("Stopping the plugin script: SIGTERM to its process group")
+        self._signal_group(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self._grace + EXTRA_GRACE
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if proc.poll() is None:
+            self.log.warning("The plugin script ignored SIGTERM for %.0f s: SIGKILL", self._grace + EXTRA_GRACE)
+            self._signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    @staticmethod
+    def _signal_group(pgid: int, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+
+    def send_sigterm(self) -> None:
+        """BashOperator's ``on_kill``: stop, with the escalation above."""
+        self.stop()
