@@ -1,0 +1,259 @@
+"""Hostile and broken script plugins run through ``dag.test()``: what they see, what they
+leak, what they leave behind (issue 15)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+IOTDB_PW = "conn-pa55/word+x"
+AWS_SECRET = "aws-s3cr3t/key+Q"
+JWT_SECRET = "jwt-secret-that-mints-admin-logins"
+VAR_SECRET = "airflow-variable-secret"
+CONSOLE_TOKEN = "console-t0ken-value"
+
+
+def _plugin(root: Path, plugin_id: str, code: str, **extra) -> Path:
+    folder = root / plugin_id
+    folder.mkdir(parents=True)
+    (folder / "plugin.json").write_text(json.dumps({
+        "plugin": plugin_id, "engine": "python", "enabled": True, "schedule": "@daily", "description": "t",
+        "type": "worker", "executionContext": "master", "retries": 0, **extra}))
+    (folder / f"{plugin_id}.py").write_text(code)
+    return folder
+
+
+def _ti_state(run) -> str:
+    return next(iter(run.get_task_instances())).state
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0): count it dead only when /proc says so.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] != "Z"
+
+
+@pytest.fixture
+def secret_worker_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A worker whose environment holds Airflow's secrets, as a real one does."""
+    monkeypatch.setenv("AIRFLOW_CONN_MECCANO_IOTDB", f"mysql://u:{quote(IOTDB_PW, safe='')}@127.0.0.1:1/IOTDB")
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
+        "conn_type": "aws", "login": "AKIAEXAMPLE", "password": AWS_SECRET,
+        "extra": {"region_name": "sa-east-1", "endpoint_url": "http://127.0.0.1:1"}}))
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", JWT_SECRET)
+    monkeypatch.setenv("AIRFLOW_VAR_SOMETHING", VAR_SECRET)
+    monkeypatch.setenv("MECCANO_WEB_CONSOLE_TOKEN", CONSOLE_TOKEN)
+    monkeypatch.delenv("MECCANO_IOTDB_SQLITE", raising=False)
+    monkeypatch.setenv("MECCANO_REPORTS_DIR", str(tmp_path / "reports"))
+
+
+def test_script_sees_only_its_environment_and_no_secret_reaches_the_log(
+        tmp_path: Path, run_plugin_dag, secret_worker_env, capfd):
+    token_file = tmp_path / "token.txt"
+    token_file.write_text(CONSOLE_TOKEN)
+    code = f"""
+import base64, json, os, urllib.parse
+print("ENV=" + json.dumps(dict(os.environ), sort_keys=True))
+pw = os.environ["MYSQL_PASSWORD"]
+print("B64=" + base64.b64encode(("u:" + pw).encode()).decode())
+print("B64URL=" + base64.urlsafe_b64encode(("xy:" + pw).encode()).decode())
+print("URL=" + urllib.parse.quote(os.environ["AWS_SECRETACCESSKEY"], safe=""))
+print("JSON=" + json.dumps({{"k": pw + '"'}}))
+print("TOKEN=" + open({str(token_file)!r}).read())
+print("SPLIT=" + pw, end="", flush=True)
+print(" and the rest of the line")
+"""
+    _plugin(tmp_path / "plugins", "envdump:1.0", code)
+    run = run_plugin_dag("envdump", tmp_path / "plugins")
+    out = capfd.readouterr()
+    log = out.out + out.err
+    assert run.state == "success", log[-3000:]
+    dumped = next(line.split("ENV=", 1)[1] for line in log.splitlines() if "ENV=" in line)
+    env = json.JSONDecoder().raw_decode(dumped)[0]
+    assert not [k for k in env if k.upper().startswith("AIRFLOW")]
+    assert {"MYSQL_HOST", "MYSQL_PORT", "MYSQL_USER", "MYSQL_PASSWORD", "MYSQL_DATABASE", "AWS_REGION",
+            "AWS_ACCESSKEYID", "AWS_SECRETACCESSKEY", "EXPORT_ENABLED", "EXPORT_DAYS", "FORECAST_DAYS",
+            "WARNINGLIMIT", "PATH", "HOME", "TZ", "MECCANO_RUN_ID", "MECCANO_PLUGIN", "MECCANO_REPORT_DIR"} <= set(env)
+    assert env["MYSQL_PASSWORD"] == "***" and env["AWS_SECRETACCESSKEY"] == "***"
+    assert env["MYSQL_PORT"] == "1" and env["AWS_ACCESSKEYID"] == "AKIAEXAMPLE"
+    assert "MECCANO_TIMEOUT_SECONDS" not in env  # the runner's own settings stay with the runner
+    forms = [JWT_SECRET, VAR_SECRET, CONSOLE_TOKEN]
+    for secret in (IOTDB_PW, AWS_SECRET):
+        forms += [secret, quote(secret, safe=""), json.dumps(secret)[1:-1],
+                  base64.b64encode(f"u:{secret}".encode()).decode()[4:-4],
+                  base64.urlsafe_b64encode(f"xy:{secret}".encode()).decode()[4:-4]]
+    for form in forms:
+        assert form not in log, form
+    assert "TOKEN=***" in log and "SPLIT=*** and the rest of the line" in log
+    assert 'JSON={"k": "***\\""}' in log, [line for line in log.splitlines() if "JSON=" in line]
+
+
+def test_timeout_kills_a_script_that_ignores_sigterm_and_its_escaped_grandchildren(
+        tmp_path: Path, run_plugin_dag, monkeypatch: pytest.MonkeyPatch, capfd):
+    """No timeoutMinutes: the default timeout applies (3 s here). The script ignores SIGTERM;
+    a grandchild in its own session ignores it too; another is orphaned (double fork)."""
+    monkeypatch.setenv("MECCANO_PLUGIN_TIMEOUT_MINUTES", "0.05")
+    monkeypatch.setenv("MECCANO_PLUGIN_KILL_GRACE", "1")
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    stubborn = ("import os, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                "open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(120)")
+    code = f"""
+import os, signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+pids = {str(pids)!r}
+open(os.path.join(pids, "script"), "w").write(str(os.getpid()))
+stubborn = {stubborn!r}
+subprocess.Popen([sys.executable, "-c", stubborn, os.path.join(pids, "session")], start_new_session=True)
+# double fork: the middle process exits at once, its child is orphaned in its own session
+subprocess.Popen([sys.executable, "-c", "import subprocess, sys; subprocess.Popen([sys.executable, '-c', "
+                  + repr(stubborn) + ", sys.argv[1]], start_new_session=True)", os.path.join(pids, "orphan")],
+                 start_new_session=True).wait()
+while len(os.listdir(pids)) < 3:
+    time.sleep(0.05)
+print("all started", flush=True)
+time.sleep(120)
+"""
+    _plugin(tmp_path / "plugins", "stubborn:1.0", code)
+    run = run_plugin_dag("stubborn", tmp_path / "plugins")
+    out = capfd.readouterr()
+    log = out.out + out.err
+    assert run.state == "failed" and _ti_state(run) == "failed"
+    assert "all started" in log and "timed out after 3 s" in log
+    started = {p.name: int(p.read_text()) for p in pids.iterdir()}
+    assert set(started) == {"script", "session", "orphan"}
+    assert [name for name, pid in started.items() if _alive(pid)] == []
+
+
+def test_a_child_holding_stdout_does_not_hold_the_task(tmp_path: Path, run_plugin_dag, monkeypatch, capfd):
+    monkeypatch.setenv("MECCANO_PLUGIN_KILL_GRACE", "1")
+    marker = tmp_path / "child.pid"
+    code = f"""
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+open({str(marker)!r}, "w").write(str(child.pid))
+print("script done")
+"""
+    _plugin(tmp_path / "plugins", "lingering:1.0", code)
+    run = run_plugin_dag("lingering", tmp_path / "plugins")
+    out = capfd.readouterr()
+    assert run.state == "success", (out.out + out.err)[-3000:]
+    assert "script done" in out.out + out.err
+    assert not _alive(int(marker.read_text()))
+
+
+@pytest.mark.parametrize("code", [99, 1])
+def test_any_non_zero_exit_is_a_failure(tmp_path: Path, run_plugin_dag, code: int):
+    _plugin(tmp_path / "plugins", "exits:1.0", f"raise SystemExit({code})\n")
+    run = run_plugin_dag("exits", tmp_path / "plugins")
+    assert run.state == "failed" and _ti_state(run) == "failed"
+
+
+# -- the pieces, without Airflow ------------------------------------------------------------
+
+
+def test_redactor_removes_every_form_even_split_across_reads():
+    from meccano.redaction import StreamRedactor
+
+    secret = 'p@ss w/rd"é+'
+    text = " | ".join([secret, quote(secret, safe=""), quote(secret, safe="").lower(), json.dumps(secret)[1:-1],
+                       base64.b64encode(f"user:{secret}".encode()).decode(),
+                       base64.b64encode(f"us:{secret}".encode()).decode(),
+                       base64.urlsafe_b64encode(f"u:{secret}".encode()).decode()]) + "\n"
+    redactor = StreamRedactor([secret])
+    data = text.encode()
+    out = b"".join(line for i in range(0, len(data), 5) for line in redactor.feed(data[i:i + 5]))
+    out += b"".join(redactor.close())
+    assert secret.encode() not in out
+    assert out.count(b"***") == 7, out
+    for piece in text.split(" | "):
+        assert piece.strip().encode() not in out
+
+
+def test_redactor_flushes_long_output_without_splitting_a_secret():
+    from meccano.redaction import MAX_PENDING, StreamRedactor
+
+    secret = "long-output-secret"
+    data = (b"x" * (MAX_PENDING - 5) + secret.encode()) * 3
+    redactor = StreamRedactor([secret])
+    chunks = [c for i in range(0, len(data), 4096) for c in redactor.feed(data[i:i + 4096])]
+    assert chunks, "output without a newline must still be flushed while the script runs"
+    out = b"".join(chunks + redactor.close())
+    assert secret.encode() not in out and out.count(b"***") == 3
+
+
+def test_short_secrets_are_not_used_for_redaction():
+    from meccano.redaction import StreamRedactor, usable_secrets
+
+    usable, short = usable_secrets(["abc", "abcd", "", "abcd"])
+    assert usable == ["abcd"] and short == ["abc"]
+    assert StreamRedactor(usable).redact(b"a b c abc abcd") == b"a b c abc ***"
+
+
+class _Manifest:
+    """The only field script_limits reads."""
+
+    def __init__(self, timeout_minutes: float | None = None) -> None:
+        self.timeout_minutes = timeout_minutes
+
+
+def test_script_limits_default_and_errors():
+    from meccano.config import ConfigError, Settings
+    from meccano.script_env import script_limits
+
+    none = _Manifest()
+    assert script_limits(none, Settings(), env={}).timeout_seconds == 3600  # type: ignore[arg-type]
+    assert script_limits(none, Settings(),  # type: ignore[arg-type]
+                         env={"MECCANO_PLUGIN_TIMEOUT_MINUTES": "2"}).timeout_seconds == 120
+    settings = Settings(sections={"plugins": {"defaultTimeoutMinutes": 5, "killGraceSeconds": 3}})
+    limits = script_limits(none, settings, env={})  # type: ignore[arg-type]
+    assert (limits.timeout_seconds, limits.grace_seconds) == (300, 3)
+    assert script_limits(_Manifest(1), settings, env={}).timeout_seconds == 60  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"environment variable MECCANO_PLUGIN_TIMEOUT_MINUTES: 'soon' is not"):
+        script_limits(none, Settings(), env={"MECCANO_PLUGIN_TIMEOUT_MINUTES": "soon"})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"plugins.killGraceSeconds .*must be a number greater than 0"):
+        script_limits(none, Settings(sections={"plugins": {"killGraceSeconds": -1}}),  # type: ignore[arg-type]
+                      env={})
+
+
+@pytest.mark.parametrize("run_id", ["..", ".", "", ".hidden", "../../etc", "a/../..",
+                                    "manual__2026-01-01T00:00+00:00"])
+def test_run_ids_never_become_dot_folders(tmp_path: Path, run_id: str):
+    from meccano.config import ExportSettings, Settings
+    from meccano.export.cleanup import STAGING, cleanup_run, staging_root
+    from meccano.pathnames import safe_component
+
+    name = safe_component(run_id)
+    assert name not in ("", ".", "..") and not name.startswith(".") and "/" not in name
+    settings = Settings(export=ExportSettings(local_directory=str(tmp_path)))
+    keep = tmp_path / STAGING / "other-run" / "part.gz"
+    keep.parent.mkdir(parents=True)
+    keep.write_text("kept")
+    assert staging_root(settings, run_id).parent == (tmp_path / STAGING).resolve()
+    cleanup_run(settings, run_id)
+    assert keep.read_text() == "kept"
+
+
+def test_report_output_dir_stays_in_its_folder():
+    import tempfile
+
+    from meccano.engines import report_output_dir
+
+    class M:
+        name = "updatesByDevice"
+
+    base = Path(tempfile.gettempdir()) / "meccano-reports" / "updatesByDevice"
+    for run_id in ("..", ".", "../x"):
+        assert report_output_dir(M(), run_id).parent == base  # type: ignore[arg-type]
