@@ -29,6 +29,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from meccano.fsguard import list_dirs_beneath, read_beneath
+
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
@@ -44,6 +48,7 @@ CHART = "output.png"
 # output folder (scratch files, logs) stays behind.
 PUBLISHED_SUFFIXES = {".png": "image/png", ".csv": "text/csv; charset=utf-8", ".json": "application/json"}
 MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_META_BYTES = 64 * 1024
 
 STAMP_RE = re.compile(r"^[0-9]{8}T[0-9]{12}Z$")
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
@@ -169,34 +174,65 @@ class ReportStore:
         return len(doomed)
 
     # -- reading ----------------------------------------------------------------------
+    # Never raises for what is in the store: a damaged or foreign entry is skipped (logged),
+    # a symlink in a local store is never followed, and a name that is not one of ours is
+    # "not found".
+
+    @property
+    def _local_root(self) -> Path | None:
+        return Path(self.location.removeprefix("file://")) if self.is_local else None
 
     def _stamps(self, name: str) -> list[str]:
+        """Stamps of ``name`` that are real folders with a possible date, oldest first."""
         if not NAME_RE.match(name):
             return []
-        folder = self.root / name
-        try:
-            if not folder.exists():
+        local = self._local_root
+        if local is not None:
+            found = list_dirs_beneath(local, [name])
+        else:
+            try:
+                folder = self.root / name
+                found = [p.name for p in folder.iterdir()] if folder.exists() else []
+            except OSError as exc:
+                log.warning("report store %s: cannot list %s: %s", self.location, name, exc)
                 return []
-            return sorted(p.name for p in folder.iterdir() if STAMP_RE.match(p.name))
-        except FileNotFoundError:
-            return []
+        return sorted(s for s in found if valid_stamp(s))
 
     def names(self) -> list[str]:
+        local = self._local_root
+        if local is not None:
+            return sorted(n for n in list_dirs_beneath(local, []) if NAME_RE.match(n))
         try:
             root = self.root
-            if not root.exists():
-                return []
-            return sorted(p.name for p in root.iterdir() if NAME_RE.match(p.name))
-        except FileNotFoundError:
+            return sorted(p.name for p in root.iterdir() if NAME_RE.match(p.name)) if root.exists() else []
+        except OSError:
             return []
 
-    def _entry(self, name: str, stamp: str) -> ReportEntry | None:
+    def _read_bytes(self, name: str, stamp: str, filename: str, max_bytes: int) -> bytes:
+        local = self._local_root
+        if local is not None:
+            return read_beneath(local, [name, stamp, filename], max_bytes)
         try:
-            meta = json.loads((self.root / name / stamp / META).read_text())
-        except (FileNotFoundError, json.JSONDecodeError, OSError):
-            return None  # still being written, or damaged: not a complete entry
-        files = tuple(f for f in meta.get("files", []) if isinstance(f, str) and FILE_RE.match(f))
-        return ReportEntry(name, str(meta.get("plugin", name)), stamp, time_of(stamp), files)
+            return (self.root / name / stamp / filename).read_bytes()[:max_bytes + 1]
+        except OSError as exc:
+            raise FileNotFoundError(filename) from exc
+
+    def _entry(self, name: str, stamp: str) -> ReportEntry | None:
+        """The entry if its meta.json is a well-formed object with the expected fields, else None."""
+        try:
+            raw = self._read_bytes(name, stamp, META, MAX_META_BYTES)
+        except FileNotFoundError:
+            return None  # still being written (meta.json comes last), or not ours
+        try:
+            if len(raw) > MAX_META_BYTES:
+                raise ValueError(f"over {MAX_META_BYTES} bytes")
+            meta = ReportMeta.model_validate_json(raw)
+        except (ValidationError, ValueError, RecursionError) as exc:
+            log.warning("report store %s: skipping damaged entry %s/%s (%s: %s)", self.location, name, stamp,
+                        META, str(exc).splitlines()[0][:200])
+            return None
+        files = tuple(f for f in meta.files if FILE_RE.match(f) and f != META)
+        return ReportEntry(name, meta.plugin, stamp, time_of(stamp), files)
 
     def history_of(self, name: str) -> list[ReportEntry]:
         """Complete entries of a plugin, newest first."""
@@ -208,6 +244,7 @@ class ReportStore:
         return out
 
     def latest(self, name: str) -> ReportEntry | None:
+        """The newest complete, well-formed entry (a damaged newer one does not hide it)."""
         for stamp in reversed(self._stamps(name)):
             entry = self._entry(name, stamp)
             if entry is not None:
@@ -215,14 +252,40 @@ class ReportStore:
         return None
 
     def read(self, name: str, stamp: str, filename: str) -> bytes:
-        """The bytes of one published file. Names are checked against strict patterns,
-        so no value can reach outside ``<root>/<name>/<stamp>/``."""
-        if not (NAME_RE.match(name) and STAMP_RE.match(stamp) and FILE_RE.match(filename)):
+        """The bytes of one published file. Names are checked against strict patterns and,
+        in a local store, opened without following any symlink, so no value and no link can
+        reach outside ``<root>/<name>/<stamp>/``."""
+        if not (NAME_RE.match(name) and valid_stamp(stamp) and FILE_RE.match(filename)):
             raise FileNotFoundError(filename)
         entry = self._entry(name, stamp)
         if entry is None or filename not in entry.files:
             raise FileNotFoundError(filename)
-        return (self.root / name / stamp / filename).read_bytes()
+        data = self._read_bytes(name, stamp, filename, MAX_FILE_BYTES)
+        if len(data) > MAX_FILE_BYTES:
+            raise FileNotFoundError(filename)
+        return data
+
+
+class ReportMeta(BaseModel):
+    """What ``meta.json`` must hold for its entry to count (other fields are kept, not read)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    plugin: str = Field(max_length=200)
+    name: str = Field(max_length=200)
+    created_at: datetime
+    files: list[str] = Field(max_length=100)
+
+
+def valid_stamp(stamp: str) -> bool:
+    """A stamp folder name with a real date and time (``20261399T...`` is not one)."""
+    if not STAMP_RE.match(stamp):
+        return False
+    try:
+        time_of(stamp)
+    except ValueError:
+        return False
+    return True
 
 
 def publishable_files(output_dir: Path) -> list[Path]:

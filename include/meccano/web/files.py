@@ -2,8 +2,10 @@
 
 A name from a URL is never joined to a folder as is: plugin folders are looked up by
 exact name among the folders that exist, and an asset path must be plain parts (no
-``..``, no absolute path, no backslash, no hidden files) that, once symlinks are
-resolved, still lie inside the plugin's ``assets/`` folder.
+``..``, no absolute path, no backslash, no hidden files, at most 64 parts). The file is
+then opened component by component without following any symlink
+(:mod:`meccano.fsguard`): a symlinked ``assets/`` folder, a symlinked sub-folder or file
+inside it is refused, and so is anything the OS refuses (a name too long): all are 404.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from meccano.discovery import plugin_folders, plugins_dir
+from meccano.fsguard import plain_parts, read_beneath
+
+MAX_ASSET_BYTES = 20 * 1024 * 1024
 
 
 def plugin_folder(plugin_id: str, root: Path | None = None) -> Path | None:
@@ -21,15 +26,12 @@ def plugin_folder(plugin_id: str, root: Path | None = None) -> Path | None:
     return None
 
 
-def asset_path(folder: Path, relative: str) -> Path | None:
-    """``folder/assets/relative`` if it is a regular file inside ``assets/``, else None."""
-    if not relative or "\\" in relative or "\x00" in relative or relative.startswith("/"):
+def read_asset(folder: Path, relative: str) -> bytes | None:
+    """The bytes of ``folder/assets/relative`` if it is a regular file reached without a symlink."""
+    parts = plain_parts(relative)
+    if parts is None:
         return None
-    parts = relative.split("/")
-    if any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+    try:
+        return read_beneath(folder, ["assets", *parts], MAX_ASSET_BYTES)
+    except FileNotFoundError:
         return None
-    base = (folder / "assets").resolve()
-    candidate = base.joinpath(*parts).resolve()
-    if not candidate.is_relative_to(base) or not candidate.is_file():
-        return None
-    return candidate

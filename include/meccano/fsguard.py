@@ -1,0 +1,84 @@
+"""Reading files strictly beneath a root folder, never through a symlink.
+
+Checking a path and then opening it leaves a window in which a symlink can be swapped in;
+resolving and comparing misses nothing only if nobody writes meanwhile. Here every
+component below the root is opened with ``O_NOFOLLOW`` relative to its parent's open
+descriptor (``openat``), so a symlink anywhere below the root, to a file or a folder,
+fails the open (``ELOOP``/``ENOTDIR``), whatever happens between two calls.
+
+Any error the OS gives (no such file, a symlink, a name too long, too many components)
+comes out as :class:`FileNotFoundError`: the caller answers 404.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+MAX_PARTS = 64
+MAX_PATH_CHARS = 1024
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+def plain_parts(relative: str) -> list[str] | None:
+    """The components of a relative URL path, or None when one is empty, hidden, ``..``, or odd."""
+    if (not relative or len(relative) > MAX_PATH_CHARS or "\\" in relative or "\x00" in relative
+            or relative.startswith("/")):
+        return None
+    parts = relative.split("/")
+    if len(parts) > MAX_PARTS or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+        return None
+    return parts
+
+
+@contextlib.contextmanager
+def _open_dirs(root: Path, parts: Sequence[str]) -> Iterator[int]:
+    """A descriptor of ``root/parts...`` (each part a real folder, not a symlink)."""
+    fds: list[int] = []
+    try:
+        fds.append(os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)))
+        for part in parts:
+            fds.append(os.open(part, _DIR_FLAGS, dir_fd=fds[-1]))
+        yield fds[-1]
+    except OSError as exc:
+        raise FileNotFoundError(f"not found: {exc.strerror}") from None
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def read_beneath(root: Path, parts: Sequence[str], max_bytes: int) -> bytes:
+    """The bytes of the regular file ``root/parts...`` (no symlink below ``root``, at most ``max_bytes``)."""
+    if not parts or len(parts) > MAX_PARTS:
+        raise FileNotFoundError("not found")
+    with _open_dirs(root, parts[:-1]) as parent:
+        try:
+            fd = os.open(parts[-1], _FILE_FLAGS, dir_fd=parent)
+        except OSError as exc:
+            raise FileNotFoundError(f"not found: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+                raise FileNotFoundError("not a regular file, or too large")
+            return handle.read(max_bytes + 1)[:max_bytes]
+
+
+def list_dirs_beneath(root: Path, parts: Sequence[str]) -> list[str]:
+    """Names of the real folders (not symlinks) in ``root/parts...``; empty when it is not one."""
+    try:
+        with _open_dirs(root, parts) as fd, os.scandir(fd) as entries:
+            return [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+    except (FileNotFoundError, OSError):
+        return []
+
+
+def is_real_dir(path: Path) -> bool:
+    """``path`` is a folder and not a symlink to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False

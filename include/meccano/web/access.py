@@ -1,0 +1,34 @@
+"""Who may call what: an Airflow login everywhere; for the listing also the console token
+or an allow-listed client address (see :mod:`meccano.web.settings`)."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
+
+from meccano.web.airflow_internal import bearer, require_user
+from meccano.web.context import Context
+
+TOKEN_HEADER = "X-Meccano-Token"
+LOGGED_IN = [Depends(require_user)]
+
+
+async def listing_access(request: Request, ctx: Context,
+                         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    """The console token, an allow-listed address, or an Airflow login."""
+    token = ctx.web.console_token.get()
+    offered = request.headers.get(TOKEN_HEADER) or (credentials.credentials if credentials else "")
+    if token and offered and hmac.compare_digest(offered.encode(), token.encode()):
+        return
+    if ctx.web.allow_list and request.client is not None:
+        try:
+            address = ipaddress.ip_address(request.client.host)
+        except ValueError:
+            address = None
+        if address is not None and any(address in net for net in ctx.web.allow_list):
+            return
+    await require_user(request, credentials)

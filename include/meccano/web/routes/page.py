@@ -1,0 +1,25 @@
+"""``GET /``: the HTML page (an Airflow login; shown inside the Airflow UI)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+
+from meccano.web.access import LOGGED_IN
+from meccano.web.context import Context, Roots
+from meccano.web.listing import build_listing
+from meccano.web.page import render_page
+
+# Shown inside the Airflow UI (an iframe on the same origin): no other framing, no
+# scripts, nothing loaded from elsewhere.
+PAGE_CSP = ("default-src 'self'; style-src 'unsafe-inline'; img-src 'self'; frame-src 'self'; "
+            "script-src 'none'; frame-ancestors 'self'")
+
+router = APIRouter()
+
+
+@router.get("/", response_class=HTMLResponse, dependencies=LOGGED_IN, include_in_schema=False)
+def page(ctx: Context, roots: Roots) -> HTMLResponse:
+    html = render_page(build_listing(ctx.store, roots.app, roots.airflow), f"{roots.app}/plugins")
+    return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-store",
+                                       "X-Frame-Options": "SAMEORIGIN"})
