@@ -175,9 +175,21 @@ def test_symlink_inside_assets_is_refused(site, jwt):
 
 
 @pytest.mark.parametrize("path", ["/".join(["a"] * 15_000), "x" * 5000, "/".join(["d" * 255] * 20),
-                                  "a/" * 3 + "b" * 300])
+                                  "a/" * 3 + "b" * 300, "b" * 300])
 def test_paths_the_os_refuses_are_404(site, jwt, path):
     client = _client(jwt)
     assert client.get(f"/meccano/plugins/{NAME}:1.0/assets/{path}").status_code == 404
     assert client.get(f"/meccano/reports/{NAME}/latest/{path}").status_code == 404
     assert client.get(f"/meccano/reports/{path}").status_code in (200, 404)
+
+
+def test_fsguard_turns_every_os_refusal_into_not_found(tmp_path: Path):
+    from meccano.fsguard import read_beneath
+
+    (tmp_path / "ok.txt").write_text("ok")
+    assert read_beneath(tmp_path, ["ok.txt"], 10) == b"ok"
+    for parts in (["b" * 300], ["ok.txt", "x"], ["missing"], ["ok.txt"] * 65, []):
+        with pytest.raises(FileNotFoundError):
+            read_beneath(tmp_path, parts, 10)
+    with pytest.raises(FileNotFoundError):
+        read_beneath(tmp_path, ["ok.txt"], 1)  # over the size limit
