@@ -140,9 +140,11 @@ time.sleep(120)
 def test_a_child_holding_stdout_does_not_hold_the_task(tmp_path: Path, run_plugin_dag, monkeypatch, capfd):
     monkeypatch.setenv("MECCANO_PLUGIN_KILL_GRACE", "1")
     marker = tmp_path / "child.pid"
+    finished = tmp_path / "child-finished"
     code = f"""
 import subprocess, sys
-child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+child = subprocess.Popen([sys.executable, "-c", "import sys, time; time.sleep(120); open(sys.argv[1], 'w')",
+                          {str(finished)!r}])
 open({str(marker)!r}, "w").write(str(child.pid))
 print("script done")
 """
@@ -152,6 +154,7 @@ print("script done")
     assert run.state == "success", (out.out + out.err)[-3000:]
     assert "script done" in out.out + out.err
     assert not _alive(int(marker.read_text()))
+    assert not finished.exists()  # stopped when the script ended; the task did not wait for it
 
 
 @pytest.mark.parametrize("code", [99, 1])

@@ -210,6 +210,7 @@ def main() -> int:
             _write(out, b"[meccano] the plugin left processes running; stopping them\n")
             stop_all(grace)
     script.stdout.close()
+    _reap()  # orphans that exited on their own: no zombie is handed to PID 1
     if timed_out:
         return TIMEOUT_EXIT
     if stopped_by:
