@@ -100,24 +100,20 @@ print(" and the rest of the line")
     assert 'JSON={"k": "***\\""}' in log, [line for line in log.splitlines() if "JSON=" in line]
 
 
-def test_timeout_kills_a_script_that_ignores_sigterm_and_its_escaped_grandchildren(
-        tmp_path: Path, run_plugin_dag, monkeypatch: pytest.MonkeyPatch, capfd):
-    """No timeoutMinutes: the default timeout applies (3 s here). The script ignores SIGTERM;
-    a grandchild in its own session ignores it too; another is orphaned (double fork)."""
-    monkeypatch.setenv("MECCANO_PLUGIN_TIMEOUT_MINUTES", "0.05")
-    monkeypatch.setenv("MECCANO_PLUGIN_KILL_GRACE", "1")
-    pids = tmp_path / "pids"
-    pids.mkdir()
-    stubborn = ("import os, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-                "open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(120)")
-    code = f"""
+STUBBORN = ("import os, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(120)")
+
+
+def _stubborn_code(pids: Path) -> str:
+    """A script that ignores SIGTERM, with a grandchild in its own session that ignores it too,
+    and another one orphaned by a double fork (its parent exits at once)."""
+    return f"""
 import os, signal, subprocess, sys, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 pids = {str(pids)!r}
 open(os.path.join(pids, "script"), "w").write(str(os.getpid()))
-stubborn = {stubborn!r}
+stubborn = {STUBBORN!r}
 subprocess.Popen([sys.executable, "-c", stubborn, os.path.join(pids, "session")], start_new_session=True)
-# double fork: the middle process exits at once, its child is orphaned in its own session
 subprocess.Popen([sys.executable, "-c", "import subprocess, sys; subprocess.Popen([sys.executable, '-c', "
                   + repr(stubborn) + ", sys.argv[1]], start_new_session=True)", os.path.join(pids, "orphan")],
                  start_new_session=True).wait()
@@ -126,15 +122,66 @@ while len(os.listdir(pids)) < 3:
 print("all started", flush=True)
 time.sleep(120)
 """
-    _plugin(tmp_path / "plugins", "stubborn:1.0", code)
+
+
+def _assert_all_gone(pids: Path) -> None:
+    started = {p.name: int(p.read_text()) for p in pids.iterdir()}
+    assert set(started) == {"script", "session", "orphan"}
+    assert [name for name, pid in started.items() if _alive(pid)] == []
+
+
+def test_default_timeout_kills_a_script_that_ignores_sigterm_and_its_escaped_grandchildren(
+        tmp_path: Path, run_plugin_dag, monkeypatch: pytest.MonkeyPatch, capfd):
+    """No timeoutMinutes: the default timeout applies (3 s here), enforced by the runner."""
+    monkeypatch.setenv("MECCANO_PLUGIN_TIMEOUT_MINUTES", "0.05")
+    monkeypatch.setenv("MECCANO_PLUGIN_KILL_GRACE", "1")
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    _plugin(tmp_path / "plugins", "stubborn:1.0", _stubborn_code(pids))
     run = run_plugin_dag("stubborn", tmp_path / "plugins")
     out = capfd.readouterr()
     log = out.out + out.err
     assert run.state == "failed" and _ti_state(run) == "failed"
     assert "all started" in log and "timed out after 3 s" in log
-    started = {p.name: int(p.read_text()) for p in pids.iterdir()}
-    assert set(started) == {"script", "session", "orphan"}
-    assert [name for name, pid in started.items() if _alive(pid)] == []
+    _assert_all_gone(pids)
+
+
+def test_airflow_execution_timeout_stops_the_whole_tree_through_on_kill(
+        tmp_path: Path, run_plugin_dag, monkeypatch: pytest.MonkeyPatch, capfd):
+    """timeoutMinutes set: Airflow's execution_timeout fires first; the hook stops the group
+    (SIGTERM, SIGKILL after the grace) and the runner stops what left it."""
+    monkeypatch.setenv("MECCANO_PLUGIN_KILL_GRACE", "1")
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    _plugin(tmp_path / "plugins", "stubborn2:1.0", _stubborn_code(pids), timeoutMinutes=0.05)
+    run = run_plugin_dag("stubborn2", tmp_path / "plugins")
+    out = capfd.readouterr()
+    log = out.out + out.err
+    assert run.state == "failed" and _ti_state(run) == "failed"
+    assert "all started" in log and "Stopping the plugin script: SIGTERM to its process group" in log
+    assert "AirflowTaskTimeout" in log and "timed out after" not in log  # Airflow's timeout, not the runner's
+    _assert_all_gone(pids)
+
+
+def test_short_secret_is_not_redacted_and_a_four_character_one_is_also_in_xcom(
+        tmp_path: Path, run_plugin_dag, monkeypatch: pytest.MonkeyPatch, capfd):
+    """Airflow's own log masker skips secrets under 5 characters: a 4-character one is ours to
+    redact, in the log and in the last line BashOperator pushes to XCom; 3 characters are left."""
+    monkeypatch.setenv("AIRFLOW_CONN_MECCANO_IOTDB", "mysql://u:k3y%21@127.0.0.1:1/IOTDB")
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({"conn_type": "aws", "login": "AKIA", "password": "abc"}))
+    monkeypatch.delenv("MECCANO_IOTDB_SQLITE", raising=False)
+    code = ("import os\nprint('cab abc abcd', os.environ['AWS_SECRETACCESSKEY'])\n"
+            "print('last=' + os.environ['MYSQL_PASSWORD'])\n")
+    _plugin(tmp_path / "plugins", "shorty:1.0", code)
+    run = run_plugin_dag("shorty", tmp_path / "plugins")
+    out = capfd.readouterr()
+    log = out.out + out.err
+    assert run.state == "success", log[-3000:]
+    assert "k3y!" not in log and "last=***" in log
+    assert "cab abc abcd abc" in log  # not used for redaction...
+    assert "1 secret value(s) given to the plugin are shorter than 4 characters and are NOT redacted" in log
+    ti = next(iter(run.get_task_instances()))
+    assert ti.xcom_pull(task_ids="run") == "last=***"
 
 
 def test_a_child_holding_stdout_does_not_hold_the_task(tmp_path: Path, run_plugin_dag, monkeypatch, capfd):
@@ -223,7 +270,9 @@ def test_script_limits_default_and_errors():
     settings = Settings(sections={"plugins": {"defaultTimeoutMinutes": 5, "killGraceSeconds": 3}})
     limits = script_limits(none, settings, env={})  # type: ignore[arg-type]
     assert (limits.timeout_seconds, limits.grace_seconds) == (300, 3)
-    assert script_limits(_Manifest(1), settings, env={}).timeout_seconds == 60  # type: ignore[arg-type]
+    own = script_limits(_Manifest(1), settings, env={})  # type: ignore[arg-type]
+    assert own.timeout_seconds == 60 and own.airflow_enforced and own.runner_deadline > 60 + 3
+    assert not limits.airflow_enforced and limits.runner_deadline == 300
     with pytest.raises(ConfigError, match=r"environment variable MECCANO_PLUGIN_TIMEOUT_MINUTES: 'soon' is not"):
         script_limits(none, Settings(), env={"MECCANO_PLUGIN_TIMEOUT_MINUTES": "soon"})  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"plugins.killGraceSeconds .*must be a number greater than 0"):

@@ -49,10 +49,23 @@ DEFAULT_TIMEOUT_MINUTES = 60.0
 DEFAULT_KILL_GRACE_SECONDS = 10.0
 
 
+# When the plugin sets timeoutMinutes, Airflow's execution_timeout stops the task (its
+# on_kill stops the script); the runner's own deadline then only backs it up, this much later.
+BACKSTOP_SECONDS = 30.0
+
+
 @dataclass(frozen=True)
 class ScriptLimits:
     timeout_seconds: float
     grace_seconds: float
+    airflow_enforced: bool = False  # timeoutMinutes: Airflow's execution_timeout applies too
+
+    @property
+    def runner_deadline(self) -> float:
+        """The runner's own deadline: the limit, or just after Airflow's when Airflow enforces it."""
+        if self.airflow_enforced:
+            return self.timeout_seconds + self.grace_seconds + BACKSTOP_SECONDS
+        return self.timeout_seconds
 
 
 def _positive(settings: Settings, key: str, var: str, default: float, env: Mapping[str, str]) -> float:
@@ -75,7 +88,7 @@ def script_limits(manifest: PluginManifest, settings: Settings, env: Mapping[str
     minutes = manifest.timeout_minutes or _positive(settings, "defaultTimeoutMinutes",
                                                     "MECCANO_PLUGIN_TIMEOUT_MINUTES", DEFAULT_TIMEOUT_MINUTES, env)
     grace = _positive(settings, "killGraceSeconds", "MECCANO_PLUGIN_KILL_GRACE", DEFAULT_KILL_GRACE_SECONDS, env)
-    return ScriptLimits(float(minutes) * 60, grace)
+    return ScriptLimits(float(minutes) * 60, grace, airflow_enforced=bool(manifest.timeout_minutes))
 
 
 def _flag(value: bool) -> str:
@@ -139,7 +152,7 @@ def build_script_env(manifest: PluginManifest, context: Mapping[str, Any], setti
     env.update({
         "MECCANO_PYTHON": sys.executable,
         "MECCANO_SCRIPT_RUNNER": SCRIPT_RUNNER,
-        "MECCANO_TIMEOUT_SECONDS": f"{limits.timeout_seconds:g}",
+        "MECCANO_TIMEOUT_SECONDS": f"{limits.runner_deadline:g}",
         "MECCANO_KILL_GRACE_SECONDS": f"{limits.grace_seconds:g}",
         "MECCANO_INTERPRETER": interpreter,
         "MECCANO_PLUGIN_SOURCE": str(manifest.source),
