@@ -18,7 +18,7 @@ import os
 import selectors
 import signal
 import time
-from subprocess import DEVNULL, PIPE, STDOUT, Popen
+from subprocess import DEVNULL, PIPE, STDOUT, Popen, TimeoutExpired
 from typing import Any
 
 from airflow.providers.standard.hooks.subprocess import SubprocessHook, SubprocessResult
@@ -77,7 +77,8 @@ class ScriptProcessHook(SubprocessHook):
             open_pipe = True
             while proc.poll() is None:
                 if not open_pipe:
-                    time.sleep(TICK)
+                    with contextlib.suppress(TimeoutExpired):
+                        proc.wait(TICK)  # returns as soon as the runner exits
                     continue
                 for _ in sel.select(TICK):
                     data = os.read(fd, READ_CHUNK)

@@ -182,7 +182,7 @@ def main() -> int:
     assert script.stdout is not None
     pipe = script.stdout.fileno()
     deadline = time.monotonic() + timeout
-    timed_out = False
+    timed_out, pipe_open = False, True
     with selectors.DefaultSelector() as sel:
         sel.register(pipe, selectors.EVENT_READ)
         sel.register(rfd, selectors.EVENT_READ)
@@ -191,13 +191,18 @@ def main() -> int:
             if left <= 0:
                 timed_out = True
                 break
-            for key, _ in sel.select(min(TICK, left)):
-                if key.fd == pipe:
-                    data = os.read(pipe, READ_CHUNK)
-                    if data:
-                        _write(out, data)
-                    else:  # the script closed its output but still runs: keep watching it
-                        sel.unregister(pipe)
+            if pipe_open:
+                for key, _ in sel.select(min(TICK, left)):
+                    if key.fd == pipe:
+                        data = os.read(pipe, READ_CHUNK)
+                        if data:
+                            _write(out, data)
+                        else:  # the script closed its output (or exited): watch the process itself
+                            sel.unregister(pipe)
+                            pipe_open = False
+            else:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    script.wait(min(TICK, left))  # returns at once when it exits; signals still run
     if timed_out or stopped_by:
         why = (f"timed out after {timeout:g} s" if timed_out
                else f"stopped by signal {signal.Signals(stopped_by[0]).name}")
