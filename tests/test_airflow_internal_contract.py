@@ -41,3 +41,23 @@ def test_nothing_else_imports_airflow_internals():
         if path.name != "airflow_internal.py" and INTERNAL.search(path.read_text()):
             offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+def test_require_user_accepts_airflow_tokens_and_refuses_the_rest():
+    from airflow.api_fastapi.app import init_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi import Depends, FastAPI
+    from fastapi.testclient import TestClient
+
+    token = init_auth_manager().generate_jwt(SimpleAuthManagerUser(username="ada", role="admin"))
+    app = FastAPI()
+
+    @app.get("/who")
+    def who(user=Depends(airflow_internal.require_user)) -> str:  # noqa: ANN001 (resolved by FastAPI)
+        return user.get_name()  # type: ignore[attr-defined]
+
+    client = TestClient(app)
+    assert client.get("/who", headers={"Authorization": f"Bearer {token}"}).json() == "ada"
+    assert client.get("/who", cookies={"_token": token}).json() == "ada"
+    assert client.get("/who").status_code == 401
+    assert client.get("/who", headers={"Authorization": "Bearer forged"}).status_code in (401, 403)
