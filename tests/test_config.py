@@ -77,7 +77,7 @@ def test_original_active_spelling_is_accepted(tmp_path: Path):
 @pytest.mark.parametrize(("env", "message"), [
     ({"MYSQL_PORT": "abc"}, "mysql.port (from environment variable MYSQL_PORT): 'abc' is not a whole number"),
     ({"EXPORT_DAYS": "-1"}, "export.days (from environment variable EXPORT_DAYS): -1 must be 0 or more"),
-    ({"WARNINGLIMIT": "0"}, "warninglimit (from environment variable WARNINGLIMIT): 0 must be greater than 0"),
+    ({"WARNINGLIMIT": "0"}, "warninglimit (from environment variable WARNINGLIMIT): 0 must be 1 or more"),
     ({"EXPORT_PURGE": "maybe"}, "export.purge (from environment variable EXPORT_PURGE): 'maybe' is not a boolean"),
 ])
 def test_bad_environment_values_name_key_and_source(cfg: Path, env: dict, message: str):

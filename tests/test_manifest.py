@@ -117,7 +117,9 @@ def test_shadowed_versions_reported_not_dropped():
         "nameMismatch:1.0", "unknownField:1.0", "unsafeName:1.0", "wrongTypes:1.0"}
 
 
-@pytest.mark.parametrize("expr", ["*/10 * * * *", "0 2 * * *", "@daily", "0 0 1 jan,jul mon-fri", "5-10/2 * * * 7"])
+@pytest.mark.parametrize("expr", ["*/10 * * * *", "0 2 * * *", "@daily", "0 0 1 jan,jul mon-fri", "5-10/2 * * * 7",
+                                  # Airflow (croniter) accepts these: so do we
+                                  "0 0 L * *", "0 9 * * 1#1", "0 0 ? * *", "10-5 * * * *", "0 0 29 2 *"])
 def test_valid_crons(expr: str):
     assert cron_problem(expr) is None
 
@@ -128,8 +130,7 @@ def test_valid_crons(expr: str):
     ("* * 0 * *", "day-of-month field: 0 is out of range 1-31"),
     ("* * * foo *", "month field: 'foo' is not a number"),
     ("*/0 * * * *", "minute field: step 0"),
-    ("10-5 * * * *", "minute field: range '10-5' runs backwards"),
-    ("@sometimes", "unknown preset '@sometimes'"),
+        ("@sometimes", "unknown preset '@sometimes'"),
 ])
 def test_invalid_crons(expr: str, why: str):
     problem = cron_problem(expr)
@@ -164,7 +165,7 @@ def test_a_folder_is_not_a_source_file_or_a_manifest(tmp_path: Path):
     assert msg.startswith("dirSource:1.0: engine: source file dirSource:1.0.py is missing")
     (tmp_path / "dirManifest:1.0" / "plugin.json").mkdir(parents=True)
     (msg,) = [str(p) for p in load_plugin(tmp_path / "dirManifest:1.0").problems]
-    assert msg.startswith("dirManifest:1.0: plugin.json: cannot be read:")
+    assert msg == "dirManifest:1.0: plugin.json: is a folder, not a regular file"
 
 
 def test_discovery_order_and_name_filter(tmp_path: Path):

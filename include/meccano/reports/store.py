@@ -60,14 +60,10 @@ def default_root() -> str:
 
 
 def history_limit(settings: Settings) -> int:
+    from meccano.config import as_int
+
     raw = os.environ.get("MECCANO_REPORTS_HISTORY") or settings.section("reports").get("history", DEFAULT_HISTORY)
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise ReportStoreError(f"reports.history / MECCANO_REPORTS_HISTORY: {raw!r} is not a whole number") from None
-    if value < 1:
-        raise ReportStoreError(f"reports.history / MECCANO_REPORTS_HISTORY: {value} must be 1 or more")
-    return value
+    return as_int(raw, "reports.history / MECCANO_REPORTS_HISTORY", 1, 10_000, error=ReportStoreError)
 
 
 def root_location(settings: Settings) -> str:
