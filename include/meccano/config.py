@@ -58,7 +58,7 @@ class Secret(SecretStr):
 
 TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 FALSE_WORDS = frozenset({"false", "no", "off", "0"})
-_NUMBER_TEXT = re.compile(r"[+-]?[0-9]{1,18}(?:\.[0-9]{0,18})?(?:[eE][+-]?[0-9]{1,3})?")
+_NUMBER_TEXT = re.compile(r"[+-]?[0-9]{1,40}(?:\.[0-9]{0,40})?(?:[eE][+-]?[0-9]{1,3})?")
 
 
 def parse_bool(value: Any) -> bool:
@@ -84,14 +84,10 @@ def parse_number(value: Any, whole: bool = True) -> int | float:
         if not _NUMBER_TEXT.fullmatch(text):
             raise ValueError(f"{_shown(value)} is not a {kind}")
         number: int | float = int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else float(text)
-    elif isinstance(value, int):
-        if abs(value) >= 10**18:
-            raise ValueError(f"{_shown(value)} is out of range")
-        number = value
     else:
         number = value
     if isinstance(number, float):
-        if not math.isfinite(number) or abs(number) >= 1e18:
+        if not math.isfinite(number):
             raise ValueError(f"{_shown(value)} is not a finite {kind}")
         if whole:
             if number != int(number):
@@ -161,8 +157,8 @@ def _secret(value: Any) -> Secret:
     if isinstance(value, SecretStr):
         return Secret(value.get_secret_value())
     if isinstance(value, (bool, int, float)):
-        raise ValueError("must be a string; quote it in the YAML file (an unquoted 0123 reads as the number 83, "
-                         "yes as true); value not shown: secret")
+        raise ValueError("must be a string; quote it in the YAML file (YAML reads unquoted digits as a number, "
+                         "a leading zero as octal, and yes/no as booleans); value not shown: secret")
     raise ValueError(f"expected a string, got a {type(value).__name__}; value not shown: secret")
 
 
@@ -439,6 +435,8 @@ def _read_yaml(path: Path, duplicates: list[str]) -> dict[str, Any]:
         raise ConfigError(f"{path}: malformed YAML{pos}: {problem}") from None
     except RecursionError:
         raise ConfigError(f"{path}: malformed YAML: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits (Python's int limit)
+        raise ConfigError(f"{path}: unusable YAML value: {str(exc)[:200]}") from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):

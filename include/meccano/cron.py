@@ -20,7 +20,6 @@ PRESETS = frozenset({
     "@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly",
     "@yearly", "@annually", "@midnight",
 })
-_NOT_CRON = frozenset({"@once", "@continuous"})
 MAX_LENGTH = 100
 
 _FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
@@ -55,6 +54,9 @@ def _explain(parts: list[str]) -> str | None:
             if not match:
                 continue  # L, W, #, ? and friends: croniter's message says more
             base, step = match.groups()
+            if base != "*" and any(v not in names and (v[:1] == "l" or v[-1:] in ("l", "w"))
+                                   for v in base.split("-")):
+                continue  # L-40, 5L, 15W: croniter's message says more
             try:
                 if base != "*":
                     ends = [_value(v, name, low, high, names) for v in base.split("-")]

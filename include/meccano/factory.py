@@ -8,9 +8,7 @@ A broken plugin never hides the others: each becomes a DAG of its own, tagged
 
 from __future__ import annotations
 
-import hashlib
 import html
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,27 +19,15 @@ from airflow.sdk import DAG, Asset
 from meccano.config import ConfigError, Settings, load_settings
 from meccano.discovery import Catalog, discover
 from meccano.engines import SCRIPT_ENGINES, run_native
-from meccano.manifest import PluginLoad, PluginManifest
+from meccano.manifest import CONFIG_ERROR_DAG, INVALID_PREFIX, PluginLoad, PluginManifest, invalid_dag_id
 from meccano.operators import PluginScriptOperator
 from meccano.safefile import read_bounded
 
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 DEFAULT_RETRIES = 2
 DEFAULT_RETRY_DELAY = timedelta(minutes=2)
-INVALID_PREFIX = "meccano_invalid_"
-CONFIG_ERROR_DAG = "meccano_config_error"
 _DOC_LIMIT = 20_000  # bytes of assets/index.html shown in the DAG's doc_md
 _MAX_ERRORS = 100
-
-
-def invalid_dag_id(folder: Path) -> str:
-    """``meccano_invalid_<sanitised folder name>_<8 hex of its hash>``: one id per folder name.
-
-    The hash keeps folders that differ only in sanitised characters (``a:1.0``, ``a_1_0``)
-    apart; the prefix is refused as a plugin name, so no valid plugin can take the id.
-    """
-    digest = hashlib.sha256(folder.name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-    return f"{INVALID_PREFIX}{re.sub(r'[^A-Za-z0-9_]', '_', folder.name)[:100]}_{digest}"
 
 
 def schedule_for(manifest: PluginManifest, settings: Settings) -> str | timedelta | None:

@@ -10,6 +10,7 @@ plugin at once, each naming the plugin folder and the field.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -30,7 +31,9 @@ ENABLED_CONFIG_KEYS = ("export.enabled",)
 SCHEDULE_CONFIG_KEYS = ("warninglimit",)
 OUTLET_FIELDS = ("bucket", "remote_directory")
 # Names no plugin may take: the factory's own DAGs (invalid plugins, broken configuration).
-RESERVED_PREFIXES = ("meccano_invalid_", "meccano_config_error")
+INVALID_PREFIX = "meccano_invalid_"
+CONFIG_ERROR_DAG = "meccano_config_error"
+RESERVED_PREFIXES = (INVALID_PREFIX, CONFIG_ERROR_DAG)
 
 MAX_MANIFEST_BYTES = 256 * 1024
 MAX_DEPTH = 16  # nesting of objects/lists inside plugin.json
@@ -54,7 +57,8 @@ class PluginSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, title="Meccano plugin.json")
 
     plugin: str = Field(max_length=MAX_NAME + 1 + MAX_VERSION,
-                        json_schema_extra={"pattern": r"^[A-Za-z][A-Za-z0-9_-]{0,99}:[0-9]{1,9}(\.[0-9]{1,9}){0,3}$"},
+                        json_schema_extra={"pattern": r"^[A-Za-z][A-Za-z0-9_-]{0,99}:[0-9]{1,9}(\.[0-9]{1,9}){0,3}$",
+                                           "not": {"pattern": "^(meccano_invalid_|meccano_config_error)"}},
                         description="<name>:<version>, equal to the folder name; the DAG id is <name>")
     engine: Literal["R", "python", "native", "nodejs"] = Field(
         description="R, python, nodejs: <plugin>.R/.py/.js run as a script; native: <plugin>.py imported")
@@ -236,6 +240,16 @@ def inferred_schema(default: Any) -> dict[str, Any]:
     return {}
 
 
+def invalid_dag_id(folder: Path) -> str:
+    """``meccano_invalid_<sanitised folder name>_<8 hex of its hash>``: one id per folder name.
+
+    The hash keeps folders that differ only in sanitised characters (``a:1.0``, ``a_1_0``)
+    apart; the prefix is refused as a plugin name, so no valid plugin can take the id.
+    """
+    digest = hashlib.sha256(folder.name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{INVALID_PREFIX}{re.sub(r'[^A-Za-z0-9_]', '_', folder.name)[:100]}_{digest}"
+
+
 def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split(".")) if _VERSION.fullmatch(version) else (-1,)
 
@@ -349,7 +363,7 @@ def _message(error: dict[str, Any]) -> str:
     bounds = {"greater_than": "greater than {gt}", "greater_than_equal": "{ge} or more",
               "less_than": "less than {lt}", "less_than_equal": "at most {le}"}
     if kind in bounds:
-        return f"{_show(value)} must be {bounds[kind].format(**ctx)}"
+        return f"{_show(value)} must be {bounds[kind].format(**{k: _number(v) for k, v in ctx.items()})}"
     if kind == "finite_number":
         return f"{_show(value)} must be a finite number"
     if kind == "string_too_long":
@@ -360,15 +374,25 @@ def _message(error: dict[str, Any]) -> str:
         return f"has {ctx.get('actual_length')} entries; at most {ctx.get('max_length')}"
     if kind == "too_short":
         return "must not be empty"
+    if kind == "string_pattern_mismatch" and loc[0] in ("tasks", "parameters", "parameterSchemas"):
+        return (f"{_show(value)} is not a Python identifier (a letter or '_', then letters, digits or '_', "
+                "at most 64 characters)")
+    if kind == "string_pattern_mismatch" and loc[0] == "owner":
+        return f"{_show(value)} must not hold control characters (newlines, tabs)"
     if kind == "string_pattern_mismatch":
         return f"{_show(value)} does not match {ctx.get('pattern')}"
     return error["msg"]
 
 
+def _number(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _where(loc: tuple[Any, ...]) -> str:
     out = str(loc[0]) if loc else "plugin.json"
     for part in loc[1:]:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+        if part != "[key]":  # pydantic's marker for a bad dict key
+            out += f"[{part}]" if isinstance(part, int) else f".{part}"
     return out
 
 
@@ -409,8 +433,9 @@ def load_plugin(folder: Path, root: Path | None = None) -> PluginLoad:
     try:
         return _load(folder, label, root if root is not None else folder.parent)
     except Exception as exc:  # the promise: one folder's content never breaks the others
+        text = str(exc)
         problem = PluginProblem(label, "plugin.json", f"could not be read or validated: "
-                                f"{type(exc).__name__}: {_show(str(exc), 200)}")
+                                f"{type(exc).__name__}: {text if len(text) <= 200 else text[:200] + '...(cut)'}")
         return PluginLoad(folder, None, (problem,))
 
 
@@ -444,8 +469,12 @@ def _load(folder: Path, label: str, root: Path) -> PluginLoad:
     except json.JSONDecodeError as exc:
         problem("plugin.json", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
         return PluginLoad(folder, None, tuple(problems))
+    except UnicodeDecodeError as exc:
+        problem("plugin.json", f"is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position {exc.start})")
+        return PluginLoad(folder, None, tuple(problems))
     except ValueError as exc:
-        problem("plugin.json", f"refused: {_show(str(exc), 200).strip(chr(39))}")
+        text = str(exc)
+        problem("plugin.json", f"refused: {text if len(text) <= 200 else text[:200] + '...(cut)'}")
         return PluginLoad(folder, None, tuple(problems))
     if not isinstance(raw, dict):
         problem("plugin.json", f"must hold a JSON object {{...}}, not {type(raw).__name__}")
@@ -521,5 +550,4 @@ def _manifest(folder: Path, spec: PluginSpec, parts: tuple[str, str], raw: dict[
 def json_schema() -> dict[str, Any]:
     """The contract as a JSON schema (``plugin.schema.json``), generated from :class:`PluginSpec`."""
     schema = PluginSpec.model_json_schema()
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": "https://meccano.example/plugin.schema.json", **schema}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
