@@ -158,7 +158,7 @@ def _secret(value: Any) -> Secret:
         return Secret(value.get_secret_value())
     if isinstance(value, (bool, int, float)):
         raise ValueError("must be a string; quote it in the YAML file (YAML reads unquoted digits as a number, "
-                         "a leading zero as octal, and yes/no as booleans); value not shown: secret")
+                         "a leading zero as octal, and boolean-like words as booleans); value not shown: secret")
     raise ValueError(f"expected a string, got a {type(value).__name__}; value not shown: secret")
 
 
