@@ -45,6 +45,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "sourceOut:1.0": ("engine", "outside the plugins folder"),
 }
 BIG = 50 * 1024 * 1024
+OUTSIDE_SECRET = "OUTSIDE-THE-PLUGINS-FOLDER-7f3a"
 
 
 def _write_valid(folder: Path, **extra: str) -> None:
@@ -77,6 +78,8 @@ def build_tree(tmp_path: Path) -> Path:
         handle.truncate(BIG)
 
     _write_valid(outside / "linkedOut:1.0")
+    (outside / "linkedOut:1.0" / "assets").mkdir()
+    (outside / "linkedOut:1.0" / "assets" / "index.html").write_text(OUTSIDE_SECRET)
     (root / "linkedOut:1.0").symlink_to(outside / "linkedOut:1.0", target_is_directory=True)
 
     _write_valid(root / "sourceOut:1.0")
