@@ -265,3 +265,8 @@ def test_sections_are_pydantic_models_with_secretstr():
     with pytest.raises(ValueError, match="65535"):
         MysqlSettings(port=70000)
     assert replace(s, status=StatusSettings(2, 30)).status.warning_minutes == 30
+
+
+def test_dev_null_is_an_empty_configuration():
+    s = load_settings(env={"MECCANO_CONFIG": "/dev/null"})
+    assert s.warninglimit == 60 and s.source == "/dev/null"

@@ -413,6 +413,8 @@ def _loader(duplicates: list[str]) -> type:
 def _read_yaml(path: Path, duplicates: list[str]) -> dict[str, Any]:
     import yaml
 
+    if os.path.realpath(path) == os.devnull:  # MECCANO_CONFIG=/dev/null: an empty file, on purpose
+        return {}
     try:
         info = os.stat(path)  # a mounted ConfigMap is a symlink: followed, but must end at a regular file
         if not stat.S_ISREG(info.st_mode):

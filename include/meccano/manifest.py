@@ -509,7 +509,8 @@ def _load(folder: Path, label: str, root: Path) -> PluginLoad:
         if not os.path.isfile(source):
             problem("engine", f"source file {plugin_id}{ENGINES[engine]} is missing; a {engine} plugin's code is "
                     f"<plugin>{ENGINES[engine]} next to plugin.json")
-        elif not inside(source, root):
+        # Only a link can lead out: a plain file is in its folder, and the folder (checked above) in the root.
+        elif os.path.islink(source) and not inside(source, root):
             problem("engine", f"source file {plugin_id}{ENGINES[engine]} is a link to "
                     f"{os.path.realpath(source)!r}, outside the plugins folder; put the code itself in the folder")
     warnings = ()
