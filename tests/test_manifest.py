@@ -328,3 +328,18 @@ def test_published_schema_agrees_with_the_model_on_the_fixtures():
     for folder in (FIXTURES / "unknownField:1.0", FIXTURES / "wrongTypes:1.0", FIXTURES / "badEnums:1.0",
                    HOSTILE / "hugeTimeout:1.0", HOSTILE / "longDescription:1.0", HOSTILE / "meccano_invalid_good:1.0"):
         assert list(validator.iter_errors(json.loads((folder / "plugin.json").read_text()))) != [], folder
+
+
+def test_no_trailing_newline_slips_through_a_name_pattern():
+    from meccano.export.errors import ExportError
+    from meccano.export.options import table_specs
+    from meccano.manifest import split_plugin_id
+    from meccano.reports.store import FILE_RE, NAME_RE, STAMP_RE
+
+    assert split_plugin_id("a:1.0\n") is None and split_plugin_id("a\n:1.0") is None
+    assert not NAME_RE.fullmatch("report\n") and not FILE_RE.fullmatch("a.png\n")
+    assert not STAMP_RE.fullmatch("20261126T200005123456Z\n")
+    with pytest.raises(ExportError, match=r"export\.tables"):
+        table_specs({"tables": [{"table": "Facts\n"}]}, 1)
+    with pytest.raises(ExportError, match="prefix"):
+        table_specs({"tables": [{"table": "Facts", "prefix": "facts\n"}]}, 1)

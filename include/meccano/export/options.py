@@ -77,7 +77,7 @@ def _bool(value: Any, where: str) -> bool:
 
 
 def _ident(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not _IDENT.match(value):
+    if not isinstance(value, str) or not _IDENT.fullmatch(value):
         raise ExportError(f"{where}: {value!r} is not a valid table/column name (letters, digits, '_')")
     return value
 
@@ -102,7 +102,7 @@ def table_specs(section: dict[str, Any], default_days: int) -> list[TableSpec]:
         column = _ident(item.get("dateColumn", "creationDate"), f"{where}.dateColumn")
         days = default_days if item.get("days") is None else _int(item["days"], f"{where}.days", 0)
         prefix = str(item.get("prefix") or table.lower())
-        if not re.match(r"^[a-z0-9][a-z0-9_-]{0,63}$", prefix):
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", prefix):
             raise ExportError(f"{where}.prefix: {prefix!r} must be lower-case letters, digits, '_' or '-'")
         specs.append(TableSpec(table, column, days, prefix))
     names = [s.table for s in specs]

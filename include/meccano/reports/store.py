@@ -167,13 +167,13 @@ class ReportStore:
     # -- reading ----------------------------------------------------------------------
 
     def _stamps(self, name: str) -> list[str]:
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             return []
         folder = self.root / name
         try:
             if not folder.exists():
                 return []
-            return sorted(p.name for p in folder.iterdir() if STAMP_RE.match(p.name))
+            return sorted(p.name for p in folder.iterdir() if STAMP_RE.fullmatch(p.name))
         except FileNotFoundError:
             return []
 
@@ -182,7 +182,7 @@ class ReportStore:
             root = self.root
             if not root.exists():
                 return []
-            return sorted(p.name for p in root.iterdir() if NAME_RE.match(p.name))
+            return sorted(p.name for p in root.iterdir() if NAME_RE.fullmatch(p.name))
         except FileNotFoundError:
             return []
 
@@ -191,7 +191,7 @@ class ReportStore:
             meta = json.loads((self.root / name / stamp / META).read_text())
         except (FileNotFoundError, json.JSONDecodeError, OSError):
             return None  # still being written, or damaged: not a complete entry
-        files = tuple(f for f in meta.get("files", []) if isinstance(f, str) and FILE_RE.match(f))
+        files = tuple(f for f in meta.get("files", []) if isinstance(f, str) and FILE_RE.fullmatch(f))
         return ReportEntry(name, str(meta.get("plugin", name)), stamp, time_of(stamp), files)
 
     def history_of(self, name: str) -> list[ReportEntry]:
@@ -213,7 +213,7 @@ class ReportStore:
     def read(self, name: str, stamp: str, filename: str) -> bytes:
         """The bytes of one published file. Names are checked against strict patterns,
         so no value can reach outside ``<root>/<name>/<stamp>/``."""
-        if not (NAME_RE.match(name) and STAMP_RE.match(stamp) and FILE_RE.match(filename)):
+        if not (NAME_RE.fullmatch(name) and STAMP_RE.fullmatch(stamp) and FILE_RE.fullmatch(filename)):
             raise FileNotFoundError(filename)
         entry = self._entry(name, stamp)
         if entry is None or filename not in entry.files:
@@ -226,7 +226,7 @@ def publishable_files(output_dir: Path) -> list[Path]:
         return []
     out = []
     for path in sorted(output_dir.iterdir()):
-        if path.is_file() and FILE_RE.match(path.name) and path.name != META:
+        if path.is_file() and FILE_RE.fullmatch(path.name) and path.name != META:
             size = path.stat().st_size
             if size == 0:
                 raise ReportStoreError(f"{path}: empty file; a report must not publish an empty {path.suffix}")
