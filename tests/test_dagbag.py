@@ -212,3 +212,13 @@ def test_parameters_are_params_validated_before_the_run(tmp_path: Path, monkeypa
         dag.test(run_conf={"windowHours": 0})
     assert "ParamValidationError" in type(err.value).__name__ or "Invalid input" in str(err.value)
     assert not (folder / "seen.json").exists()  # never ran
+
+
+def test_missing_named_config_file_is_a_config_error_dag_not_defaults(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MECCANO_CONFIG", str(tmp_path / "gone.yml"))
+    monkeypatch.setenv("TZ", "Mars/Olympus")
+    dags = build_dags(FIXTURES)
+    assert "goodNative" in dags
+    doc = dags["meccano_config_error"].doc_md
+    assert "gone.yml (named by environment variable MECCANO_CONFIG): configuration file not found" in doc

@@ -340,6 +340,18 @@ _KEYS: tuple[_Key, ...] = (
     _Key(("status", "warningMinutes"), "STATUS_WARNING_MINUTES", ("status", "warning_minutes")),
     _Key(("reports", "directory"), "MECCANO_REPORTS_DIR", ("reports_dir",)),
 )
+
+
+@model(frozen=True, config=_MODEL)
+class _Top:
+    """The top-level settings, validated like a section."""
+
+    warninglimit: Minutes = 60
+    timezone: TimeZone = "Brazil/East"
+    forecast_days: _whole(1, 366) = 7  # type: ignore[valid-type]
+    reports_dir: Text = ""
+
+
 _SECTION_MODELS: dict[str, type] = {"mysql": MysqlSettings, "iotdb": IotdbSettings, "aws": AwsSettings,
                                     "export": ExportSettings, "status": StatusSettings, "legacy": LegacySettings}
 
@@ -568,13 +580,3 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         warnings=tuple(warnings),
         **built,
     )
-
-
-@model(frozen=True, config=_MODEL)
-class _Top:
-    """The top-level settings, validated like a section."""
-
-    warninglimit: Minutes = 60
-    timezone: TimeZone = "Brazil/East"
-    forecast_days: _whole(1, 366) = 7  # type: ignore[valid-type]
-    reports_dir: Text = ""

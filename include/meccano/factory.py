@@ -250,10 +250,11 @@ def build_dags(root: Path | None = None, only_dag_id: str | None = None) -> dict
     dags: dict[str, DAG] = {}
     try:
         settings = load_settings()
-    except ConfigError as exc:
+    except Exception as exc:  # ConfigError names the keys; anything else must not take the plugins down either
         settings = Settings()
+        message = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__} while loading the settings"
         dags[CONFIG_ERROR_DAG] = build_error_dag(CONFIG_ERROR_DAG, "Invalid Meccano configuration",
-                                                 [str(exc)], ["invalid", "config"])
+                                                 message.splitlines(), ["invalid", "config"])
     name = None
     if only_dag_id and not only_dag_id.startswith(INVALID_PREFIX) and only_dag_id != CONFIG_ERROR_DAG:
         name = only_dag_id
