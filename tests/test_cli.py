@@ -143,3 +143,14 @@ def test_config_named_but_missing_is_an_error_not_defaults(tmp_path: Path):
         assert out.returncode == 2
         assert f"{tmp_path / 'nope.yml'} (named by environment variable {var}): configuration file not found" \
             in out.stderr
+
+
+def test_folder_name_that_is_not_utf8(tmp_path: Path):
+    import os
+
+    os.mkdir(os.path.join(os.fsencode(tmp_path), b"latin\xe9:1.0"))
+    out = _cli("plugins", "list", "--dir", str(tmp_path))
+    assert out.returncode == 1 and "latin\\udce9:1.0" in out.stdout
+    assert "error: latin\ufffd:1.0: folder: folder name" in out.stdout
+    out = _cli("plugins", "validate", str(tmp_path))
+    assert out.returncode == 1 and "0 valid, 1 invalid" in out.stdout

@@ -343,3 +343,17 @@ def test_no_trailing_newline_slips_through_a_name_pattern():
         table_specs({"tables": [{"table": "Facts\n"}]}, 1)
     with pytest.raises(ExportError, match="prefix"):
         table_specs({"tables": [{"table": "Facts", "prefix": "facts\n"}]}, 1)
+
+
+def test_folder_name_that_is_not_utf8(tmp_path: Path):
+    import os
+
+    _write_plugin(tmp_path / "fine:1.0")
+    os.mkdir(os.path.join(os.fsencode(tmp_path), b"bad\xff:1.0"))
+    catalog = discover(tmp_path)
+    assert [p.folder.name for p in catalog.active] == ["fine:1.0"]
+    (bad,) = catalog.invalid
+    messages = [str(p) for p in bad.problems]
+    assert messages[0].startswith("bad\ufffd:1.0: folder: folder name 'bad\ufffd:1.0' is not of the form")
+    for message in messages:
+        message.encode("utf-8")  # printable and storable anywhere

@@ -85,3 +85,14 @@ def test_page_and_docs_stay_up(hostile, jwt, airflow_db, deadline):
         response = client.get(path)
         assert response.status_code == 404 and OUTSIDE_SECRET not in response.text
     assert OUTSIDE_SECRET not in page.text
+
+
+def test_folder_name_that_is_not_utf8_is_listed(hostile, jwt, airflow_db, deadline):
+    import os
+
+    os.mkdir(os.path.join(os.fsencode(hostile), b"latin\xe9:1.0"))
+    response = _client(jwt).get("/meccano/plugins")
+    assert response.status_code == 200
+    row = {r["folder"]: r for r in response.json()}["latin\ufffd:1.0"]
+    assert row["valid"] is False and row["errors"][0].startswith("folder: folder name 'latin\ufffd:1.0'")
+    assert _client(jwt).get("/meccano/").status_code == 200

@@ -8,6 +8,7 @@ Entries that are not plugin folders are *skipped* and listed with the reason
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,8 @@ from pathlib import Path
 from meccano.config import PROJECT_ROOT
 from meccano.manifest import PluginLoad, PluginProblem, load_plugin
 from meccano.safefile import inside
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PLUGINS_DIR = PROJECT_ROOT / "meccano_plugins"
 SKIP_RULE = ("entries whose name starts with '.' or '_' (e.g. __pycache__, .git) and plain files are skipped; "
@@ -58,6 +61,9 @@ def _entries(root: Path) -> list[os.DirEntry[str]]:
         with os.scandir(root) as entries:
             return list(entries)
     except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:  # e.g. no permission: no plugin can be read, but the DAG file must still load
+        log.error("Meccano: cannot list the plugins folder %s: %s", root, exc.strerror or exc)
         return []
 
 

@@ -19,7 +19,7 @@ from airflow.sdk import DAG, Asset
 from meccano.config import ConfigError, Settings, load_settings
 from meccano.discovery import Catalog, discover
 from meccano.engines import SCRIPT_ENGINES, run_native
-from meccano.manifest import CONFIG_ERROR_DAG, INVALID_PREFIX, PluginLoad, PluginManifest, invalid_dag_id
+from meccano.manifest import CONFIG_ERROR_DAG, INVALID_PREFIX, PluginLoad, PluginManifest, display_name, invalid_dag_id
 from meccano.operators import PluginScriptOperator
 from meccano.safefile import read_bounded
 
@@ -241,7 +241,7 @@ def build_error_dag(dag_id: str, title: str, errors: list[str], tags: list[str])
 
 
 def build_invalid_dag(load: PluginLoad) -> DAG:
-    return build_error_dag(invalid_dag_id(load.folder), f"Invalid plugin {load.folder.name}",
+    return build_error_dag(invalid_dag_id(load.folder), f"Invalid plugin {display_name(load.folder)}",
                            [str(p) for p in load.problems], ["invalid"])
 
 
@@ -276,8 +276,8 @@ def build_dags(root: Path | None = None, only_dag_id: str | None = None) -> dict
         try:
             dag = build_invalid_dag(load)
         except Exception as exc:  # an error DAG that cannot show its problems still shows the folder
-            dag = build_error_dag(invalid_dag_id(load.folder), f"Invalid plugin {load.folder.name}",
-                                  [f"{load.folder.name}: invalid; its problems could not be shown "
+            dag = build_error_dag(invalid_dag_id(load.folder), f"Invalid plugin {display_name(load.folder)}",
+                                  [f"{display_name(load.folder)}: invalid; its problems could not be shown "
                                    f"({type(exc).__name__})"], ["invalid"])
         dags[dag.dag_id] = dag
     return dags

@@ -240,6 +240,11 @@ def inferred_schema(default: Any) -> dict[str, Any]:
     return {}
 
 
+def display_name(folder: Path) -> str:
+    """The folder's name for messages: a name that is not UTF-8 (surrogate escapes) shows U+FFFD."""
+    return folder.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def invalid_dag_id(folder: Path) -> str:
     """``meccano_invalid_<sanitised folder name>_<8 hex of its hash>``: one id per folder name.
 
@@ -429,7 +434,7 @@ def load_plugin(folder: Path, root: Path | None = None) -> PluginLoad:
     ``root`` is the plugins folder (default: the folder's parent): nothing is followed out
     of it. Any exception while reading or validating makes this plugin invalid, no other.
     """
-    label = folder.name
+    label = display_name(folder)
     try:
         return _load(folder, label, root if root is not None else folder.parent)
     except Exception as exc:  # the promise: one folder's content never breaks the others

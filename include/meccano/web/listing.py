@@ -11,7 +11,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field
 
 from meccano.discovery import Catalog, discover
-from meccano.manifest import PluginLoad, invalid_dag_id
+from meccano.manifest import PluginLoad, display_name, invalid_dag_id
 from meccano.reports.store import ReportEntry, ReportStore
 from meccano.web.runs import DagState, dag_states
 
@@ -85,7 +85,7 @@ def _safe_row(load: PluginLoad, dag_id: str, valid: bool, shadowed_by: str | Non
         return _row(load, dag_id, valid, shadowed_by, state, report, base, airflow_base)
     except Exception as exc:
         none = dict.fromkeys(ORIGINAL_FIELDS)
-        return PluginRow(**none, folder=load.folder.name, name=None, version=None, dag_id=dag_id, valid=False,
+        return PluginRow(**none, folder=display_name(load.folder), name=None, version=None, dag_id=dag_id, valid=False,
                          errors=[f"plugin.json: could not be listed: {type(exc).__name__}"], shadowed_by=shadowed_by,
                          paused=None, last_run=None, next_run=None, report=None,
                          links=Links(dag=f"{airflow_base}/dags/{quote(dag_id)}", docs=None, report=None,
@@ -96,7 +96,7 @@ def _row(load: PluginLoad, dag_id: str, valid: bool, shadowed_by: str | None, st
          report: ReportEntry | None, base: str, airflow_base: str) -> PluginRow:
     raw = load.raw if isinstance(load.raw, dict) else {}
     manifest = load.manifest
-    folder = load.folder.name
+    folder = display_name(load.folder)
     fq = quote(folder, safe=":")
     is_report = manifest is not None and manifest.type == "report"
     docs = f"{base}/plugins/{fq}/docs" if (load.folder / "assets" / "index.html").is_file() else None
