@@ -270,3 +270,11 @@ def test_sections_are_pydantic_models_with_secretstr():
 def test_dev_null_is_an_empty_configuration():
     s = load_settings(env={"MECCANO_CONFIG": "/dev/null"})
     assert s.warninglimit == 60 and s.source == "/dev/null"
+
+
+def test_a_section_that_is_not_a_mapping_is_named(tmp_path: Path):
+    path = _write(tmp_path, "default:\n  mysql: 5\n  export: [1, 2]\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={})
+    assert f"export (from {path} [default]): must be a mapping of keys" in str(err.value)
+    assert f"mysql (from {path} [default]): must be a mapping of keys (connectionLimit" in str(err.value)

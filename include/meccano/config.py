@@ -541,7 +541,11 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         if key.env and env.get(key.env, "") != "":
             values[key.target] = (env[key.env], ".".join(key.path), f"environment variable {key.env}")
 
-    errors: list[str] = []
+    errors: list[str] = [
+        f"{name} (from {src_file}): must be a mapping of keys ({', '.join(sorted(keys))}), "
+        f"not {type(merged[name]).__name__}"
+        for name, keys in sorted(_KNOWN.items())
+        if keys and merged.get(name) is not None and not isinstance(merged[name], Mapping)]
     built: dict[str, Any] = {}
 
     def build(cls: type, targets: dict[str, tuple[Any, str, str]]) -> Any:
