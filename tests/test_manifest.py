@@ -357,3 +357,14 @@ def test_folder_name_that_is_not_utf8(tmp_path: Path):
     assert messages[0].startswith("bad\ufffd:1.0: folder: folder name 'bad\ufffd:1.0' is not of the form")
     for message in messages:
         message.encode("utf-8")  # printable and storable anywhere
+
+
+def test_a_plugin_json_may_name_its_schema_for_editors(tmp_path: Path):
+    import jsonschema
+
+    _write_plugin(tmp_path / "edited:1.0")
+    path = tmp_path / "edited:1.0" / "plugin.json"
+    raw = {"$schema": "../../plugin.schema.json", **json.loads(path.read_text())}
+    path.write_text(json.dumps(raw))
+    assert load_plugin(tmp_path / "edited:1.0").valid
+    jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text())).validate(raw)

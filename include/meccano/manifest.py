@@ -91,6 +91,9 @@ class PluginSpec(BaseModel):
         default_factory=list, max_length=20,
         description="asset URIs updated by the last task; {bucket} and {remote_directory} are filled from "
                     "the export settings")
+    schema_ref: str | None = Field(
+        default=None, alias="$schema", max_length=500,
+        description="where editors find this schema (e.g. ../../plugin.schema.json); ignored by Meccano")
 
     @field_validator("plugin")
     @classmethod
@@ -132,7 +135,7 @@ class PluginSpec(BaseModel):
         return value
 
 
-_ALLOWED_FIELDS = ", ".join(PluginSpec.model_fields)
+_ALLOWED_FIELDS = ", ".join(f.alias or name for name, f in PluginSpec.model_fields.items())
 _ENUM = {"engine": ("engine", tuple(ENGINES)), "type": ("type", TYPES), "executionContext": ("context", CONTEXTS),
          "scheduleFromConfig": ("key", SCHEDULE_CONFIG_KEYS), "enabledFromConfig": ("key", ENABLED_CONFIG_KEYS)}
 
