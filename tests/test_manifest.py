@@ -368,3 +368,16 @@ def test_a_plugin_json_may_name_its_schema_for_editors(tmp_path: Path):
     path.write_text(json.dumps(raw))
     assert load_plugin(tmp_path / "edited:1.0").valid
     jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text())).validate(raw)
+
+
+@pytest.mark.parametrize(("literal", "reason"), [
+    ("1e400", "number 1e400 is too large"), ("-1e999", "number -1e999 is too large"),
+    ("0." + "1" * 60, "is too large or too long"), ("-" + "9" * 19, "has 19 digits"),
+    ("Infinity", "Infinity is not allowed"), ("-Infinity", "-Infinity is not allowed"),
+])
+def test_numbers_must_be_finite_and_short(tmp_path: Path, literal: str, reason: str):
+    _write_plugin(tmp_path / "numbers:1.0")
+    path = tmp_path / "numbers:1.0" / "plugin.json"
+    path.write_text(path.read_text()[:-1] + f', "parameters": {{"x": {literal}}}}}')
+    (msg,) = [str(p) for p in load_plugin(tmp_path / "numbers:1.0").problems]
+    assert msg.startswith("numbers:1.0: plugin.json: refused: ") and reason in msg, msg

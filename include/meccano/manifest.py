@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import string
@@ -321,9 +322,18 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _int(text: str) -> int:
-    if len(text.lstrip("-")) > 18:
-        raise ValueError(f"number {text[:20]}... has {len(text)} digits; plugin.json numbers have at most 18")
+    digits = len(text.lstrip("-"))
+    if digits > 18:
+        raise ValueError(f"number {text[:20]}... has {digits} digits; plugin.json numbers have at most 18")
     return int(text)
+
+
+def _float(text: str) -> float:
+    number = float(text) if len(text) <= 40 else math.inf
+    if not math.isfinite(number):
+        raise ValueError(f"number {text[:20]}{'...' if len(text) > 20 else ''} is too large or too long "
+                         "(plugin.json numbers must be finite, at most 40 characters)")
+    return number
 
 
 def _depth_problem(value: Any) -> str | None:
@@ -347,7 +357,8 @@ def parse_manifest_text(data: bytes) -> Any:
     """
     text = data.decode("utf-8")  # UnicodeDecodeError is a ValueError
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_int=_int)
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_int=_int,
+                          parse_float=_float)
     except RecursionError:
         raise ValueError(f"nested too deeply (more than {MAX_DEPTH} levels are refused)") from None
 
