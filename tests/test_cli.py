@@ -27,7 +27,8 @@ def test_list_shows_every_plugin_and_fails_on_invalid(capsys):
 
 def test_shipped_plugins_all_valid(capsys):
     assert main(["plugins", "list", "--dir", str(DEFAULT_PLUGINS_DIR)]) == 0
-    assert "invalid" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert ", 0 invalid, " in out and "error:" not in out
 
 
 def test_validate_one_folder_and_a_folder_of_plugins(capsys):
@@ -62,6 +63,94 @@ def test_config_errors_exit_2_and_secrets_stay_hidden(monkeypatch, capsys):
 
 def test_module_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "meccano", "plugins", "validate", str(FIXTURES / "badJson:1.0")],
-                         capture_output=True, text=True, cwd=ROOT / "include")
+                         capture_output=True, text=True, cwd=ROOT / "include", timeout=60)
     assert out.returncode == 1
     assert "badJson:1.0: plugin.json: invalid JSON at line 4, column 3" in out.stdout
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m meccano ...`` in its own process, with a timeout (a hang fails, never blocks)."""
+    import os
+
+    return subprocess.run([sys.executable, "-m", "meccano", *args], capture_output=True, text=True,
+                          cwd=ROOT / "include", timeout=60, env={**os.environ, **(env or {})})
+
+
+def test_list_survives_every_hostile_folder(tmp_path: Path):
+    from meccano.manifest import invalid_dag_id
+    from tests.hostile import EXPECTED, SKIPPED, VALID, build_tree
+
+    root = build_tree(tmp_path)
+    out = _cli("plugins", "list", "--dir", str(root), "--json")
+    assert out.returncode == 1, out.stderr
+    rows = json.loads(out.stdout)
+    names = [r["plugin"] for r in rows]
+    assert sorted(names) == sorted(e.name for e in root.iterdir())  # every entry exactly once
+    by_folder = {r["plugin"]: r for r in rows}
+    for name in VALID:
+        assert by_folder[f"{name}:1.0"]["status"] == "active", by_folder[f"{name}:1.0"]
+    for name, (field_name, reason) in EXPECTED.items():
+        row = by_folder[name]
+        assert row["status"] == "invalid" and row["dag_id"] == invalid_dag_id(root / name)
+        assert any(e.startswith(f"{name}: {field_name}: ") and reason in e for e in row["errors"]), row
+    for name in SKIPPED:
+        assert by_folder[name]["status"] == "skipped" and by_folder[name]["warnings"]
+    assert len({r["dag_id"] for r in rows if r["dag_id"]}) == len(VALID) + len(EXPECTED)
+
+
+def test_list_text_shows_skipped_entries_and_the_rule(tmp_path: Path):
+    from tests.hostile import build_tree
+
+    out = _cli("plugins", "list", "--dir", str(build_tree(tmp_path)))
+    assert out.returncode == 1
+    assert "_private:1.0" in out.stdout and "skipped: hidden or private name (starts with '.' or '_')" in out.stdout
+    assert "stray-file.txt" in out.stdout and "skipped: not a folder" in out.stdout
+    assert "3 skipped (entries whose name starts with '.' or '_'" in out.stdout
+
+
+def test_validate_survives_every_hostile_folder(tmp_path: Path):
+    from tests.hostile import EXPECTED, VALID, build_tree
+
+    root = build_tree(tmp_path)
+    out = _cli("plugins", "validate", str(root))
+    assert out.returncode == 1, out.stderr
+    assert f"{len(VALID)} valid, {len(EXPECTED)} invalid, 3 skipped" in out.stdout
+    assert "OK      good:1.0" in out.stdout and "INVALID fifo:1.0" in out.stdout
+    assert "    fifo:1.0: plugin.json: is a named pipe, not a regular file" in out.stdout
+    alone = _cli("plugins", "validate", str(root / "devZero:1.0"))
+    assert alone.returncode == 1 and "devZero:1.0: plugin.json: is a symbolic link" in alone.stdout
+
+
+def test_schema_command_prints_the_published_schema():
+    out = _cli("plugins", "schema")
+    assert out.returncode == 0
+    assert json.loads(out.stdout) == json.loads((ROOT / "plugin.schema.json").read_text())
+
+
+def test_config_show_masks_url_credentials_and_warns(tmp_path: Path):
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("default:\n  warninglimt: 30\n  aws:\n    endpointUrl: 'http://minio:Url-Pa55word@s3.local:9000'\n")
+    out = _cli("config", "show", env={"MECCANO_CONFIG": str(cfg)})
+    assert out.returncode == 0, out.stderr
+    assert "Url-Pa55word" not in out.stdout + out.stderr
+    assert "http://minio:***@s3.local:9000" in out.stdout
+    assert "warning: unknown key 'warninglimt'" in out.stderr
+
+
+def test_config_named_but_missing_is_an_error_not_defaults(tmp_path: Path):
+    for var in ("MECCANO_CONFIG", "CONFIG_FILE"):
+        out = _cli("config", "show", env={var: str(tmp_path / "nope.yml")})
+        assert out.returncode == 2
+        assert f"{tmp_path / 'nope.yml'} (named by environment variable {var}): configuration file not found" \
+            in out.stderr
+
+
+def test_folder_name_that_is_not_utf8(tmp_path: Path):
+    import os
+
+    os.mkdir(os.path.join(os.fsencode(tmp_path), b"latin\xe9:1.0"))
+    out = _cli("plugins", "list", "--dir", str(tmp_path))
+    assert out.returncode == 1 and "latin\\udce9:1.0" in out.stdout
+    assert "error: latin\ufffd:1.0: folder: folder name" in out.stdout
+    out = _cli("plugins", "validate", str(tmp_path))
+    assert out.returncode == 1 and "0 valid, 1 invalid" in out.stdout

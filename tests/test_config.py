@@ -77,7 +77,7 @@ def test_original_active_spelling_is_accepted(tmp_path: Path):
 @pytest.mark.parametrize(("env", "message"), [
     ({"MYSQL_PORT": "abc"}, "mysql.port (from environment variable MYSQL_PORT): 'abc' is not a whole number"),
     ({"EXPORT_DAYS": "-1"}, "export.days (from environment variable EXPORT_DAYS): -1 must be 0 or more"),
-    ({"WARNINGLIMIT": "0"}, "warninglimit (from environment variable WARNINGLIMIT): 0 must be greater than 0"),
+    ({"WARNINGLIMIT": "0"}, "warninglimit (from environment variable WARNINGLIMIT): 0 must be 1 or more"),
     ({"EXPORT_PURGE": "maybe"}, "export.purge (from environment variable EXPORT_PURGE): 'maybe' is not a boolean"),
 ])
 def test_bad_environment_values_name_key_and_source(cfg: Path, env: dict, message: str):
@@ -126,3 +126,155 @@ def test_secrets_never_in_repr_or_errors(cfg: Path, caplog: pytest.LogCaptureFix
         load_settings(path, env={})
     assert "not-a-string-Secret-xyz" not in str(err.value) and "mysql.password" in str(err.value)
     assert "Secret" not in caplog.text or "***" in caplog.text
+
+
+# --- the configuration as models: ranges, the one rule, secrets, warnings ------------------------
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"MYSQL_PORT": "70000"}, "mysql.port (from environment variable MYSQL_PORT): 70000 must be 65535 or less"),
+    ({"MYSQL_PORT": "0"}, "mysql.port (from environment variable MYSQL_PORT): 0 must be 1 or more"),
+    ({"PORT": "65536"}, "port (from environment variable PORT): 65536 must be 65535 or less"),
+    ({"EXPORT_DAYS": str(10**9)},
+     f"export.days (from environment variable EXPORT_DAYS): {10**9} must be 36500 or less"),
+    ({"WARNINGLIMIT": str(10**30)},
+     f"warninglimit (from environment variable WARNINGLIMIT): {10**30} must be 10080 or less"),
+    ({"WARNINGLIMIT": "1" * 5000}, "warninglimit (from environment variable WARNINGLIMIT): '1111"),
+    ({"MYSQL_PORT": "3306.5"}, "'3306.5' is not a whole number"),
+    ({"MYSQL_PORT": "nan"}, "'nan' is not a whole number"),
+    ({"EXPORT_PURGE": "y"}, "export.purge (from environment variable EXPORT_PURGE): 'y' is not a boolean"),
+    ({"TZ": "Mars/Olympus"}, "timezone (from environment variable TZ): 'Mars/Olympus' is not a known time zone"),
+    ({"TZ": "../../etc/passwd"}, "timezone (from environment variable TZ): '../../etc/passwd' is not a known time"),
+])
+def test_ranges_that_fit_the_use(env: dict, message: str):
+    with pytest.raises(ConfigError) as err:
+        load_settings(env=env)
+    assert message in str(err.value)
+
+
+def test_one_rule_for_booleans_everywhere():
+    from meccano.config import parse_bool
+
+    for word in ("true", "TRUE", "yes", "on", "1", True):
+        assert parse_bool(word) is True
+    for word in ("false", "No", "off", "0", False):
+        assert parse_bool(word) is False
+    for word in ("y", "n", "", "maybe", 1, None):
+        with pytest.raises(ValueError, match="is not a boolean"):
+            parse_bool(word)
+    assert load_settings(env={"EXPORT_PURGE": "off", "AWS_SSLENABLED": "Yes"}).export.purge is False
+
+
+def test_every_bad_value_reported_at_once():
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={"MYSQL_PORT": "abc", "EXPORT_DAYS": "-1", "TZ": "Nowhere/Land"})
+    lines = str(err.value).splitlines()
+    assert len(lines) == 3 and {line.split(" ")[0] for line in lines} == {"mysql.port", "export.days", "timezone"}
+
+
+def test_time_zone_valid_at_load(tmp_path: Path):
+    assert load_settings(env={"TZ": "Brazil/East"}).timezone == "Brazil/East"
+    assert load_settings(env={"TZ": "America/Sao_Paulo"}).timezone == "America/Sao_Paulo"
+    path = _write(tmp_path, "default:\n  timezone: Atlantis/Lost\n")
+    with pytest.raises(ConfigError, match=r"timezone \(from .*c.yml \[default\]\): 'Atlantis/Lost' is not a known"):
+        load_settings(path, env={})
+
+
+@pytest.mark.parametrize("var", ["MECCANO_CONFIG", "CONFIG_FILE"])
+def test_named_config_file_missing_is_an_error_never_defaults(tmp_path: Path, var: str):
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={var: str(tmp_path / "missing.yml")})
+    assert str(err.value).startswith(f"{tmp_path / 'missing.yml'} (named by environment variable {var}): "
+                                     "configuration file not found")
+
+
+def test_named_config_file_must_be_a_regular_file(tmp_path: Path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.yml")
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_settings(env={"MECCANO_CONFIG": str(tmp_path / "pipe.yml")})
+
+
+@pytest.mark.parametrize(("value", "hidden"), [("0123", ("0123", "83")), ("12345", ("12345",)),
+                                               ("yes", ("yes", "True")), ("1.5", ("1.5",))])
+def test_secrets_must_be_yaml_strings(tmp_path: Path, value: str, hidden: tuple[str, ...]):
+    path = _write(tmp_path, f"default:\n  mysql:\n    password: {value}\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={})
+    text = str(err.value)
+    assert text.startswith(f"mysql.password (from {path} [default]): must be a string; quote it")
+    assert not any(h in text for h in hidden)
+    quoted = _write(tmp_path, f"default:\n  mysql:\n    password: '{value}'\n")
+    assert load_settings(quoted, env={}).mysql.password.get() == value
+
+
+def test_unquoted_yaml_number_for_a_text_key_is_named(tmp_path: Path):
+    path = _write(tmp_path, "default:\n  mysql:\n    user: 0123\n")
+    with pytest.raises(ConfigError, match=r"mysql.user \(from .*\): 83 is not a text; .*quote it"):
+        load_settings(path, env={})
+
+
+def test_unknown_and_duplicate_keys_are_warnings_naming_them(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    path = _write(tmp_path, "default:\n  warninglimt: 30\n  warninglimit: 20\n  warninglimit: 25\n"
+                            "  mysql:\n    prot: 3307\n  myPluginSection:\n    anything: 1\n")
+    caplog.set_level(logging.WARNING)
+    s = load_settings(path, env={})
+    assert s.warninglimit == 25
+    assert any("unknown key 'warninglimt'" in w for w in s.warnings)
+    assert any("unknown key 'mysql.prot'" in w and "known: connectionLimit, database" in w for w in s.warnings)
+    assert any("duplicate key 'warninglimit' at line 4; the last one wins" in w for w in s.warnings)
+    assert not any("myPluginSection" in w for w in s.warnings)  # a plugin's own section
+    assert "warninglimt" in caplog.text
+
+
+def test_shipped_config_has_no_warnings():
+    assert load_settings(env={}).warnings == ()
+
+
+def test_huge_yaml_integer_is_an_error_not_a_crash(tmp_path: Path):
+    path = _write(tmp_path, "default:\n  warninglimit: " + "9" * 5000 + "\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={})
+    assert str(path) in str(err.value)
+
+
+def test_url_credentials_masked_in_repr():
+    s = load_settings(env={"AWS_ENDPOINTURL": "https://key:Url-Secret-1@s3.example:9000/x",
+                           "MECCANO_REPORTS_DIR": "s3://u:Other-Secret@bucket/p"})
+    text = repr(s)
+    assert "Url-Secret-1" not in text and "Other-Secret" not in text
+    assert "https://key:***@s3.example:9000/x" in text
+    assert s.aws.endpoint_url == "https://key:Url-Secret-1@s3.example:9000/x"  # the value itself is kept
+
+
+def test_sections_are_pydantic_models_with_secretstr():
+    from dataclasses import replace
+
+    from pydantic import SecretStr
+
+    from meccano.config import MysqlSettings, Settings, StatusSettings
+
+    s = Settings()
+    assert isinstance(s.mysql.password, SecretStr)
+    with pytest.raises(ValueError, match="65535"):
+        MysqlSettings(port=70000)
+    assert replace(s, status=StatusSettings(2, 30)).status.warning_minutes == 30
+
+
+def test_dev_null_is_an_empty_configuration():
+    s = load_settings(env={"MECCANO_CONFIG": "/dev/null"})
+    assert s.warninglimit == 60 and s.source == "/dev/null"
+
+
+def test_a_section_that_is_not_a_mapping_is_named(tmp_path: Path):
+    path = _write(tmp_path, "default:\n  mysql: 5\n  export: [1, 2]\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={})
+    assert f"export (from {path} [default]): must be a mapping of keys" in str(err.value)
+    assert f"mysql (from {path} [default]): must be a mapping of keys (connectionLimit" in str(err.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from datetime import timedelta
 from pathlib import Path
 
@@ -112,3 +113,112 @@ def test_broken_configuration_is_visible_not_fatal(tmp_path: Path, monkeypatch: 
     dags = build_dags(FIXTURES)
     assert "goodNative" in dags
     assert "MYSQL_PORT" in dags["meccano_config_error"].doc_md
+
+
+# --- hostile plugin folders: the DagBag stays whole ----------------------------------------------
+
+DAGBAG_SCRIPT = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1], bundle_path=sys.argv[2])
+print(json.dumps({"errors": {str(k): str(v)[-500:] for k, v in bag.import_errors.items()},
+                  "dags": {d.dag_id: {"doc": d.doc_md or "", "tags": sorted(d.tags),
+                                      "params": {k: [d.params.get_param(k).schema, d.params.get_param(k).description]
+                                                 for k in d.params}}
+                           for d in bag.dags.values()}}))
+"""
+
+
+def test_hostile_folders_each_become_one_failing_dag(tmp_path: Path):
+    """A real DagBag in its own process (a hang would be a timeout, not a stuck suite)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from meccano.manifest import invalid_dag_id
+    from tests.hostile import EXPECTED, VALID, build_tree
+
+    root = build_tree(tmp_path)
+    env = {**os.environ, "MECCANO_PLUGINS_DIR": str(root), "PYTHONPATH": str(ROOT / "include")}
+    out = subprocess.run([sys.executable, "-c", DAGBAG_SCRIPT, str(ROOT / "dags"), str(ROOT)], env=env,
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    bag = json.loads(out.stdout.strip().splitlines()[-1])
+    assert bag["errors"] == {}
+    dags = bag["dags"]
+    assert set(VALID) <= set(dags)
+    invalid = {d for d in dags if d.startswith("meccano_invalid_")}
+    assert invalid == {invalid_dag_id(root / name) for name in EXPECTED}  # one each: clash:1.0 / clash_1_0 apart
+    assert len(dags) == len(VALID) + len(EXPECTED)
+    for name, (field_name, reason) in EXPECTED.items():
+        doc = dags[invalid_dag_id(root / name)]["doc"]
+        assert f"{html.escape(name)}: {field_name}: " in doc and html.escape(reason) in doc, (name, doc)
+    for dag in dags.values():
+        assert all(len(tag) <= 100 for tag in dag["tags"])
+        assert len(dag["doc"]) < 100_000
+    assert dags["withParams"]["params"]["windowHours"] == [{"type": "integer", "minimum": 1, "maximum": 720},
+                                                           "hours of readings"]  # the trigger form's text
+    assert dags["withParams"]["params"]["mode"] == [{"type": "string", "enum": ["fast", "full"]}, None]
+
+
+def test_docs_page_is_bounded_and_never_followed(tmp_path: Path):
+    folder = tmp_path / "docs:1.0"
+    folder.mkdir()
+    (folder / "plugin.json").write_text(
+        '{"plugin": "docs:1.0", "engine": "native", "enabled": true, "schedule": "@daily",'
+        ' "description": "d", "type": "worker", "executionContext": "master"}')
+    (folder / "docs:1.0.py").write_text("def entrypoint(context):\n    pass\n")
+    (folder / "assets").mkdir()
+    with open(folder / "assets" / "index.html", "wb") as handle:
+        handle.write(b"<p>start</p>")
+        handle.truncate(50 * 1024 * 1024)
+    doc = build_dags(tmp_path)["docs"].doc_md
+    assert "<p>start</p>" in doc and len(doc) < 25_000
+    (folder / "assets" / "index.html").unlink()
+    (folder / "assets" / "index.html").symlink_to("/dev/zero")
+    doc = build_dags(tmp_path)["docs"].doc_md
+    assert "Documentation" not in doc
+
+
+PARAMS_PLUGIN = """
+import json
+from pathlib import Path
+
+
+def entrypoint(context):
+    Path(context.folder, "seen.json").write_text(json.dumps(context.params, sort_keys=True))
+"""
+
+
+def test_parameters_are_params_validated_before_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        airflow_db):
+    import json
+    import shutil
+
+    from tests.hostile import FIXTURES as HOSTILE
+
+    folder = tmp_path / "withParams:1.0"
+    shutil.copytree(HOSTILE / "withParams:1.0", folder)
+    (folder / "withParams:1.0.py").write_text(PARAMS_PLUGIN)
+    monkeypatch.setenv("MECCANO_PLUGINS_DIR", str(tmp_path))
+    dag = build_dags(tmp_path, only_dag_id="withParams")["withParams"]
+    assert dag.params["windowHours"] == 24 and dag.params["mode"] == "fast"
+    run = dag.test(run_conf={"windowHours": 48, "extra": "kept"})
+    assert run.state == "success"
+    assert json.loads((folder / "seen.json").read_text()) == {"windowHours": 48, "mode": "fast", "extra": "kept"}
+    (folder / "seen.json").unlink()
+    with pytest.raises(Exception, match="windowHours") as err:
+        dag.test(run_conf={"windowHours": 0})
+    assert "ParamValidationError" in type(err.value).__name__ or "Invalid input" in str(err.value)
+    assert not (folder / "seen.json").exists()  # never ran
+
+
+def test_missing_named_config_file_is_a_config_error_dag_not_defaults(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MECCANO_CONFIG", str(tmp_path / "gone.yml"))
+    monkeypatch.setenv("TZ", "Mars/Olympus")
+    dags = build_dags(FIXTURES)
+    assert "goodNative" in dags
+    doc = dags["meccano_config_error"].doc_md
+    assert "gone.yml (named by environment variable MECCANO_CONFIG): configuration file not found" in doc

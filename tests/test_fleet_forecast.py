@@ -77,7 +77,7 @@ def test_no_history_is_a_clear_skip(any_iotdb):
 
 
 def test_bad_degree_is_refused():
-    with pytest.raises(ConfigError, match=r"degree .* must be at least 0"):
+    with pytest.raises(ConfigError, match=r"degree .* must be 0 or more"):
         forecast_days(None, load_settings(), params={"degree": -1})  # type: ignore[arg-type]
 
 

@@ -117,7 +117,9 @@ def test_shadowed_versions_reported_not_dropped():
         "nameMismatch:1.0", "unknownField:1.0", "unsafeName:1.0", "wrongTypes:1.0"}
 
 
-@pytest.mark.parametrize("expr", ["*/10 * * * *", "0 2 * * *", "@daily", "0 0 1 jan,jul mon-fri", "5-10/2 * * * 7"])
+@pytest.mark.parametrize("expr", ["*/10 * * * *", "0 2 * * *", "@daily", "0 0 1 jan,jul mon-fri", "5-10/2 * * * 7",
+                                  # Airflow (croniter) accepts these: so do we
+                                  "0 0 L * *", "0 9 * * 1#1", "0 0 ? * *", "10-5 * * * *", "0 0 29 2 *"])
 def test_valid_crons(expr: str):
     assert cron_problem(expr) is None
 
@@ -128,8 +130,7 @@ def test_valid_crons(expr: str):
     ("* * 0 * *", "day-of-month field: 0 is out of range 1-31"),
     ("* * * foo *", "month field: 'foo' is not a number"),
     ("*/0 * * * *", "minute field: step 0"),
-    ("10-5 * * * *", "minute field: range '10-5' runs backwards"),
-    ("@sometimes", "unknown preset '@sometimes'"),
+        ("@sometimes", "unknown preset '@sometimes'"),
 ])
 def test_invalid_crons(expr: str, why: str):
     problem = cron_problem(expr)
@@ -164,7 +165,7 @@ def test_a_folder_is_not_a_source_file_or_a_manifest(tmp_path: Path):
     assert msg.startswith("dirSource:1.0: engine: source file dirSource:1.0.py is missing")
     (tmp_path / "dirManifest:1.0" / "plugin.json").mkdir(parents=True)
     (msg,) = [str(p) for p in load_plugin(tmp_path / "dirManifest:1.0").problems]
-    assert msg.startswith("dirManifest:1.0: plugin.json: cannot be read:")
+    assert msg == "dirManifest:1.0: plugin.json: is a folder, not a regular file"
 
 
 def test_discovery_order_and_name_filter(tmp_path: Path):
@@ -176,3 +177,207 @@ def test_discovery_order_and_name_filter(tmp_path: Path):
     assert sorted(s.load.folder.name for s in catalog.shadowed) == ["alpha:1.0", "alpha:1.9"]
     only = discover(tmp_path, name="zeta")
     assert [p.folder.name for p in only.all] == ["zeta:1.0"]
+
+
+# --- hostile input: each kind makes only its own folder invalid, with a message naming it --------
+
+@pytest.fixture(scope="module")
+def hostile_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.hostile import build_tree
+
+    return build_tree(tmp_path_factory.mktemp("hostile"))
+
+
+@pytest.mark.parametrize("folder", sorted(__import__("tests.hostile").hostile.EXPECTED))
+def test_each_hostile_kind_is_named(hostile_root: Path, folder: str):
+    from tests.hostile import EXPECTED
+
+    field_name, reason = EXPECTED[folder]
+    load = load_plugin(hostile_root / folder, hostile_root)
+    assert not load.valid
+    messages = [str(p) for p in load.problems]
+    assert all(m.startswith(f"{folder}: ") for m in messages), messages
+    assert any(m.startswith(f"{folder}: {field_name}: ") and reason in m for m in messages), messages
+    assert all(len(m) < 2000 for m in messages)  # inputs are cut, never echoed whole
+
+
+def test_hostile_folders_leave_the_others_valid(hostile_root: Path):
+    from tests.hostile import EXPECTED, SKIPPED, VALID
+
+    catalog = discover(hostile_root)
+    assert sorted(p.manifest.name for p in catalog.active) == sorted(VALID)
+    assert sorted(p.folder.name for p in catalog.invalid) == sorted(EXPECTED)
+    assert sorted(s.name for s in catalog.skipped) == sorted(SKIPPED)
+    seen = [p.folder.name for p in catalog.all] + [s.name for s in catalog.skipped]
+    assert sorted(seen) == sorted(e.name for e in hostile_root.iterdir())  # every entry exactly once
+
+
+def test_any_exception_while_validating_stays_in_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import meccano.manifest as manifest
+
+    _write_plugin(tmp_path / "fine:1.0")
+    _write_plugin(tmp_path / "explodes:1.0")
+    real = manifest._depth_problem
+
+    def boom(raw):
+        if raw.get("plugin") == "explodes:1.0":
+            raise RuntimeError("something nobody foresaw")
+        return real(raw)
+
+    monkeypatch.setattr(manifest, "_depth_problem", boom)
+    catalog = discover(tmp_path)
+    assert [p.folder.name for p in catalog.active] == ["fine:1.0"]
+    (bad,) = catalog.invalid
+    assert [str(p) for p in bad.problems] == [
+        "explodes:1.0: plugin.json: could not be read or validated: RuntimeError: something nobody foresaw"]
+
+
+def test_symlinked_folder_inside_the_plugins_folder_is_accepted(tmp_path: Path):
+    _write_plugin(tmp_path / "real:1.0")
+    (tmp_path / "_store").mkdir()
+    _write_plugin(tmp_path / "_store" / "alias:1.0")
+    (tmp_path / "alias:1.0").symlink_to(tmp_path / "_store" / "alias:1.0", target_is_directory=True)
+    catalog = discover(tmp_path)
+    assert [p.folder.name for p in catalog.active] == ["alias:1.0", "real:1.0"]
+
+
+def test_plugin_json_itself_may_not_be_a_link(tmp_path: Path):
+    _write_plugin(tmp_path / "linked:1.0")
+    manifest_file = tmp_path / "linked:1.0" / "plugin.json"
+    manifest_file.rename(tmp_path / "linked:1.0" / "real.json")
+    manifest_file.symlink_to("real.json")
+    (msg,) = [str(p) for p in load_plugin(tmp_path / "linked:1.0").problems]
+    assert msg.startswith("linked:1.0: plugin.json: is a symbolic link")
+
+
+@pytest.mark.parametrize(("expr", "why"), [
+    ("0 0 31 2 *", "never fires"),
+    ("0 0 30 2 *", "never fires"),
+    ("* * * * * *", "has 6 fields"),
+    ("0 0 1 1 * 2030", "has 6 fields"),
+    ("61 * * * *", "minute field: 61 is out of range 0-59"),
+    ("0 0 L-40 * *", "not accepted by Airflow"),
+    ("x" * 101, "longer than 100 characters"),
+])
+def test_airflow_rejects_or_never_fires(expr: str, why: str):
+    problem = cron_problem(expr)
+    assert problem is not None and why in problem, problem
+
+
+@pytest.mark.parametrize(("over", "field_name", "reason"), [
+    ({"retries": 21}, "retries", "21 must be at most 20"),
+    ({"retries": True}, "retries", "must be a whole number, got true"),
+    ({"retryDelayMinutes": 0}, "retryDelayMinutes", "0 must be greater than 0"),
+    ({"timeoutMinutes": 10081}, "timeoutMinutes", "10081 must be at most 10080"),
+    ({"owner": "a\nb"}, "owner", "must not hold control characters"),
+    ({"tasks": ["a", "a"]}, "tasks", "lists a function twice"),
+    ({"tasks": []}, "tasks", "must not be empty"),
+    ({"outlets": ["s3://{bucket:>10}/x"]}, "outlets", "is not allowed"),
+    ({"outlets": ["s3://{bucket!r}/x"]}, "outlets", "is not allowed"),
+    ({"outlets": ["s3://{0}/x"]}, "outlets", "is not allowed"),
+    ({"outlets": ["no scheme {bucket}"]}, "outlets", "is not an asset URI"),
+    ({"outlets": ["s3://{bucket"]}, "outlets", "literal braces"),
+    ({"parameters": {"bad key": 1}}, "parameters.bad key", "not a Python identifier"),
+    ({"parameterSchemas": {"n": {"type": "integer"}}}, "parameterSchemas.n", "no parameter 'n'"),
+    ({"parameters": {"n": 1}, "parameterSchemas": {"n": {"type": "nonsense"}}}, "parameterSchemas.n",
+     "not a valid JSON schema"),
+    ({"parameters": {"n": 1}, "parameterSchemas": {"n": {"default": 2}}}, "parameterSchemas.n",
+     "must not hold 'default'"),
+    ({"description": " "}, "description", "must not be empty"),
+    ({"scheduleFromConfig": "other"}, "scheduleFromConfig", "unknown key 'other'; use one of warninglimit"),
+])
+def test_field_bounds_each_named(tmp_path: Path, over: dict, field_name: str, reason: str):
+    folder = tmp_path / "bounded:1.0"
+    _write_plugin(folder)
+    raw = json.loads((folder / "plugin.json").read_text())
+    (folder / "plugin.json").write_text(json.dumps({**raw, **over}))
+    messages = [str(p) for p in load_plugin(folder).problems]
+    assert any(m.startswith(f"bounded:1.0: {field_name}: ") and reason in m for m in messages), messages
+
+
+def test_parameters_with_schemas(tmp_path: Path):
+    from tests.hostile import FIXTURES as HOSTILE
+
+    m = load_plugin(HOSTILE / "withParams:1.0").manifest
+    assert m is not None and m.parameters == {"windowHours": 24, "mode": "fast"}
+    assert m.param_schema("windowHours") == {"type": "integer", "minimum": 1, "maximum": 720,
+                                             "description": "hours of readings"}
+    plain = load_plugin(FIXTURES / "goodScript:1.0").manifest
+    assert plain.param_schema("window") == {"type": "integer"}  # the type of its default
+
+
+SCHEMA_FILE = Path(__file__).resolve().parents[1] / "plugin.schema.json"
+
+
+def test_published_schema_is_generated_from_the_model():
+    from meccano.manifest import json_schema
+
+    assert json.loads(SCHEMA_FILE.read_text()) == json_schema(), (
+        "plugin.schema.json is stale: PYTHONPATH=include python -m meccano plugins schema > plugin.schema.json")
+
+
+def test_published_schema_agrees_with_the_model_on_the_fixtures():
+    import jsonschema
+
+    from tests.hostile import FIXTURES as HOSTILE
+
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+    shipped = Path(__file__).resolve().parents[1] / "meccano_plugins"
+    for folder in [*shipped.iterdir(), FIXTURES / "goodNative:1.0", HOSTILE / "withParams:1.0"]:
+        assert list(validator.iter_errors(json.loads((folder / "plugin.json").read_text()))) == [], folder
+    for folder in (FIXTURES / "unknownField:1.0", FIXTURES / "wrongTypes:1.0", FIXTURES / "badEnums:1.0",
+                   HOSTILE / "hugeTimeout:1.0", HOSTILE / "longDescription:1.0", HOSTILE / "meccano_invalid_good:1.0"):
+        assert list(validator.iter_errors(json.loads((folder / "plugin.json").read_text()))) != [], folder
+
+
+def test_no_trailing_newline_slips_through_a_name_pattern():
+    from meccano.export.errors import ExportError
+    from meccano.export.options import table_specs
+    from meccano.manifest import split_plugin_id
+    from meccano.reports.store import FILE_RE, NAME_RE, STAMP_RE
+
+    assert split_plugin_id("a:1.0\n") is None and split_plugin_id("a\n:1.0") is None
+    assert not NAME_RE.fullmatch("report\n") and not FILE_RE.fullmatch("a.png\n")
+    assert not STAMP_RE.fullmatch("20261126T200005123456Z\n")
+    with pytest.raises(ExportError, match=r"export\.tables"):
+        table_specs({"tables": [{"table": "Facts\n"}]}, 1)
+    with pytest.raises(ExportError, match="prefix"):
+        table_specs({"tables": [{"table": "Facts", "prefix": "facts\n"}]}, 1)
+
+
+def test_folder_name_that_is_not_utf8(tmp_path: Path):
+    import os
+
+    _write_plugin(tmp_path / "fine:1.0")
+    os.mkdir(os.path.join(os.fsencode(tmp_path), b"bad\xff:1.0"))
+    catalog = discover(tmp_path)
+    assert [p.folder.name for p in catalog.active] == ["fine:1.0"]
+    (bad,) = catalog.invalid
+    messages = [str(p) for p in bad.problems]
+    assert messages[0].startswith("bad\ufffd:1.0: folder: folder name 'bad\ufffd:1.0' is not of the form")
+    for message in messages:
+        message.encode("utf-8")  # printable and storable anywhere
+
+
+def test_a_plugin_json_may_name_its_schema_for_editors(tmp_path: Path):
+    import jsonschema
+
+    _write_plugin(tmp_path / "edited:1.0")
+    path = tmp_path / "edited:1.0" / "plugin.json"
+    raw = {"$schema": "../../plugin.schema.json", **json.loads(path.read_text())}
+    path.write_text(json.dumps(raw))
+    assert load_plugin(tmp_path / "edited:1.0").valid
+    jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text())).validate(raw)
+
+
+@pytest.mark.parametrize(("literal", "reason"), [
+    ("1e400", "number 1e400 is too large"), ("-1e999", "number -1e999 is too large"),
+    ("0." + "1" * 60, "is too large or too long"), ("-" + "9" * 19, "has 19 digits"),
+    ("Infinity", "Infinity is not allowed"), ("-Infinity", "-Infinity is not allowed"),
+])
+def test_numbers_must_be_finite_and_short(tmp_path: Path, literal: str, reason: str):
+    _write_plugin(tmp_path / "numbers:1.0")
+    path = tmp_path / "numbers:1.0" / "plugin.json"
+    path.write_text(path.read_text()[:-1] + f', "parameters": {{"x": {literal}}}}}')
+    (msg,) = [str(p) for p in load_plugin(tmp_path / "numbers:1.0").problems]
+    assert msg.startswith("numbers:1.0: plugin.json: refused: ") and reason in msg, msg

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from meccano.config import Secret
+from meccano.factory import invalid_dag_id
 from meccano.web.settings import web_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,7 +99,7 @@ def test_listing_shape_and_original_fields(plugins_root, jwt, airflow_db):
 def test_invalid_plugins_listed_with_errors(plugins_root, jwt, airflow_db):
     rows = {r["folder"]: r for r in _client(jwt).get("/meccano/plugins").json()}
     broken = rows["broken:1.0"]
-    assert broken["valid"] is False and broken["dag_id"] == "meccano_invalid_broken_1_0"
+    assert broken["valid"] is False and broken["dag_id"] == invalid_dag_id(plugins_root / "broken:1.0")
     assert broken["engine"] == "cobol" and broken["enabled"] == "yes"  # as written, unchanged
     assert any(e.startswith("engine: unknown engine 'cobol'") for e in broken["errors"])
     assert any(e.startswith("enabled: must be true or false") for e in broken["errors"])

@@ -2,6 +2,7 @@
 
     python -m meccano plugins list [--json]
     python -m meccano plugins validate [PATH ...]
+    python -m meccano plugins schema            (plugin.schema.json, generated from the model)
     python -m meccano db init | db upgrade | db check
     python -m meccano config show
     python -m meccano demo [--port 8080] [--fresh]   (the embedded demo; README)
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from meccano.config import ConfigError, load_settings
-from meccano.discovery import discover, plugins_dir
-from meccano.manifest import load_plugin
+from meccano.discovery import SKIP_RULE, discover, plugins_dir, scan
+from meccano.manifest import invalid_dag_id, json_schema, load_plugin
 
 
 def _plugins_list(args: argparse.Namespace) -> int:
@@ -32,47 +34,66 @@ def _plugins_list(args: argparse.Namespace) -> int:
         rows.append({"plugin": item.load.folder.name, "dag_id": None, "status": f"shadowed by {item.by}",
                      "errors": [], "warnings": list(item.load.warnings)})
     for load in catalog.invalid:
-        rows.append({"plugin": load.folder.name, "dag_id": None, "status": "invalid",
+        rows.append({"plugin": load.folder.name, "dag_id": invalid_dag_id(load.folder), "status": "invalid",
                      "errors": [str(p) for p in load.problems], "warnings": list(load.warnings)})
+    skipped = [{"plugin": s.name, "dag_id": None, "status": "skipped", "errors": [], "warnings": [s.reason]}
+               for s in catalog.skipped]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([*rows, *skipped], indent=2))
     else:
         print(f"{'PLUGIN':32} {'STATUS':26} {'ENGINE':7} {'TYPE':7} SCHEDULE")
-        for r in rows:
-            print(f"{r['plugin']:32} {r['status']:26} {r.get('engine', '-'):7} {r.get('type', '-'):7} "
+        for r in [*rows, *skipped]:
+            print(f"{_printable(r['plugin']):32} {r['status']:26} {r.get('engine', '-'):7} {r.get('type', '-'):7} "
                   f"{r.get('schedule', '-')}")
             for e in r["errors"]:
-                print(f"    error: {e}")
+                print(f"    error: {_printable(e)}")
             for w in r["warnings"]:
-                print(f"    warning: {w}")
+                print(f"    {'skipped' if r['status'] == 'skipped' else 'warning'}: {_printable(w)}")
+        print(f"{len(catalog.active)} active, {len(catalog.shadowed)} shadowed, {len(catalog.invalid)} invalid, "
+              f"{len(catalog.skipped)} skipped ({SKIP_RULE})")
     return 1 if catalog.invalid else 0
+
+
+def _printable(text: str) -> str:
+    """A folder name or message for the terminal: control characters shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _plugins_validate(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.paths] or [plugins_dir()]
-    folders: list[Path] = []
+    folders: list[tuple[Path, Path]] = []  # (folder, the plugins folder it may not leave)
+    skipped = 0
     for path in paths:
-        if (path / "plugin.json").exists() or ":" in path.name:
-            folders.append(path)
+        if os.path.lexists(path / "plugin.json") or ":" in path.name:
+            folders.append((path, path.parent))
         elif path.is_dir():
-            folders.extend(sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))))
+            found, skips = scan(path)
+            folders.extend((f, path) for f in found)
+            skipped += len(skips)
+            for skip in skips:
+                print(f"SKIPPED {_printable(skip.name)}: {skip.reason}")
         else:
             print(f"{path}: not a plugin folder or a folder of plugins", file=sys.stderr)
             return 2
     bad = 0
-    for folder in folders:
-        load = load_plugin(folder)
+    for folder, root in folders:
+        load = load_plugin(folder, root)
         if load.valid:
-            print(f"OK      {folder.name}")
+            print(f"OK      {_printable(folder.name)}")
         else:
             bad += 1
-            print(f"INVALID {folder.name}")
+            print(f"INVALID {_printable(folder.name)}")
             for problem in load.problems:
-                print(f"    {problem}")
+                print(f"    {_printable(str(problem))}")
         for warning in load.warnings:
-            print(f"    warning: {warning}")
-    print(f"{len(folders) - bad} valid, {bad} invalid")
+            print(f"    warning: {_printable(warning)}")
+    print(f"{len(folders) - bad} valid, {bad} invalid" + (f", {skipped} skipped ({SKIP_RULE})" if skipped else ""))
     return 1 if bad else 0
+
+
+def _plugins_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(json_schema(), indent=2))
+    return 0
 
 
 def _db(args: argparse.Namespace) -> int:
@@ -98,7 +119,9 @@ def _db(args: argparse.Namespace) -> int:
 
 def _config_show(args: argparse.Namespace) -> int:
     settings = load_settings()
-    print(repr(settings))  # secrets print as Secret('***')
+    print(repr(settings))  # secrets print as Secret('***'), URL credentials as user:***@
+    for warning in settings.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -113,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_val = plugins.add_parser("validate", help="validate plugin folders; exit 1 if any is invalid")
     p_val.add_argument("paths", nargs="*", help="plugin folders or folders of plugins")
     p_val.set_defaults(func=_plugins_validate)
+    p_schema = plugins.add_parser("schema", help="print plugin.schema.json (the contract as a JSON schema)")
+    p_schema.set_defaults(func=_plugins_schema)
     db = sub.add_parser("db", help="IOTDB schema")
     db.add_argument("action", choices=["init", "upgrade", "check"],
                     help="init/upgrade: create what is missing (idempotent); check: the Facts index")

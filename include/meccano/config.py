@@ -10,86 +10,231 @@ see :mod:`meccano.connections`.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
+import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic.dataclasses import dataclass as model
+
+log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "config.yml"
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
 class ConfigError(ValueError):
     """A setting is missing or invalid; the message names the key and its source."""
 
 
-class Secret:
-    """A string that never shows itself in ``repr``, ``str``, logs or errors."""
+class Secret(SecretStr):
+    """A string that never shows itself in ``repr``, ``str``, logs or errors (pydantic's SecretStr)."""
 
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str | None) -> None:
-        self._value = value or ""
+    def __init__(self, value: str | None = "") -> None:
+        super().__init__(value or "")
 
     def get(self) -> str:
-        return self._value
+        return self.get_secret_value()
 
     def __bool__(self) -> bool:
-        return bool(self._value)
+        return bool(self.get_secret_value())
 
     def __repr__(self) -> str:
-        return "Secret('***')" if self._value else "Secret('')"
+        return "Secret('***')" if self.get_secret_value() else "Secret('')"
 
     __str__ = __repr__
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
 
-    def __hash__(self) -> int:
-        return hash(self._value)
+# --- one rule for booleans and numbers, everywhere ----------------------------------
+# config.yml, environment variables, plugin options, dag_run.conf: the same words are
+# booleans and the same texts are numbers, with the same messages.
+
+TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+FALSE_WORDS = frozenset({"false", "no", "off", "0"})
+_NUMBER_TEXT = re.compile(r"[+-]?[0-9]{1,40}(?:\.[0-9]{0,40})?(?:[eE][+-]?[0-9]{1,3})?")
 
 
-@dataclass(frozen=True)
+def parse_bool(value: Any) -> bool:
+    """true/false (YAML, JSON) or one of :data:`TRUE_WORDS` / :data:`FALSE_WORDS`, any case."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in TRUE_WORDS:
+            return True
+        if text in FALSE_WORDS:
+            return False
+    raise ValueError(f"{_shown(value)} is not a boolean; use true or false")
+
+
+def parse_number(value: Any, whole: bool = True) -> int | float:
+    """A whole number (``whole``) or a finite number from a number or its text; never a boolean."""
+    kind = "whole number" if whole else "number"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{_shown(value)} is not a {kind}")
+    if isinstance(value, str):
+        text = value.strip()
+        if not _NUMBER_TEXT.fullmatch(text):
+            raise ValueError(f"{_shown(value)} is not a {kind}")
+        number: int | float = int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else float(text)
+    else:
+        number = value
+    if isinstance(number, float):
+        if not math.isfinite(number):
+            raise ValueError(f"{_shown(value)} is not a finite {kind}")
+        if whole:
+            if number != int(number):
+                raise ValueError(f"{_shown(value)} is not a whole number")
+            number = int(number)
+    return number
+
+
+def range_problem(number: int | float, minimum: float | None = None, maximum: float | None = None) -> str | None:
+    if minimum is not None and number < minimum:
+        return f"{number} must be {minimum} or more"
+    if maximum is not None and number > maximum:
+        return f"{number} must be {maximum} or less"
+    return None
+
+
+def as_bool(value: Any, where: str, error: type[Exception] = ConfigError) -> bool:
+    """:func:`parse_bool` with an error naming ``where`` (key and source)."""
+    try:
+        return parse_bool(value)
+    except ValueError as exc:
+        raise error(f"{where}: {exc}") from None
+
+
+def as_number(value: Any, where: str, minimum: float | None = None, maximum: float | None = None, *,
+              whole: bool = True, error: type[Exception] = ConfigError) -> Any:
+    """:func:`parse_number` within ``minimum``..``maximum``, with an error naming ``where``."""
+    try:
+        number = parse_number(value, whole)
+    except ValueError as exc:
+        raise error(f"{where}: {exc}") from None
+    why = range_problem(number, minimum, maximum)
+    if why:
+        raise error(f"{where}: {why}")
+    return number
+
+
+def as_int(value: Any, where: str, minimum: float | None = None, maximum: float | None = None, *,
+           error: type[Exception] = ConfigError) -> int:
+    return as_number(value, where, minimum, maximum, whole=True, error=error)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "...(cut)"
+
+
+# --- field types of the section models -----------------------------------------------
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float)):
+        raise ValueError(f"{_shown(value)} is not a text; YAML read the unquoted value as a "
+                         f"{type(value).__name__}: quote it ('...')")
+    raise ValueError(f"expected a text value, got a {type(value).__name__}")
+
+
+def _secret(value: Any) -> Secret:
+    # Never echo the value back: it may be the secret itself.
+    if isinstance(value, Secret):
+        return value
+    if value is None or isinstance(value, str):
+        return Secret(value or "")
+    if isinstance(value, SecretStr):
+        return Secret(value.get_secret_value())
+    if isinstance(value, (bool, int, float)):
+        raise ValueError("must be a string; quote it in the YAML file (YAML reads unquoted digits as a number, "
+                         "a leading zero as octal, and boolean-like words as booleans); value not shown: secret")
+    raise ValueError(f"expected a string, got a {type(value).__name__}; value not shown: secret")
+
+
+def as_secret(value: Any, where: str, error: type[Exception] = ConfigError) -> Secret:
+    """The secrets rule (a YAML string, never echoed) with an error naming ``where``."""
+    try:
+        return _secret(value)
+    except ValueError as exc:
+        raise error(f"{where}: {exc}") from None
+
+
+def _zone(name: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(name)
+    except Exception:  # ZoneInfoNotFoundError, ValueError (bad key), OSError
+        raise ValueError(f"{_shown(name)} is not a known time zone; use an IANA name like America/Sao_Paulo "
+                         "(or Brazil/East, UTC)") from None
+    return name
+
+
+def _whole(minimum: int, maximum: int) -> Any:
+    return Annotated[int, BeforeValidator(parse_number), Field(ge=minimum, le=maximum)]
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+Flag = Annotated[bool, BeforeValidator(parse_bool)]
+SecretText = Annotated[Secret, BeforeValidator(_secret)]
+TimeZone = Annotated[str, BeforeValidator(_text), AfterValidator(_zone)]
+Port = _whole(1, 65535)
+Minutes = _whole(1, 7 * 24 * 60)
+
+_MODEL = ConfigDict(hide_input_in_errors=True, arbitrary_types_allowed=True)
+
+
+@model(frozen=True, config=_MODEL)
 class MysqlSettings:
-    host: str = "localhost"
-    port: int = 3306
-    user: str = "root"
-    password: Secret = field(default_factory=lambda: Secret(""))
-    database: str = "IOTDB"
-    connection_limit: int = 10
+    host: Text = "localhost"
+    port: Port = 3306
+    user: Text = "root"
+    password: SecretText = field(default_factory=lambda: Secret(""))
+    database: Text = "IOTDB"
+    connection_limit: _whole(1, 1000) = 10  # type: ignore[valid-type]
 
 
-@dataclass(frozen=True)
+@model(frozen=True, config=_MODEL)
 class IotdbSettings:
     """Where the IOTDB lives. ``sqlite_path`` selects the embedded SQLite default."""
 
-    conn_id: str = "meccano_iotdb"
-    sqlite_path: str = ""
+    conn_id: Text = "meccano_iotdb"
+    sqlite_path: Text = ""
 
 
-@dataclass(frozen=True)
+@model(frozen=True, config=_MODEL)
 class AwsSettings:
-    conn_id: str = "aws_default"
-    region: str = "sa-east-1"
-    access_key_id: str = ""
-    secret_access_key: Secret = field(default_factory=lambda: Secret(""))
-    topic_arn: str = ""
-    ssl_enabled: bool = False
-    endpoint_url: str = ""
+    conn_id: Text = "aws_default"
+    region: Text = "sa-east-1"
+    access_key_id: Text = ""
+    secret_access_key: SecretText = field(default_factory=lambda: Secret(""))
+    topic_arn: Text = ""
+    ssl_enabled: Flag = False
+    endpoint_url: Text = ""
 
 
-@dataclass(frozen=True)
+@model(frozen=True, config=_MODEL)
 class ExportSettings:
-    enabled: bool = True
-    bucket: str = ""
-    local_directory: str = "/tmp/"
-    remote_directory: str = ""
-    purge: bool = True
-    days: int = 1
+    enabled: Flag = True
+    bucket: Text = ""
+    local_directory: Text = "/tmp/"
+    remote_directory: Text = ""
+    purge: Flag = True
+    days: _whole(0, 36500) = 1  # type: ignore[valid-type]  # a hundred years
 
 
-@dataclass(frozen=True)
+@model(frozen=True, config=_MODEL)
 class StatusSettings:
     """Device status thresholds, in minutes since the last announcement.
 
@@ -97,141 +242,143 @@ class StatusSettings:
     ``normal_minutes``, WARNING up to ``warning_minutes``, FAIL beyond.
     """
 
-    normal_minutes: int = 5
-    warning_minutes: int = 15
+    normal_minutes: Minutes = 5
+    warning_minutes: Minutes = 15
 
 
-@dataclass(frozen=True)
+@model(frozen=True, config=_MODEL)
 class LegacySettings:
     """Variables of the old MIRROR/PORT master-slave pair: accepted, not used.
 
     Airflow's scheduler HA replaces them (README, "Migration").
     """
 
-    mirror: str = ""
-    port: int = 8000
-    scheduler_monitor: str = "*/1 * * * *"
+    mirror: Text = ""
+    port: Port = 8000
+    scheduler_monitor: Text = "*/1 * * * *"
 
 
-@dataclass(frozen=True)
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s:]*):(?P<pw>[^/@\s]*)@")
+
+
+def mask_url_credentials(text: str) -> str:
+    """``scheme://user:password@host`` -> ``scheme://user:***@host`` anywhere in ``text``."""
+    return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+
+
+@model(frozen=True, config=_MODEL)
 class Settings:
-    warninglimit: int = 60
-    timezone: str = "Brazil/East"
-    forecast_days: int = 7
+    warninglimit: Minutes = 60
+    timezone: TimeZone = "Brazil/East"
+    forecast_days: _whole(1, 366) = 7  # type: ignore[valid-type]
     mysql: MysqlSettings = field(default_factory=MysqlSettings)
     iotdb: IotdbSettings = field(default_factory=IotdbSettings)
     aws: AwsSettings = field(default_factory=AwsSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     status: StatusSettings = field(default_factory=StatusSettings)
     legacy: LegacySettings = field(default_factory=LegacySettings)
-    reports_dir: str = ""
+    reports_dir: Text = ""
     # Free-form sections for plugins; the credential sections are never kept here.
-    sections: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    sections: dict[str, Any] = field(default_factory=dict, repr=False)
     environment: str = "default"
     source: str = "built-in defaults"
+    # Unknown and duplicate keys of the file: not errors, but named (config show, the log).
+    warnings: tuple[str, ...] = field(default=(), repr=False)
 
     def section(self, name: str) -> dict[str, Any]:
         """A free-form section of the YAML file (plugin options), empty when absent."""
         value = self.sections.get(name) or {}
         return dict(value) if isinstance(value, Mapping) else {}
 
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{f}={getattr(self, f)!r}" for f in (
+            "warninglimit", "timezone", "forecast_days", "mysql", "iotdb", "aws", "export", "status", "legacy",
+            "reports_dir", "environment", "source"))
+        return mask_url_credentials(f"Settings({parts})")
 
-# --- the table of settings: YAML path, environment variable, type -----------------
+    __str__ = __repr__
 
-_INT, _POS_INT, _NONNEG_INT, _BOOL, _STR, _SECRET = (
-    "int", "positive int", "non-negative int", "bool", "str", "secret",
-)
 
+# --- the table of settings: YAML path, environment variable, target --------------
 
 @dataclass(frozen=True)
 class _Key:
     path: tuple[str, ...]  # YAML path as the original spelt it
     env: str | None  # original environment variable
-    kind: str
     target: tuple[str, ...]  # attribute path in Settings
 
 
 _KEYS: tuple[_Key, ...] = (
-    _Key(("warninglimit",), "WARNINGLIMIT", _POS_INT, ("warninglimit",)),
-    _Key(("timezone",), "TZ", _STR, ("timezone",)),
-    _Key(("scheduler", "monitor"), "SCHEDULER_MONITOR", _STR, ("legacy", "scheduler_monitor")),
-    _Key(("mirror",), "MIRROR", _STR, ("legacy", "mirror")),
-    _Key(("port",), "PORT", _POS_INT, ("legacy", "port")),
-    _Key(("aws", "region"), "AWS_REGION", _STR, ("aws", "region")),
-    _Key(("aws", "accessKeyId"), "AWS_ACCESSKEYID", _STR, ("aws", "access_key_id")),
-    _Key(("aws", "secretAccessKey"), "AWS_SECRETACCESSKEY", _SECRET, ("aws", "secret_access_key")),
-    _Key(("aws", "topicArn"), "AWS_TOPICARN", _STR, ("aws", "topic_arn")),
-    _Key(("aws", "sslEnabled"), "AWS_SSLENABLED", _BOOL, ("aws", "ssl_enabled")),
-    _Key(("aws", "endpointUrl"), "AWS_ENDPOINTURL", _STR, ("aws", "endpoint_url")),
-    _Key(("aws", "connId"), "MECCANO_AWS_CONN_ID", _STR, ("aws", "conn_id")),
-    _Key(("mysql", "host"), "MYSQL_HOST", _STR, ("mysql", "host")),
-    _Key(("mysql", "port"), "MYSQL_PORT", _POS_INT, ("mysql", "port")),
-    _Key(("mysql", "user"), "MYSQL_USER", _STR, ("mysql", "user")),
-    _Key(("mysql", "password"), "MYSQL_PASSWORD", _SECRET, ("mysql", "password")),
-    _Key(("mysql", "database"), "MYSQL_DATABASE", _STR, ("mysql", "database")),
-    _Key(("mysql", "connectionLimit"), "MYSQL_CONNECTIONLIMIT", _POS_INT, ("mysql", "connection_limit")),
-    _Key(("iotdb", "connId"), "MECCANO_IOTDB_CONN_ID", _STR, ("iotdb", "conn_id")),
-    _Key(("iotdb", "sqlitePath"), "MECCANO_IOTDB_SQLITE", _STR, ("iotdb", "sqlite_path")),
-    _Key(("export", "enabled"), "EXPORT_ENABLED", _BOOL, ("export", "enabled")),
-    _Key(("export", "bucket"), "EXPORT_BUCKET", _STR, ("export", "bucket")),
-    _Key(("export", "localDirectory"), "EXPORT_LOCALDIRECTORY", _STR, ("export", "local_directory")),
-    _Key(("export", "remoteDirectory"), "EXPORT_REMOTEDIRECTORY", _STR, ("export", "remote_directory")),
-    _Key(("export", "purge"), "EXPORT_PURGE", _BOOL, ("export", "purge")),
-    _Key(("export", "days"), "EXPORT_DAYS", _NONNEG_INT, ("export", "days")),
-    _Key(("forecast", "days"), "FORECAST_DAYS", _POS_INT, ("forecast_days",)),
-    _Key(("status", "normalMinutes"), "STATUS_NORMAL_MINUTES", _POS_INT, ("status", "normal_minutes")),
-    _Key(("status", "warningMinutes"), "STATUS_WARNING_MINUTES", _POS_INT, ("status", "warning_minutes")),
-    _Key(("reports", "directory"), "MECCANO_REPORTS_DIR", _STR, ("reports_dir",)),
+    _Key(("warninglimit",), "WARNINGLIMIT", ("warninglimit",)),
+    _Key(("timezone",), "TZ", ("timezone",)),
+    _Key(("scheduler", "monitor"), "SCHEDULER_MONITOR", ("legacy", "scheduler_monitor")),
+    _Key(("mirror",), "MIRROR", ("legacy", "mirror")),
+    _Key(("port",), "PORT", ("legacy", "port")),
+    _Key(("aws", "region"), "AWS_REGION", ("aws", "region")),
+    _Key(("aws", "accessKeyId"), "AWS_ACCESSKEYID", ("aws", "access_key_id")),
+    _Key(("aws", "secretAccessKey"), "AWS_SECRETACCESSKEY", ("aws", "secret_access_key")),
+    _Key(("aws", "topicArn"), "AWS_TOPICARN", ("aws", "topic_arn")),
+    _Key(("aws", "sslEnabled"), "AWS_SSLENABLED", ("aws", "ssl_enabled")),
+    _Key(("aws", "endpointUrl"), "AWS_ENDPOINTURL", ("aws", "endpoint_url")),
+    _Key(("aws", "connId"), "MECCANO_AWS_CONN_ID", ("aws", "conn_id")),
+    _Key(("mysql", "host"), "MYSQL_HOST", ("mysql", "host")),
+    _Key(("mysql", "port"), "MYSQL_PORT", ("mysql", "port")),
+    _Key(("mysql", "user"), "MYSQL_USER", ("mysql", "user")),
+    _Key(("mysql", "password"), "MYSQL_PASSWORD", ("mysql", "password")),
+    _Key(("mysql", "database"), "MYSQL_DATABASE", ("mysql", "database")),
+    _Key(("mysql", "connectionLimit"), "MYSQL_CONNECTIONLIMIT", ("mysql", "connection_limit")),
+    _Key(("iotdb", "connId"), "MECCANO_IOTDB_CONN_ID", ("iotdb", "conn_id")),
+    _Key(("iotdb", "sqlitePath"), "MECCANO_IOTDB_SQLITE", ("iotdb", "sqlite_path")),
+    _Key(("export", "enabled"), "EXPORT_ENABLED", ("export", "enabled")),
+    _Key(("export", "bucket"), "EXPORT_BUCKET", ("export", "bucket")),
+    _Key(("export", "localDirectory"), "EXPORT_LOCALDIRECTORY", ("export", "local_directory")),
+    _Key(("export", "remoteDirectory"), "EXPORT_REMOTEDIRECTORY", ("export", "remote_directory")),
+    _Key(("export", "purge"), "EXPORT_PURGE", ("export", "purge")),
+    _Key(("export", "days"), "EXPORT_DAYS", ("export", "days")),
+    _Key(("forecast", "days"), "FORECAST_DAYS", ("forecast_days",)),
+    _Key(("status", "normalMinutes"), "STATUS_NORMAL_MINUTES", ("status", "normal_minutes")),
+    _Key(("status", "warningMinutes"), "STATUS_WARNING_MINUTES", ("status", "warning_minutes")),
+    _Key(("reports", "directory"), "MECCANO_REPORTS_DIR", ("reports_dir",)),
 )
+
+
+@model(frozen=True, config=_MODEL)
+class _Top:
+    """The top-level settings, validated like a section."""
+
+    warninglimit: Minutes = 60
+    timezone: TimeZone = "Brazil/East"
+    forecast_days: _whole(1, 366) = 7  # type: ignore[valid-type]
+    reports_dir: Text = ""
+
+
+_SECTION_MODELS: dict[str, type] = {"mysql": MysqlSettings, "iotdb": IotdbSettings, "aws": AwsSettings,
+                                    "export": ExportSettings, "status": StatusSettings, "legacy": LegacySettings}
 
 # The original wrote "export: active: true" in its README example and read "enabled":
 # accept both spellings.
 _ALIASES: dict[tuple[str, ...], tuple[str, ...]] = {("export", "active"): ("export", "enabled")}
 
-# Top-level YAML keys that are free-form sections for plugins (passed through as is).
-_KNOWN_TOP = {k.path[0] for k in _KEYS} | {"export", "plugins", "reports", "cleanMessages",
-                                              "sensorStatistics", "forecast", "alerts", "web"}
+# Keys read elsewhere from the free-form sections (export/, fleet/, reports/, web/):
+# known, so that only real typos are warned about.
+_OTHER_KEYS: dict[str, set[str]] = {
+    "export": {"active", "tables", "maxDaysPerRun", "partMegabytes", "partBytes", "purgeChunkRows", "gzipLevel",
+               "format"},
+    "forecast": {"degree", "historyDays", "minDays"},
+    "reports": {"history"},
+    "web": {"consoleToken", "consoleAllowList", "corsOrigins"},
+    "sensorStatistics": {"windowHours", "minReadings", "lookbackHours", "rebuild"},
+    "cleanMessages": {"maxAgeDays", "batchSize"},
+    "alerts": {"maxListed"},
+}
+_KNOWN: dict[str, set[str]] = {}
+for _k in _KEYS:
+    _KNOWN.setdefault(_k.path[0], set()).update(_k.path[1:2])
+for _section, _keys in _OTHER_KEYS.items():
+    _KNOWN.setdefault(_section, set()).update(_keys)
+_KNOWN_TOP = set(_KNOWN) | {"plugins"}
 
 _SECRET_SECTIONS = frozenset({"aws", "mysql"})
-
-_TRUE = {"true", "1", "yes", "on", "y"}
-_FALSE = {"false", "0", "no", "off", "n", ""}
-
-
-def _convert(key: _Key, raw: Any, source: str) -> Any:
-    where = f"{'.'.join(key.path)} (from {source})"
-    if key.kind == _SECRET:
-        # Never echo the value back: it may be the secret itself.
-        if raw is not None and not isinstance(raw, (str, int)):
-            raise ConfigError(f"{where}: expected a string; fix the value (not shown: secret)")
-        return Secret("" if raw is None else str(raw))
-    if key.kind == _STR:
-        if raw is None:
-            return ""
-        if isinstance(raw, (dict, list)):
-            raise ConfigError(f"{where}: expected a text value, got a {type(raw).__name__}")
-        return str(raw)
-    if key.kind == _BOOL:
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        raise ConfigError(f"{where}: {raw!r} is not a boolean; use true or false")
-    # integers
-    if isinstance(raw, bool):
-        raise ConfigError(f"{where}: {raw!r} is not a whole number")
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise ConfigError(f"{where}: {raw!r} is not a whole number") from None
-    if key.kind == _POS_INT and value <= 0:
-        raise ConfigError(f"{where}: {value} must be greater than 0")
-    if key.kind == _NONNEG_INT and value < 0:
-        raise ConfigError(f"{where}: {value} must be 0 or more")
-    return value
 
 
 def _lookup(section: Mapping[str, Any], path: tuple[str, ...]) -> tuple[bool, Any]:
@@ -253,21 +400,57 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _loader(duplicates: list[str]) -> type:
+    """PyYAML's safe loader (the C one when available) that notes duplicate keys instead of
+    silently keeping the last."""
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[misc, valid-type]
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    key = key_node.value
+                    if key in seen:
+                        duplicates.append(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}; "
+                                          "the last one wins")
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader
+
+
+def _read_yaml(path: Path, duplicates: list[str]) -> dict[str, Any]:
+    import yaml
+
+    if os.path.realpath(path) == os.devnull:  # MECCANO_CONFIG=/dev/null: an empty file, on purpose
+        return {}
     try:
-        text = path.read_text(encoding="utf-8")
+        info = os.stat(path)  # a mounted ConfigMap is a symlink: followed, but must end at a regular file
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{path}: the configuration file is not a regular file")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: the configuration file is {info.st_size:,} bytes; "
+                              f"the limit is {MAX_CONFIG_BYTES:,}")
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the configuration file ({exc.strerror})") from None
+        raise ConfigError(f"{path}: cannot read the configuration file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the configuration file is not UTF-8 text") from None
     try:
-        data = yaml.load(text, Loader=loader)
+        data = yaml.load(text, Loader=_loader(duplicates))  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         pos = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}: malformed YAML{pos}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: malformed YAML: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits (Python's int limit)
+        raise ConfigError(f"{path}: unusable YAML value: {str(exc)[:200]}") from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):
@@ -275,70 +458,129 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return dict(data)
 
 
-def _set(tree: dict[str, Any], target: tuple[str, ...], value: Any) -> None:
-    node = tree
-    for part in target[:-1]:
-        node = node.setdefault(part, {})
-    node[target[-1]] = value
+def _unknown_keys(merged: Mapping[str, Any], where: str) -> list[str]:
+    out = []
+    for key, value in merged.items():
+        if key not in _KNOWN_TOP:
+            if not isinstance(value, Mapping):  # a mapping may be a plugin's own section
+                out.append(f"unknown key {key!r} in {where}; ignored (a typo? known: "
+                           f"{', '.join(sorted(_KNOWN_TOP))})")
+            continue
+        if isinstance(value, Mapping) and key in _KNOWN:
+            for sub in value:
+                if sub not in _KNOWN[key]:
+                    out.append(f"unknown key '{key}.{sub}' in {where}; ignored (known: "
+                               f"{', '.join(sorted(_KNOWN[key]))})")
+    return out
+
+
+def _config_path(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> tuple[Path, str | None]:
+    """(the file, who named it) — None when it is the built-in default location."""
+    if path is not None:
+        return Path(path), "the command"
+    for var in ("MECCANO_CONFIG", "CONFIG_FILE"):
+        if env.get(var):
+            return Path(env[var]), f"environment variable {var}"
+    return DEFAULT_CONFIG_FILE, None
+
+
+_REASONS = {"greater_than_equal": "{input} must be {ge} or more", "less_than_equal": "{input} must be {le} or less"}
+
+
+def _error_text(error: Mapping[str, Any], raw: Any) -> str:
+    ctx = error.get("ctx") or {}
+    if error["type"] == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    if error["type"] in _REASONS:
+        return _REASONS[error["type"]].format(input=raw, **ctx)
+    return str(error["msg"])
 
 
 def load_settings(path: str | os.PathLike[str] | None = None,
                   env: Mapping[str, str] | None = None) -> Settings:
-    """Read, merge and validate the configuration. Raises :class:`ConfigError`."""
+    """Read, merge and validate the configuration. Raises :class:`ConfigError`.
+
+    Every bad value is reported at once, each naming its key and its source. Unknown and
+    duplicate keys are warnings (``Settings.warnings``, logged).
+    """
     env = os.environ if env is None else env
-    cfg_path = Path(path or env.get("MECCANO_CONFIG") or env.get("CONFIG_FILE") or DEFAULT_CONFIG_FILE)
+    cfg_path, named_by = _config_path(path, env)
     environment = env.get("MECCANO_ENV") or env.get("NODE_ENV") or "default"
-    raw: dict[str, Any] = _read_yaml(cfg_path) if cfg_path.exists() else {}
-    if path is not None and not cfg_path.exists():
-        raise ConfigError(f"{cfg_path}: configuration file not found")
+    exists = cfg_path.exists()
+    if named_by is not None and not exists:
+        raise ConfigError(f"{cfg_path} (named by {named_by}): configuration file not found; fix the path "
+                          "(built-in defaults are never used in place of a named file)")
+    duplicates: list[str] = []
+    raw: dict[str, Any] = _read_yaml(cfg_path, duplicates) if exists else {}
     for name, section in raw.items():
         if section is not None and not isinstance(section, Mapping):
             raise ConfigError(f"{cfg_path}: section {name!r} must be a mapping")
     if environment != "default" and environment not in raw:
-        known = ", ".join(sorted(raw)) or "none"
+        known = ", ".join(sorted(map(str, raw))) or "none"
         raise ConfigError(
             f"MECCANO_ENV={environment!r}: no section {environment!r} in {cfg_path} (sections: {known})"
         )
     merged = _merge(dict(raw.get("default") or {}), raw.get(environment) or {}) \
         if environment != "default" else dict(raw.get("default") or {})
+    merged = {str(k): v for k, v in merged.items()}
     for alias, real in _ALIASES.items():
         found, value = _lookup(merged, alias)
         if found and not _lookup(merged, real)[0]:
-            _set(merged, real, value)
+            node = merged.setdefault(real[0], {})
+            if isinstance(node, Mapping):
+                merged[real[0]] = {**node, real[1]: value}
     src_file = f"{cfg_path} [{environment}]"
+    warnings = [f"{cfg_path}: {d}" for d in duplicates] + _unknown_keys(merged, src_file)
 
-    values: dict[str, Any] = {}
+    # target -> (value, YAML key, source); the environment wins over the file.
+    values: dict[tuple[str, ...], tuple[Any, str, str]] = {}
     for key in _KEYS:
         found, value = _lookup(merged, key.path)
         if found:
-            _set(values, key.target, _convert(key, value, src_file))
-        if key.env and key.env in env and env[key.env] != "":
-            _set(values, key.target, _convert(key, env[key.env], f"environment variable {key.env}"))
+            values[key.target] = (value, ".".join(key.path), src_file)
+        if key.env and env.get(key.env, "") != "":
+            values[key.target] = (env[key.env], ".".join(key.path), f"environment variable {key.env}")
 
-    status = StatusSettings(**values.get("status", {}))
+    errors: list[str] = [
+        f"{name} (from {src_file}): must be a mapping of keys ({', '.join(sorted(keys))}), "
+        f"not {type(merged[name]).__name__}"
+        for name, keys in sorted(_KNOWN.items())
+        if keys and merged.get(name) is not None and not isinstance(merged[name], Mapping)]
+    built: dict[str, Any] = {}
+
+    def build(cls: type, targets: dict[str, tuple[Any, str, str]]) -> Any:
+        try:
+            return cls(**{name: item[0] for name, item in targets.items()})
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                name = str(error["loc"][0]) if error["loc"] else ""
+                value, yaml_key, source = targets.get(name, (None, name, "?"))
+                errors.append(f"{yaml_key} (from {source}): {_error_text(error, value)}")
+            return None
+
+    for section, cls in _SECTION_MODELS.items():
+        built[section] = build(cls, {t[1]: v for t, v in values.items() if len(t) == 2 and t[0] == section})
+    top = {t[0]: v for t, v in values.items() if len(t) == 1}
+    top_built = build(_Top, top)
+    if errors:
+        raise ConfigError("\n".join(errors))
+    status = built["status"]
     if status.warning_minutes <= status.normal_minutes:
         raise ConfigError(
             f"status.warningMinutes ({status.warning_minutes}) must be greater than "
             f"status.normalMinutes ({status.normal_minutes}) (from {src_file} or environment)"
         )
     sections = {k: v for k, v in merged.items() if isinstance(v, Mapping) and k not in _SECRET_SECTIONS}
+    for warning in warnings:
+        log.warning("Meccano configuration: %s", warning)
     return Settings(
-        warninglimit=values.get("warninglimit", Settings.warninglimit),
-        timezone=values.get("timezone", Settings.timezone),
-        forecast_days=values.get("forecast_days", Settings.forecast_days),
-        reports_dir=values.get("reports_dir", ""),
-        mysql=MysqlSettings(**values.get("mysql", {})),
-        iotdb=IotdbSettings(**values.get("iotdb", {})),
-        aws=AwsSettings(**values.get("aws", {})),
-        export=ExportSettings(**values.get("export", {})),
-        status=status,
-        legacy=LegacySettings(**values.get("legacy", {})),
+        warninglimit=top_built.warninglimit,
+        timezone=top_built.timezone,
+        forecast_days=top_built.forecast_days,
+        reports_dir=top_built.reports_dir,
         sections=sections,
         environment=environment,
-        source=str(cfg_path) if cfg_path.exists() else "built-in defaults",
+        source=str(cfg_path) if exists else "built-in defaults",
+        warnings=tuple(warnings),
+        **built,
     )
-
-
-def env_names() -> list[str]:
-    """Every environment variable that overrides a YAML key (for the docs and the CLI)."""
-    return [k.env for k in _KEYS if k.env]

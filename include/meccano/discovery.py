@@ -2,18 +2,26 @@
 
 Two folders with the same name: the highest valid version is the DAG, lower valid
 versions are *shadowed* (reported, not dropped), invalid ones are reported as invalid.
+Entries that are not plugin folders are *skipped* and listed with the reason
+(:data:`SKIP_RULE`): nothing in the folder goes unmentioned.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from meccano.config import PROJECT_ROOT
-from meccano.manifest import PluginLoad, load_plugin
+from meccano.manifest import PluginLoad, PluginProblem, load_plugin
+from meccano.safefile import inside
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PLUGINS_DIR = PROJECT_ROOT / "meccano_plugins"
+SKIP_RULE = ("entries whose name starts with '.' or '_' (e.g. __pycache__, .git) and plain files are skipped; "
+             "every other entry is a plugin folder")
 
 
 def plugins_dir() -> Path:
@@ -26,12 +34,19 @@ class Shadowed:
     by: str  # the plugin id that wins
 
 
+@dataclass(frozen=True)
+class Skipped:
+    name: str
+    reason: str
+
+
 @dataclass
 class Catalog:
     root: Path
     active: list[PluginLoad] = field(default_factory=list)
     shadowed: list[Shadowed] = field(default_factory=list)
     invalid: list[PluginLoad] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
 
     @property
     def all(self) -> list[PluginLoad]:
@@ -41,35 +56,76 @@ class Catalog:
         return next((p for p in self.active if p.manifest and p.manifest.name == name), None)
 
 
-def plugin_folders(root: Path, name: str | None = None) -> list[Path]:
-    """Plugin folders below ``root`` (hidden and ``_``-prefixed entries skipped).
-
-    With ``name``, only the folders of that plugin (``name:*``): used when a task runs
-    so that only its own plugin is read.
-    """
+def _entries(root: Path) -> list[os.DirEntry[str]]:
     try:
-        entries = os.scandir(root)
-    except FileNotFoundError:
+        with os.scandir(root) as entries:
+            return list(entries)
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    with entries:
-        names = [e.name for e in entries
-                 if e.is_dir() and not e.name.startswith((".", "_"))
-                 and (name is None or e.name.partition(":")[0] == name)]
-    return [root / n for n in sorted(names)]
+    except OSError as exc:  # e.g. no permission: no plugin can be read, but the DAG file must still load
+        log.error("Meccano: cannot list the plugins folder %s: %s", root, exc.strerror or exc)
+        return []
+
+
+def _classify(entry: os.DirEntry[str]) -> str | None:
+    """None for a plugin folder (or a symlink, judged by load_plugin), else why it is skipped."""
+    if entry.name.startswith((".", "_")):
+        return "hidden or private name (starts with '.' or '_')"
+    try:
+        if entry.is_symlink() or entry.is_dir(follow_symlinks=False):
+            return None
+    except OSError as exc:
+        return f"cannot be inspected: {exc.strerror or exc}"
+    return "not a folder"
+
+
+def scan(root: Path, name: str | None = None) -> tuple[list[Path], list[Skipped]]:
+    """(plugin folders, skipped entries) below ``root``, sorted by name.
+
+    With ``name``, only the folders of that plugin (``name:*``): used when a task runs so
+    that only its own plugin is read. Symlinked folders are returned: :func:`load_plugin`
+    refuses those that lead out of ``root``.
+    """
+    folders, skipped = [], []
+    for entry in _entries(root):
+        if name is not None and entry.name.partition(":")[0] != name:
+            continue
+        why = _classify(entry)
+        if why is None:
+            folders.append(entry.name)
+        else:
+            skipped.append(Skipped(entry.name, why))
+    return [root / n for n in sorted(folders)], sorted(skipped, key=lambda s: s.name)
+
+
+def plugin_folders(root: Path, name: str | None = None) -> list[Path]:
+    """Plugin folders below ``root`` (hidden and ``_``-prefixed entries, files and links out of it skipped)."""
+    return [f for f in scan(root, name)[0] if not f.is_symlink() or inside(f, root)]
+
+
+def _safe_load(folder: Path, root: Path) -> PluginLoad:
+    try:
+        return load_plugin(folder, root)
+    except BaseException as exc:  # noqa: BLE001 - even a MemoryError of one folder stays in that folder
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        return PluginLoad(folder, None, (PluginProblem(folder.name, "plugin.json",
+                                                       f"could not be read: {type(exc).__name__}"),))
 
 
 def discover(root: Path | None = None, name: str | None = None) -> Catalog:
     root = root or plugins_dir()
     catalog = Catalog(root=root)
     by_name: dict[str, list[PluginLoad]] = {}
-    for folder in plugin_folders(root, name):
-        load = load_plugin(folder)
+    folders, catalog.skipped = scan(root, name)
+    for folder in folders:
+        load = _safe_load(folder, root)
         if load.valid and load.manifest is not None:
             by_name.setdefault(load.manifest.name, []).append(load)
         else:
             catalog.invalid.append(load)
     for loads in by_name.values():
-        loads.sort(key=lambda p: p.manifest.version_key if p.manifest else (), reverse=True)
+        loads.sort(key=lambda p: (p.manifest.version_key, p.folder.name) if p.manifest else (), reverse=True)
         winner, *losers = loads
         catalog.active.append(winner)
         winner_id = winner.manifest.plugin if winner.manifest else "?"

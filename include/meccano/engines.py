@@ -73,8 +73,17 @@ def report_output_dir(manifest: PluginManifest, run_id: str) -> Path:
 
 
 def merged_parameters(manifest: PluginManifest, context: dict[str, Any]) -> dict[str, Any]:
-    """The plugin's ``parameters``, overridden by the run's ``dag_run.conf``."""
+    """The plugin's ``parameters``, overridden by the run's ``dag_run.conf``.
+
+    In a task this is Airflow's ``context["params"]``: the DAG's Params (the plugin's
+    parameters) with ``dag_run.conf`` merged over them and validated before the run.
+    Without it (a context built by hand) the same merge is done here.
+    """
     params = dict(manifest.parameters)
+    resolved = context.get("params")
+    if resolved:
+        params.update(resolved)
+        return params
     dag_run = context.get("dag_run")
     conf = getattr(dag_run, "conf", None) or {}
     if isinstance(conf, dict):

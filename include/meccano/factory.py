@@ -9,7 +9,6 @@ A broken plugin never hides the others: each becomes a DAG of its own, tagged
 from __future__ import annotations
 
 import html
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,19 +19,15 @@ from airflow.sdk import DAG, Asset
 from meccano.config import ConfigError, Settings, load_settings
 from meccano.discovery import Catalog, discover
 from meccano.engines import SCRIPT_ENGINES, run_native
-from meccano.manifest import PluginLoad, PluginManifest
+from meccano.manifest import CONFIG_ERROR_DAG, INVALID_PREFIX, PluginLoad, PluginManifest, display_name, invalid_dag_id
 from meccano.operators import PluginScriptOperator
+from meccano.safefile import read_bounded
 
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 DEFAULT_RETRIES = 2
 DEFAULT_RETRY_DELAY = timedelta(minutes=2)
-INVALID_PREFIX = "meccano_invalid_"
-CONFIG_ERROR_DAG = "meccano_config_error"
-_DOC_LIMIT = 20_000
-
-
-def invalid_dag_id(folder: Path) -> str:
-    return INVALID_PREFIX + re.sub(r"[^A-Za-z0-9_]", "_", folder.name)[:150]
+_DOC_LIMIT = 20_000  # bytes of assets/index.html shown in the DAG's doc_md
+_MAX_ERRORS = 100
 
 
 def schedule_for(manifest: PluginManifest, settings: Settings) -> str | timedelta | None:
@@ -134,9 +129,8 @@ def _docs(manifest: PluginManifest, shadowed: list[str]) -> str:
              f"* folder: `{manifest.folder}`"]
     if shadowed:
         lines.append(f"* shadows (lower versions, not run): {', '.join(shadowed)}")
-    try:
-        with open(manifest.docs, encoding="utf-8", errors="replace") as handle:  # reads the first _DOC_LIMIT only
-            page = handle.read(_DOC_LIMIT)
+    try:  # never blocks on a pipe, never follows a link, reads the first _DOC_LIMIT bytes only
+        page = read_bounded(manifest.docs, _DOC_LIMIT, truncate=True).decode("utf-8", errors="replace")
     except OSError:
         page = ""
     if page:
@@ -148,6 +142,20 @@ def _outlets(manifest: PluginManifest, settings: Settings) -> list[Asset]:
     values = {"bucket": settings.export.bucket or "meccano-export",
               "remote_directory": settings.export.remote_directory.strip("/")}
     return [Asset(uri.format(**values).replace("//facts", "/facts")) for uri in manifest.outlets]
+
+
+def plugin_params(manifest: PluginManifest) -> dict[str, Any]:
+    """The plugin's ``parameters`` as Airflow Params: shown in the trigger form, validated before a run.
+
+    A parameter's JSON schema is the one in ``parameterSchemas``, else the type of its
+    default. Airflow merges a run's ``dag_run.conf`` over these and validates the result
+    before the first task starts; tasks read it as ``context["params"]``.
+    """
+    if not manifest.parameters:
+        return {}
+    from airflow.sdk import Param
+
+    return {key: Param(value, **manifest.param_schema(key)) for key, value in manifest.parameters.items()}
 
 
 def build_plugin_dag(manifest: PluginManifest, settings: Settings, shadowed: list[str] | None = None,
@@ -179,7 +187,7 @@ def build_plugin_dag(manifest: PluginManifest, settings: Settings, shadowed: lis
         tags=["meccano", f"type:{manifest.type}", f"engine:{manifest.engine}", f"version:{manifest.version}",
               *(["disabled"] if schedule is None else [])],
         doc_md=_docs(manifest, shadowed or []),
-        params={},
+        params=plugin_params(manifest),
         render_template_as_native_obj=False,
     )
     folder = str(manifest.folder)
@@ -214,6 +222,8 @@ def _fail(errors: str) -> None:
 
 def build_error_dag(dag_id: str, title: str, errors: list[str], tags: list[str]) -> DAG:
     """A DAG that makes a problem visible: it runs once, fails at once, and shows why."""
+    if len(errors) > _MAX_ERRORS:
+        errors = [*errors[:_MAX_ERRORS], f"... and {len(errors) - _MAX_ERRORS} more problems"]
     text = "\n".join(errors)
     dag = DAG(
         dag_id=dag_id,
@@ -231,7 +241,7 @@ def build_error_dag(dag_id: str, title: str, errors: list[str], tags: list[str])
 
 
 def build_invalid_dag(load: PluginLoad) -> DAG:
-    return build_error_dag(invalid_dag_id(load.folder), f"Invalid plugin {load.folder.name}",
+    return build_error_dag(invalid_dag_id(load.folder), f"Invalid plugin {display_name(load.folder)}",
                            [str(p) for p in load.problems], ["invalid"])
 
 
@@ -240,10 +250,11 @@ def build_dags(root: Path | None = None, only_dag_id: str | None = None) -> dict
     dags: dict[str, DAG] = {}
     try:
         settings = load_settings()
-    except ConfigError as exc:
+    except Exception as exc:  # ConfigError names the keys; anything else must not take the plugins down either
         settings = Settings()
+        message = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__} while loading the settings"
         dags[CONFIG_ERROR_DAG] = build_error_dag(CONFIG_ERROR_DAG, "Invalid Meccano configuration",
-                                                 [str(exc)], ["invalid", "config"])
+                                                 message.splitlines(), ["invalid", "config"])
     name = None
     if only_dag_id and not only_dag_id.startswith(INVALID_PREFIX) and only_dag_id != CONFIG_ERROR_DAG:
         name = only_dag_id
@@ -262,6 +273,11 @@ def build_dags(root: Path | None = None, only_dag_id: str | None = None) -> dict
                                   [f"{load.folder.name}: {type(exc).__name__}: {exc}"], ["invalid"])
             dags[dag.dag_id] = dag
     for load in catalog.invalid:
-        dag = build_invalid_dag(load)
+        try:
+            dag = build_invalid_dag(load)
+        except Exception as exc:  # an error DAG that cannot show its problems still shows the folder
+            dag = build_error_dag(invalid_dag_id(load.folder), f"Invalid plugin {display_name(load.folder)}",
+                                  [f"{display_name(load.folder)}: invalid; its problems could not be shown "
+                                   f"({type(exc).__name__})"], ["invalid"])
         dags[dag.dag_id] = dag
     return dags

@@ -1,56 +1,166 @@
-"""The plugin contract in one place: ``plugin.json``, parsed and validated.
+"""The plugin contract in one place: ``plugin.json``, read safely and validated by a model.
 
-Every problem of a plugin is collected at once, each naming the plugin folder and the
-field, so a plugin author fixes them all in one round.
+:class:`PluginSpec` is the contract (strict types, no extra fields, bounds on every
+number, lengths that keep DAG ids and tags within Airflow's limits); ``plugin.schema.json``
+at the project root is generated from it (``python -m meccano plugins schema``) and kept
+in sync by a test. :func:`load_plugin` reads one folder without ever hanging, exhausting
+memory or following a link out of ``meccano_plugins/``, and reports every problem of the
+plugin at once, each naming the plugin folder and the field.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import re
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from meccano.cron import cron_problem
+from meccano.safefile import UnsafeFile, inside, read_bounded
 
 ENGINES: dict[str, str] = {"R": ".R", "python": ".py", "native": ".py", "nodejs": ".js"}
 TYPES = ("report", "worker", "stream")
 CONTEXTS = ("master", "both")
-
-REQUIRED: dict[str, type | tuple[type, ...]] = {
-    "plugin": str,
-    "engine": str,
-    "enabled": bool,
-    "schedule": str,
-    "description": str,
-    "type": str,
-    "executionContext": str,
-}
-# Documented optional fields (README, "The plugin contract").
-OPTIONAL: dict[str, type | tuple[type, ...]] = {
-    "retries": int,
-    "retryDelayMinutes": (int, float),
-    "timeoutMinutes": (int, float),
-    "parameters": dict,
-    "scheduleFromConfig": str,
-    "owner": str,
-    "enabledFromConfig": str,
-    "tasks": list,
-    "outlets": list,
-}
 ENABLED_CONFIG_KEYS = ("export.enabled",)
-_TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 SCHEDULE_CONFIG_KEYS = ("warninglimit",)
+OUTLET_FIELDS = ("bucket", "remote_directory")
+# Names no plugin may take: the factory's own DAGs (invalid plugins, broken configuration).
+INVALID_PREFIX = "meccano_invalid_"
+CONFIG_ERROR_DAG = "meccano_config_error"
+RESERVED_PREFIXES = (INVALID_PREFIX, CONFIG_ERROR_DAG)
 
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
-_VERSION = re.compile(r"^[0-9]+(?:\.[0-9]+){0,3}$")
+MAX_MANIFEST_BYTES = 256 * 1024
+MAX_DEPTH = 16  # nesting of objects/lists inside plugin.json
+MAX_NAME = 100  # dag_id = name; Airflow allows 250
+MAX_VERSION = 40  # the tag "version:<version>" stays far below Airflow's 100 characters
+
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,99}")
+_VERSION = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9}){0,3}")
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
+_TASK_NAME = re.compile(_IDENT)
 _UNSAFE = ("/", "\\", "..", " ", ";", "'", '"', "`", "$", "|", "&", "<", ">", "*", "?", "{", "}", "\n", "\t")
-_TYPE_NAMES = {str: "a string", bool: "true or false", int: "a whole number", dict: "an object",
-               float: "a number", list: "a list"}
-_FIELD_TYPES = (*REQUIRED.items(), *OPTIONAL.items())
-_ALLOWED_FIELDS = ", ".join([*REQUIRED, *OPTIONAL])
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
+_FORMATTER = string.Formatter()
+
+Identifier = Annotated[str, Field(pattern=f"^{_IDENT}$", max_length=64)]
+
+
+class PluginSpec(BaseModel):
+    """``plugin.json``: the seven fields of the original ServiceManager, then optional ones."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, title="Meccano plugin.json")
+
+    plugin: str = Field(max_length=MAX_NAME + 1 + MAX_VERSION,
+                        json_schema_extra={"pattern": r"^[A-Za-z][A-Za-z0-9_-]{0,99}:[0-9]{1,9}(\.[0-9]{1,9}){0,3}$",
+                                           "not": {"pattern": "^(meccano_invalid_|meccano_config_error)"}},
+                        description="<name>:<version>, equal to the folder name; the DAG id is <name>")
+    engine: Literal["R", "python", "native", "nodejs"] = Field(
+        description="R, python, nodejs: <plugin>.R/.py/.js run as a script; native: <plugin>.py imported")
+    enabled: bool = Field(description="false: the DAG exists, paused and unscheduled")
+    schedule: str = Field(max_length=100, description="5-field cron or an Airflow preset (@daily, @once, ...)")
+    description: str = Field(min_length=1, max_length=2000)
+    type: Literal["report", "worker", "stream"]
+    executionContext: Literal["master", "both"] = Field(description="kept from the original; no effect")
+    retries: int | None = Field(default=None, ge=0, le=20, description="default 2")
+    retryDelayMinutes: float | None = Field(default=None, gt=0, le=1440, allow_inf_nan=False,
+                                            description="first retry delay, doubling; default 2")
+    timeoutMinutes: float | None = Field(default=None, gt=0, le=10080, allow_inf_nan=False,
+                                         description="a run is stopped after this many minutes (at most a week)")
+    parameters: dict[Identifier, Any] = Field(
+        default_factory=dict, max_length=50,
+        description="defaults of the run's parameters (Airflow Params): a trigger's conf overrides each")
+    parameterSchemas: dict[Identifier, dict[str, Any]] = Field(
+        default_factory=dict, max_length=50,
+        description="a JSON schema per parameter (keys of parameters); the default and every override must "
+                    "satisfy it. Without one, a parameter's type is that of its default")
+    scheduleFromConfig: Literal["warninglimit"] | None = Field(
+        default=None, description="warninglimit: run every WARNINGLIMIT minutes instead of schedule")
+    owner: str = Field(default="meccano", min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
+    enabledFromConfig: Literal["export.enabled"] | None = Field(
+        default=None, description="export.enabled: unscheduled when EXPORT_ENABLED is false")
+    tasks: list[Identifier] | None = Field(
+        default=None, min_length=1, max_length=50,
+        description="native only: functions of <plugin>.py run in order, one task each")
+    outlets: list[str] = Field(
+        default_factory=list, max_length=20,
+        description="asset URIs updated by the last task; {bucket} and {remote_directory} are filled from "
+                    "the export settings")
+    schema_ref: str | None = Field(
+        default=None, alias="$schema", max_length=500,
+        description="where editors find this schema (e.g. ../../plugin.schema.json); ignored by Meccano")
+
+    @field_validator("plugin")
+    @classmethod
+    def _plugin(cls, value: str) -> str:
+        messages = name_problems("plugin", value)
+        if messages:
+            raise ValueError(messages[0])
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        why = cron_problem(value)
+        if why:
+            raise ValueError(f"invalid schedule: {why}")
+        return value
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("lists a function twice")
+        return value
+
+    @field_validator("outlets")
+    @classmethod
+    def _outlets(cls, value: list[str]) -> list[str]:
+        for uri in value:
+            why = outlet_problem(uri)
+            if why:
+                raise ValueError(why)
+        return value
+
+
+_ALLOWED_FIELDS = ", ".join(f.alias or name for name, f in PluginSpec.model_fields.items())
+_ENUM = {"engine": ("engine", tuple(ENGINES)), "type": ("type", TYPES), "executionContext": ("context", CONTEXTS),
+         "scheduleFromConfig": ("key", SCHEDULE_CONFIG_KEYS), "enabledFromConfig": ("key", ENABLED_CONFIG_KEYS)}
+
+
+def outlet_problem(uri: str) -> str | None:
+    """None when ``uri`` is an asset URI template using only plain ``{bucket}``/``{remote_directory}``."""
+    if len(uri) > 1000:
+        return f"an outlet is {len(uri)} characters; at most 1000"
+    try:
+        pieces = list(_FORMATTER.parse(uri))
+    except ValueError as exc:
+        return f"outlet {_show(uri)}: {exc}; write {{{{ and }}}} for literal braces"
+    for _, name, spec, conversion in pieces:
+        if name is None:
+            continue
+        if name not in OUTLET_FIELDS or spec or conversion:
+            return (f"outlet {_show(uri)}: {{{name}{'!' + conversion if conversion else ''}"
+                    f"{':' + spec if spec else ''}}} is not allowed; use only "
+                    f"{{bucket}} and {{remote_directory}}, plain (no attributes, indexes or formats)")
+    sample = uri.format(bucket="b", remote_directory="d")
+    if not sample.isascii() or not _SCHEME.fullmatch(sample) or sample.startswith("airflow://"):
+        return (f"outlet {_show(uri)} is not an asset URI like 's3://{{bucket}}/{{remote_directory}}/facts' "
+                "(ASCII, a lower-case scheme, no spaces; airflow:// is reserved)")
+    return None
 
 
 @dataclass(frozen=True)
@@ -85,6 +195,7 @@ class PluginManifest:
     enabled_from_config: str | None = None
     tasks: tuple[str, ...] = ()
     outlets: tuple[str, ...] = ()
+    parameter_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def dag_id(self) -> str:
@@ -102,6 +213,12 @@ class PluginManifest:
     def version_key(self) -> tuple[int, ...]:
         return version_key(self.version)
 
+    def param_schema(self, key: str) -> dict[str, Any]:
+        """The JSON schema of parameter ``key``: the declared one, else the type of its default."""
+        if key in self.parameter_schemas:
+            return dict(self.parameter_schemas[key])
+        return inferred_schema(self.parameters.get(key))
+
 
 @dataclass(frozen=True)
 class PluginLoad:
@@ -118,14 +235,38 @@ class PluginLoad:
         return self.manifest is not None and not self.problems
 
 
+def inferred_schema(default: Any) -> dict[str, Any]:
+    """A JSON schema type from a default value (bool before int: JSON true is not a number)."""
+    for kind, name in ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
+                       (list, "array"), (dict, "object")):
+        if isinstance(default, kind):
+            return {"type": name}
+    return {}
+
+
+def display_name(folder: Path) -> str:
+    """The folder's name for messages: a name that is not UTF-8 (surrogate escapes) shows U+FFFD."""
+    return folder.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def invalid_dag_id(folder: Path) -> str:
+    """``meccano_invalid_<sanitised folder name>_<8 hex of its hash>``: one id per folder name.
+
+    The hash keeps folders that differ only in sanitised characters (``a:1.0``, ``a_1_0``)
+    apart; the prefix is refused as a plugin name, so no valid plugin can take the id.
+    """
+    digest = hashlib.sha256(folder.name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{INVALID_PREFIX}{re.sub(r'[^A-Za-z0-9_]', '_', folder.name)[:100]}_{digest}"
+
+
 def version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in version.split(".")) if _VERSION.match(version) else (-1,)
+    return tuple(int(p) for p in version.split(".")) if _VERSION.fullmatch(version) else (-1,)
 
 
 def split_plugin_id(plugin_id: str) -> tuple[str, str] | None:
     """``'deviceAvgTime:1.0'`` -> ``('deviceAvgTime', '1.0')``; None when malformed."""
     name, sep, version = plugin_id.partition(":")
-    if sep and _NAME.match(name) and _VERSION.match(version):
+    if sep and _NAME.fullmatch(name) and _VERSION.fullmatch(version):
         return name, version
     return None
 
@@ -134,161 +275,299 @@ def unsafe_characters(text: str) -> list[str]:
     return [c for c in _UNSAFE if c in text]
 
 
-def _type_name(expected: type | tuple[type, ...]) -> str:
-    types = expected if isinstance(expected, tuple) else (expected,)
-    return " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
+def reserved(name: str) -> bool:
+    return name.startswith(RESERVED_PREFIXES)
 
 
-def _check_type(value: Any, expected: type | tuple[type, ...]) -> bool:
-    if isinstance(value, bool) and expected is not bool and expected != (bool,):
-        return False  # JSON true is not a number
-    return isinstance(value, expected)
-
-
-def _name_problems(label: str, text: str) -> list[str]:
+def name_problems(label: str, text: str) -> list[str]:
     bad = unsafe_characters(text)
-    out = []
     if bad:
         shown = " ".join(repr(c) for c in bad)
-        out.append(f"{label} {text!r} contains {shown}, which could escape the plugin folder or a shell; "
-                   "use letters, digits, '_' or '-', then ':' and a numeric version like 1.0")
-    elif split_plugin_id(text) is None:
-        out.append(f"{label} {text!r} is not of the form <name>:<version> "
-                   "(name: a letter then letters, digits, '_' or '-'; version: numbers like 1.0)")
+        return [f"{label} {_show(text)} contains {shown}, which could escape the plugin folder or a shell; "
+                "use letters, digits, '_' or '-', then ':' and a numeric version like 1.0"]
+    parts = split_plugin_id(text)
+    if parts is None:
+        return [f"{label} {_show(text)} is not of the form <name>:<version> (name: a letter then at most "
+                f"{MAX_NAME - 1} letters, digits, '_' or '-'; version: up to four numbers of at most 9 digits "
+                "like 1.0)"]
+    if reserved(parts[0]):
+        return [f"{label} {_show(text)}: names starting with {' or '.join(RESERVED_PREFIXES)} are reserved "
+                "for the DAGs that report invalid plugins and configuration; choose another name"]
+    return []
+
+
+def _show(value: Any, limit: int = 80, as_json: bool = False) -> str:
+    """A value for a message: Python- or JSON-quoted, cut to ``limit`` characters (inputs may be huge)."""
+    if isinstance(value, str) and not as_json:
+        text = repr(value)
+    else:
+        try:
+            text = json.dumps(value)
+        except (TypeError, ValueError, RecursionError):
+            text = type(value).__name__
+    return text if len(text) <= limit else text[:limit] + "...(cut)"
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in plugin.json (JSON numbers must be finite)")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {_show(key)} (a JSON object names each key once)")
+        out[key] = value
     return out
 
 
-def load_plugin(folder: Path) -> PluginLoad:
-    """Read and validate ``folder/plugin.json``; never raises for bad content.
+def _int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > 18:
+        raise ValueError(f"number {text[:20]}... has {digits} digits; plugin.json numbers have at most 18")
+    return int(text)
 
-    File checks use ``os`` on the folder's string path rather than ``pathlib``: the DAG
-    factory runs this for every plugin at each parse, and at 1,000 plugins pathlib's
-    object building was a measurable share of the parse.
+
+def _float(text: str) -> float:
+    number = float(text) if len(text) <= 40 else math.inf
+    if not math.isfinite(number):
+        raise ValueError(f"number {text[:20]}{'...' if len(text) > 20 else ''} is too large or too long "
+                         "(plugin.json numbers must be finite, at most 40 characters)")
+    return number
+
+
+def _depth_problem(value: Any) -> str | None:
+    """Nesting beyond :data:`MAX_DEPTH`, checked without recursion."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > MAX_DEPTH:
+                return f"nested more than {MAX_DEPTH} levels deep"
+            stack.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict) else node))
+    return None
+
+
+def parse_manifest_text(data: bytes) -> Any:
+    """``plugin.json`` bytes -> JSON value; raises ValueError naming the problem.
+
+    Refuses what plain ``json.loads`` lets through: duplicate keys, NaN/Infinity, numbers
+    of thousands of digits (Python's int limit raises deep inside), nesting that exhausts
+    the recursion limit.
     """
-    label = folder.name
+    text = data.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_int=_int,
+                          parse_float=_float)
+    except RecursionError:
+        raise ValueError(f"nested too deeply (more than {MAX_DEPTH} levels are refused)") from None
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    loc = error["loc"]
+    names = {"bool_type": "true or false", "string_type": "a string", "int_type": "a whole number",
+             "float_type": "a number", "dict_type": "an object", "list_type": "a list"}
+    if kind == "missing":
+        return "missing required field"
+    if kind == "extra_forbidden":
+        return f"unknown field; allowed: {_ALLOWED_FIELDS}"
+    if kind in names:
+        return f"must be {names[kind]}, got {_show(value, as_json=True)}"
+    if kind == "literal_error":
+        label, choices = _ENUM.get(str(loc[0]), ("value", ()))
+        return f"unknown {label} {_show(value)}; use one of {', '.join(choices) or ctx.get('expected')}"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    bounds = {"greater_than": "greater than {gt}", "greater_than_equal": "{ge} or more",
+              "less_than": "less than {lt}", "less_than_equal": "at most {le}"}
+    if kind in bounds:
+        return f"{_show(value)} must be {bounds[kind].format(**{k: _number(v) for k, v in ctx.items()})}"
+    if kind == "finite_number":
+        return f"{_show(value)} must be a finite number"
+    if kind == "string_too_long":
+        return f"is {len(value)} characters; at most {ctx['max_length']}"
+    if kind == "string_too_short":
+        return "must not be empty"
+    if kind == "too_long":
+        return f"has {ctx.get('actual_length')} entries; at most {ctx.get('max_length')}"
+    if kind == "too_short":
+        return "must not be empty"
+    if kind == "string_pattern_mismatch" and loc[0] in ("tasks", "parameters", "parameterSchemas"):
+        return (f"{_show(value)} is not a Python identifier (a letter or '_', then letters, digits or '_', "
+                "at most 64 characters)")
+    if kind == "string_pattern_mismatch" and loc[0] == "owner":
+        return f"{_show(value)} must not hold control characters (newlines, tabs)"
+    if kind == "string_pattern_mismatch":
+        return f"{_show(value)} does not match {ctx.get('pattern')}"
+    return error["msg"]
+
+
+def _number(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    out = str(loc[0]) if loc else "plugin.json"
+    for part in loc[1:]:
+        if part != "[key]":  # pydantic's marker for a bad dict key
+            out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _schema_problems(spec: PluginSpec) -> list[tuple[str, str]]:
+    """Each declared parameter schema must be a valid JSON schema its default satisfies."""
+    if not spec.parameterSchemas:
+        return []
+    import jsonschema
+
+    out = []
+    for key, schema in spec.parameterSchemas.items():
+        where = f"parameterSchemas.{key}"
+        if key not in spec.parameters:
+            out.append((where, f"no parameter {key!r}; declare its default in parameters first"))
+            continue
+        if "default" in schema:
+            out.append((where, "must not hold 'default'; the default is the value in parameters"))
+            continue
+        try:
+            validator = jsonschema.validators.validator_for(schema)
+            validator.check_schema(schema)
+            validator(schema, format_checker=jsonschema.FormatChecker()).validate(spec.parameters[key])
+        except jsonschema.SchemaError as exc:
+            out.append((where, f"not a valid JSON schema: {exc.message[:200]}"))
+        except jsonschema.ValidationError as exc:
+            out.append((f"parameters.{key}", f"default {_show(spec.parameters[key])} does not satisfy its "
+                        f"schema: {exc.message[:200]}"))
+    return out
+
+
+def load_plugin(folder: Path, root: Path | None = None) -> PluginLoad:
+    """Read and validate ``folder/plugin.json``; never raises, never blocks.
+
+    ``root`` is the plugins folder (default: the folder's parent): nothing is followed out
+    of it. Any exception while reading or validating makes this plugin invalid, no other.
+    """
+    label = display_name(folder)
+    try:
+        return _load(folder, label, root if root is not None else folder.parent)
+    except Exception as exc:  # the promise: one folder's content never breaks the others
+        text = str(exc)
+        problem = PluginProblem(label, "plugin.json", f"could not be read or validated: "
+                                f"{type(exc).__name__}: {text if len(text) <= 200 else text[:200] + '...(cut)'}")
+        return PluginLoad(folder, None, (problem,))
+
+
+def _load(folder: Path, label: str, root: Path) -> PluginLoad:
     base = os.fspath(folder)
     problems: list[PluginProblem] = []
 
     def problem(field_name: str, message: str) -> None:
         problems.append(PluginProblem(label, field_name, message))
 
-    for message in _name_problems("folder name", label):
+    for message in name_problems("folder name", label):
         problem("folder", message)
+    if os.path.islink(base) and not inside(base, root):
+        problem("folder", f"is a symbolic link to {os.path.realpath(base)!r}, outside {os.fspath(root)!r}; "
+                "plugin folders must live inside the plugins folder")
+        return PluginLoad(folder, None, tuple(problems))
 
     try:
-        with open(os.path.join(base, "plugin.json"), encoding="utf-8") as handle:
-            text = handle.read()
+        data = read_bounded(os.path.join(base, "plugin.json"), MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         problem("plugin.json", "missing; every plugin folder needs a plugin.json (see README)")
         return PluginLoad(folder, None, tuple(problems))
-    except (OSError, UnicodeDecodeError) as exc:
-        problem("plugin.json", f"cannot be read: {exc}")
+    except UnsafeFile as exc:
+        problem("plugin.json", str(exc))
+        return PluginLoad(folder, None, tuple(problems))
+    except OSError as exc:
+        problem("plugin.json", f"cannot be read: {exc.strerror or exc}")
         return PluginLoad(folder, None, tuple(problems))
     try:
-        raw = json.loads(text)
+        raw = parse_manifest_text(data)
     except json.JSONDecodeError as exc:
         problem("plugin.json", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
+        return PluginLoad(folder, None, tuple(problems))
+    except UnicodeDecodeError as exc:
+        problem("plugin.json", f"is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position {exc.start})")
+        return PluginLoad(folder, None, tuple(problems))
+    except ValueError as exc:
+        text = str(exc)
+        problem("plugin.json", f"refused: {text if len(text) <= 200 else text[:200] + '...(cut)'}")
         return PluginLoad(folder, None, tuple(problems))
     if not isinstance(raw, dict):
         problem("plugin.json", f"must hold a JSON object {{...}}, not {type(raw).__name__}")
         return PluginLoad(folder, None, tuple(problems))
+    deep = _depth_problem(raw)
+    if deep:
+        problem("plugin.json", deep)
+        return PluginLoad(folder, None, tuple(problems), raw)
 
-    for key in raw:
-        if key not in REQUIRED and key not in OPTIONAL:
-            problem(key, f"unknown field; allowed: {_ALLOWED_FIELDS}")
-    typed: dict[str, Any] = {}
-    for key, expected in _FIELD_TYPES:
-        if key not in raw:
-            if key in REQUIRED:
-                problem(key, "missing required field")
-            continue
-        value = raw[key]
-        if not _check_type(value, expected):
-            problem(key, f"must be {_type_name(expected)}, got {json.dumps(value)}")
-            continue
-        typed[key] = value
+    spec: PluginSpec | None = None
+    bad_fields: set[str] = set()
+    try:
+        spec = PluginSpec.model_validate(raw)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            bad_fields.add(str(error["loc"][0]) if error["loc"] else "")
+            problem(_where(error["loc"]), _message(error))
 
-    plugin_id = typed.get("plugin")
-    if plugin_id is not None:
-        name_msgs = _name_problems("plugin", plugin_id)
-        for message in name_msgs:
-            problem("plugin", message)
-        if not name_msgs and plugin_id != label:
-            problem("plugin", f"{plugin_id!r} must equal the folder name {label!r}; rename one of them")
-    engine = typed.get("engine")
-    if engine is not None and engine not in ENGINES:
-        problem("engine", f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
-    if "type" in typed and typed["type"] not in TYPES:
-        problem("type", f"unknown type {typed['type']!r}; use one of {', '.join(TYPES)}")
-    if "executionContext" in typed and typed["executionContext"] not in CONTEXTS:
-        problem("executionContext",
-                f"unknown context {typed['executionContext']!r}; use one of {', '.join(CONTEXTS)}")
-    if "schedule" in typed:
-        why = cron_problem(typed["schedule"])
-        if why:
-            problem("schedule", f"invalid schedule: {why}")
-    if "description" in typed and not typed["description"].strip():
-        problem("description", "must not be empty")
-    if "retries" in typed and not 0 <= typed["retries"] <= 20:
-        problem("retries", f"{typed['retries']} must be between 0 and 20")
-    for key in ("retryDelayMinutes", "timeoutMinutes"):
-        if key in typed and typed[key] <= 0:
-            problem(key, f"{typed[key]} must be greater than 0")
-    if "scheduleFromConfig" in typed and typed["scheduleFromConfig"] not in SCHEDULE_CONFIG_KEYS:
-        problem("scheduleFromConfig", f"unknown key {typed['scheduleFromConfig']!r}; "
-                f"use one of {', '.join(SCHEDULE_CONFIG_KEYS)}")
-
-    if "enabledFromConfig" in typed and typed["enabledFromConfig"] not in ENABLED_CONFIG_KEYS:
-        problem("enabledFromConfig", f"unknown key {typed['enabledFromConfig']!r}; "
-                f"use one of {', '.join(ENABLED_CONFIG_KEYS)}")
-    if "tasks" in typed:
-        if engine != "native":
-            problem("tasks", "only native plugins may declare tasks (functions of their .py file)")
-        bad = [t for t in typed["tasks"] if not isinstance(t, str) or not _TASK_NAME.match(t)]
-        if bad or not typed["tasks"]:
-            problem("tasks", f"must be a non-empty list of Python function names, got {json.dumps(typed['tasks'])}")
-        elif len(set(typed["tasks"])) != len(typed["tasks"]):
-            problem("tasks", "lists a function twice")
-    if "outlets" in typed and not all(isinstance(o, str) and "://" in o for o in typed["outlets"]):
-        problem("outlets", "must be a list of asset URIs like 's3://{bucket}/{remote_directory}facts'")
-
-    parts = split_plugin_id(plugin_id) if plugin_id else None
+    # Checks across fields (run on the raw values of the fields that passed).
+    plugin_id = raw.get("plugin") if "plugin" not in bad_fields else None
+    if isinstance(plugin_id, str) and plugin_id != label:
+        problem("plugin", f"{_show(plugin_id)} must equal the folder name {label!r}; rename one of them")
+    engine = raw.get("engine") if "engine" not in bad_fields else None
+    if "tasks" in raw and raw["tasks"] is not None and engine is not None and engine != "native":
+        problem("tasks", "only native plugins may declare tasks (functions of their .py file)")
+    if spec is not None:
+        for where, message in _schema_problems(spec):
+            problem(where, message)
+    parts = split_plugin_id(plugin_id) if isinstance(plugin_id, str) else None
     if parts and engine in ENGINES:
-        source = f"{plugin_id}{ENGINES[engine]}"
-        if not os.path.isfile(os.path.join(base, source)):
-            problem("engine", f"source file {source} is missing; a {engine} plugin's code is "
+        source = os.path.join(base, f"{plugin_id}{ENGINES[engine]}")
+        if not os.path.isfile(source):
+            problem("engine", f"source file {plugin_id}{ENGINES[engine]} is missing; a {engine} plugin's code is "
                     f"<plugin>{ENGINES[engine]} next to plugin.json")
+        # Only a link can lead out: a plain file is in its folder, and the folder (checked above) in the root.
+        elif os.path.islink(source) and not inside(source, root):
+            problem("engine", f"source file {plugin_id}{ENGINES[engine]} is a link to "
+                    f"{os.path.realpath(source)!r}, outside the plugins folder; put the code itself in the folder")
     warnings = ()
     if not os.path.isfile(os.path.join(base, "assets", "index.html")):
         warnings = (f"{label}: assets/index.html is missing; the plugin has no documentation page",)
 
-    if problems or parts is None:
+    if problems or spec is None or parts is None:
         return PluginLoad(folder, None, tuple(problems), raw, warnings)
-    return PluginLoad(
-        folder,
-        PluginManifest(
-            folder=folder,
-            plugin=plugin_id,
-            name=parts[0],
-            version=parts[1],
-            engine=typed["engine"],
-            enabled=typed["enabled"],
-            schedule=typed["schedule"],
-            description=typed["description"],
-            type=typed["type"],
-            execution_context=typed["executionContext"],
-            raw=raw,
-            retries=typed.get("retries"),
-            retry_delay_minutes=typed.get("retryDelayMinutes"),
-            timeout_minutes=typed.get("timeoutMinutes"),
-            parameters=typed.get("parameters", {}),
-            schedule_from_config=typed.get("scheduleFromConfig"),
-            owner=typed.get("owner", "meccano"),
-            enabled_from_config=typed.get("enabledFromConfig"),
-            tasks=tuple(typed.get("tasks", ())),
-            outlets=tuple(typed.get("outlets", ())),
-        ),
-        (),
-        raw,
-        warnings,
+    return PluginLoad(folder, _manifest(folder, spec, parts, raw), (), raw, warnings)
+
+
+def _manifest(folder: Path, spec: PluginSpec, parts: tuple[str, str], raw: dict[str, Any]) -> PluginManifest:
+    return PluginManifest(
+        folder=folder,
+        plugin=spec.plugin,
+        name=parts[0],
+        version=parts[1],
+        engine=spec.engine,
+        enabled=spec.enabled,
+        schedule=spec.schedule,
+        description=spec.description,
+        type=spec.type,
+        execution_context=spec.executionContext,
+        raw=raw,
+        retries=spec.retries,
+        retry_delay_minutes=spec.retryDelayMinutes,
+        timeout_minutes=spec.timeoutMinutes,
+        parameters=dict(spec.parameters),
+        schedule_from_config=spec.scheduleFromConfig,
+        owner=spec.owner,
+        enabled_from_config=spec.enabledFromConfig,
+        tasks=tuple(spec.tasks or ()),
+        outlets=tuple(spec.outlets),
+        parameter_schemas={k: dict(v) for k, v in spec.parameterSchemas.items()},
     )
+
+
+def json_schema() -> dict[str, Any]:
+    """The contract as a JSON schema (``plugin.schema.json``), generated from :class:`PluginSpec`."""
+    schema = PluginSpec.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

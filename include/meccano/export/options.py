@@ -26,7 +26,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from meccano.config import Settings
+from meccano.config import Settings, as_bool, as_int
 from meccano.export.errors import ExportError
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -68,31 +68,16 @@ class ExportOptions:
         return cls(**{**data, "tables": tables})
 
 
-def _int(value: Any, where: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ExportError(f"{where}: {value!r} is not a whole number")
-    try:
-        number = int(value)
-    except ValueError:
-        raise ExportError(f"{where}: {value!r} is not a whole number") from None
-    if number < minimum:
-        raise ExportError(f"{where}: {number} must be at least {minimum}")
-    return number
+def _int(value: Any, where: str, minimum: int, maximum: int | None = None) -> int:
+    return as_int(value, where, minimum, maximum, error=ExportError)  # the one rule (meccano.config)
 
 
 def _bool(value: Any, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off", ""):
-        return False
-    raise ExportError(f"{where}: {value!r} is not a boolean; use true or false")
+    return as_bool(value, where, error=ExportError)
 
 
 def _ident(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not _IDENT.match(value):
+    if not isinstance(value, str) or not _IDENT.fullmatch(value):
         raise ExportError(f"{where}: {value!r} is not a valid table/column name (letters, digits, '_')")
     return value
 
@@ -117,7 +102,7 @@ def table_specs(section: dict[str, Any], default_days: int) -> list[TableSpec]:
         column = _ident(item.get("dateColumn", "creationDate"), f"{where}.dateColumn")
         days = default_days if item.get("days") is None else _int(item["days"], f"{where}.days", 0)
         prefix = str(item.get("prefix") or table.lower())
-        if not re.match(r"^[a-z0-9][a-z0-9_-]{0,63}$", prefix):
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", prefix):
             raise ExportError(f"{where}.prefix: {prefix!r} must be lower-case letters, digits, '_' or '-'")
         specs.append(TableSpec(table, column, days, prefix))
     names = [s.table for s in specs]
@@ -162,10 +147,7 @@ def load_options(settings: Settings, conf: dict[str, Any] | None = None) -> Expo
 
 
 def _level(value: Any) -> int:
-    level = _int(value, "config.yml export.gzipLevel", 1)
-    if level > 9:
-        raise ExportError(f"config.yml export.gzipLevel: {level} must be between 1 and 9")
-    return level
+    return _int(value, "config.yml export.gzipLevel", 1, 9)
 
 
 def _format(value: Any) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from meccano.config import ConfigError, Settings
+from meccano.config import Settings, as_number
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class Option:
     minimum: int | float
     kind: type = int  # int or float
     help: str = ""
+    maximum: int | float | None = None
 
 
 def read_options(section: str, spec: Mapping[str, Option], settings: Settings,
@@ -44,15 +45,5 @@ def read_options(section: str, spec: Mapping[str, Option], settings: Settings,
 
 
 def _check(key: str, value: Any, opt: Option, source: str) -> int | float:
-    if isinstance(value, bool):
-        raise ConfigError(f"{key} (from {source}): {value!r} is not a number")
-    try:
-        number = opt.kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key} (from {source}): {value!r} is not a "
-                          f"{'whole number' if opt.kind is int else 'number'}") from None
-    if opt.kind is int and isinstance(value, float) and value != int(value):
-        raise ConfigError(f"{key} (from {source}): {value!r} is not a whole number")
-    if number < opt.minimum:
-        raise ConfigError(f"{key} (from {source}): {number} must be at least {opt.minimum}")
-    return number
+    return as_number(value, f"{key} (from {source})", opt.minimum, opt.maximum,
+                     whole=opt.kind is int)  # the one rule (meccano.config)

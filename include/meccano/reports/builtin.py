@@ -24,12 +24,10 @@ DB_TIME = "%Y-%m-%d %H:%M:%S"
 
 
 def _int_param(params: dict[str, Any], key: str, default: int, plugin: str) -> int:
-    value = params.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit() \
-            or int(value) < 1:
-        raise ValueError(f"{plugin}: parameter {key}={value!r} must be a whole number of 1 or more "
-                         "(plugin.json 'parameters' or the run's conf)")
-    return int(value)
+    from meccano.config import as_int  # the one rule for numbers
+
+    return as_int(params.get(key, default),
+                  f"{plugin}: parameter {key} (plugin.json 'parameters' or the run's conf)", 1, error=ValueError)
 
 
 def report_window(context: PluginContext, default_hours: int) -> tuple[datetime, datetime]:

@@ -65,14 +65,10 @@ def default_root() -> str:
 
 
 def history_limit(settings: Settings) -> int:
+    from meccano.config import as_int
+
     raw = os.environ.get("MECCANO_REPORTS_HISTORY") or settings.section("reports").get("history", DEFAULT_HISTORY)
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise ReportStoreError(f"reports.history / MECCANO_REPORTS_HISTORY: {raw!r} is not a whole number") from None
-    if value < 1:
-        raise ReportStoreError(f"reports.history / MECCANO_REPORTS_HISTORY: {value} must be 1 or more")
-    return value
+    return as_int(raw, "reports.history / MECCANO_REPORTS_HISTORY", 1, 10_000, error=ReportStoreError)
 
 
 def root_location(settings: Settings) -> str:
@@ -184,7 +180,7 @@ class ReportStore:
 
     def _stamps(self, name: str) -> list[str]:
         """Stamps of ``name`` that are real folders with a possible date, oldest first."""
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             return []
         local = self._local_root
         if local is not None:
@@ -201,10 +197,10 @@ class ReportStore:
     def names(self) -> list[str]:
         local = self._local_root
         if local is not None:
-            return sorted(n for n in list_dirs_beneath(local, []) if NAME_RE.match(n))
+            return sorted(n for n in list_dirs_beneath(local, []) if NAME_RE.fullmatch(n))
         try:
             root = self.root
-            return sorted(p.name for p in root.iterdir() if NAME_RE.match(p.name)) if root.exists() else []
+            return sorted(p.name for p in root.iterdir() if NAME_RE.fullmatch(p.name)) if root.exists() else []
         except OSError:
             return []
 
@@ -231,7 +227,7 @@ class ReportStore:
             log.warning("report store %s: skipping damaged entry %s/%s (%s: %s)", self.location, name, stamp,
                         META, str(exc).splitlines()[0][:200])
             return None
-        files = tuple(f for f in meta.files if FILE_RE.match(f) and f != META)
+        files = tuple(f for f in meta.files if FILE_RE.fullmatch(f) and f != META)
         return ReportEntry(name, meta.plugin, stamp, time_of(stamp), files)
 
     def history_of(self, name: str) -> list[ReportEntry]:
@@ -255,7 +251,7 @@ class ReportStore:
         """The bytes of one published file. Names are checked against strict patterns and,
         in a local store, opened without following any symlink, so no value and no link can
         reach outside ``<root>/<name>/<stamp>/``."""
-        if not (NAME_RE.match(name) and valid_stamp(stamp) and FILE_RE.match(filename)):
+        if not (NAME_RE.fullmatch(name) and valid_stamp(stamp) and FILE_RE.fullmatch(filename)):
             raise FileNotFoundError(filename)
         entry = self._entry(name, stamp)
         if entry is None or filename not in entry.files:
@@ -279,7 +275,7 @@ class ReportMeta(BaseModel):
 
 def valid_stamp(stamp: str) -> bool:
     """A stamp folder name with a real date and time (``20261399T...`` is not one)."""
-    if not STAMP_RE.match(stamp):
+    if not STAMP_RE.fullmatch(stamp):
         return False
     try:
         time_of(stamp)
@@ -293,7 +289,7 @@ def publishable_files(output_dir: Path) -> list[Path]:
         return []
     out = []
     for path in sorted(output_dir.iterdir()):
-        if path.is_file() and FILE_RE.match(path.name) and path.name != META:
+        if path.is_file() and FILE_RE.fullmatch(path.name) and path.name != META:
             size = path.stat().st_size
             if size == 0:
                 raise ReportStoreError(f"{path}: empty file; a report must not publish an empty {path.suffix}")

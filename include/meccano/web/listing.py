@@ -11,7 +11,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field
 
 from meccano.discovery import Catalog, discover
-from meccano.manifest import PluginLoad
+from meccano.manifest import PluginLoad, display_name, invalid_dag_id
 from meccano.reports.store import ReportEntry, ReportStore
 from meccano.web.runs import DagState, dag_states
 
@@ -65,11 +65,38 @@ class PluginRow(BaseModel):
     links: Links
 
 
+_ORIGINAL_LIMIT = 2000
+
+
+def _original(value: Any) -> Any:
+    """A plugin.json field as written, unless it is long or nested (invalid plugins): then cut or null."""
+    if isinstance(value, str):
+        return value if len(value) <= _ORIGINAL_LIMIT else value[:_ORIGINAL_LIMIT] + "...(cut)"
+    if isinstance(value, (dict, list)):
+        return None
+    return value
+
+
+def _safe_row(load: PluginLoad, dag_id: str, valid: bool, shadowed_by: str | None, state: DagState | None,
+              report: ReportEntry | None, base: str, airflow_base: str) -> PluginRow:
+    """:func:`_row`, or a bare row naming the folder when anything about it fails: one folder
+    never takes the listing down."""
+    try:
+        return _row(load, dag_id, valid, shadowed_by, state, report, base, airflow_base)
+    except Exception as exc:
+        none = dict.fromkeys(ORIGINAL_FIELDS)
+        return PluginRow(**none, folder=display_name(load.folder), name=None, version=None, dag_id=dag_id, valid=False,
+                         errors=[f"plugin.json: could not be listed: {type(exc).__name__}"], shadowed_by=shadowed_by,
+                         paused=None, last_run=None, next_run=None, report=None,
+                         links=Links(dag=f"{airflow_base}/dags/{quote(dag_id)}", docs=None, report=None,
+                                     report_data=None, report_history=None))
+
+
 def _row(load: PluginLoad, dag_id: str, valid: bool, shadowed_by: str | None, state: DagState | None,
          report: ReportEntry | None, base: str, airflow_base: str) -> PluginRow:
     raw = load.raw if isinstance(load.raw, dict) else {}
     manifest = load.manifest
-    folder = load.folder.name
+    folder = display_name(load.folder)
     fq = quote(folder, safe=":")
     is_report = manifest is not None and manifest.type == "report"
     docs = f"{base}/plugins/{fq}/docs" if (load.folder / "assets" / "index.html").is_file() else None
@@ -79,7 +106,7 @@ def _row(load: PluginLoad, dag_id: str, valid: bool, shadowed_by: str | None, st
         chart = f"{base}/reports/{name}/{report.stamp}/{report.chart}" if report.chart else None
         data = f"{base}/reports/{name}/{report.stamp}/data.csv" if "data.csv" in report.files else None
     return PluginRow(
-        **{k: raw.get(k) for k in ORIGINAL_FIELDS},
+        **{k: _original(raw.get(k)) for k in ORIGINAL_FIELDS},
         folder=folder,
         name=manifest.name if manifest else None,
         version=manifest.version if manifest else None,
@@ -100,8 +127,6 @@ def _row(load: PluginLoad, dag_id: str, valid: bool, shadowed_by: str | None, st
 
 def build_listing(store: ReportStore, base: str, airflow_base: str, root: Path | None = None) -> list[PluginRow]:
     """Every plugin folder: the active ones, then shadowed lower versions, then invalid ones."""
-    from meccano.factory import invalid_dag_id
-
     catalog: Catalog = discover(root)
     active_ids = [p.manifest.dag_id for p in catalog.active if p.manifest]
     invalid_ids = {id(p): invalid_dag_id(p.folder) for p in catalog.invalid}
@@ -109,12 +134,15 @@ def build_listing(store: ReportStore, base: str, airflow_base: str, root: Path |
     rows = []
     for load in catalog.active:
         m = load.manifest
-        latest = store.latest(m.name) if m.type == "report" else None
-        rows.append(_row(load, m.dag_id, True, None, states.get(m.dag_id), latest, base, airflow_base))
+        try:
+            latest = store.latest(m.name) if m.type == "report" else None
+        except Exception:  # an unreadable report never hides the plugin
+            latest = None
+        rows.append(_safe_row(load, m.dag_id, True, None, states.get(m.dag_id), latest, base, airflow_base))
     for item in catalog.shadowed:
         m = item.load.manifest
-        rows.append(_row(item.load, m.dag_id, True, item.by, None, None, base, airflow_base))
+        rows.append(_safe_row(item.load, m.dag_id, True, item.by, None, None, base, airflow_base))
     for load in catalog.invalid:
         dag_id = invalid_ids[id(load)]
-        rows.append(_row(load, dag_id, False, None, states.get(dag_id), None, base, airflow_base))
+        rows.append(_safe_row(load, dag_id, False, None, states.get(dag_id), None, base, airflow_base))
     return rows

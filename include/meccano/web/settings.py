@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meccano.config import ConfigError, Secret, Settings
+from meccano.config import ConfigError, Secret, Settings, as_secret
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -53,9 +53,8 @@ def web_settings(settings: Settings, env: Mapping[str, str] | None = None) -> We
             return env[var], f"environment variable {var}"
         return section.get(key), f"web.{key} (from {settings.source})"
 
-    token, _ = pick("consoleToken", "MECCANO_WEB_CONSOLE_TOKEN")
-    if token is not None and not isinstance(token, str):
-        raise ConfigError("web.consoleToken: expected a string (value not shown: secret)")
+    token_raw, token_src = pick("consoleToken", "MECCANO_WEB_CONSOLE_TOKEN")
+    token = as_secret(token_raw, token_src)
     allow_raw, allow_src = pick("consoleAllowList", "MECCANO_WEB_CONSOLE_ALLOW")
     networks = []
     for item in _items(allow_raw, allow_src):
@@ -69,4 +68,4 @@ def web_settings(settings: Settings, env: Mapping[str, str] | None = None) -> We
         if origin == "*" or not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
             raise ConfigError(f"{cors_src}: {origin!r} is not an origin like https://console.example.com "
                               "(scheme://host[:port], no path; '*' is not allowed)")
-    return WebSettings(Secret(token or ""), tuple(networks), tuple(origins))
+    return WebSettings(token, tuple(networks), tuple(origins))

@@ -1,0 +1,77 @@
+"""Bounded, non-blocking reading of files that plugin authors control.
+
+A ``plugin.json`` or an ``assets/index.html`` may be anything a careless or hostile author
+leaves there: a named pipe (a plain ``open`` blocks forever), a symlink to ``/dev/zero``
+(a plain ``read`` never ends), a 50 MB file, a link out of ``meccano_plugins/``. Reading
+here never follows the last path component if it is a symlink (``O_NOFOLLOW``), never
+blocks on a pipe or device (``O_NONBLOCK``, then ``fstat`` must say *regular file*), and
+reads at most ``limit`` bytes; every refusal is an :class:`UnsafeFile` saying why.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+class UnsafeFile(OSError):
+    """The file is not a regular file within bounds; the message says what it is instead."""
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "not a regular file"
+
+
+def read_bounded(path: str | os.PathLike[str], limit: int, *, truncate: bool = False) -> bytes:
+    """The bytes of the regular file ``path``: at most ``limit`` of them.
+
+    Raises :class:`FileNotFoundError` when it does not exist, :class:`UnsafeFile` when it
+    is a symlink, a pipe, a device or a folder, or (unless ``truncate``) larger than
+    ``limit``; other :class:`OSError` as the system reports them.
+    """
+    try:
+        fd = os.open(path, _FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and os.path.islink(path):  # O_NOFOLLOW met a symlink
+            raise UnsafeFile("is a symbolic link; it must be a regular file inside the plugin folder "
+                             "(links are not followed)") from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafeFile(f"is {_kind(info.st_mode)}, not a regular file")
+        if info.st_size > limit and not truncate:
+            raise UnsafeFile(f"is {info.st_size:,} bytes; the limit is {limit:,} bytes")
+        chunks: list[bytes] = []
+        left = limit + (0 if truncate else 1)
+        while left > 0:
+            chunk = os.read(fd, min(left, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        if not truncate:  # grew after fstat
+            raise UnsafeFile(f"is over the limit of {limit:,} bytes")
+        data = data[:limit]
+    return data
+
+
+def inside(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> bool:
+    """Whether ``path``, every symlink resolved, lies inside ``root`` (also resolved)."""
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
