@@ -145,9 +145,9 @@ def _docs(manifest: PluginManifest, shadowed: list[str]) -> str:
 
 
 def _outlets(manifest: PluginManifest, settings: Settings) -> list[Asset]:
-    values = {"bucket": settings.export.bucket or "meccano-export",
-              "remote_directory": settings.export.remote_directory.strip("/")}
-    return [Asset(uri.format(**values).replace("//facts", "/facts")) for uri in manifest.outlets]
+    from meccano.export.assets import outlet_uris  # templates: {export_target}/{table} (one Asset per table)
+
+    return [Asset(uri) for template in manifest.outlets for uri in outlet_uris(template, settings)]
 
 
 def build_plugin_dag(manifest: PluginManifest, settings: Settings, shadowed: list[str] | None = None,

@@ -249,8 +249,9 @@ def load_plugin(folder: Path) -> PluginLoad:
             problem("tasks", f"must be a non-empty list of Python function names, got {json.dumps(typed['tasks'])}")
         elif len(set(typed["tasks"])) != len(typed["tasks"]):
             problem("tasks", "lists a function twice")
-    if "outlets" in typed and not all(isinstance(o, str) and "://" in o for o in typed["outlets"]):
-        problem("outlets", "must be a list of asset URIs like 's3://{bucket}/{remote_directory}facts'")
+    if "outlets" in typed and not all(isinstance(o, str) and ("://" in o or o.startswith("{export_target}"))
+                                      for o in typed["outlets"]):
+        problem("outlets", "must be a list of asset URIs like 's3://bucket/path' or '{export_target}/{table}'")
 
     parts = split_plugin_id(plugin_id) if plugin_id else None
     if parts and engine in ENGINES:

@@ -37,19 +37,23 @@ def target_url(settings: Settings) -> str:
 
 
 def target_root(settings: Settings) -> ObjectStoragePath:
+    """The target as an :class:`ObjectStoragePath` (a local target's folder is created).
+
+    Airflow keeps one filesystem per protocol and connection for the life of a process; every task runs
+    in its own process, so a task always reads the connection as it is when the task starts.
+    """
     from airflow.sdk import ObjectStoragePath
 
     url = target_url(settings)
     if url.startswith("file://"):
         Path(url[len("file://"):]).mkdir(parents=True, exist_ok=True)
         return ObjectStoragePath(url)
-    protocol = url.split("://", 1)[0]
-    # Airflow caches one store per protocol and connection for the life of the process; drop it so a
-    # changed connection (rotated keys, a long-lived process, tests) is always read afresh.
-    from airflow.sdk.io import store
-
-    store._STORE_CACHE.pop(f"{protocol}-{settings.aws.conn_id}", None)
     return ObjectStoragePath(url, conn_id=settings.aws.conn_id)
+
+
+def table_url(settings: Settings, prefix: str) -> str:
+    """Where a table's days go (``<target>/<prefix>``): the URI of the table's Airflow Asset."""
+    return f"{target_url(settings)}/{prefix.strip('/')}"
 
 
 def preflight(settings: Settings) -> None:
