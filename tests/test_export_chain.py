@@ -201,6 +201,45 @@ def test_s3_export_dag_end_to_end(iotdb, s3_server, airflow_db, tmp_path, monkey
     assert run.state == "success"
     assert TargetReader(s3_server.client(), bucket, prefix=f"{remote}/facts").rows() == old
     assert db_rows(iotdb) == recent
+    assert _asset_events(f"s3://{bucket}/{remote}/facts", run.run_id) == 1  # what downstream DAGs wait for
+
+
+def _asset_events(uri: str, run_id: str) -> int:
+    """Asset events Airflow recorded for ``uri`` by the s3_export run (test-side read of the metadata DB)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        return session.scalar(select(func.count()).select_from(AssetEvent).join(AssetModel, AssetEvent.asset_id
+                                                                                 == AssetModel.id)
+                              .where(AssetModel.uri == uri, AssetEvent.source_run_id == run_id))
+
+
+def test_one_asset_per_exported_table_named_from_the_real_target(tmp_path, monkeypatch):
+    """file:// for the local target, s3://bucket/prefix/<table> for S3, one per table of export.tables; a
+    downstream DAG scheduled on one as docs/export.md shows."""
+    from airflow.sdk import DAG, Asset
+
+    from meccano.factory import build_dags
+
+    local = configure_export(tmp_path, monkeypatch)
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(cfg.read_text() + "    tables:\n      - {table: Facts, dateColumn: creationDate}\n"
+                   "      - {table: DeviceHistoryStatus, dateColumn: creationDate, days: 365}\n")
+
+    def outlets() -> list[str]:
+        return [a.uri for a in build_dags(only_dag_id="s3_export")["s3_export"].get_task("purge").outlets]
+
+    base = f"file://{local.resolve()}/meccano-export"
+    assert outlets() == [f"{base}/facts", f"{base}/devicehistorystatus"]
+    monkeypatch.setenv("EXPORT_BUCKET", "ml-iot")
+    assert outlets() == ["s3://ml-iot/facts", "s3://ml-iot/devicehistorystatus"]  # no empty path segment
+    monkeypatch.setenv("EXPORT_REMOTEDIRECTORY", "/iot/archive/")
+    assert outlets() == ["s3://ml-iot/iot/archive/facts", "s3://ml-iot/iot/archive/devicehistorystatus"]
+
+    downstream = DAG("facts_to_warehouse", schedule=[Asset("s3://ml-iot/iot/archive/facts")])
+    assert [a.uri for a in downstream.timetable.asset_condition.objects] == ["s3://ml-iot/iot/archive/facts"]
 
 
 def test_export_disabled_keeps_the_dag_unscheduled(monkeypatch):
