@@ -43,7 +43,7 @@ def export_format() -> str:
 
 @pytest.fixture
 def world(iotdb, s3_server, tmp_path, monkeypatch, export_format):
-    configure_export(tmp_path, monkeypatch, export_format)
+    local = configure_export(tmp_path, monkeypatch, export_format)
     bucket, remote = new_bucket(s3_server, monkeypatch)
     old = [r for d in DAYS for r in day_facts(d)]
     recent = day_facts("2024-03-09", 20)
@@ -51,6 +51,7 @@ def world(iotdb, s3_server, tmp_path, monkeypatch, export_format):
 
     class World:
         db = iotdb
+        work = local  # EXPORT_LOCALDIRECTORY
         reader = TargetReader(s3_server.client(), bucket, prefix=f"{remote}/facts")
         old_rows = Counter(as_tuple(r) for r in old)  # noqa: RUF012
         recent_rows = Counter(as_tuple(r) for r in recent)  # noqa: RUF012
@@ -197,6 +198,7 @@ def test_s3_failures_lose_nothing_and_never_show_the_secret(failure, world, s3_s
     with pytest.raises(StorageError, match=expected) as err:
         run_chain(world.settings(), world.db, run_id="failing", when=NOW)
     assert db_rows(world.db) == world.old_rows + world.recent_rows  # nothing purged
+    assert not [p for p in world.work.rglob("*") if p.is_file()]  # the failed export left no file on its worker
     for secret in (SECRET_KEY, wrong):
         assert secret not in str(err.value)
         assert secret not in caplog.text

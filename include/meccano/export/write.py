@@ -25,7 +25,7 @@ from pathlib import Path
 from meccano.export.csvformat import AmbiguousValue
 from meccano.export.errors import ExportError
 from meccano.export.histogram import DaySeconds
-from meccano.export.model import Manifest, Part, Partition
+from meccano.export.model import Chunk, Manifest, Part, Partition
 from meccano.export.options import ExportOptions
 from meccano.export.parts import Compressor, PartWriter, converter_for, layout_of
 from meccano.export.priority import run_lowered
@@ -62,8 +62,8 @@ def use_full_scan(export_rows: int | None, table_rows: int | None) -> bool:
     return bool(table_rows) and export_rows is not None and export_rows >= FULL_SCAN_SHARE * table_rows
 
 
-def build_manifest(partition: Partition, run_id: str, columns: list[Column], parts: list[Part], chunks: list,
-                   min_date: str | None, max_date: str | None, file_format: str) -> Manifest:
+def build_manifest(partition: Partition, run_id: str, columns: list[Column], parts: list[Part],
+                   chunks: list[Chunk], min_date: str | None, max_date: str | None, file_format: str) -> Manifest:
     return Manifest(table=partition.table, day=partition.day, date_column=partition.date_column,
                     prefix=partition.prefix, run_id=run_id, layout=layout_of(file_format),
                     schema=[{"name": c.name, "type": c.type} for c in columns], parts=parts, chunks=chunks,
