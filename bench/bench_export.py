@@ -126,6 +126,17 @@ def child_ours(max_days: int, rep: str) -> None:
     preflight(settings)  # the S3 client's imports belong to the export task's floor, like Airflow's
     target_root(settings).exists()
     floor_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # imports + plan: the task's floor
+    writing = {"seconds": 0.0}
+    real_write = chain.write_days
+
+    def timed_write(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return real_write(*args, **kwargs)
+        finally:
+            writing["seconds"] += time.perf_counter() - started
+
+    chain.write_days = timed_write
     chain.upload_day = timed(chain.upload_day, first_upload=True)
     for name in ("preflight", "target_root", "check_target_unknown"):
         setattr(chain, name, timed(getattr(chain, name)))
@@ -143,6 +154,7 @@ def child_ours(max_days: int, rep: str) -> None:
     gz = sum(Ledger(db).get(p["table"], p["day"]).manifest.bytes for p in exported["partitions"])
     print(json.dumps({"rows": sum(p["rows"] for p in exported["partitions"]), "plan": t1 - t0, "gzip_bytes": gz,
                       "export": t2 - t_export, "upload": t3 - t2, "verify": t4 - t3,
+                      "write_days": writing["seconds"],
                       "floor_mb": floor_kb / 1024, "export_own_peak_mb": export_kb / 1024}))
 
 

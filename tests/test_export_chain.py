@@ -201,19 +201,19 @@ def test_s3_export_dag_end_to_end(iotdb, s3_server, airflow_db, tmp_path, monkey
     assert run.state == "success"
     assert TargetReader(s3_server.client(), bucket, prefix=f"{remote}/facts").rows() == old
     assert db_rows(iotdb) == recent
-    assert _asset_events(f"s3://{bucket}/{remote}/facts", run.run_id) == 1  # what downstream DAGs wait for
+    [extra] = _asset_events(f"s3://{bucket}/{remote}/facts", run.run_id)  # what downstream DAGs wait for
+    assert extra == {"table": "Facts", "days": list(DAYS), "runId": run.run_id, "purged": True}
 
 
-def _asset_events(uri: str, run_id: str) -> int:
-    """Asset events Airflow recorded for ``uri`` by the s3_export run (test-side read of the metadata DB)."""
+def _asset_events(uri: str, run_id: str) -> list[dict]:
+    """The extras of the asset events Airflow recorded for ``uri`` by the run (test-side read of the metadata DB)."""
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     with create_session() as session:
-        return session.scalar(select(func.count()).select_from(AssetEvent).join(AssetModel, AssetEvent.asset_id
-                                                                                 == AssetModel.id)
-                              .where(AssetModel.uri == uri, AssetEvent.source_run_id == run_id))
+        return list(session.scalars(select(AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                                    .where(AssetModel.uri == uri, AssetEvent.source_run_id == run_id)))
 
 
 def test_one_asset_per_exported_table_named_from_the_real_target(tmp_path, monkeypatch):
@@ -250,6 +250,33 @@ def test_export_disabled_keeps_the_dag_unscheduled(monkeypatch):
     assert plain_schedule(dag) is None and "disabled" in dag.tags  # visible, never scheduled
     monkeypatch.setenv("EXPORT_ENABLED", "true")
     assert "disabled" not in build_dags(only_dag_id="s3_export")["s3_export"].tags
+
+
+@pytest.mark.parametrize(("executor", "bucket", "shared", "refused"), [
+    ("LocalExecutor", "", None, False),
+    ("CeleryExecutor", "", None, True),
+    ("CeleryExecutor", "", "true", False),
+    ("CeleryExecutor", "ml-iot", None, False),
+    ("LocalExecutor,KubernetesExecutor", "file:///mnt/exports", None, True),
+])
+def test_a_local_target_with_workers_on_other_hosts_is_refused_before_anything_is_done(
+        executor, bucket, shared, refused, sqlite_iotdb, tmp_path, monkeypatch):
+    """With a file:// target the export task would write to one worker's disk and verify read another's."""
+    configure_export(tmp_path, monkeypatch)
+    seed(sqlite_iotdb)
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", executor)
+    monkeypatch.setenv("EXPORT_BUCKET", bucket)
+    if shared is None:
+        monkeypatch.delenv("EXPORT_LOCAL_TARGET_SHARED", raising=False)
+    else:
+        monkeypatch.setenv("EXPORT_LOCAL_TARGET_SHARED", shared)
+    if not refused:
+        assert len(chain.plan_step(load_settings(), sqlite_iotdb, {}, "r", NOW)["partitions"]) == 3
+        return
+    with pytest.raises(ExportError) as err:
+        chain.plan_step(load_settings(), sqlite_iotdb, {}, "r", NOW)
+    assert "runs tasks on other hosts" in str(err.value) and "EXPORT_LOCAL_TARGET_SHARED=true" in str(err.value)
+    assert "EXPORT_BUCKET" in str(err.value) and not Ledger(sqlite_iotdb).entries()
 
 
 def test_local_target_rule(tmp_path, monkeypatch):

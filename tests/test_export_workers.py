@@ -234,7 +234,9 @@ def test_a_crashed_attempt_s_files_are_removed_by_the_next_attempt_on_that_host(
     outside.mkdir()
     (outside / "keep.txt").write_text("not the export's")
     (root / "link-out").symlink_to(outside)  # never followed
-    (root / "legacy-run" / "Facts").mkdir(parents=True)  # the old layout, without a lock
+    (root / "legacy-run" / "Facts").mkdir(parents=True)  # the old layout, without a lock, hours old
+    os.utime(root / "legacy-run", (1, 1))
+    (root / "legacy-live" / "Facts").mkdir(parents=True)  # the same, just written: maybe an older version's live run
     live = staging._lock(root / "live-run.lock")  # a live attempt of another run on this host
     (root / "live-run").mkdir()
     log = logging.getLogger("test")
@@ -244,9 +246,10 @@ def test_a_crashed_attempt_s_files_are_removed_by_the_next_attempt_on_that_host(
             assert not (root / "legacy-run").exists() and not (root / "link-out").exists()
             assert (root / "live-run").is_dir()  # its lock is held: untouched
             (folder / "part-00000.csv.gz").write_bytes(b"y")
-        assert sorted(p.name for p in root.iterdir()) == ["live-run", "live-run.lock"]
+        assert sorted(p.name for p in root.iterdir()) == ["legacy-live", "live-run", "live-run.lock"]
     finally:
         os.close(live)
+    os.utime(root / "legacy-live", (1, 1))
     assert (outside / "keep.txt").read_text() == "not the export's"
     with staging.work_folder(settings, "next-run", log):  # the live attempt ended without cleaning up
         assert sorted(p.name for p in root.iterdir()) == ["next-run", "next-run.lock"]
@@ -258,6 +261,7 @@ def test_the_sweep_is_bounded(tmp_path, monkeypatch):
     root = staging.staging_root(settings)
     for i in range(staging.SWEEP_LIMIT + 50):
         (root / f"dead-{i}").mkdir(parents=True)
+        os.utime(root / f"dead-{i}", (1, 1))
     removed = staging.sweep(root, "mine", logging.getLogger("test"))
     assert removed == staging.SWEEP_LIMIT
     assert len(list(root.iterdir())) == 50

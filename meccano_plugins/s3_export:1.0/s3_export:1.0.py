@@ -5,7 +5,7 @@ what it needs from XCom, the IOTDB's ledger and the target, so any task may run 
 ``dag_run.conf`` may set ``days``, ``tables`` and ``dry_run``.
 """
 
-from meccano.export import chain
+from meccano.export import assets, chain
 
 
 def plan(context):
@@ -23,4 +23,8 @@ def verify(context):
 
 
 def purge(context):
-    return chain.purge_step(context.settings, context.iotdb, context.xcom_pull("plan"), context.log)
+    """The last task: purge, then tell each table's Asset which days this run exported."""
+    planned = context.xcom_pull("plan")
+    result = chain.purge_step(context.settings, context.iotdb, planned, context.log)
+    assets.describe_events(context.settings, planned, context.airflow_context.get("outlet_events"))
+    return result

@@ -11,6 +11,7 @@ Parse-time only: configuration, no database or network access.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from meccano.config import Settings
 from meccano.export.options import table_specs
@@ -35,3 +36,23 @@ def _tidy(uri: str) -> str:
     if not sep:
         return uri
     return f"{scheme}://{_DOUBLE_SLASH.sub('/', rest).rstrip('/')}"  # file:///abs keeps its three slashes
+
+
+def table_asset_uri(settings: Settings, prefix: str) -> str:
+    """The asset URI of one table, as ``{export_target}/{table}`` expands to."""
+    return _tidy(f"{target_url(settings)}/{prefix}")
+
+
+def describe_events(settings: Settings, planned: dict[str, Any], outlet_events: Any) -> None:
+    """Tell downstream DAGs what this run exported: each table's asset event carries the days (its
+    ``extra``: ``{"table", "days", "runId", "purged"}``). ``outlet_events`` is Airflow's task context entry."""
+    if outlet_events is None:
+        return
+    from airflow.sdk import Asset
+
+    options = planned.get("options", {})
+    purging = bool(options.get("purge")) and not options.get("dry_run")
+    for spec in table_specs(settings.section("export"), settings.export.days):
+        days = [p["day"] for p in planned["partitions"] if p["table"] == spec.table]
+        outlet_events[Asset(table_asset_uri(settings, spec.prefix))].extra = {
+            "table": spec.table, "days": days, "runId": planned["run_id"], "purged": purging and bool(days)}

@@ -30,7 +30,7 @@ from meccano.export.plan import plan
 from meccano.export.purge import purge_partition
 from meccano.export.reconcile import reconcile_day
 from meccano.export.staging import work_folder
-from meccano.export.target import day_dir, preflight, target_root, target_url
+from meccano.export.target import day_dir, local_target_problem, preflight, target_root, target_url
 from meccano.export.upload import check_target_unknown, upload_day
 from meccano.export.verify import verify_partition
 from meccano.export.write import scan_groups, write_days
@@ -62,6 +62,9 @@ def reference_time(settings: Settings, when: datetime | None) -> datetime:
 def plan_step(settings: Settings, db: Iotdb, conf: dict[str, Any], run_id: str,
               when: datetime | None = None, logger: logging.Logger = log) -> dict[str, Any]:
     options = load_options(settings, conf)
+    problem = local_target_problem(settings)
+    if problem:
+        raise ExportError(problem)
     reference = reference_time(settings, when)
     partitions = plan(db, options, reference)
     logger.info("export to %s: %d partition(s) planned (%s)%s", target_url(settings), len(partitions),

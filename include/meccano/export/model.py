@@ -67,16 +67,19 @@ class Part:
     rows: int
     bytes: int
     sha256: str
-    uncompressed_bytes: int
+    uncompressed_bytes: int | None = None  # CSV bytes given to the part (absent in the oldest manifests)
 
     def to_json(self) -> dict[str, Any]:
-        return {"key": self.key, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256,
-                "uncompressedBytes": self.uncompressed_bytes}
+        out: dict[str, Any] = {"key": self.key, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
+        if self.uncompressed_bytes is not None:
+            out["uncompressedBytes"] = self.uncompressed_bytes
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Part:
+        raw = data.get("uncompressedBytes")
         return cls(data["key"], int(data["rows"]), int(data["bytes"]), data["sha256"],
-                   int(data.get("uncompressedBytes", 0)))
+                   None if raw is None else int(raw))
 
 
 _LAYOUT_KEYS = ("format", "compression", "header", "delimiter", "quote")

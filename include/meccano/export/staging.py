@@ -8,7 +8,8 @@ An attempt that died (SIGKILL, a lost worker) cannot remove its own folder. The 
 the same host removes it: every folder is guarded by a lock file next to it (``<run>.lock``, an
 ``flock`` held for the attempt's lifetime and released by the kernel when the process dies), and an
 attempt sweeps the staging root for folders whose lock nobody holds. The sweep stays inside the staging
-root (symbolic links are removed, never followed) and looks at ``SWEEP_LIMIT`` entries at most.
+root (symbolic links are removed, never followed) and looks at ``SWEEP_LIMIT`` entries at most. A folder
+without a lock file (the layout of earlier versions) is removed once it is ``LOCKLESS_STALE_SECONDS`` old.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ STAGING = "meccano-export-staging"
 LOCK_SUFFIX = ".lock"
 SWEEP_LIMIT = 200  # entries of the staging root looked at per attempt
 LOCK_WAIT_SECONDS = 30.0  # another live attempt of the same run on this host: give up after this
+LOCKLESS_STALE_SECONDS = 3600  # a folder without a lock file (older versions wrote none) is removed after this
 
 
 def staging_root(settings: Settings) -> Path:
@@ -83,12 +85,25 @@ def sweep(root: Path, keep: str, log: logging.Logger) -> int:
             continue
         if name.endswith(LOCK_SUFFIX):
             removed += _sweep_locked(root, stem)
-        elif not (root / (name + LOCK_SUFFIX)).exists():  # a folder without its lock is no live attempt's
+        elif _stray(root / name):
             _remove(root / name)
             removed += 1
     if removed:
         log.info("removed %d staging folder(s) left on this host by export attempts that died", removed)
     return removed
+
+
+def _stray(path: Path) -> bool:
+    """Not a live attempt's: a link or file (attempts make only folders and lock files here), or a folder
+    without its lock file (not this version's) that is old enough not to be an older version's live one."""
+    if path.is_symlink() or not path.is_dir():
+        return True
+    if path.with_name(path.name + LOCK_SUFFIX).exists():
+        return False
+    try:
+        return time.time() - path.lstat().st_mtime > LOCKLESS_STALE_SECONDS
+    except FileNotFoundError:
+        return False
 
 
 def _sweep_locked(root: Path, stem: str) -> int:

@@ -45,8 +45,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HISTORY = 10
 SHARED_ENV = "MECCANO_REPORTS_SHARED"
-# Executors that run every task on the scheduler's own host: a local report folder is seen by all.
-SINGLE_HOST_EXECUTORS = frozenset({"LocalExecutor", "SequentialExecutor", "DebugExecutor"})
 META = "meta.json"
 CHART = "output.png"
 # What a report may publish: the chart and small files of numbers. Anything else in the
@@ -81,24 +79,13 @@ def history_limit(settings: Settings) -> int:
 
 def declared_shared(settings: Settings) -> bool:
     """``reports.shared`` / ``MECCANO_REPORTS_SHARED``: the local report folder is a volume every host mounts."""
-    raw = os.environ.get(SHARED_ENV)
-    if raw is None:
-        raw = settings.section("reports").get("shared", False)
-    text = str(raw).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off", ""):
-        return False
-    raise ReportStoreError(f"reports.shared / {SHARED_ENV}: {raw!r} is not a boolean; use true or false")
+    from meccano.hosts import SettingError
+    from meccano.hosts import declared_shared as shared
 
-
-def configured_executors() -> list[str]:
-    """The class names of Airflow's ``[core] executor`` (a comma-separated list; ``alias:module.Class``
-    and dotted paths allowed)."""
-    from airflow.sdk import conf
-
-    raw = conf.get("core", "executor", fallback="LocalExecutor") or "LocalExecutor"
-    return [item.strip().rsplit(":", 1)[-1].rsplit(".", 1)[-1] for item in raw.split(",") if item.strip()]
+    try:
+        return shared(SHARED_ENV, settings.section("reports").get("shared"), "reports.shared")
+    except SettingError as exc:
+        raise ReportStoreError(str(exc)) from None
 
 
 def split_store_problem(settings: Settings, location: str | None = None) -> str | None:
@@ -106,7 +93,9 @@ def split_store_problem(settings: Settings, location: str | None = None) -> str 
     location = location or root_location(settings)
     if not location.startswith("file://"):
         return None
-    spread = [name for name in configured_executors() if name not in SINGLE_HOST_EXECUTORS]
+    from meccano.hosts import spreading_executors
+
+    spread = spreading_executors()
     if not spread or declared_shared(settings):
         return None
     return (f"the report store is the local folder {location[len('file://'):]} but Airflow's executor "
