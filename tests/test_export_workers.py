@@ -72,6 +72,7 @@ class TaskContext:
         self.run_id = run_id
         self.data_interval_end = datetime.fromisoformat(NOW)
         self.log = logging.getLogger("meccano.plugin.s3_export")
+        self.airflow_context: dict[str, object] = {}  # no outlet events outside Airflow
         self._xcom = xcom
 
     def xcom_pull(self, task_id: str):
