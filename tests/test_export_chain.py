@@ -312,3 +312,17 @@ def test_server_built_bytes_match_the_python_format(iotdb):
     assert {b.data for b in blocks} == expected
     assert 'dé""v,1'.encode() in b"".join(b.data for b in blocks)
     assert sorted(k for b in blocks for k in b.seconds) == [1, 2]  # seconds of the day
+
+
+def test_a_bad_export_table_turns_the_export_dag_into_a_visible_error(tmp_path, monkeypatch):
+    """The Assets are named from export.tables at parse time: a bad entry shows as a failing DAG with the
+    message, and the other plugins' DAGs still load."""
+    from meccano.factory import build_dags, invalid_dag_id
+
+    configure_export(tmp_path, monkeypatch)
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(cfg.read_text() + "    tables:\n      - {table: 'Facts; DROP'}\n")
+    dags = build_dags()
+    assert "s3_export" not in dags and "deviceHealth" in dags
+    error = dags[invalid_dag_id(Path("s3_export:1.0"))]
+    assert "export.tables[0].table" in error.doc_md and "invalid" in error.tags

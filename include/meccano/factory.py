@@ -145,6 +145,8 @@ def _docs(manifest: PluginManifest, shadowed: list[str]) -> str:
 
 
 def _outlets(manifest: PluginManifest, settings: Settings) -> list[Asset]:
+    if not manifest.outlets:
+        return []
     from meccano.export.assets import outlet_uris  # templates: {export_target}/{table} (one Asset per table)
 
     return [Asset(uri) for template in manifest.outlets for uri in outlet_uris(template, settings)]
