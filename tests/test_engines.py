@@ -86,3 +86,33 @@ def test_native_tasks_are_chained_and_share_results(tmp_path: Path, run_plugin_d
     assert run.state == "success"
     ti = next(t for t in run.get_task_instances() if t.task_id == "second")
     assert ti.xcom_pull(task_ids="second") == 42
+
+
+def test_a_multi_task_report_publishes_only_what_its_last_task_wrote(tmp_path: Path, run_plugin_dag, monkeypatch,
+                                                                      caplog):
+    """Tasks may run on different workers: files an earlier task leaves in its report folder would exist on
+    one host only, so they are discarded (with a warning), and the last task starts with an empty folder."""
+    from meccano.config import load_settings
+    from meccano.reports.store import ReportStore
+
+    monkeypatch.setenv("MECCANO_REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
+    code = ("from meccano.reports import charts\n"
+            "def first(context):\n"
+            "    charts.no_data_image(context.report_dir / 'output.png', title='first')\n"
+            "    (context.report_dir / 'first.csv').write_text('a\\n1\\n')\n"
+            "def second(context):\n"
+            "    assert list(context.report_dir.iterdir()) == [], 'the last task starts empty'\n"
+            "    charts.no_data_image(context.report_dir / 'output.png', title='second')\n")
+    folder = _plugin(tmp_path / "plugins", "twostep:1.0", "native", code, ".py")
+    spec = json.loads((folder / "plugin.json").read_text())
+    spec.update(tasks=["first", "second"], type="report")
+    (folder / "plugin.json").write_text(json.dumps(spec))
+    (folder / "assets").mkdir()
+    (folder / "assets" / "index.html").write_text("<p>t</p>")
+    caplog.set_level("WARNING")
+    run = run_plugin_dag("twostep", tmp_path / "plugins")
+    assert run.state == "success"
+    [entry] = ReportStore.from_settings(load_settings()).history_of("twostep")
+    assert entry.files == ("output.png",)  # first.csv, written by the first task, is not published
+    assert "only the last task's report files are published" in caplog.text

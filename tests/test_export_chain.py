@@ -28,6 +28,7 @@ from tests.test_export_support import (
     db_rows,
     insert_facts,
     new_bucket,
+    run_chain,
 )
 
 NOW = datetime(2024, 3, 10, 2, 0, 0)
@@ -47,7 +48,7 @@ def test_build_chunks_are_contiguous_and_bounded():
     hist = [("2024-03-01 00:00:05", 2), ("2024-03-01 00:00:09", 2), ("2024-03-01 01:00:00", 5),
             ("2024-03-01 02:00:00", 1)]
     chunks = build_chunks(hist, "2024-03-01 00:00:00", "2024-03-02 00:00:00", 4)
-    assert [(c["from"], c["to"], c["rows"]) for c in chunks] == [
+    assert [(c.start, c.end, c.rows) for c in chunks] == [
         ("2024-03-01 00:00:00", "2024-03-01 01:00:00", 4),
         ("2024-03-01 01:00:00", "2024-03-01 02:00:00", 5),  # one second is never split
         ("2024-03-01 02:00:00", "2024-03-02 00:00:00", 1)]
@@ -62,7 +63,7 @@ def test_verify_counts_each_second_in_its_chunk():
     hist = sorted({f"2024-03-01 {rnd.randrange(24):02d}:{rnd.randrange(60):02d}:{rnd.randrange(60):02d}"
                    + rnd.choice(["", ".250"]): rnd.randint(1, 30) for _ in range(2000)}.items())
     chunks = build_chunks([(ts[:19], n) for ts, n in hist], "2024-03-01 00:00:00", "2024-03-02 00:00:00", 400)
-    naive = [sum(n for ts, n in hist if ch["from"] <= ts < ch["to"]) for ch in chunks]
+    naive = [sum(n for ts, n in hist if ch.start <= ts < ch.end) for ch in chunks]
     assert counts_per_chunk(hist, chunks) == naive and sum(naive) == sum(n for _, n in hist)
     assert counts_per_chunk([("2024-02-29 23:59:59", 5), ("2024-03-02 00:00:00", 7)], chunks) == [0] * len(chunks)
 
@@ -80,7 +81,7 @@ def test_day_seconds_cut_the_same_chunks_as_its_histogram():
     bounds = ("2024-03-01 00:00:00", "2024-03-02 00:00:00")
     for size in (1, 50, 997, 10**9):
         assert day.chunks(*bounds, size) == build_chunks(day.histogram(), *bounds, size)
-    assert sum(c["rows"] for c in day.chunks(*bounds, 50)) == day.rows
+    assert sum(c.rows for c in day.chunks(*bounds, 50)) == day.rows
 
 
 @pytest.mark.parametrize(("tables", "conf", "message"), [
@@ -113,7 +114,7 @@ def test_export_purges_exactly_the_exported_days(iotdb, s3_server, tmp_path, mon
     settings = load_settings()
     caplog.set_level(logging.INFO)
 
-    result = chain.run_all(settings, iotdb, run_id="run1", when=NOW)
+    result = run_chain(settings, iotdb, run_id="run1", when=NOW)
 
     assert result == {"partitions": 3, "rows": 3 * ROWS_PER_DAY, "purged": 3 * ROWS_PER_DAY}
     reader = TargetReader(s3_server.client(), bucket, prefix=f"{remote}/facts")
@@ -129,7 +130,7 @@ def test_export_purges_exactly_the_exported_days(iotdb, s3_server, tmp_path, mon
     assert reader.rows() == old  # every old row exactly once (quoted commas included)
     assert db_rows(iotdb) == recent  # exactly the exported days purged
     assert {e.state for e in Ledger(iotdb).entries("Facts")} == {"purged"}
-    assert not (local / "meccano-export-staging").exists() or not any((local / "meccano-export-staging").iterdir())
+    assert not any((local / "meccano-export-staging").iterdir())  # the export task removed its part files
     assert "rows/s" in caplog.text and "ETA" in caplog.text
 
 
@@ -139,16 +140,16 @@ def test_dry_run_and_purge_false_purge_nothing_then_a_real_run_does(iotdb, s3_se
     bucket, remote = new_bucket(s3_server, monkeypatch)
     old, recent = seed(iotdb)
 
-    chain.run_all(load_settings(), iotdb, {"dry_run": True, "days": 1}, run_id="dry", when=NOW)
+    run_chain(load_settings(), iotdb, {"dry_run": True, "days": 1}, run_id="dry", when=NOW)
     assert db_rows(iotdb) == old + recent
     assert {e.state for e in Ledger(iotdb).entries()} == {"verified"}
     monkeypatch.setenv("EXPORT_PURGE", "false")
-    again = chain.run_all(load_settings(), iotdb, run_id="nopurge", when=NOW)
+    again = run_chain(load_settings(), iotdb, run_id="nopurge", when=NOW)
     assert again["partitions"] == 0  # verified days are not re-exported while nothing is purged
     assert db_rows(iotdb) == old + recent
 
     monkeypatch.setenv("EXPORT_PURGE", "true")
-    chain.run_all(load_settings(), iotdb, run_id="real", when=NOW)
+    run_chain(load_settings(), iotdb, run_id="real", when=NOW)
     assert db_rows(iotdb) == recent
     assert TargetReader(s3_server.client(), bucket, prefix=f"{remote}/facts").rows() == old
 
@@ -173,7 +174,7 @@ def test_sqlite_demo_exports_to_a_local_folder(sqlite_iotdb, tmp_path, monkeypat
     settings = load_settings()
     assert chain.target_url(settings) == f"file://{local.resolve()}/meccano-export"
 
-    chain.run_all(settings, sqlite_iotdb, run_id="demo", when=NOW)
+    run_chain(settings, sqlite_iotdb, run_id="demo", when=NOW)
 
     reader = TargetReader(root=local / "meccano-export", prefix="facts")
     assert "facts/year=2024/month=03/day=01/part-00000.csv.gz" in set(reader.keys())
@@ -191,15 +192,54 @@ def test_s3_export_dag_end_to_end(iotdb, s3_server, airflow_db, tmp_path, monkey
     bucket, remote = new_bucket(s3_server, monkeypatch)
     old, recent = seed(iotdb)
     dag = build_dags(only_dag_id="s3_export")["s3_export"]
-    assert [t.task_id for t in dag.topological_sort()] == ["plan", "export", "upload", "verify", "purge", "cleanup"]
+    assert [t.task_id for t in dag.topological_sort()] == ["plan", "export", "verify", "purge"]
     assert plain_schedule(dag) == "0 2 * * *"
-    outlets = dag.get_task("cleanup").outlets
+    outlets = dag.get_task("purge").outlets
     assert [a.uri for a in outlets] == [f"s3://{bucket}/{remote}/facts"]
 
     run = dag.test(logical_date=datetime(2024, 3, 10, 2, 0, tzinfo=UTC), run_conf={"days": 1})
     assert run.state == "success"
     assert TargetReader(s3_server.client(), bucket, prefix=f"{remote}/facts").rows() == old
     assert db_rows(iotdb) == recent
+    [extra] = _asset_events(f"s3://{bucket}/{remote}/facts", run.run_id)  # what downstream DAGs wait for
+    assert extra == {"table": "Facts", "days": list(DAYS), "runId": run.run_id, "purged": True}
+
+
+def _asset_events(uri: str, run_id: str) -> list[dict]:
+    """The extras of the asset events Airflow recorded for ``uri`` by the run (test-side read of the metadata DB)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return list(session.scalars(select(AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                                    .where(AssetModel.uri == uri, AssetEvent.source_run_id == run_id)))
+
+
+def test_one_asset_per_exported_table_named_from_the_real_target(tmp_path, monkeypatch):
+    """file:// for the local target, s3://bucket/prefix/<table> for S3, one per table of export.tables; a
+    downstream DAG scheduled on one as docs/export.md shows."""
+    from airflow.sdk import DAG, Asset
+
+    from meccano.factory import build_dags
+
+    local = configure_export(tmp_path, monkeypatch)
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(cfg.read_text() + "    tables:\n      - {table: Facts, dateColumn: creationDate}\n"
+                   "      - {table: DeviceHistoryStatus, dateColumn: creationDate, days: 365}\n")
+
+    def outlets() -> list[str]:
+        return [a.uri for a in build_dags(only_dag_id="s3_export")["s3_export"].get_task("purge").outlets]
+
+    base = f"file://{local.resolve()}/meccano-export"
+    assert outlets() == [f"{base}/facts", f"{base}/devicehistorystatus"]
+    monkeypatch.setenv("EXPORT_BUCKET", "ml-iot")
+    assert outlets() == ["s3://ml-iot/facts", "s3://ml-iot/devicehistorystatus"]  # no empty path segment
+    monkeypatch.setenv("EXPORT_REMOTEDIRECTORY", "/iot/archive/")
+    assert outlets() == ["s3://ml-iot/iot/archive/facts", "s3://ml-iot/iot/archive/devicehistorystatus"]
+
+    downstream = DAG("facts_to_warehouse", schedule=[Asset("s3://ml-iot/iot/archive/facts")])
+    assert [a.uri for a in downstream.timetable.asset_condition.objects] == ["s3://ml-iot/iot/archive/facts"]
 
 
 def test_export_disabled_keeps_the_dag_unscheduled(monkeypatch):
@@ -210,6 +250,33 @@ def test_export_disabled_keeps_the_dag_unscheduled(monkeypatch):
     assert plain_schedule(dag) is None and "disabled" in dag.tags  # visible, never scheduled
     monkeypatch.setenv("EXPORT_ENABLED", "true")
     assert "disabled" not in build_dags(only_dag_id="s3_export")["s3_export"].tags
+
+
+@pytest.mark.parametrize(("executor", "bucket", "shared", "refused"), [
+    ("LocalExecutor", "", None, False),
+    ("CeleryExecutor", "", None, True),
+    ("CeleryExecutor", "", "true", False),
+    ("CeleryExecutor", "ml-iot", None, False),
+    ("LocalExecutor,KubernetesExecutor", "file:///mnt/exports", None, True),
+])
+def test_a_local_target_with_workers_on_other_hosts_is_refused_before_anything_is_done(
+        executor, bucket, shared, refused, sqlite_iotdb, tmp_path, monkeypatch):
+    """With a file:// target the export task would write to one worker's disk and verify read another's."""
+    configure_export(tmp_path, monkeypatch)
+    seed(sqlite_iotdb)
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", executor)
+    monkeypatch.setenv("EXPORT_BUCKET", bucket)
+    if shared is None:
+        monkeypatch.delenv("EXPORT_LOCAL_TARGET_SHARED", raising=False)
+    else:
+        monkeypatch.setenv("EXPORT_LOCAL_TARGET_SHARED", shared)
+    if not refused:
+        assert len(chain.plan_step(load_settings(), sqlite_iotdb, {}, "r", NOW)["partitions"]) == 3
+        return
+    with pytest.raises(ExportError) as err:
+        chain.plan_step(load_settings(), sqlite_iotdb, {}, "r", NOW)
+    assert "runs tasks on other hosts" in str(err.value) and "EXPORT_LOCAL_TARGET_SHARED=true" in str(err.value)
+    assert "EXPORT_BUCKET" in str(err.value) and not Ledger(sqlite_iotdb).entries()
 
 
 def test_local_target_rule(tmp_path, monkeypatch):
@@ -225,7 +292,8 @@ def test_server_built_bytes_match_the_python_format(iotdb):
     """The MySQL fast path (server-built UTF-8 lines, nullable and NOT NULL columns) gives exactly the
     bytes the SQLite path formats in Python: quotes, commas, non-ASCII and NULLs included."""
     from meccano.export.csvformat import format_row
-    from meccano.export.stream import Snapshot, access_hint, date_index, table_columns
+    from meccano.export.schema import date_index, table_columns
+    from meccano.export.snapshot import Snapshot, access_hint
 
     iotdb.execute("INSERT INTO Registration (device, device_group, registrationDate, creationDate, memo, type) "
                   "VALUES (:d, NULL, NULL, '2024-01-01 00:00:01', :m, NULL)", d='dé"v,1', m='a,"b" ü€')
@@ -244,3 +312,17 @@ def test_server_built_bytes_match_the_python_format(iotdb):
     assert {b.data for b in blocks} == expected
     assert 'dé""v,1'.encode() in b"".join(b.data for b in blocks)
     assert sorted(k for b in blocks for k in b.seconds) == [1, 2]  # seconds of the day
+
+
+def test_a_bad_export_table_turns_the_export_dag_into_a_visible_error(tmp_path, monkeypatch):
+    """The Assets are named from export.tables at parse time: a bad entry shows as a failing DAG with the
+    message, and the other plugins' DAGs still load."""
+    from meccano.factory import build_dags, invalid_dag_id
+
+    configure_export(tmp_path, monkeypatch)
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(cfg.read_text() + "    tables:\n      - {table: 'Facts; DROP'}\n")
+    dags = build_dags()
+    assert "s3_export" not in dags and "deviceHealth" in dags
+    error = dags[invalid_dag_id(Path("s3_export:1.0"))]
+    assert "export.tables[0].table" in error.doc_md and "invalid" in error.tags

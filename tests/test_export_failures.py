@@ -25,6 +25,7 @@ from tests.test_export_support import (
     db_rows,
     insert_facts,
     new_bucket,
+    run_chain,
 )
 
 pytestmark = pytest.mark.services
@@ -42,7 +43,7 @@ def export_format() -> str:
 
 @pytest.fixture
 def world(iotdb, s3_server, tmp_path, monkeypatch, export_format):
-    configure_export(tmp_path, monkeypatch, export_format)
+    local = configure_export(tmp_path, monkeypatch, export_format)
     bucket, remote = new_bucket(s3_server, monkeypatch)
     old = [r for d in DAYS for r in day_facts(d)]
     recent = day_facts("2024-03-09", 20)
@@ -50,6 +51,7 @@ def world(iotdb, s3_server, tmp_path, monkeypatch, export_format):
 
     class World:
         db = iotdb
+        work = local  # EXPORT_LOCALDIRECTORY
         reader = TargetReader(s3_server.client(), bucket, prefix=f"{remote}/facts")
         old_rows = Counter(as_tuple(r) for r in old)  # noqa: RUF012
         recent_rows = Counter(as_tuple(r) for r in recent)  # noqa: RUF012
@@ -60,13 +62,12 @@ def world(iotdb, s3_server, tmp_path, monkeypatch, export_format):
         def until_verify(self, run_id: str) -> dict:
             s = load_settings()
             planned = chain.plan_step(s, iotdb, {}, run_id, NOW)
-            exported = chain.export_step(s, iotdb, planned)
-            chain.upload_step(s, iotdb, planned, exported)
+            chain.export_step(s, iotdb, planned)
             chain.verify_step(s, iotdb, planned)
             return planned
 
         def rerun_completes(self, run_id: str, extra: Counter | None = None) -> None:
-            chain.run_all(load_settings(), iotdb, run_id=run_id, when=NOW)
+            run_chain(load_settings(), iotdb, run_id=run_id, when=NOW)
             assert self.reader.rows() == self.old_rows + (extra or Counter())  # nothing lost, nothing twice
             assert db_rows(iotdb) == self.recent_rows
             assert {e.state for e in Ledger(iotdb).entries()} == {"purged"}
@@ -84,7 +85,7 @@ def test_worker_dies_after_upload_before_purge(world):
 @pytest.mark.parametrize("export_format", ["csv", "parquet"])
 def test_worker_dies_after_half_the_purge_chunks(world):
     planned = world.until_verify("crashed")
-    chunks = len(Ledger(world.db).get("Facts", DAYS[1]).manifest["chunks"])
+    chunks = len(Ledger(world.db).get("Facts", DAYS[1]).manifest.chunks)
     assert chunks >= 4
     seen = []
 
@@ -107,8 +108,7 @@ def test_worker_dies_after_half_the_purge_chunks(world):
 def test_late_rows_in_an_exported_day_stop_the_purge(world):
     s = world.settings()
     planned = chain.plan_step(s, world.db, {}, "run1", NOW)
-    exported = chain.export_step(s, world.db, planned)
-    chain.upload_step(s, world.db, planned, exported)
+    chain.export_step(s, world.db, planned)
     late = day_facts(DAYS[1], 7, seed=99, offset=50_000)
     insert_facts(world.db, late)
     with pytest.raises(VerifyError, match="rows arrived late") as err:
@@ -121,9 +121,9 @@ def test_late_rows_in_an_exported_day_stop_the_purge(world):
 @pytest.mark.parametrize("export_format", ["csv", "parquet"])
 def test_rows_arriving_during_the_purge_are_never_deleted_unexported(world):
     planned = world.until_verify("run1")
-    chunks = Ledger(world.db).get("Facts", DAYS[0]).manifest["chunks"]
+    chunks = Ledger(world.db).get("Facts", DAYS[0]).manifest.chunks
     late = day_facts(DAYS[0], 1, seed=7, offset=90_000)
-    late[0]["creationDate"] = datetime.fromisoformat(chunks[-1]["from"]) + timedelta(seconds=1)
+    late[0]["creationDate"] = datetime.fromisoformat(chunks[-1].start) + timedelta(seconds=1)
 
     def arrive(index: int) -> None:
         if index == 0:
@@ -137,7 +137,7 @@ def test_rows_arriving_during_the_purge_are_never_deleted_unexported(world):
 
 @pytest.mark.parametrize("export_format", ["csv", "parquet"])
 def test_late_rows_after_a_day_was_purged_are_appended(world, export_format):
-    chain.run_all(world.settings(), world.db, run_id="run1", when=NOW)
+    run_chain(world.settings(), world.db, run_id="run1", when=NOW)
     parts_before = world.reader.manifests()[world.reader.prefix + "/year=2024/month=03/day=01"]["parts"]
     late = day_facts(DAYS[0], 5, seed=3, offset=70_000)
     insert_facts(world.db, late)
@@ -150,11 +150,11 @@ def test_late_rows_after_a_day_was_purged_are_appended(world, export_format):
 
 
 def test_the_same_day_run_twice(world, s3_server):
-    chain.run_all(world.settings(), world.db, run_id="run1", when=NOW)
+    run_chain(world.settings(), world.db, run_id="run1", when=NOW)
     client = s3_server.client()
     listing = {"Bucket": world.reader.bucket, "Prefix": world.reader.prefix}
     before = {o["Key"]: o["ETag"] for o in client.list_objects_v2(**listing)["Contents"]}
-    again = chain.run_all(world.settings(), world.db, run_id="run2", when=NOW)
+    again = run_chain(world.settings(), world.db, run_id="run2", when=NOW)
     assert again["partitions"] == 0
     after = {o["Key"]: o["ETag"] for o in client.list_objects_v2(**listing)["Contents"]}
     assert after == before
@@ -181,23 +181,29 @@ def _conn(endpoint: str, secret: str) -> str:
 def test_s3_failures_lose_nothing_and_never_show_the_secret(failure, world, s3_server, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
     wrong = "Wrong-Secret-Value-0123456789"
+    # A broken connection under its own id: Airflow keeps one filesystem per connection id for the life
+    # of a process (each task is its own process, so a task always reads the connection afresh).
+    broken = f"aws_broken_{failure}"
     if failure == "unreachable":
-        monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", _conn(f"http://127.0.0.1:{free_port()}", SECRET_KEY))
+        monkeypatch.setenv(f"AIRFLOW_CONN_{broken.upper()}", _conn(f"http://127.0.0.1:{free_port()}", SECRET_KEY))
+        monkeypatch.setenv("MECCANO_AWS_CONN_ID", broken)
         expected = "cannot reach the S3 endpoint"
     elif failure == "bad_credentials":
-        monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", _conn(s3_server.endpoint, wrong))
+        monkeypatch.setenv(f"AIRFLOW_CONN_{broken.upper()}", _conn(s3_server.endpoint, wrong))
+        monkeypatch.setenv("MECCANO_AWS_CONN_ID", broken)
         expected = "rejected the credentials"
     else:
         monkeypatch.setenv("EXPORT_BUCKET", "no-such-bucket-here")
         expected = "does not exist"
     with pytest.raises(StorageError, match=expected) as err:
-        chain.run_all(world.settings(), world.db, run_id="failing", when=NOW)
+        run_chain(world.settings(), world.db, run_id="failing", when=NOW)
     assert db_rows(world.db) == world.old_rows + world.recent_rows  # nothing purged
+    assert not [p for p in world.work.rglob("*") if p.is_file()]  # the failed export left no file on its worker
     for secret in (SECRET_KEY, wrong):
         assert secret not in str(err.value)
         assert secret not in caplog.text
         assert secret not in "".join(str(r.args) for r in caplog.records)
     # fixed: the good connection and bucket, and the next run completes
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3_server.connection_uri())
+    monkeypatch.delenv("MECCANO_AWS_CONN_ID", raising=False)
     monkeypatch.setenv("EXPORT_BUCKET", world.reader.bucket)
     world.rerun_completes("fixed")

@@ -17,22 +17,13 @@ from meccano.config import load_settings
 from meccano.export import write
 from meccano.export.csvformat import GS, RS, US, AmbiguousValue, csv_block, csv_fields, format_row
 from meccano.export.errors import ExportError
+from meccano.export.model import Partition
 from meccano.export.options import load_options
 from meccano.export.parts import PartWriter
-from meccano.export.plan import Partition, day_bounds
-from meccano.export.stream import (
-    Column,
-    Snapshot,
-    access_hint,
-    date_index,
-    decode_seconds_key,
-    decode_text_key,
-    merged,
-    read_ahead,
-    table_columns,
-    text_key_of,
-    to_seconds,
-)
+from meccano.export.plan import day_bounds
+from meccano.export.schema import Column, date_index, table_columns
+from meccano.export.snapshot import Snapshot, access_hint, merged
+from meccano.export.stream import decode_seconds_key, decode_text_key, read_ahead, text_key_of, to_seconds
 from tests.test_export_support import configure_export, fact, insert_facts
 
 TRICKY = ["plain", "a,b", 'say "hi"', "two\nlines", "cr\rhere", "", "ü€ unicode", " spaced "]
@@ -159,9 +150,9 @@ def test_part_files_are_reproducible_and_their_records_match(tmp_path):
         records.append(writer.close())
     assert records[0] == records[1] and len(records[0]) > 1  # same rows, same bytes; bounded parts
     for rec in records[0]:
-        blob = (tmp_path / "a" / rec["key"]).read_bytes()
-        assert len(blob) == rec["bytes"] and hashlib.sha256(blob).hexdigest() == rec["sha256"]
-    assert b"".join(gzip.decompress((tmp_path / "a" / r["key"]).read_bytes()) for r in records[0]) == data
+        blob = (tmp_path / "a" / rec.key).read_bytes()
+        assert len(blob) == rec.bytes and hashlib.sha256(blob).hexdigest() == rec.sha256
+    assert b"".join(gzip.decompress((tmp_path / "a" / r.key).read_bytes()) for r in records[0]) == data
 
 
 def test_a_failing_compression_thread_stops_the_reader(tmp_path):
@@ -181,13 +172,13 @@ def _export(db, table: str, days: list[str], tmp_path: Path, caplog) -> dict[str
     parts = [Partition(table, "creationDate", table.lower(), d, *day_bounds(datetime.fromisoformat(d).date()),
                        "full") for d in days]
     with caplog.at_level(logging.INFO):
-        manifests = write.export_partitions(db, parts, options, lambda p: tmp_path / p.day, "run-1",
-                                            logging.getLogger("test"), lambda p: None)
+        manifests = write.write_days(db, parts, options, lambda p: tmp_path / p.day, "run-1",
+                                     logging.getLogger("test"))
     out = {}
     for p, manifest in zip(parts, manifests, strict=True):
-        data = b"".join(gzip.decompress((tmp_path / p.day / part["key"]).read_bytes()) for part in manifest["parts"])
+        data = b"".join(gzip.decompress((tmp_path / p.day / part.key).read_bytes()) for part in manifest.parts)
         out[p.day] = parse(data)
-        assert manifest["rows"] == len(out[p.day]) == sum(c["rows"] for c in manifest["chunks"])
+        assert manifest.rows == len(out[p.day]) == sum(c.rows for c in manifest.chunks)
     return out
 
 
@@ -227,18 +218,17 @@ def test_parquet_parts_hold_the_typed_values_of_the_database(iotdb, tmp_path, mo
     assert options.file_format == "parquet"
     part = Partition("Registration", "creationDate", "registration", "2024-01-01",
                      *day_bounds(datetime(2024, 1, 1).date()), "full")
-    [manifest] = write.export_partitions(iotdb, [part], options, lambda p: tmp_path / "out", "run-1",
-                                         logging.getLogger("test"), lambda p: None)
-    assert manifest["format"] == "parquet" and manifest["compression"] == "zstd"
-    assert [p["key"] for p in manifest["parts"]] == ["part-00000.parquet"]
+    [manifest] = write.write_days(iotdb, [part], options, lambda p: tmp_path / "out", "run-1",
+                                  logging.getLogger("test"))
+    assert manifest.layout == {"format": "parquet", "compression": "zstd"}
+    assert [p.key for p in manifest.parts] == ["part-00000.parquet"]
     data = (tmp_path / "out" / "part-00000.parquet").read_bytes()
-    assert (len(data), hashlib.sha256(data).hexdigest()) == (manifest["parts"][0]["bytes"],
-                                                             manifest["parts"][0]["sha256"])
+    assert (len(data), hashlib.sha256(data).hexdigest()) == (manifest.parts[0].bytes, manifest.parts[0].sha256)
     table = pq.read_table(tmp_path / "out" / "part-00000.parquet")
     assert table.schema.field("creationDate").type == pa.timestamp("us")
     assert table.schema.field("memo").nullable and not table.schema.field("device").nullable
     got = {r["device"]: r for r in table.to_pylist()}
-    assert len(got) == manifest["rows"] == len(memos)
+    assert len(got) == manifest.rows == len(memos)
     for i, memo in enumerate(memos):
         row = got[f"dev{i}"]
         assert (row["memo"], row["device_group"], row["registrationDate"]) == (memo, None if i % 2 else "", None)
@@ -264,18 +254,18 @@ def test_parquet_days_of_one_pass_share_their_memory_bound_and_keep_their_rows(i
     days = ["2024-01-01", "2024-01-02", "2024-01-03"]
     parts = [Partition("Facts", "creationDate", "facts", d, *day_bounds(datetime.fromisoformat(d).date()), "full")
              for d in days]
-    manifests = write.export_partitions(iotdb, parts, options, lambda p: tmp_path / "out" / p.day, "run-1",
-                                        logging.getLogger("test"), lambda p: None)
+    manifests = write.write_days(iotdb, parts, options, lambda p: tmp_path / "out" / p.day, "run-1",
+                                 logging.getLogger("test"))
     for day, manifest in zip(days, manifests, strict=True):
         got, sizes = [], []
-        for part in manifest["parts"]:
-            file = pq.ParquetFile(tmp_path / "out" / day / part["key"])
+        for part in manifest.parts:
+            file = pq.ParquetFile(tmp_path / "out" / day / part.key)
             sizes += [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
             got += file.read().column("data").to_pylist()
         expected = sorted(r["data"] for r in rows + late if r["creationDate"].date().isoformat() == day)
-        assert sorted(got) == expected and manifest["rows"] == len(expected)
+        assert sorted(got) == expected and manifest.rows == len(expected)
         assert len(sizes) > 1 and max(sizes) < 150 + write.batch_rows(options)  # a row group ends at the bound
-    assert manifests[0]["rows"] == 520
+    assert manifests[0].rows == 520
 
 
 def test_an_unknown_file_format_or_gzip_level_is_named(tmp_path, monkeypatch):

@@ -157,3 +157,18 @@ def new_bucket(s3_server, monkeypatch: pytest.MonkeyPatch, remote: str = "iot") 
     monkeypatch.setenv("EXPORT_BUCKET", SHARED_BUCKET)
     monkeypatch.setenv("EXPORT_REMOTEDIRECTORY", root + "/")
     return SHARED_BUCKET, root
+
+
+def run_chain(settings, db, conf: dict | None = None, run_id: str = "manual", when: datetime | None = None) -> dict:
+    """The export DAG's tasks in order in this process, each fed only what XCom would carry (JSON)."""
+    from meccano.export import chain
+
+    def xcom(value: dict) -> dict:
+        return json.loads(json.dumps(value))
+
+    planned = xcom(chain.plan_step(settings, db, conf or {}, run_id, when))
+    exported = xcom(chain.export_step(settings, db, planned))
+    chain.verify_step(settings, db, planned)
+    purged = xcom(chain.purge_step(settings, db, planned))
+    return {"partitions": len(planned["partitions"]), "rows": sum(e["rows"] for e in exported["partitions"]),
+            **purged}

@@ -130,3 +130,52 @@ def test_charts_write_readable_pngs(tmp_path):
     assert w == 1000 and 300 <= h <= 1200  # 26 bars: taller than the minimum, not a wall
     w, h = png_size(charts.no_data_image(tmp_path / "none.png", title="t").read_bytes())
     assert (w, h) == (1000, 300)
+
+
+# --- a local store on several hosts -------------------------------------------------------------
+
+@pytest.mark.parametrize(("executor", "split"), [
+    ("LocalExecutor", False),
+    ("alias_local:airflow.executors.local_executor.LocalExecutor", False),
+    ("CeleryExecutor", True),
+    ("LocalExecutor,CeleryExecutor", True),
+    ("KubernetesExecutor", True),
+    ("my_company.executors.FleetExecutor", True),
+])
+def test_a_local_store_with_an_executor_that_spreads_tasks_is_refused(executor, split, tmp_path, manifest,
+                                                                    monkeypatch):
+    """Reports published to one worker's disk would be invisible to the others and to other API servers:
+    the publication fails loudly with the fix, and leaves nothing on the worker."""
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", executor)
+    monkeypatch.delenv("MECCANO_REPORTS_SHARED", raising=False)
+    out = _output(tmp_path, 1)
+    settings = Settings(reports_dir=str(tmp_path / "reports"))
+    if not split:
+        publish_outputs(manifest, out, settings)
+        assert len(ReportStore.from_settings(settings).history_of("updatesByDevice")) == 1
+        return
+    with pytest.raises(ReportStoreError) as err:
+        publish_outputs(manifest, out, settings)
+    message = str(err.value)
+    assert f"local folder {tmp_path / 'reports'}" in message and "runs tasks on other hosts" in message
+    assert "s3://" in message and "MECCANO_REPORTS_SHARED=true" in message
+    assert not (tmp_path / "reports").exists() and not out.exists()
+
+
+def test_a_shared_folder_declared_as_such_or_an_s3_store_is_accepted(tmp_path, manifest, monkeypatch, caplog):
+    from meccano.reports.store import split_store_problem
+
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
+    settings = Settings(reports_dir=str(tmp_path / "reports"))
+    monkeypatch.setenv("MECCANO_REPORTS_SHARED", "true")
+    publish_outputs(manifest, _output(tmp_path, 1), settings)
+    assert len(ReportStore.from_settings(settings).history_of("updatesByDevice")) == 1
+    monkeypatch.setenv("MECCANO_REPORTS_SHARED", "maybe")
+    with pytest.raises(ReportStoreError, match=r"reports\.shared / MECCANO_REPORTS_SHARED: 'maybe' is not a boolean"):
+        split_store_problem(settings)
+    monkeypatch.delenv("MECCANO_REPORTS_SHARED")
+    assert split_store_problem(Settings(reports_dir="s3://meccano-reports/r")) is None
+    caplog.set_level("WARNING")
+    for _ in range(3):  # what the web view does on every request: one loud warning, not one per request
+        ReportStore.from_settings(Settings(reports_dir=str(tmp_path / "other")))
+    assert caplog.text.count("REPORTS WILL BE SPLIT BETWEEN HOSTS") == 1

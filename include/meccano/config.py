@@ -363,9 +363,9 @@ _ALIASES: dict[tuple[str, ...], tuple[str, ...]] = {("export", "active"): ("expo
 # known, so that only real typos are warned about.
 _OTHER_KEYS: dict[str, set[str]] = {
     "export": {"active", "tables", "maxDaysPerRun", "partMegabytes", "partBytes", "purgeChunkRows", "gzipLevel",
-               "format"},
+               "format", "localTargetShared"},
     "forecast": {"degree", "historyDays", "minDays"},
-    "reports": {"history"},
+    "reports": {"history", "shared"},
     "web": {"consoleToken", "consoleAllowList", "corsOrigins"},
     "sensorStatistics": {"windowHours", "minReadings", "lookbackHours", "rebuild"},
     "cleanMessages": {"maxAgeDays", "batchSize"},
@@ -377,6 +377,7 @@ for _k in _KEYS:
 for _section, _keys in _OTHER_KEYS.items():
     _KNOWN.setdefault(_section, set()).update(_keys)
 _KNOWN_TOP = set(_KNOWN) | {"plugins"}
+_KNOWN.setdefault("plugins", set()).update({"defaultTimeoutMinutes", "killGraceSeconds"})
 
 _SECRET_SECTIONS = frozenset({"aws", "mysql"})
 

@@ -65,9 +65,13 @@ def interpreter_path(engine: str) -> str:
     return found
 
 
-def report_output_dir(manifest: PluginManifest, run_id: str) -> Path:
+def report_output_dir(manifest: PluginManifest, run_id: str, fresh: bool = False) -> Path:
+    """The run's scratch folder for report files, on this worker's disk only. ``fresh`` (a task
+    starting): emptied first, so what an earlier attempt or task left there is never published."""
     path = (Path(tempfile.gettempdir()) / "meccano-reports" / safe_component(manifest.name)
             / safe_component(run_id))
+    if fresh:
+        shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -180,13 +184,20 @@ def run_native(plugin_folder: str, entry: str = "entrypoint", last: bool = True,
     manifest = runtime_manifest(plugin_folder)
     settings = load_settings()
     module = load_native_module(manifest, entry)
-    ctx = PluginContext(manifest, settings, context, report_output_dir(manifest, str(context.get("run_id"))))
+    report_dir = report_output_dir(manifest, str(context.get("run_id")), fresh=True)
+    ctx = PluginContext(manifest, settings, context, report_dir)
     try:
         result = getattr(module, entry)(ctx)
     finally:
         ctx.close()
     if last:
         publish_if_report(manifest, ctx.report_dir, settings)
+    else:  # the next task may run on another worker: it could never see these files
+        left = sorted(p.name for p in ctx.report_dir.iterdir()) if ctx.report_dir.is_dir() else []
+        shutil.rmtree(ctx.report_dir, ignore_errors=True)
+        if left:
+            ctx.log.warning("task %s wrote %s to its report folder; only the last task's report files are "
+                            "published (tasks may run on different workers): discarded", entry, ", ".join(left))
     return result
 
 

@@ -139,9 +139,11 @@ def _docs(manifest: PluginManifest, shadowed: list[str]) -> str:
 
 
 def _outlets(manifest: PluginManifest, settings: Settings) -> list[Asset]:
-    values = {"bucket": settings.export.bucket or "meccano-export",
-              "remote_directory": settings.export.remote_directory.strip("/")}
-    return [Asset(uri.format(**values).replace("//facts", "/facts")) for uri in manifest.outlets]
+    if not manifest.outlets:
+        return []
+    from meccano.export.assets import outlet_uris  # templates: {export_target}/{table} (one Asset per table)
+
+    return [Asset(uri) for template in manifest.outlets for uri in outlet_uris(template, settings)]
 
 
 def plugin_params(manifest: PluginManifest) -> dict[str, Any]:

@@ -30,7 +30,7 @@ TYPES = ("report", "worker", "stream")
 CONTEXTS = ("master", "both")
 ENABLED_CONFIG_KEYS = ("export.enabled",)
 SCHEDULE_CONFIG_KEYS = ("warninglimit",)
-OUTLET_FIELDS = ("bucket", "remote_directory")
+OUTLET_FIELDS = ("export_target", "table", "bucket", "remote_directory")
 # Names no plugin may take: the factory's own DAGs (invalid plugins, broken configuration).
 INVALID_PREFIX = "meccano_invalid_"
 CONFIG_ERROR_DAG = "meccano_config_error"
@@ -90,8 +90,8 @@ class PluginSpec(BaseModel):
         description="native only: functions of <plugin>.py run in order, one task each")
     outlets: list[str] = Field(
         default_factory=list, max_length=20,
-        description="asset URIs updated by the last task; {bucket} and {remote_directory} are filled from "
-                    "the export settings")
+        description="asset URIs updated by the last task; {export_target} (the export's target URL), {table} "
+                    "(one asset per exported table), {bucket} and {remote_directory} come from the export settings")
     schema_ref: str | None = Field(
         default=None, alias="$schema", max_length=500,
         description="where editors find this schema (e.g. ../../plugin.schema.json); ignored by Meccano")
@@ -142,7 +142,7 @@ _ENUM = {"engine": ("engine", tuple(ENGINES)), "type": ("type", TYPES), "executi
 
 
 def outlet_problem(uri: str) -> str | None:
-    """None when ``uri`` is an asset URI template using only plain ``{bucket}``/``{remote_directory}``."""
+    """None when ``uri`` is an asset URI template using only the plain fields of ``OUTLET_FIELDS``."""
     if len(uri) > 1000:
         return f"an outlet is {len(uri)} characters; at most 1000"
     try:
@@ -155,8 +155,9 @@ def outlet_problem(uri: str) -> str | None:
         if name not in OUTLET_FIELDS or spec or conversion:
             return (f"outlet {_show(uri)}: {{{name}{'!' + conversion if conversion else ''}"
                     f"{':' + spec if spec else ''}}} is not allowed; use only "
-                    f"{{bucket}} and {{remote_directory}}, plain (no attributes, indexes or formats)")
-    sample = uri.format(bucket="b", remote_directory="d")
+                    "{export_target}, {table}, {bucket} and {remote_directory}, plain "
+                    "(no attributes, indexes or formats)")
+    sample = uri.format(export_target="s3://b/d", table="facts", bucket="b", remote_directory="d")
     if not sample.isascii() or not _SCHEME.fullmatch(sample) or sample.startswith("airflow://"):
         return (f"outlet {_show(uri)} is not an asset URI like 's3://{{bucket}}/{{remote_directory}}/facts' "
                 "(ASCII, a lower-case scheme, no spaces; airflow:// is reserved)")

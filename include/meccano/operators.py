@@ -46,7 +46,7 @@ class PluginScriptOperator(BashOperator):
         iotdb, aws = iotdb_connection(settings), aws_if_configured(settings)
         limits = script_limits(manifest, settings)
         env = build_script_env(manifest, ctx, settings, interpreter=interpreter_path(manifest.engine),
-                               report_dir=report_output_dir(manifest, str(ctx.get("run_id"))),
+                               report_dir=report_output_dir(manifest, str(ctx.get("run_id")), fresh=True),
                                parameters=merged_parameters(manifest, ctx), limits=limits, iotdb=iotdb, aws=aws)
         self._secrets, short = usable_secrets(script_secrets(settings, iotdb, aws))
         if short:

@@ -1,10 +1,11 @@
 """S3 export and purge (the original ServiceManager's daily export), one task per step.
 
-Thin on purpose: the logic lives in ``include/meccano/export`` (see docs/export.md).
+Thin on purpose: the logic lives in ``include/meccano/export`` (see docs/export.md). Each task takes
+what it needs from XCom, the IOTDB's ledger and the target, so any task may run on any worker.
 ``dag_run.conf`` may set ``days``, ``tables`` and ``dry_run``.
 """
 
-from meccano.export import chain
+from meccano.export import assets, chain
 
 
 def plan(context):
@@ -13,12 +14,8 @@ def plan(context):
 
 
 def export(context):
+    """Write, upload and record the planned days; its local part files never outlive this task."""
     return chain.export_step(context.settings, context.iotdb, context.xcom_pull("plan"), context.log)
-
-
-def upload(context):
-    return chain.upload_step(context.settings, context.iotdb, context.xcom_pull("plan"),
-                             context.xcom_pull("export"), context.log)
 
 
 def verify(context):
@@ -26,8 +23,8 @@ def verify(context):
 
 
 def purge(context):
-    return chain.purge_step(context.settings, context.iotdb, context.xcom_pull("plan"), context.log)
-
-
-def cleanup(context):
-    return chain.cleanup_step(context.settings, context.xcom_pull("plan"), context.log)
+    """The last task: purge, then tell each table's Asset which days this run exported."""
+    planned = context.xcom_pull("plan")
+    result = chain.purge_step(context.settings, context.iotdb, planned, context.log)
+    assets.describe_events(context.settings, planned, context.airflow_context.get("outlet_events"))
+    return result

@@ -1,5 +1,5 @@
-"""S3 export and purge of old IOTDB partitions: one chain (plan, export, upload,
-verify, purge, cleanup) for any table with a date column, driven by configuration.
+"""S3 export and purge of old IOTDB partitions: one chain (plan, export, verify, purge) for any
+table with a date column, driven by configuration; any of its tasks may run on any worker.
 
 See ``docs/export.md`` for the design (ledger, manifests, re-run rules).
 """

@@ -1,37 +1,50 @@
-"""The six steps of the export DAG as plain functions (the plugin's tasks call these).
+"""The four tasks of the export DAG as plain functions (the plugin's tasks call these):
 
-Each step takes what the previous ones returned (XCom, JSON) and returns JSON. All state
-that matters for a re-run lives in the ledger and the target, never only in XCom: any step
-can fail and retry alone, and any later run picks up what an earlier one left.
+``plan -> export -> verify -> purge``
+
+Any task may run on any worker, on another host than the task before it: what a task needs comes
+from XCom (the plan: partitions and options, as JSON), the ``ExportLedger`` in the IOTDB (each day's
+manifest and purge chunks) and the target, never from a worker's disk. The only local files are the
+export task's own part files, written, uploaded and removed within that one task
+(:mod:`meccano.export.staging`); a retried export writes them again (safe: nothing of the run is
+purged before verify). Every task can fail and be retried alone, and any later run picks up what an
+earlier one left.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from meccano.config import Settings
-from meccano.export.cleanup import cleanup_run, partition_staging
-from meccano.export.errors import VerifyError
-from meccano.export.ledger import Ledger
+from meccano.export.errors import ExportError, VerifyError
+from meccano.export.ledger import Ledger, LedgerEntry
+from meccano.export.model import Manifest, Part, Partition
 from meccano.export.options import ExportOptions, load_options
-from meccano.export.plan import Partition, plan
+from meccano.export.plan import plan
 from meccano.export.purge import purge_partition
-from meccano.export.target import day_dir, preflight, target_root, target_url
-from meccano.export.upload import upload_partition
+from meccano.export.reconcile import reconcile_day
+from meccano.export.staging import work_folder
+from meccano.export.target import day_dir, local_target_problem, preflight, target_root, target_url
+from meccano.export.upload import check_target_unknown, upload_day
 from meccano.export.verify import verify_partition
-from meccano.export.write import export_partitions
+from meccano.export.write import scan_groups, write_days
 from meccano.iotdb.db import Iotdb
 
-__all__ = ["target_url"]
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+__all__ = ["export_step", "plan_step", "purge_step", "target_url", "verify_step"]
 log = logging.getLogger("meccano.export")
 
 
 def _partitions(planned: dict[str, Any]) -> list[Partition]:
-    return [Partition(**p) for p in planned["partitions"]]
+    return [Partition.from_json(p) for p in planned["partitions"]]
 
 
 def reference_time(settings: Settings, when: datetime | None) -> datetime:
@@ -49,6 +62,9 @@ def reference_time(settings: Settings, when: datetime | None) -> datetime:
 def plan_step(settings: Settings, db: Iotdb, conf: dict[str, Any], run_id: str,
               when: datetime | None = None, logger: logging.Logger = log) -> dict[str, Any]:
     options = load_options(settings, conf)
+    problem = local_target_problem(settings)
+    if problem:
+        raise ExportError(problem)
     reference = reference_time(settings, when)
     partitions = plan(db, options, reference)
     logger.info("export to %s: %d partition(s) planned (%s)%s", target_url(settings), len(partitions),
@@ -61,55 +77,88 @@ def plan_step(settings: Settings, db: Iotdb, conf: dict[str, Any], run_id: str,
 
 def export_step(settings: Settings, db: Iotdb, planned: dict[str, Any],
                 logger: logging.Logger = log) -> dict[str, Any]:
+    """Write, upload and record every planned day; the local part files live only inside this call."""
+    partitions = _partitions(planned)
+    if not partitions:
+        return {"partitions": []}
     options = ExportOptions.from_json(planned["options"])
     run_id = planned["run_id"]
-    partitions = _partitions(planned)
-    root = target_root(settings) if any(p.mode == "reconcile" for p in partitions) else None
-    known = {}
-    for p in partitions:
-        previous = Ledger(db).get(p.table, p.day)
-        known[p] = previous is not None and previous.run_id != run_id
+    preflight(settings)
+    root = target_root(settings)
 
-    def staging(p: Partition) -> Path:
-        return partition_staging(settings, run_id, p.table, p.day)
+    def folder_of(p: Partition) -> ObjectStoragePath:
+        return day_dir(root, p.prefix, p.day)
 
-    manifests = export_partitions(db, partitions, options, staging, run_id, logger,
-                                  lambda p: day_dir(root, p.prefix, p.day) if root is not None else None)
-    out = []
-    for p, manifest in zip(partitions, manifests, strict=True):
-        new = [part["key"] for part in manifest["parts"] if (staging(p) / part["key"]).is_file()]
-        out.append({"table": p.table, "day": p.day, "rows": manifest["rows"], "new_parts": new,
-                    "known_before": known[p]})
+    ledger = Ledger(db)
+    for p in partitions:  # before anything of this run is written
+        if ledger.get(p.table, p.day) is None:
+            check_target_unknown(settings, p, folder_of(p), run_id)
+    out: list[dict[str, Any]] = []
+    with work_folder(settings, run_id, logger) as work:
+        for group in scan_groups(partitions):
+            out += _export_group(settings, db, group, options, run_id, work, folder_of, logger)
     return {"partitions": out}
 
 
-def upload_step(settings: Settings, db: Iotdb, planned: dict[str, Any], exported: dict[str, Any],
-                logger: logging.Logger = log) -> dict[str, Any]:
-    run_id = planned["run_id"]
-    if planned["partitions"]:
-        preflight(settings)
-    root = target_root(settings) if planned["partitions"] else None
-    done = 0
-    for p, e in zip(_partitions(planned), exported["partitions"], strict=True):
-        assert root is not None
-        upload_partition(db, settings, p, partition_staging(settings, run_id, p.table, p.day),
-                         day_dir(root, p.prefix, p.day), run_id, e["new_parts"], logger, e["known_before"])
-        done += 1
-    return {"uploaded": done}
+def _export_group(settings: Settings, db: Iotdb, group: list[Partition], options: ExportOptions, run_id: str,
+                  work: Path, folder_of: Callable[[Partition], ObjectStoragePath],
+                  logger: logging.Logger) -> list[dict[str, Any]]:
+    """One scan group: written, uploaded, recorded; its local files removed whatever happens."""
+    ledger = Ledger(db)
+
+    def local(p: Partition) -> Path:
+        return work / p.table / p.day
+
+    try:
+        if group[0].mode == "reconcile":
+            p = group[0]
+            previous = ledger.get(p.table, p.day)
+            manifest, new = reconcile_day(db, p, options, local(p), run_id, logger, previous, folder_of(p))
+            upload_day(settings, p, local(p), folder_of(p), manifest, new, logger)
+            # recorded only now: a retry before this line starts again from the same base
+            assert previous is not None
+            ledger.put(LedgerEntry(p.table, p.day, "uploaded", run_id, manifest, previous.purged_rows))
+            return [_summary(p, manifest, new)]
+        _refuse_purged(ledger, group)
+        manifests = write_days(db, group, options, local, run_id, logger)
+        out = []
+        for p, manifest in zip(group, manifests, strict=True):
+            # recorded before the upload: the ledger then knows the day if the upload dies half-way
+            ledger.put(LedgerEntry(p.table, p.day, "exported", run_id, manifest, 0))
+            upload_day(settings, p, local(p), folder_of(p), manifest, manifest.parts, logger)
+            ledger.set_state(p.table, p.day, "uploaded")
+            out.append(_summary(p, manifest, manifest.parts))
+        return out
+    finally:
+        for p in group:
+            shutil.rmtree(local(p), ignore_errors=True)
+
+
+def _refuse_purged(ledger: Ledger, group: list[Partition]) -> None:
+    for p in group:
+        previous = ledger.get(p.table, p.day)
+        if previous is not None and previous.has_purged:
+            raise ExportError(f"{p.label}: part of this day was already purged; a full re-export "
+                              "would drop rows from the target. Re-run the plan task (it picks reconcile mode)")
+
+
+def _summary(p: Partition, manifest: Manifest, new: list[Part]) -> dict[str, Any]:
+    return {"table": p.table, "day": p.day, "rows": manifest.rows, "new_parts": [part.key for part in new]}
 
 
 def verify_step(settings: Settings, db: Iotdb, planned: dict[str, Any], logger: logging.Logger = log) -> dict:
     run_id = planned["run_id"]
-    if planned["partitions"]:
-        preflight(settings)
-    root = target_root(settings) if planned["partitions"] else None
+    partitions = _partitions(planned)
+    if not partitions:
+        return {"verified": 0}
+    preflight(settings)
+    root = target_root(settings)
     problems: list[str] = []
-    for p in _partitions(planned):
-        assert root is not None
+    for p in partitions:
         problems += verify_partition(db, settings, p, day_dir(root, p.prefix, p.day), run_id, logger)
     if problems:
         raise VerifyError("verification failed, nothing purged:\n" + "\n".join(f"- {m}" for m in problems))
-    return {"verified": len(planned["partitions"])}
+    return {"verified": len(partitions)}
 
 
 def purge_step(settings: Settings, db: Iotdb, planned: dict[str, Any], logger: logging.Logger = log,
@@ -123,22 +172,3 @@ def purge_step(settings: Settings, db: Iotdb, planned: dict[str, Any], logger: l
     for p in _partitions(planned):
         total += purge_partition(db, p, planned["run_id"], logger, after_chunk)
     return {"purged": total}
-
-
-def cleanup_step(settings: Settings, planned: dict[str, Any], logger: logging.Logger = log) -> dict[str, Any]:
-    removed = cleanup_run(settings, planned["run_id"])
-    logger.info("local staging files of run %s %s", planned["run_id"], "removed" if removed else "already gone")
-    return {"removed": removed}
-
-
-def run_all(settings: Settings, db: Iotdb, conf: dict[str, Any] | None = None, run_id: str = "manual",
-            when: datetime | None = None) -> dict[str, Any]:
-    """All steps in order in this process (CLI, tests, benchmarks)."""
-    planned = plan_step(settings, db, conf or {}, run_id, when)
-    exported = export_step(settings, db, planned)
-    upload_step(settings, db, planned, exported)
-    verify_step(settings, db, planned)
-    purged = purge_step(settings, db, planned)
-    cleanup_step(settings, planned)
-    return {"partitions": len(planned["partitions"]), "rows": sum(e["rows"] for e in exported["partitions"]),
-            **purged}

@@ -26,6 +26,8 @@ US = b"\x1f"  # field separator of the fast path
 RS = b"\x1e"  # NULL marker of the fast path (nullable columns)
 GS = b"\x1d"  # empty-string marker of the fast path (nullable string columns)
 _SPECIAL = (b",", b'"', b"\r", b"\n")
+# the manifest's description of gzip CSV parts
+LAYOUT = {"format": "csv", "compression": "gzip", "header": False, "delimiter": ",", "quote": '"'}
 
 
 class AmbiguousValue(Exception):

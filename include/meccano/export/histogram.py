@@ -13,32 +13,31 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from meccano.export.stream import SECONDS_PER_DAY
+from meccano.export.model import SECONDS_PER_DAY, Chunk
 
 
-def build_chunks(histogram: Iterable[tuple[str, int]], start: str, end: str, chunk_rows: int) -> list[dict[str, Any]]:
+def build_chunks(histogram: Iterable[tuple[str, int]], start: str, end: str, chunk_rows: int) -> list[Chunk]:
     """Contiguous ranges over ``[start, end)`` of at most ``chunk_rows`` rows (one second is never split)."""
-    chunks: list[dict[str, Any]] = []
+    chunks: list[Chunk] = []
     lower, acc = start, 0
     for ts, n in histogram:
         if acc and acc + n > chunk_rows:
-            chunks.append({"from": lower, "to": ts, "rows": acc, "purged": False})
+            chunks.append(Chunk(lower, ts, acc))
             lower, acc = ts, 0
         acc += n
-    chunks.append({"from": lower, "to": end, "rows": acc, "purged": False})
+    chunks.append(Chunk(lower, end, acc))
     return chunks
 
 
-def counts_per_chunk(histogram: Iterable[tuple[str, int]], chunks: list[dict[str, Any]]) -> list[int]:
-    """Rows of ``(timestamp text, rows)`` falling in each ``[from, to)`` chunk (contiguous, ascending):
+def counts_per_chunk(histogram: Iterable[tuple[str, int]], chunks: list[Chunk]) -> list[int]:
+    """Rows of ``(timestamp text, rows)`` falling in each ``[start, end)`` chunk (contiguous, ascending):
     one binary search per second instead of a scan of the day per chunk (0.5 s per day of 50 chunks)."""
-    starts = [ch["from"] for ch in chunks]
+    starts = [ch.start for ch in chunks]
     counts = [0] * len(chunks)
     for ts, n in histogram:
         i = bisect_right(starts, ts) - 1
-        if i >= 0 and ts < chunks[i]["to"]:
+        if i >= 0 and ts < chunks[i].end:
             counts[i] += n
     return counts
 
@@ -80,17 +79,17 @@ class DaySeconds:
             if n:
                 yield self._text(second), n
 
-    def chunks(self, start: str, end: str, chunk_rows: int) -> list[dict[str, Any]]:
+    def chunks(self, start: str, end: str, chunk_rows: int) -> list[Chunk]:
         """:func:`build_chunks` of :meth:`histogram`, formatting only the chunk boundaries (a day of
         1 M rows has ~86,400 busy seconds: formatting each one cost 0.3 s per day exported)."""
-        chunks: list[dict[str, Any]] = []
+        chunks: list[Chunk] = []
         lower, acc = start, 0
         for second, n in enumerate(self.counts):
             if n:
                 if acc and acc + n > chunk_rows:
                     boundary = self._text(second)
-                    chunks.append({"from": lower, "to": boundary, "rows": acc, "purged": False})
+                    chunks.append(Chunk(lower, boundary, acc))
                     lower, acc = boundary, 0
                 acc += n
-        chunks.append({"from": lower, "to": end, "rows": acc, "purged": False})
+        chunks.append(Chunk(lower, end, acc))
         return chunks

@@ -4,17 +4,20 @@ It lives in the same database as the rows it describes, so a purge chunk and the
 record of it commit in one transaction: after any crash the ledger says exactly which
 ranges of a day are gone from the database (and so exist only in the target).
 
-States: ``exported`` (local files + manifest) -> ``uploaded`` -> ``verified`` ->
-``purging`` (some chunks deleted) -> ``purged``.
+States: ``exported`` (a full export's parts written and being uploaded by the export task) ->
+``uploaded`` (parts + manifest in the target) -> ``verified`` -> ``purging`` (some chunks deleted) ->
+``purged``. The manifest kept here (:class:`~meccano.export.model.Manifest`, with its purge chunks) is
+everything the later tasks need: none of them reads a file an earlier task left on its worker.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from meccano.export.model import Manifest
 from meccano.iotdb.db import Iotdb
 
 STATES = ("exported", "uploaded", "verified", "purging", "purged")
@@ -26,17 +29,17 @@ class LedgerEntry:
     day: str
     state: str
     run_id: str
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: Manifest
     purged_rows: int = 0
 
     @property
     def rows(self) -> int:
-        return int(self.manifest.get("rows", 0))
+        return self.manifest.rows
 
     @property
     def has_purged(self) -> bool:
         """Some rows of this day were deleted: the target holds data the database no longer has."""
-        return self.purged_rows > 0 or any(c.get("purged") for c in self.manifest.get("chunks", []))
+        return self.purged_rows > 0 or any(c.purged for c in self.manifest.chunks)
 
 
 def _now() -> str:
@@ -50,10 +53,10 @@ class Ledger:
     def get(self, table: str, day: str) -> LedgerEntry | None:
         rows = self.db.query("SELECT state, runId, purgedRows, manifest FROM ExportLedger "
                              "WHERE tableName = :t AND day = :d", t=table, d=day)
-        if not rows:
+        if not rows or not rows[0]["manifest"]:
             return None
         r = rows[0]
-        return LedgerEntry(table, day, r["state"], r["runId"], json.loads(r["manifest"] or "{}"),
+        return LedgerEntry(table, day, r["state"], r["runId"], Manifest.from_json(json.loads(r["manifest"])),
                            int(r["purgedRows"]))
 
     def of_run(self, table: str, day: str, run_id: str, states: tuple[str, ...]) -> tuple[LedgerEntry | None, str]:
@@ -69,7 +72,7 @@ class Ledger:
         from sqlalchemy import text
 
         params = {"t": entry.table, "d": entry.day, "s": entry.state, "r": entry.run_id,
-                  "n": entry.rows, "p": entry.purged_rows, "m": json.dumps(entry.manifest), "u": _now()}
+                  "n": entry.rows, "p": entry.purged_rows, "m": json.dumps(entry.manifest.to_json()), "u": _now()}
         statements = [
             "DELETE FROM ExportLedger WHERE tableName = :t AND day = :d",
             "INSERT INTO ExportLedger (tableName, day, state, runId, rowCount, purgedRows, manifest, updatedAt) "

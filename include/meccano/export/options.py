@@ -28,6 +28,7 @@ from typing import Any
 
 from meccano.config import Settings, as_bool, as_int
 from meccano.export.errors import ExportError
+from meccano.export.model import FORMATS
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 DEFAULT_TABLES = ({"table": "Facts", "dateColumn": "creationDate"},)
@@ -151,8 +152,6 @@ def _level(value: Any) -> int:
 
 
 def _format(value: Any) -> str:
-    from meccano.export.parts import FORMATS
-
     text = str(value).strip().lower()
     if text not in FORMATS:
         raise ExportError(f"config.yml export.format: {value!r} is not a supported file format; use "

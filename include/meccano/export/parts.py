@@ -15,31 +15,34 @@ failure in the compression thread (a full disk, say) stops the reader at its nex
 
 from __future__ import annotations
 
-import hashlib
-import io
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from zlib_ng import zlib_ng
 
+from meccano.export import csvformat, parquetformat
 from meccano.export.errors import ExportError
+from meccano.export.model import Part
+from meccano.export.parquetformat import CsvToArrow, ParquetPart
+from meccano.export.partfile import HashingFile, PartFile, part_name
 from meccano.export.priority import lower_this_thread
-
-if TYPE_CHECKING:
-    from meccano.export.parquetformat import CsvToArrow
+from meccano.export.schema import Column
 
 GZIP_WBITS = 31  # deflate with a gzip header and trailer
 QUEUE_BLOCKS = 16  # blocks in flight to the compression thread (each at most one fetch batch, ~1 MB)
 
 
-FORMATS = ("csv", "parquet")
+def layout_of(file_format: str) -> dict[str, Any]:
+    """The manifest's description of a format's files."""
+    return dict(parquetformat.LAYOUT if file_format == "parquet" else csvformat.LAYOUT)
 
 
-def part_name(index: int, file_format: str = "csv") -> str:
-    return f"part-{index:05d}.parquet" if file_format == "parquet" else f"part-{index:05d}.csv.gz"
+def converter_for(file_format: str, columns: Sequence[Column]) -> CsvToArrow | None:
+    """The CSV -> Arrow converter of Parquet parts; None for gzip CSV."""
+    return CsvToArrow(columns) if file_format == "parquet" else None
 
 
 class Compressor:
@@ -76,48 +79,7 @@ class Compressor:
         self.check()
 
 
-class HashingFile(io.RawIOBase):
-    """A write-only file that takes size and SHA-256 of what passes through it (no second read)."""
-
-    def __init__(self, path: Path) -> None:
-        self._file = path.open("wb")
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data)
-        self._file.write(view)
-        self.sha.update(view)
-        self.size += view.nbytes
-        return view.nbytes
-
-    def tell(self) -> int:
-        return self.size
-
-    def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
-        super().close()
-
-
-class PartFile:
-    """What every part file has: its path, the rows and CSV bytes given to it, and its record."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.rows = self.raw = 0
-        self._file: HashingFile | None = None
-
-    def record(self) -> dict[str, Any]:
-        assert self._file is not None  # a part exists only once a block was written to it
-        return {"key": self.path.name, "rows": self.rows, "bytes": self._file.size,
-                "sha256": self._file.sha.hexdigest(), "uncompressedBytes": self.raw}
-
-
-class _Part(PartFile):
+class GzipPart(PartFile):
     """One gzip CSV part file; its methods run on the compression thread only."""
 
     def __init__(self, path: Path, level: int) -> None:
@@ -160,10 +122,8 @@ class PartWriter:
 
     def _new_part(self) -> Any:
         if self._converter is not None:
-            from meccano.export.parquetformat import ParquetPart
-
             return ParquetPart(self.folder / part_name(self.index, "parquet"), self._converter)
-        return _Part(self.folder / part_name(self.index), self.level)
+        return GzipPart(self.folder / part_name(self.index), self.level)
 
     def write(self, data: bytes, rows: int) -> None:
         if self._part is None:
@@ -186,14 +146,14 @@ class PartWriter:
         """No more rows: the last part is closed once the compression thread reaches it."""
         self._rotate()
 
-    def close(self) -> list[dict[str, Any]]:
+    def close(self) -> list[Part]:
         """End, wait for an own compression thread, and return the records of all parts."""
         self.end()
         if self._own:
             self._compressor.finish()
         return self.records()
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self) -> list[Part]:
         """The part records; call after the shared compressor has finished."""
         self._compressor.check()
         return [p.record() for p in self._done]

@@ -7,34 +7,15 @@ one seek per day, never a scan of the whole table.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from meccano.export.ledger import Ledger
+from meccano.export.model import Partition
 from meccano.export.options import ExportOptions, TableSpec
 from meccano.fleet.clock import as_date
 from meccano.iotdb.db import Iotdb
 
 MAX_SKIPPED_DAYS = 100_000
-
-
-@dataclass(frozen=True)
-class Partition:
-    table: str
-    date_column: str
-    prefix: str
-    day: str  # YYYY-MM-DD
-    start: str  # inclusive, 'YYYY-MM-DD 00:00:00'
-    end: str  # exclusive
-    mode: str  # "full" (nothing purged yet) or "reconcile" (part of the day is only in the target)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def label(self) -> str:
-        return f"{self.table} {self.day}"
 
 
 def day_bounds(day: date) -> tuple[str, str]:

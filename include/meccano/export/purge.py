@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from meccano.export.errors import ExportError, PurgeStopped
 from meccano.export.ledger import Ledger
-from meccano.export.plan import Partition
+from meccano.export.model import Partition
 from meccano.export.progress import Progress
 from meccano.iotdb.db import Iotdb
 
@@ -34,29 +34,29 @@ def purge_partition(db: Iotdb, partition: Partition, run_id: str, log: logging.L
         raise ExportError(f"{partition.label}: not verified by this run (ledger state "
                           f"{state}); nothing purged")
     manifest = entry.manifest
-    chunks = manifest["chunks"]
+    chunks = manifest.chunks
     col = partition.date_column
     delete = text(f"DELETE FROM {partition.table} WHERE {col} >= :a AND {col} < :b")
     update = text("UPDATE ExportLedger SET state = :s, purgedRows = :p, manifest = :m, updatedAt = :u "
                   "WHERE tableName = :t AND day = :d")
-    todo = [i for i, c in enumerate(chunks) if not c["purged"]]
-    progress = Progress(log, f"purge {partition.label}", sum(chunks[i]["rows"] for i in todo))
+    todo = [i for i, c in enumerate(chunks) if not c.purged]
+    progress = Progress(log, f"purge {partition.label}", sum(chunks[i].rows for i in todo))
     deleted = 0
     for i in todo:
         chunk = chunks[i]
         with db.begin() as con:
-            n = con.execute(delete, {"a": chunk["from"], "b": chunk["to"]}).rowcount if chunk["rows"] else 0
-            if n != chunk["rows"]:
+            n = con.execute(delete, {"a": chunk.start, "b": chunk.end}).rowcount if chunk.rows else 0
+            if n != chunk.rows:
                 raise PurgeStopped(  # leaving the block rolls this chunk back
-                    f"{partition.label}: purge stopped in [{chunk['from']}, {chunk['to']}): {n} row(s) there, "
-                    f"{chunk['rows']} exported; late rows arrived after verification. That chunk was rolled "
+                    f"{partition.label}: purge stopped in [{chunk.start}, {chunk.end}): {n} row(s) there, "
+                    f"{chunk.rows} exported; late rows arrived after verification. That chunk was rolled "
                     f"back; {deleted} row(s) purged so far. The next run exports the late rows and "
                     "finishes the purge")
-            chunk["purged"] = True
+            chunk.purged = True
             entry.purged_rows += n
-            last = all(c["purged"] for c in chunks)
+            last = all(c.purged for c in chunks)
             con.execute(update, {"s": "purged" if last else "purging", "p": entry.purged_rows,
-                                 "m": json.dumps(manifest), "u": datetime.now(UTC).isoformat(),
+                                 "m": json.dumps(manifest.to_json()), "u": datetime.now(UTC).isoformat(),
                                  "t": partition.table, "d": partition.day})
         deleted += n
         progress.add(n)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from meccano.config import Settings
-from meccano.export.errors import StorageError
+from meccano.export.errors import ExportError, StorageError
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 COPY_BUFFER = 8 * 1024 * 1024
 LOCAL_TARGET = "meccano-export"
+SHARED_TARGET_ENV = "EXPORT_LOCAL_TARGET_SHARED"
 
 
 def target_url(settings: Settings) -> str:
@@ -37,19 +38,46 @@ def target_url(settings: Settings) -> str:
 
 
 def target_root(settings: Settings) -> ObjectStoragePath:
+    """The target as an :class:`ObjectStoragePath` (a local target's folder is created).
+
+    Airflow keeps one filesystem per protocol and connection for the life of a process; every task runs
+    in its own process, so a task always reads the connection as it is when the task starts.
+    """
     from airflow.sdk import ObjectStoragePath
 
     url = target_url(settings)
     if url.startswith("file://"):
         Path(url[len("file://"):]).mkdir(parents=True, exist_ok=True)
         return ObjectStoragePath(url)
-    protocol = url.split("://", 1)[0]
-    # Airflow caches one store per protocol and connection for the life of the process; drop it so a
-    # changed connection (rotated keys, a long-lived process, tests) is always read afresh.
-    from airflow.sdk.io import store
-
-    store._STORE_CACHE.pop(f"{protocol}-{settings.aws.conn_id}", None)
     return ObjectStoragePath(url, conn_id=settings.aws.conn_id)
+
+
+def local_target_problem(settings: Settings) -> str | None:
+    """Why a ``file://`` target would be split between hosts, or None. With an executor that runs tasks on
+    other hosts, the export task would write a day to one worker's disk and verify would read another's."""
+    from meccano.hosts import SettingError, declared_shared, spreading_executors
+
+    url = target_url(settings)
+    if not url.startswith("file://"):
+        return None
+    spread = spreading_executors()
+    try:
+        shared = declared_shared(SHARED_TARGET_ENV, settings.section("export").get("localTargetShared"),
+                                 "export.localTargetShared")
+    except SettingError as exc:
+        raise ExportError(str(exc)) from None
+    if not spread or shared:
+        return None
+    return (f"the export target is the local folder {url[len('file://'):]} but Airflow's executor "
+            f"({', '.join(spread)}) runs tasks on other hosts: the export task would write the days to one worker's "
+            "disk and verify would look for them on another's. Set EXPORT_BUCKET (export.bucket) to an S3 bucket, "
+            "or, if that folder is a volume every worker mounts, declare it with export.localTargetShared: true "
+            f"({SHARED_TARGET_ENV}=true). Nothing was exported")
+
+
+def table_url(settings: Settings, prefix: str) -> str:
+    """Where a table's days go (``<target>/<prefix>``): the URI of the table's Airflow Asset."""
+    return f"{target_url(settings)}/{prefix.strip('/')}"
 
 
 def preflight(settings: Settings) -> None:

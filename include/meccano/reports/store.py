@@ -15,6 +15,12 @@ to go stale: readers list the plugin's folder.
 Root: ``reports.directory`` in config.yml or ``MECCANO_REPORTS_DIR``; when unset,
 ``$AIRFLOW_HOME/meccano-reports`` (``~/airflow/meccano-reports``). Use an ``s3://``
 prefix when several machines serve the UI (the connection is ``aws.connId``).
+
+A local folder with an executor that runs tasks on other hosts (anything but Airflow's
+``LocalExecutor``) would split the reports silently: each worker would publish to its own disk,
+each API server read its own. So unless the folder is declared shared (``reports.shared: true`` or
+``MECCANO_REPORTS_SHARED=true``: an NFS/EFS mount every worker and API server sees), publishing is
+refused with a message saying how to fix it, and the web view logs a loud warning.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_HISTORY = 10
+SHARED_ENV = "MECCANO_REPORTS_SHARED"
 META = "meta.json"
 CHART = "output.png"
 # What a report may publish: the chart and small files of numbers. Anything else in the
@@ -69,6 +76,37 @@ def history_limit(settings: Settings) -> int:
 
     raw = os.environ.get("MECCANO_REPORTS_HISTORY") or settings.section("reports").get("history", DEFAULT_HISTORY)
     return as_int(raw, "reports.history / MECCANO_REPORTS_HISTORY", 1, 10_000, error=ReportStoreError)
+
+
+def declared_shared(settings: Settings) -> bool:
+    """``reports.shared`` / ``MECCANO_REPORTS_SHARED``: the local report folder is a volume every host mounts."""
+    from meccano.hosts import SettingError
+    from meccano.hosts import declared_shared as shared
+
+    try:
+        return shared(SHARED_ENV, settings.section("reports").get("shared"), "reports.shared")
+    except SettingError as exc:
+        raise ReportStoreError(str(exc)) from None
+
+
+def split_store_problem(settings: Settings, location: str | None = None) -> str | None:
+    """Why this report store would be split between hosts, or None when every host sees the same one."""
+    location = location or root_location(settings)
+    if not location.startswith("file://"):
+        return None
+    from meccano.hosts import spreading_executors
+
+    spread = spreading_executors()
+    if not spread or declared_shared(settings):
+        return None
+    return (f"the report store is the local folder {location[len('file://'):]} but Airflow's executor "
+            f"({', '.join(spread)}) runs tasks on other hosts: each worker would publish reports to its own "
+            "disk and each API server would show only its own. Set reports.directory (MECCANO_REPORTS_DIR) to "
+            f"an s3:// prefix, or, if that folder is a volume every worker and API server mounts, declare it with "
+            f"reports.shared: true ({SHARED_ENV}=true)")
+
+
+_warned: set[str] = set()
 
 
 def root_location(settings: Settings) -> str:
@@ -117,8 +155,13 @@ class ReportStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReportStore:
+        """The configured store; a local folder that hosts would not share is warned about (once)."""
         location = root_location(settings)
         conn_id = settings.aws.conn_id if location.startswith("s3://") else None
+        problem = split_store_problem(settings, location)
+        if problem and problem not in _warned:
+            _warned.add(problem)
+            log.warning("REPORTS WILL BE SPLIT BETWEEN HOSTS: %s", problem)
         return cls(location, conn_id, history_limit(settings))
 
     def __repr__(self) -> str:
@@ -301,6 +344,12 @@ def publishable_files(output_dir: Path) -> list[Path]:
 
 
 def publish_outputs(manifest: PluginManifest, output_dir: Path, settings: Settings) -> None:
-    """Called by the engines after a report plugin's last task: publish, then clean up."""
-    ReportStore.from_settings(settings).publish(manifest, Path(output_dir))
-    shutil.rmtree(output_dir, ignore_errors=True)  # everything kept is now in the store
+    """Called by the engines after a report plugin's last task: publish, then clean up. Refused when the
+    store is a local folder other hosts would not see (see :func:`split_store_problem`)."""
+    try:
+        problem = split_store_problem(settings)
+        if problem:
+            raise ReportStoreError(f"report {manifest.plugin} not published: {problem}")
+        ReportStore.from_settings(settings).publish(manifest, Path(output_dir))
+    finally:
+        shutil.rmtree(output_dir, ignore_errors=True)  # everything kept is now in the store; nothing stays behind

@@ -1,0 +1,148 @@
+"""The export task's local work folder: where part files are written before they are uploaded.
+
+It lives only as long as one export task attempt: ``<EXPORT_LOCALDIRECTORY>/meccano-export-staging/<run>``,
+created empty when the attempt starts and removed when it ends (success or failure). No other task
+reads it, so the next task of the run may land on any worker.
+
+An attempt that died (SIGKILL, a lost worker) cannot remove its own folder. The next export attempt on
+the same host removes it: every folder is guarded by a lock file next to it (``<run>.lock``, an
+``flock`` held for the attempt's lifetime and released by the kernel when the process dies), and an
+attempt sweeps the staging root for folders whose lock nobody holds. The sweep stays inside the staging
+root (symbolic links are removed, never followed) and looks at ``SWEEP_LIMIT`` entries at most. A folder
+without a lock file (the layout of earlier versions) is removed once it is ``LOCKLESS_STALE_SECONDS`` old.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from itertools import islice
+from pathlib import Path
+
+from meccano.config import Settings
+from meccano.export.errors import ExportError
+
+STAGING = "meccano-export-staging"
+LOCK_SUFFIX = ".lock"
+SWEEP_LIMIT = 200  # entries of the staging root looked at per attempt
+LOCK_WAIT_SECONDS = 30.0  # another live attempt of the same run on this host: give up after this
+LOCKLESS_STALE_SECONDS = 3600  # a folder without a lock file (older versions wrote none) is removed after this
+
+
+def staging_root(settings: Settings) -> Path:
+    return Path(settings.export.local_directory or "/tmp").resolve() / STAGING
+
+
+def safe_name(run_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)[:200] or "run"
+
+
+def _lock(path: Path, wait: float = LOCK_WAIT_SECONDS) -> int:
+    """An open descriptor of ``path`` holding its exclusive ``flock``; bounded wait."""
+    deadline = time.monotonic() + wait
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                raise ExportError(f"another export attempt of this run still holds {path} on this host; wait for it "
+                                  "to end (or stop it), then clear the task") from None
+            time.sleep(0.2)
+            continue
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # a sweeper removed the file between our open and our lock: take the new one
+
+
+def _remove(path: Path) -> None:
+    """Remove a folder tree, or a file or link itself (a link is never followed)."""
+    if path.is_symlink() or not path.is_dir():
+        with suppress(FileNotFoundError):
+            path.unlink()
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def sweep(root: Path, keep: str, log: logging.Logger) -> int:
+    """Remove what dead attempts left under ``root`` (not ``keep``); returns the folders removed."""
+    removed = 0
+    with os.scandir(root) as entries:
+        names = [e.name for e in islice(entries, SWEEP_LIMIT)]
+    for name in names:
+        stem = name[:-len(LOCK_SUFFIX)] if name.endswith(LOCK_SUFFIX) else name
+        if stem == keep:
+            continue
+        if name.endswith(LOCK_SUFFIX):
+            removed += _sweep_locked(root, stem)
+        elif _stray(root / name):
+            _remove(root / name)
+            removed += 1
+    if removed:
+        log.info("removed %d staging folder(s) left on this host by export attempts that died", removed)
+    return removed
+
+
+def _stray(path: Path) -> bool:
+    """Not a live attempt's: a link or file (attempts make only folders and lock files here), or a folder
+    without its lock file (not this version's) that is old enough not to be an older version's live one."""
+    if path.is_symlink() or not path.is_dir():
+        return True
+    if path.with_name(path.name + LOCK_SUFFIX).exists():
+        return False
+    try:
+        return time.time() - path.lstat().st_mtime > LOCKLESS_STALE_SECONDS
+    except FileNotFoundError:
+        return False
+
+
+def _sweep_locked(root: Path, stem: str) -> int:
+    lock = root / (stem + LOCK_SUFFIX)
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW)
+    except OSError:  # gone meanwhile, or a link: remove the name only
+        _remove(lock)
+        return 0
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return 0  # a live attempt (another run, another worker process on this host)
+    try:
+        _remove(root / stem)
+        _remove(lock)
+    finally:
+        os.close(fd)
+    return 1
+
+
+@contextmanager
+def work_folder(settings: Settings, run_id: str, log: logging.Logger) -> Iterator[Path]:
+    """An empty local folder for this export attempt, removed when the attempt ends."""
+    root = staging_root(settings)
+    root.mkdir(parents=True, exist_ok=True)
+    name = safe_name(run_id)
+    lock = root / (name + LOCK_SUFFIX)
+    fd = _lock(lock)
+    folder = root / name
+    try:
+        if folder.exists() or folder.is_symlink():
+            log.info("removing %s, left on this host by an earlier attempt of this run", folder)
+            _remove(folder)
+        sweep(root, name, log)
+        folder.mkdir()
+        yield folder
+    finally:
+        _remove(folder)
+        _remove(lock)
+        os.close(fd)
