@@ -283,19 +283,21 @@ def test_script_limits_default_and_errors():
 @pytest.mark.parametrize("run_id", ["..", ".", "", ".hidden", "../../etc", "a/../..",
                                     "manual__2026-01-01T00:00+00:00"])
 def test_run_ids_never_become_dot_folders(tmp_path: Path, run_id: str):
+    import logging
+
     from meccano.config import ExportSettings, Settings
-    from meccano.export.cleanup import STAGING, cleanup_run, staging_root
+    from meccano.export.staging import STAGING, staging_root, work_folder
     from meccano.pathnames import safe_component
 
     name = safe_component(run_id)
     assert name not in ("", ".", "..") and not name.startswith(".") and "/" not in name
     settings = Settings(export=ExportSettings(local_directory=str(tmp_path)))
-    keep = tmp_path / STAGING / "other-run" / "part.gz"
-    keep.parent.mkdir(parents=True)
+    keep = tmp_path / "keep.txt"
     keep.write_text("kept")
-    assert staging_root(settings, run_id).parent == (tmp_path / STAGING).resolve()
-    cleanup_run(settings, run_id)
-    assert keep.read_text() == "kept"
+    with work_folder(settings, run_id, logging.getLogger("test")) as folder:
+        assert folder.parent == staging_root(settings) == (tmp_path / STAGING).resolve()
+        (folder / "part.gz").write_text("x")
+    assert keep.read_text() == "kept" and (tmp_path / STAGING).is_dir()
 
 
 def test_report_output_dir_stays_in_its_folder():

@@ -3,8 +3,8 @@
 Every helper that builds a folder from a value it did not choose (a run id, a plugin
 name) goes through :func:`safe_component`: the result is never empty, ``.`` or ``..``,
 never starts with a dot (no hidden or parent folder), and holds only letters, digits,
-``-``, ``_`` and ``.``. ``cleanup_run(settings, "..")`` therefore removes
-``<staging>/_..``, never the parent of the staging folder.
+``-``, ``_`` and ``.``. An export attempt of run ``..`` therefore works in
+``<staging>/_..``, never in (and never removes) the parent of the staging folder.
 """
 
 from __future__ import annotations

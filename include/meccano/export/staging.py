@@ -26,6 +26,7 @@ from pathlib import Path
 
 from meccano.config import Settings
 from meccano.export.errors import ExportError
+from meccano.pathnames import safe_component
 
 STAGING = "meccano-export-staging"
 LOCK_SUFFIX = ".lock"
@@ -39,7 +40,8 @@ def staging_root(settings: Settings) -> Path:
 
 
 def safe_name(run_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)[:200] or "run"
+    """The run id as one visible path component: never ``.``, ``..`` or hidden (see ``pathnames``)."""
+    return safe_component(run_id)
 
 
 def _lock(path: Path, wait: float = LOCK_WAIT_SECONDS) -> int:
