@@ -1,5 +1,5 @@
 # Meccano ServiceManager on Airflow. See README.md.
-.PHONY: demo test test-unit lint bench venv system-deps-test system-deps-demo clean
+.PHONY: demo test test-unit lint typecheck bench venv system-deps-test system-deps-demo clean
 
 PYTEST_ARGS ?=
 
@@ -8,6 +8,7 @@ demo: system-deps-demo venv            ## run the product on its embedded defaul
 
 test: system-deps-test venv            ## install everything, start services, run the whole suite, stop them
 	.venv/bin/ruff check .
+	$(MAKE) typecheck
 	PYTHONPATH=include .venv/bin/python -m pytest $(PYTEST_ARGS)
 
 test-unit: venv                         ## only the tests that need no service
@@ -15,6 +16,9 @@ test-unit: venv                         ## only the tests that need no service
 
 lint: venv
 	.venv/bin/ruff check .
+
+typecheck: venv                         ## mypy over include/ and plugins/ (settings in pyproject.toml [tool.mypy])
+	.venv/bin/mypy
 
 bench: venv                             ## benchmarks, run by hand; figures go to bench/README.md
 	.venv/bin/pip install -q -r bench/requirements.txt

@@ -242,7 +242,7 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98] if len(values) >= 100 else max(values)
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=5_000_000)
     ap.add_argument("--days", type=int, default=5)
@@ -254,17 +254,40 @@ def main() -> None:
     ap.add_argument("--parquet", action="store_true", help="also export with format: parquet (one day, all days)")
     ap.add_argument("--server-option", action="append", default=[],
                     help="an extra mariadbd option, e.g. --server-option=--innodb-adaptive-hash-index=ON")
-    a = ap.parse_args()
+    return ap.parse_args()
+
+
+def _run_child(a: argparse.Namespace) -> bool:
+    """Run the step ``--child`` names (in this process, measured by the parent); False: not a child."""
     if a.child == "ours":
-        return child_ours(int(a.arg[0]), a.arg[1] if len(a.arg) > 1 else "0")
-    if a.child == "baseline":
-        return child_baseline()
-    if a.child == "purge":
-        return child_purge()
-    if a.child == "pandas":
-        return child_pandas(*a.arg)
-    if a.child == "inserts":
-        return child_inserts(float(a.arg[0]), a.arg[1])
+        child_ours(int(a.arg[0]), a.arg[1] if len(a.arg) > 1 else "0")
+    elif a.child == "baseline":
+        child_baseline()
+    elif a.child == "purge":
+        child_purge()
+    elif a.child == "pandas":
+        child_pandas(*a.arg)
+    elif a.child == "inserts":
+        child_inserts(float(a.arg[0]), a.arg[1])
+    else:
+        return False
+    return True
+
+
+def _medians(runs: dict[str, list[dict]]) -> dict[str, dict]:
+    """The median run of each series (by its speed), with the speeds of all its runs."""
+    out: dict[str, dict] = {}
+    for key, samples in runs.items():
+        speed = "rows_per_s" if key.startswith("cli") else "rows_per_s_export"
+        ordered = sorted(samples, key=lambda r, speed=speed: r[speed])
+        out[key] = {**ordered[len(ordered) // 2], "all_rows_per_s": [round(r[speed]) for r in samples]}
+    return out
+
+
+def main() -> None:
+    a = _parse_args()
+    if _run_child(a):
+        return
 
     import tests.services._proc as proc
 
@@ -341,10 +364,7 @@ def main() -> None:
                      "peak_mb": rss})
                 print(rep, label, "ours", runs[f"ours_{label}"][-1], file=sys.stderr)
         results["python_airflow_import_floor_mb"] = floor
-        for key, samples in runs.items():
-            speed = "rows_per_s" if key.startswith("cli") else "rows_per_s_export"
-            ordered = sorted(samples, key=lambda r, speed=speed: r[speed])
-            results[key] = {**ordered[len(ordered) // 2], "all_rows_per_s": [round(r[speed]) for r in samples]}
+        results.update(_medians(runs))
 
         # (a) SqlToS3Operator: pandas full load (one day, then all days)
         for label, upper in (("one_day", one_day_end), ("all", end)):

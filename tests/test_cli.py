@@ -78,7 +78,7 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 def test_list_survives_every_hostile_folder(tmp_path: Path):
     from meccano.manifest import invalid_dag_id
-    from tests.hostile import EXPECTED, SKIPPED, VALID, build_tree
+    from tests.support.hostile import EXPECTED, SKIPPED, VALID, build_tree
 
     root = build_tree(tmp_path)
     out = _cli("plugins", "list", "--dir", str(root), "--json")
@@ -99,7 +99,7 @@ def test_list_survives_every_hostile_folder(tmp_path: Path):
 
 
 def test_list_text_shows_skipped_entries_and_the_rule(tmp_path: Path):
-    from tests.hostile import build_tree
+    from tests.support.hostile import build_tree
 
     out = _cli("plugins", "list", "--dir", str(build_tree(tmp_path)))
     assert out.returncode == 1
@@ -109,7 +109,7 @@ def test_list_text_shows_skipped_entries_and_the_rule(tmp_path: Path):
 
 
 def test_validate_survives_every_hostile_folder(tmp_path: Path):
-    from tests.hostile import EXPECTED, VALID, build_tree
+    from tests.support.hostile import EXPECTED, VALID, build_tree
 
     root = build_tree(tmp_path)
     out = _cli("plugins", "validate", str(root))

@@ -10,7 +10,8 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 from meccano.discovery import DEFAULT_PLUGINS_DIR, discover
-from meccano.factory import build_dags, invalid_dag_id, minutes_schedule, plain_schedule
+from meccano.factory import build_dags, invalid_dag_id, minutes_schedule
+from tests.support.schedules import plain_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "plugins"
@@ -137,7 +138,7 @@ def test_hostile_folders_each_become_one_failing_dag(tmp_path: Path):
     import sys
 
     from meccano.manifest import invalid_dag_id
-    from tests.hostile import EXPECTED, VALID, build_tree
+    from tests.support.hostile import EXPECTED, VALID, build_tree
 
     root = build_tree(tmp_path)
     env = {**os.environ, "MECCANO_PLUGINS_DIR": str(root), "PYTHONPATH": str(ROOT / "include")}
@@ -196,7 +197,7 @@ def test_parameters_are_params_validated_before_the_run(tmp_path: Path, monkeypa
     import json
     import shutil
 
-    from tests.hostile import FIXTURES as HOSTILE
+    from tests.support.hostile import FIXTURES as HOSTILE
 
     folder = tmp_path / "withParams:1.0"
     shutil.copytree(HOSTILE / "withParams:1.0", folder)

@@ -18,7 +18,7 @@ from meccano.export.errors import ExportError
 from meccano.export.histogram import build_chunks
 from meccano.export.ledger import Ledger
 from meccano.export.options import load_options, table_specs
-from tests.test_export_support import (
+from tests.support.export import (
     DAYS,
     ROWS_PER_DAY,
     TargetReader,
@@ -30,6 +30,7 @@ from tests.test_export_support import (
     new_bucket,
     run_chain,
 )
+from tests.support.schedules import plain_schedule
 
 NOW = datetime(2024, 3, 10, 2, 0, 0)
 
@@ -186,7 +187,7 @@ def test_sqlite_demo_exports_to_a_local_folder(sqlite_iotdb, tmp_path, monkeypat
 
 @pytest.mark.services
 def test_s3_export_dag_end_to_end(iotdb, s3_server, airflow_db, tmp_path, monkeypatch):
-    from meccano.factory import build_dags, plain_schedule
+    from meccano.factory import build_dags
 
     configure_export(tmp_path, monkeypatch)
     bucket, remote = new_bucket(s3_server, monkeypatch)
@@ -243,7 +244,7 @@ def test_one_asset_per_exported_table_named_from_the_real_target(tmp_path, monke
 
 
 def test_export_disabled_keeps_the_dag_unscheduled(monkeypatch):
-    from meccano.factory import build_dags, plain_schedule
+    from meccano.factory import build_dags
 
     monkeypatch.setenv("EXPORT_ENABLED", "false")
     dag = build_dags(only_dag_id="s3_export")["s3_export"]

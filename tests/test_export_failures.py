@@ -16,7 +16,7 @@ from meccano.export.errors import PurgeStopped, StorageError, VerifyError
 from meccano.export.ledger import Ledger
 from tests.services._proc import free_port
 from tests.services.s3 import SECRET_KEY
-from tests.test_export_support import (
+from tests.support.export import (
     DAYS,
     TargetReader,
     as_tuple,

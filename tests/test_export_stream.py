@@ -24,7 +24,7 @@ from meccano.export.plan import day_bounds
 from meccano.export.schema import Column, date_index, table_columns
 from meccano.export.snapshot import Snapshot, access_hint, merged
 from meccano.export.stream import decode_seconds_key, decode_text_key, read_ahead, text_key_of, to_seconds
-from tests.test_export_support import configure_export, fact, insert_facts
+from tests.support.export import configure_export, fact, insert_facts
 
 TRICKY = ["plain", "a,b", 'say "hi"', "two\nlines", "cr\rhere", "", "ü€ unicode", " spaced "]
 

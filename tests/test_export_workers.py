@@ -20,7 +20,7 @@ import pytest
 from meccano.config import load_settings
 from meccano.export import chain, staging
 from meccano.export.ledger import Ledger
-from tests.test_export_support import (
+from tests.support.export import (
     DAYS,
     TargetReader,
     as_tuple,
@@ -170,7 +170,7 @@ def test_late_rows_of_a_purged_day_survive_a_retried_export_on_another_host(iotd
     from datetime import datetime
 
     from meccano.export import upload
-    from tests.test_export_support import run_chain
+    from tests.support.export import run_chain
 
     old, recent, reader = seeded
     when = datetime.fromisoformat(NOW)

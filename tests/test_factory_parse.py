@@ -13,7 +13,8 @@ from airflow.sdk.exceptions import AirflowTimetableInvalid
 
 import meccano.factory as factory
 import meccano.manifest as manifest
-from meccano.factory import build_dags, invalid_dag_id, plain_schedule, timetable_for
+from meccano.factory import build_dags, invalid_dag_id, timetable_for
+from tests.support.schedules import plain_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,7 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def fresh_timetables(monkeypatch: pytest.MonkeyPatch) -> None:
     """An empty timetable cache, so that this test sees its own first builds."""
     monkeypatch.setattr(factory, "_TIMETABLES", {})
-    monkeypatch.setattr(factory, "_SCHEDULES", {})
 
 
 @pytest.fixture

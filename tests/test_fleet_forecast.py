@@ -9,10 +9,10 @@ import pytest
 from meccano.config import ConfigError, load_settings
 from meccano.fleet.clock import as_date, db_now
 from meccano.fleet.forecast import forecast_days
-from tests import test_fleet_data
-from tests.test_fleet_data import facts
+from tests.support import fleet
+from tests.support.fleet import facts
 
-any_iotdb = test_fleet_data.any_iotdb  # the MariaDB/SQLite fixture
+any_iotdb = fleet.any_iotdb  # the MariaDB/SQLite fixture
 
 
 def _daily(db, device, sensor, today, totals):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from meccano.config import load_settings
 from meccano.fleet.clock import db_now
 from meccano.fleet.messages import clean_messages
-from tests import test_fleet_data
-from tests.test_fleet_data import ago, message
+from tests.support import fleet
+from tests.support.fleet import ago, message
 
-any_iotdb = test_fleet_data.any_iotdb  # the MariaDB/SQLite fixture
+any_iotdb = fleet.any_iotdb  # the MariaDB/SQLite fixture
 
 
 def test_clean_messages(any_iotdb):

@@ -13,10 +13,10 @@ import pytest
 from meccano.config import ConfigError, load_settings
 from meccano.fleet.clock import as_datetime, db_now, param
 from meccano.fleet.statistics import compute, floor_hour, from_sums, update_statistics
-from tests import test_fleet_data
-from tests.test_fleet_data import ago, facts
+from tests.support import fleet
+from tests.support.fleet import ago, facts
 
-any_iotdb = test_fleet_data.any_iotdb  # the MariaDB/SQLite fixture
+any_iotdb = fleet.any_iotdb  # the MariaDB/SQLite fixture
 
 
 def _stats(db) -> dict[tuple[str, int], tuple[float, float, float]]:

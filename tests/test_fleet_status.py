@@ -11,8 +11,8 @@ from meccano.config import ConfigError, StatusSettings, load_settings
 from meccano.fleet.clock import as_datetime, db_now
 from meccano.fleet.history import record_history
 from meccano.fleet.status import device_states, status_counts
-from tests import test_fleet_data
-from tests.test_fleet_data import ago, announce, register
+from tests.support import fleet
+from tests.support.fleet import ago, announce, register
 
 # (minutes, seconds) since the last announcement -> status with the default 5/15 thresholds
 BOUNDARIES = [
@@ -26,7 +26,7 @@ BOUNDARIES = [
     ((600, 0), "FAIL"),
 ]
 
-any_iotdb = test_fleet_data.any_iotdb  # the MariaDB/SQLite fixture
+any_iotdb = fleet.any_iotdb  # the MariaDB/SQLite fixture
 
 
 def _seed_boundaries(db, now):

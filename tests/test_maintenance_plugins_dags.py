@@ -7,15 +7,17 @@ from datetime import timedelta
 
 import pytest
 
-from meccano.factory import build_dags, plain_schedule
+from meccano.factory import build_dags
 from meccano.fleet.clock import db_now
 from meccano.manifest import load_plugin
-from tests import test_fleet_data, test_notify_sns
-from tests.test_fleet_data import ROOT_PLUGINS, ago, announce, facts, message, register
+from tests import test_notify_sns
+from tests.support import fleet
+from tests.support.fleet import ROOT_PLUGINS, ago, announce, facts, message, register
+from tests.support.schedules import plain_schedule
 
 PLUGINS = ["deviceHealth", "deviceAlert", "historyStatus", "sensorStatistics", "cleanMessages", "forecastDay"]
 
-any_iotdb = test_fleet_data.any_iotdb  # the MariaDB/SQLite fixture
+any_iotdb = fleet.any_iotdb  # the MariaDB/SQLite fixture
 sns = test_notify_sns.sns
 
 

@@ -13,12 +13,12 @@ from meccano.fleet.alarms import evaluate_alarms
 from meccano.fleet.clock import db_now
 from meccano.fleet.health import send_health_report
 from meccano.notify import FAILED, LOGGED, PENDING, SENT, NotificationError, Notifier, clean_subject
-from tests import test_fleet_data
-from tests.test_fleet_data import ago, announce, register
+from tests.support import fleet
+from tests.support.fleet import ago, announce, register
 
 SECRET = "moto-Secret-Key-123"
 
-any_iotdb = test_fleet_data.any_iotdb  # the MariaDB/SQLite fixture
+any_iotdb = fleet.any_iotdb  # the MariaDB/SQLite fixture
 
 
 @pytest.fixture

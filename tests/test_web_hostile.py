@@ -1,4 +1,4 @@
-"""The web listing and page over a plugins folder holding every hostile kind (tests/hostile.py).
+"""The web listing and page over a plugins folder holding every hostile kind (tests/support/hostile.py).
 
 Each request runs under an alarm: a read that blocks (a named pipe) fails the test instead of
 hanging the suite.
@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from meccano.manifest import invalid_dag_id
-from tests.hostile import EXPECTED, OUTSIDE_SECRET, VALID, build_tree
+from tests.support.hostile import EXPECTED, OUTSIDE_SECRET, VALID, build_tree
 
 
 @pytest.fixture(scope="module")

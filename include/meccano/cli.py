@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from meccano.config import ConfigError, load_settings
 from meccano.discovery import SKIP_RULE, discover, plugins_dir, scan
@@ -23,7 +24,7 @@ from meccano.manifest import invalid_dag_id, json_schema, load_plugin
 
 def _plugins_list(args: argparse.Namespace) -> int:
     catalog = discover(Path(args.dir) if args.dir else None)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for load in catalog.active:
         m = load.manifest
         assert m is not None

@@ -113,7 +113,7 @@ def as_bool(value: Any, where: str, error: type[Exception] = ConfigError) -> boo
 
 
 def as_number(value: Any, where: str, minimum: float | None = None, maximum: float | None = None, *,
-              whole: bool = True, error: type[Exception] = ConfigError) -> Any:
+              whole: bool = True, error: type[Exception] = ConfigError) -> int | float:
     """:func:`parse_number` within ``minimum``..``maximum``, with an error naming ``where``."""
     try:
         number = parse_number(value, whole)
@@ -127,7 +127,7 @@ def as_number(value: Any, where: str, minimum: float | None = None, maximum: flo
 
 def as_int(value: Any, where: str, minimum: float | None = None, maximum: float | None = None, *,
            error: type[Exception] = ConfigError) -> int:
-    return as_number(value, where, minimum, maximum, whole=True, error=error)
+    return int(as_number(value, where, minimum, maximum, whole=True, error=error))  # already whole
 
 
 def _shown(value: Any) -> str:
@@ -181,16 +181,12 @@ def _zone(name: str) -> str:
     return name
 
 
-def _whole(minimum: int, maximum: int) -> Any:
-    return Annotated[int, BeforeValidator(parse_number), Field(ge=minimum, le=maximum)]
-
-
 Text = Annotated[str, BeforeValidator(_text)]
 Flag = Annotated[bool, BeforeValidator(parse_bool)]
 SecretText = Annotated[Secret, BeforeValidator(_secret)]
 TimeZone = Annotated[str, BeforeValidator(_text), AfterValidator(_zone)]
-Port = _whole(1, 65535)
-Minutes = _whole(1, 7 * 24 * 60)
+Port = Annotated[int, BeforeValidator(parse_number), Field(ge=1, le=65535)]
+Minutes = Annotated[int, BeforeValidator(parse_number), Field(ge=1, le=7 * 24 * 60)]
 
 _MODEL = ConfigDict(hide_input_in_errors=True, arbitrary_types_allowed=True)
 
@@ -202,7 +198,7 @@ class MysqlSettings:
     user: Text = "root"
     password: SecretText = field(default_factory=lambda: Secret(""))
     database: Text = "IOTDB"
-    connection_limit: _whole(1, 1000) = 10  # type: ignore[valid-type]
+    connection_limit: Annotated[int, BeforeValidator(parse_number), Field(ge=1, le=1000)] = 10
 
 
 @model(frozen=True, config=_MODEL)
@@ -231,7 +227,7 @@ class ExportSettings:
     local_directory: Text = "/tmp/"
     remote_directory: Text = ""
     purge: Flag = True
-    days: _whole(0, 36500) = 1  # type: ignore[valid-type]  # a hundred years
+    days: Annotated[int, BeforeValidator(parse_number), Field(ge=0, le=36500)] = 1  # a hundred years
 
 
 @model(frozen=True, config=_MODEL)
@@ -270,7 +266,7 @@ def mask_url_credentials(text: str) -> str:
 class Settings:
     warninglimit: Minutes = 60
     timezone: TimeZone = "Brazil/East"
-    forecast_days: _whole(1, 366) = 7  # type: ignore[valid-type]
+    forecast_days: Annotated[int, BeforeValidator(parse_number), Field(ge=1, le=366)] = 7
     mysql: MysqlSettings = field(default_factory=MysqlSettings)
     iotdb: IotdbSettings = field(default_factory=IotdbSettings)
     aws: AwsSettings = field(default_factory=AwsSettings)
@@ -348,7 +344,7 @@ class _Top:
 
     warninglimit: Minutes = 60
     timezone: TimeZone = "Brazil/East"
-    forecast_days: _whole(1, 366) = 7  # type: ignore[valid-type]
+    forecast_days: Annotated[int, BeforeValidator(parse_number), Field(ge=1, le=366)] = 7
     reports_dir: Text = ""
 
 
@@ -418,7 +414,8 @@ def _loader(duplicates: list[str]) -> type:
                         duplicates.append(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}; "
                                           "the last one wins")
                     seen.add(key)
-            return super().construct_mapping(node, deep=deep)
+            mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+            return mapping
 
     return Loader
 
@@ -497,22 +494,9 @@ def _error_text(error: Mapping[str, Any], raw: Any) -> str:
     return str(error["msg"])
 
 
-def load_settings(path: str | os.PathLike[str] | None = None,
-                  env: Mapping[str, str] | None = None) -> Settings:
-    """Read, merge and validate the configuration. Raises :class:`ConfigError`.
-
-    Every bad value is reported at once, each naming its key and its source. Unknown and
-    duplicate keys are warnings (``Settings.warnings``, logged).
-    """
-    env = os.environ if env is None else env
-    cfg_path, named_by = _config_path(path, env)
-    environment = env.get("MECCANO_ENV") or env.get("NODE_ENV") or "default"
-    exists = cfg_path.exists()
-    if named_by is not None and not exists:
-        raise ConfigError(f"{cfg_path} (named by {named_by}): configuration file not found; fix the path "
-                          "(built-in defaults are never used in place of a named file)")
-    duplicates: list[str] = []
-    raw: dict[str, Any] = _read_yaml(cfg_path, duplicates) if exists else {}
+def _merged_sections(raw: dict[str, Any], environment: str, cfg_path: Path) -> dict[str, Any]:
+    """The ``default`` section with the ``environment`` section merged over it, old key names
+    moved to their new place."""
     for name, section in raw.items():
         if section is not None and not isinstance(section, Mapping):
             raise ConfigError(f"{cfg_path}: section {name!r} must be a mapping")
@@ -530,10 +514,12 @@ def load_settings(path: str | os.PathLike[str] | None = None,
             node = merged.setdefault(real[0], {})
             if isinstance(node, Mapping):
                 merged[real[0]] = {**node, real[1]: value}
-    src_file = f"{cfg_path} [{environment}]"
-    warnings = [f"{cfg_path}: {d}" for d in duplicates] + _unknown_keys(merged, src_file)
+    return merged
 
-    # target -> (value, YAML key, source); the environment wins over the file.
+
+def _sourced_values(merged: Mapping[str, Any], env: Mapping[str, str],
+                    src_file: str) -> dict[tuple[str, ...], tuple[Any, str, str]]:
+    """target -> (value, YAML key, source) of every key set; the environment wins over the file."""
     values: dict[tuple[str, ...], tuple[Any, str, str]] = {}
     for key in _KEYS:
         found, value = _lookup(merged, key.path)
@@ -541,6 +527,29 @@ def load_settings(path: str | os.PathLike[str] | None = None,
             values[key.target] = (value, ".".join(key.path), src_file)
         if key.env and env.get(key.env, "") != "":
             values[key.target] = (env[key.env], ".".join(key.path), f"environment variable {key.env}")
+    return values
+
+
+def load_settings(path: str | os.PathLike[str] | None = None,
+                  env: Mapping[str, str] | None = None) -> Settings:
+    """Read, merge and validate the configuration. Raises :class:`ConfigError`.
+
+    Every bad value is reported at once, each naming its key and its source. Unknown and
+    duplicate keys are warnings (``Settings.warnings``, logged).
+    """
+    env = os.environ if env is None else env
+    cfg_path, named_by = _config_path(path, env)
+    environment = env.get("MECCANO_ENV") or env.get("NODE_ENV") or "default"
+    exists = cfg_path.exists()
+    if named_by is not None and not exists:
+        raise ConfigError(f"{cfg_path} (named by {named_by}): configuration file not found; fix the path "
+                          "(built-in defaults are never used in place of a named file)")
+    duplicates: list[str] = []
+    raw: dict[str, Any] = _read_yaml(cfg_path, duplicates) if exists else {}
+    merged = _merged_sections(raw, environment, cfg_path)
+    src_file = f"{cfg_path} [{environment}]"
+    warnings = [f"{cfg_path}: {d}" for d in duplicates] + _unknown_keys(merged, src_file)
+    values = _sourced_values(merged, env, src_file)
 
     errors: list[str] = [
         f"{name} (from {src_file}): must be a mapping of keys ({', '.join(sorted(keys))}), "

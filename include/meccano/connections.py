@@ -74,16 +74,3 @@ def aws_connection(settings: Settings) -> Connection:
         conn_id=a.conn_id, conn_type="aws", login=a.access_key_id or None,
         password=a.secret_access_key.get() or None, extra=json.dumps(extra),
     )
-
-
-def script_environment(conn: Connection) -> dict[str, str]:
-    """The MYSQL_* variables the original ServiceManager gave R and Python plugins."""
-    if conn.conn_type == "sqlite":
-        return {"MECCANO_IOTDB_SQLITE": conn.host or ""}
-    return {
-        "MYSQL_HOST": conn.host or "localhost",
-        "MYSQL_PORT": str(conn.port or 3306),
-        "MYSQL_USER": conn.login or "",
-        "MYSQL_PASSWORD": conn.password or "",
-        "MYSQL_DATABASE": conn.schema or "",
-    }

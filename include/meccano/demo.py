@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from meccano.config import PROJECT_ROOT
@@ -124,6 +125,24 @@ def _enabled_dag_ids() -> list[str]:
     return [p.manifest.dag_id for p in discover().active if p.manifest and p.manifest.enabled]
 
 
+def _wait_healthy(port: int, children: list[tuple[str, subprocess.Popen]], logs: Path,
+                  stop: Callable[[], None]) -> bool:
+    """Wait up to 10 minutes for Airflow's health check; False (said on stderr) when it does not come,
+    or when a child exits first (then everything is stopped)."""
+    deadline = time.monotonic() + 600
+    while not _healthy(port):
+        if time.monotonic() > deadline:
+            print(f"demo: Airflow not healthy after 10 minutes; see {logs / 'airflow.log'}", file=sys.stderr)
+            return False
+        for name, proc in children:
+            if proc.poll() is not None:
+                print(f"demo: {name} exited with {proc.returncode}; see {logs / (name + '.log')}", file=sys.stderr)
+                stop()
+                return False
+        time.sleep(1)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m meccano demo")
     parser.add_argument("--port", type=int, default=int(os.environ.get("MECCANO_DEMO_PORT", "8080")))
@@ -177,7 +196,11 @@ def main(argv: list[str] | None = None) -> int:
             _stop_group(proc, name)
         print("demo: stopped; nothing left running", flush=True)
 
-    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    def terminate(*_: object) -> None:
+        stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, terminate)
     # Ctrl-C stops the demo even when its shell started it with SIGINT ignored (a background job of a
     # non-interactive shell, nohup): Python keeps an inherited "ignore", so set the handler explicitly.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -190,19 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
         spawn("airflow", [airflow, "standalone"])
         print(f"demo: starting Airflow on http://127.0.0.1:{args.port} (logs in {state / 'logs'}) ...", flush=True)
-        deadline = time.monotonic() + 600
-        while not _healthy(args.port):
-            if time.monotonic() > deadline:
-                print(f"demo: Airflow not healthy after 10 minutes; see {state / 'logs' / 'airflow.log'}",
-                      file=sys.stderr)
-                return 1
-            for name, proc in children:
-                if proc.poll() is not None:
-                    print(f"demo: {name} exited with {proc.returncode}; see {state / 'logs' / (name + '.log')}",
-                          file=sys.stderr)
-                    stop()
-                    return 1
-            time.sleep(1)
+        if not _wait_healthy(args.port, children, state / "logs", stop):
+            return 1
         up = time.monotonic() - t0
         enabled = _enabled_dag_ids()
         print(f"""

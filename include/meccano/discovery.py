@@ -52,9 +52,6 @@ class Catalog:
     def all(self) -> list[PluginLoad]:
         return [*self.active, *(s.load for s in self.shadowed), *self.invalid]
 
-    def find(self, name: str) -> PluginLoad | None:
-        return next((p for p in self.active if p.manifest and p.manifest.name == name), None)
-
 
 def _entries(root: Path) -> list[os.DirEntry[str]]:
     try:

@@ -51,13 +51,6 @@ def minutes_schedule(minutes: int) -> str | timedelta:
 
 
 _TIMETABLES: dict[tuple[Any, bool], Any] = {}
-_SCHEDULES: dict[int, str | timedelta | None] = {}
-
-
-def plain_schedule(dag: DAG) -> str | timedelta | None:
-    """The plugin schedule a factory-built DAG runs on (None: never on a schedule)."""
-    return _SCHEDULES.get(id(dag.timetable), dag.schedule)
-
 
 def timetable_for(schedule: str | timedelta | None, cron_data_intervals: bool = False) -> Any:
     """The shared, already validated timetable of ``schedule``.
@@ -70,7 +63,6 @@ def timetable_for(schedule: str | timedelta | None, cron_data_intervals: bool = 
         timetable = _build_timetable(schedule, cron_data_intervals)
         _validate_once(timetable)
         _TIMETABLES[key] = timetable
-        _SCHEDULES[id(timetable)] = schedule
     return _TIMETABLES[key]
 
 
@@ -119,7 +111,7 @@ def _build_timetable(schedule: str | timedelta | None, cron_data_intervals: bool
 def _cron_data_intervals() -> bool:
     from airflow.sdk.configuration import conf
 
-    return conf.getboolean("scheduler", "create_cron_data_intervals", fallback=False)
+    return bool(conf.getboolean("scheduler", "create_cron_data_intervals", fallback=False))
 
 
 def _docs(manifest: PluginManifest, shadowed: list[str]) -> str:

@@ -74,11 +74,3 @@ def list_dirs_beneath(root: Path, parts: Sequence[str]) -> list[str]:
             return [e.name for e in entries if e.is_dir(follow_symlinks=False)]
     except (FileNotFoundError, OSError):
         return []
-
-
-def is_real_dir(path: Path) -> bool:
-    """``path`` is a folder and not a symlink to one."""
-    try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
-    except OSError:
-        return False

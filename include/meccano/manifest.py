@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from meccano.cron import cron_problem
 from meccano.safefile import UnsafeFile, inside, read_bounded
@@ -364,44 +365,55 @@ def parse_manifest_text(data: bytes) -> Any:
         raise ValueError(f"nested too deeply (more than {MAX_DEPTH} levels are refused)") from None
 
 
-def _message(error: dict[str, Any]) -> str:
-    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
-    loc = error["loc"]
-    names = {"bool_type": "true or false", "string_type": "a string", "int_type": "a whole number",
-             "float_type": "a number", "dict_type": "an object", "list_type": "a list"}
+_TYPE_NAMES = {"bool_type": "true or false", "string_type": "a string", "int_type": "a whole number",
+               "float_type": "a number", "dict_type": "an object", "list_type": "a list"}
+_BOUNDS = {"greater_than": "greater than {gt}", "greater_than_equal": "{ge} or more",
+           "less_than": "less than {lt}", "less_than_equal": "at most {le}"}
+_EMPTY = ("string_too_short", "too_short")
+
+
+def _message(error: ErrorDetails) -> str:
+    """A pydantic error as a sentence a plugin author can act on."""
+    kind, value = error["type"], error.get("input")
+    ctx: dict[str, Any] = dict(error.get("ctx") or {})
     if kind == "missing":
         return "missing required field"
     if kind == "extra_forbidden":
         return f"unknown field; allowed: {_ALLOWED_FIELDS}"
-    if kind in names:
-        return f"must be {names[kind]}, got {_show(value, as_json=True)}"
+    if kind in _EMPTY:
+        return "must not be empty"
+    if kind in _TYPE_NAMES:
+        return f"must be {_TYPE_NAMES[kind]}, got {_show(value, as_json=True)}"
+    if kind in _BOUNDS:
+        return f"{_show(value)} must be {_BOUNDS[kind].format(**{k: _number(v) for k, v in ctx.items()})}"
+    if kind == "string_pattern_mismatch":
+        return _pattern_message(value, error["loc"], ctx)
+    return _detail_message(kind, value, error["loc"], ctx, error["msg"])
+
+
+def _pattern_message(value: Any, loc: tuple[int | str, ...], ctx: dict[str, Any]) -> str:
+    if loc[0] in ("tasks", "parameters", "parameterSchemas"):
+        return (f"{_show(value)} is not a Python identifier (a letter or '_', then letters, digits or '_', "
+                "at most 64 characters)")
+    if loc[0] == "owner":
+        return f"{_show(value)} must not hold control characters (newlines, tabs)"
+    return f"{_show(value)} does not match {ctx.get('pattern')}"
+
+
+def _detail_message(kind: str, value: Any, loc: tuple[int | str, ...], ctx: dict[str, Any], msg: str) -> str:
+    """The messages that need the error's context (allowed values, lengths)."""
     if kind == "literal_error":
         label, choices = _ENUM.get(str(loc[0]), ("value", ()))
         return f"unknown {label} {_show(value)}; use one of {', '.join(choices) or ctx.get('expected')}"
     if kind == "value_error":
-        return str(ctx.get("error", error["msg"]))
-    bounds = {"greater_than": "greater than {gt}", "greater_than_equal": "{ge} or more",
-              "less_than": "less than {lt}", "less_than_equal": "at most {le}"}
-    if kind in bounds:
-        return f"{_show(value)} must be {bounds[kind].format(**{k: _number(v) for k, v in ctx.items()})}"
+        return str(ctx.get("error", msg))
     if kind == "finite_number":
         return f"{_show(value)} must be a finite number"
     if kind == "string_too_long":
-        return f"is {len(value)} characters; at most {ctx['max_length']}"
-    if kind == "string_too_short":
-        return "must not be empty"
+        return f"is {len(str(value))} characters; at most {ctx['max_length']}"
     if kind == "too_long":
         return f"has {ctx.get('actual_length')} entries; at most {ctx.get('max_length')}"
-    if kind == "too_short":
-        return "must not be empty"
-    if kind == "string_pattern_mismatch" and loc[0] in ("tasks", "parameters", "parameterSchemas"):
-        return (f"{_show(value)} is not a Python identifier (a letter or '_', then letters, digits or '_', "
-                "at most 64 characters)")
-    if kind == "string_pattern_mismatch" and loc[0] == "owner":
-        return f"{_show(value)} must not hold control characters (newlines, tabs)"
-    if kind == "string_pattern_mismatch":
-        return f"{_show(value)} does not match {ctx.get('pattern')}"
-    return error["msg"]
+    return msg
 
 
 def _number(value: Any) -> Any:
@@ -459,87 +471,104 @@ def load_plugin(folder: Path, root: Path | None = None) -> PluginLoad:
         return PluginLoad(folder, None, (problem,))
 
 
+Problem = tuple[str, str]  # (field, message)
+
+
 def _load(folder: Path, label: str, root: Path) -> PluginLoad:
     base = os.fspath(folder)
-    problems: list[PluginProblem] = []
+    problems = [PluginProblem(label, "folder", message) for message in name_problems("folder name", label)]
 
-    def problem(field_name: str, message: str) -> None:
-        problems.append(PluginProblem(label, field_name, message))
+    def add(found: list[Problem]) -> None:
+        problems.extend(PluginProblem(label, field_name, message) for field_name, message in found)
 
-    for message in name_problems("folder name", label):
-        problem("folder", message)
-    if os.path.islink(base) and not inside(base, root):
-        problem("folder", f"is a symbolic link to {os.path.realpath(base)!r}, outside {os.fspath(root)!r}; "
-                "plugin folders must live inside the plugins folder")
-        return PluginLoad(folder, None, tuple(problems))
-
-    try:
-        data = read_bounded(os.path.join(base, "plugin.json"), MAX_MANIFEST_BYTES)
-    except FileNotFoundError:
-        problem("plugin.json", "missing; every plugin folder needs a plugin.json (see README)")
-        return PluginLoad(folder, None, tuple(problems))
-    except UnsafeFile as exc:
-        problem("plugin.json", str(exc))
-        return PluginLoad(folder, None, tuple(problems))
-    except OSError as exc:
-        problem("plugin.json", f"cannot be read: {exc.strerror or exc}")
-        return PluginLoad(folder, None, tuple(problems))
-    try:
-        raw = parse_manifest_text(data)
-    except json.JSONDecodeError as exc:
-        problem("plugin.json", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
-        return PluginLoad(folder, None, tuple(problems))
-    except UnicodeDecodeError as exc:
-        problem("plugin.json", f"is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position {exc.start})")
-        return PluginLoad(folder, None, tuple(problems))
-    except ValueError as exc:
-        text = str(exc)
-        problem("plugin.json", f"refused: {text if len(text) <= 200 else text[:200] + '...(cut)'}")
+    raw, refused = _read_raw(base, root)
+    if refused is not None:
+        add([refused])
         return PluginLoad(folder, None, tuple(problems))
     if not isinstance(raw, dict):
-        problem("plugin.json", f"must hold a JSON object {{...}}, not {type(raw).__name__}")
+        add([("plugin.json", f"must hold a JSON object {{...}}, not {type(raw).__name__}")])
         return PluginLoad(folder, None, tuple(problems))
     deep = _depth_problem(raw)
     if deep:
-        problem("plugin.json", deep)
+        add([("plugin.json", deep)])
         return PluginLoad(folder, None, tuple(problems), raw)
 
-    spec: PluginSpec | None = None
-    bad_fields: set[str] = set()
-    try:
-        spec = PluginSpec.model_validate(raw)
-    except ValidationError as exc:
-        for error in exc.errors(include_url=False):
-            bad_fields.add(str(error["loc"][0]) if error["loc"] else "")
-            problem(_where(error["loc"]), _message(error))
-
+    spec, found, bad_fields = _validate(raw)
+    add(found)
     # Checks across fields (run on the raw values of the fields that passed).
     plugin_id = raw.get("plugin") if "plugin" not in bad_fields else None
-    if isinstance(plugin_id, str) and plugin_id != label:
-        problem("plugin", f"{_show(plugin_id)} must equal the folder name {label!r}; rename one of them")
     engine = raw.get("engine") if "engine" not in bad_fields else None
-    if "tasks" in raw and raw["tasks"] is not None and engine is not None and engine != "native":
-        problem("tasks", "only native plugins may declare tasks (functions of their .py file)")
+    add(_cross_field_problems(raw, label, plugin_id, engine))
     if spec is not None:
-        for where, message in _schema_problems(spec):
-            problem(where, message)
+        add(_schema_problems(spec))
     parts = split_plugin_id(plugin_id) if isinstance(plugin_id, str) else None
     if parts and engine in ENGINES:
-        source = os.path.join(base, f"{plugin_id}{ENGINES[engine]}")
-        if not os.path.isfile(source):
-            problem("engine", f"source file {plugin_id}{ENGINES[engine]} is missing; a {engine} plugin's code is "
-                    f"<plugin>{ENGINES[engine]} next to plugin.json")
-        # Only a link can lead out: a plain file is in its folder, and the folder (checked above) in the root.
-        elif os.path.islink(source) and not inside(source, root):
-            problem("engine", f"source file {plugin_id}{ENGINES[engine]} is a link to "
-                    f"{os.path.realpath(source)!r}, outside the plugins folder; put the code itself in the folder")
-    warnings = ()
+        add(_source_problems(base, root, f"{plugin_id}{ENGINES[engine]}", engine))
+    warnings: tuple[str, ...] = ()
     if not os.path.isfile(os.path.join(base, "assets", "index.html")):
         warnings = (f"{label}: assets/index.html is missing; the plugin has no documentation page",)
 
     if problems or spec is None or parts is None:
         return PluginLoad(folder, None, tuple(problems), raw, warnings)
     return PluginLoad(folder, _manifest(folder, spec, parts, raw), (), raw, warnings)
+
+
+def _read_raw(base: str, root: Path) -> tuple[Any, Problem | None]:
+    """The parsed plugin.json of the folder ``base``, or the problem that refused it."""
+    if os.path.islink(base) and not inside(base, root):
+        return None, ("folder", f"is a symbolic link to {os.path.realpath(base)!r}, outside {os.fspath(root)!r}; "
+                      "plugin folders must live inside the plugins folder")
+    try:
+        data = read_bounded(os.path.join(base, "plugin.json"), MAX_MANIFEST_BYTES)
+    except FileNotFoundError:
+        return None, ("plugin.json", "missing; every plugin folder needs a plugin.json (see README)")
+    except UnsafeFile as exc:
+        return None, ("plugin.json", str(exc))
+    except OSError as exc:
+        return None, ("plugin.json", f"cannot be read: {exc.strerror or exc}")
+    try:
+        return parse_manifest_text(data), None
+    except json.JSONDecodeError as exc:
+        return None, ("plugin.json", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
+    except UnicodeDecodeError as exc:
+        return None, ("plugin.json", f"is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position "
+                      f"{exc.start})")
+    except ValueError as exc:
+        text = str(exc)
+        return None, ("plugin.json", f"refused: {text if len(text) <= 200 else text[:200] + '...(cut)'}")
+
+
+def _validate(raw: dict[str, Any]) -> tuple[PluginSpec | None, list[Problem], set[str]]:
+    """(the spec or None, the problems found, the top-level fields that failed)."""
+    try:
+        return PluginSpec.model_validate(raw), [], set()
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        return (None, [(_where(error["loc"]), _message(error)) for error in errors],
+                {str(error["loc"][0]) if error["loc"] else "" for error in errors})
+
+
+def _cross_field_problems(raw: dict[str, Any], label: str, plugin_id: Any, engine: Any) -> list[Problem]:
+    found: list[Problem] = []
+    if isinstance(plugin_id, str) and plugin_id != label:
+        found.append(("plugin", f"{_show(plugin_id)} must equal the folder name {label!r}; rename one of them"))
+    if "tasks" in raw and raw["tasks"] is not None and engine is not None and engine != "native":
+        found.append(("tasks", "only native plugins may declare tasks (functions of their .py file)"))
+    return found
+
+
+def _source_problems(base: str, root: Path, name: str, engine: str) -> list[Problem]:
+    """The engine's source file ``name`` must be a file of the folder (or a link inside the root)."""
+    source = os.path.join(base, name)
+    suffix = ENGINES[engine]
+    if not os.path.isfile(source):
+        return [("engine", f"source file {name} is missing; a {engine} plugin's code is "
+                 f"<plugin>{suffix} next to plugin.json")]
+    # Only a link can lead out: a plain file is in its folder, and the folder (checked above) in the root.
+    if os.path.islink(source) and not inside(source, root):
+        return [("engine", f"source file {name} is a link to "
+                 f"{os.path.realpath(source)!r}, outside the plugins folder; put the code itself in the folder")]
+    return []
 
 
 def _manifest(folder: Path, spec: PluginSpec, parts: tuple[str, str], raw: dict[str, Any]) -> PluginManifest:

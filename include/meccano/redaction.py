@@ -29,7 +29,8 @@ MAX_PENDING = 64 * 1024
 
 def usable_secrets(secrets: Iterable[str]) -> tuple[list[str], list[str]]:
     """(secrets used for redaction, distinct secrets too short to be used)."""
-    usable, short = [], []
+    usable: list[str] = []
+    short: list[str] = []
     for secret in dict.fromkeys(s for s in secrets if s):
         (usable if len(secret) >= MIN_SECRET_LENGTH else short).append(secret)
     return usable, short

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 TIMEOUT_EXIT = 124
 PR_SET_CHILD_SUBREAPER = 36
@@ -48,7 +49,7 @@ TICK = 0.2
 def _prctl(option: int, value: int) -> bool:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(option, value, 0, 0, 0) == 0
+        return bool(libc.prctl(option, value, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
 
@@ -128,7 +129,7 @@ def stop_all(grace: float, script: subprocess.Popen[bytes] | None = None) -> Non
     _reap()
 
 
-def _drain(fd: int, out: object) -> None:
+def _drain(fd: int, out: BinaryIO) -> None:
     """What the pipe holds right now, without waiting for its writers to close it."""
     os.set_blocking(fd, False)
     for _ in range(64):
@@ -145,10 +146,10 @@ def _drain(fd: int, out: object) -> None:
         _write(out, data)
 
 
-def _write(out: object, data: bytes) -> None:
+def _write(out: BinaryIO, data: bytes) -> None:
     with contextlib.suppress(BrokenPipeError):
-        out.write(data)  # type: ignore[attr-defined]
-        out.flush()  # type: ignore[attr-defined]
+        out.write(data)
+        out.flush()
 
 
 def _float_env(name: str, default: float) -> float:
@@ -157,6 +158,38 @@ def _float_env(name: str, default: float) -> float:
     except ValueError:
         return default
     return value if value > 0 else default
+
+
+def _relay(script: subprocess.Popen[bytes], pipe: int, rfd: int, out: BinaryIO, deadline: float,
+           stopped_by: list[int]) -> bool:
+    """Copy the script's output to ``out`` until it exits, a signal is noted in ``stopped_by``
+    (``rfd`` wakes the wait) or ``deadline`` passes; True when the deadline passed."""
+    pipe_open = True
+    with selectors.DefaultSelector() as sel:
+        sel.register(pipe, selectors.EVENT_READ)
+        sel.register(rfd, selectors.EVENT_READ)
+        while not stopped_by and script.poll() is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            if pipe_open:
+                pipe_open = _copy_ready(sel, pipe, out, min(TICK, left))
+            else:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    script.wait(min(TICK, left))  # returns at once when it exits; signals still run
+    return False
+
+
+def _copy_ready(sel: selectors.BaseSelector, pipe: int, out: BinaryIO, wait: float) -> bool:
+    """Copy what ``pipe`` has within ``wait`` seconds; False once the script closed its output."""
+    for key, _ in sel.select(wait):
+        if key.fd == pipe:
+            data = os.read(pipe, READ_CHUNK)
+            if not data:  # the script closed its output (or exited): watch the process itself
+                sel.unregister(pipe)
+                return False
+            _write(out, data)
+    return True
 
 
 def main() -> int:
@@ -181,28 +214,7 @@ def main() -> int:
                               env=env, close_fds=True)
     assert script.stdout is not None
     pipe = script.stdout.fileno()
-    deadline = time.monotonic() + timeout
-    timed_out, pipe_open = False, True
-    with selectors.DefaultSelector() as sel:
-        sel.register(pipe, selectors.EVENT_READ)
-        sel.register(rfd, selectors.EVENT_READ)
-        while not stopped_by and script.poll() is None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                timed_out = True
-                break
-            if pipe_open:
-                for key, _ in sel.select(min(TICK, left)):
-                    if key.fd == pipe:
-                        data = os.read(pipe, READ_CHUNK)
-                        if data:
-                            _write(out, data)
-                        else:  # the script closed its output (or exited): watch the process itself
-                            sel.unregister(pipe)
-                            pipe_open = False
-            else:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    script.wait(min(TICK, left))  # returns at once when it exits; signals still run
+    timed_out = _relay(script, pipe, rfd, out, time.monotonic() + timeout, stopped_by)
     if timed_out or stopped_by:
         why = (f"timed out after {timeout:g} s" if timed_out
                else f"stopped by signal {signal.Signals(stopped_by[0]).name}")

@@ -16,7 +16,7 @@ and Python formats the lines in the same dialect.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from operator import itemgetter
 from typing import Any, TypeVar
 
@@ -75,7 +75,7 @@ class Snapshot:
         self.mysql = db.dialect == "mysql"
         self.mark = "%s" if self.mysql else "?"
         self.con: Any = None
-        self._readers: list[Iterator[Any]] = []  # read-ahead threads on this connection
+        self._readers: list[Generator[Any, None, None]] = []  # read-ahead threads on this connection
 
     def __enter__(self) -> Snapshot:
         if self.mysql:
@@ -180,9 +180,9 @@ class Snapshot:
             def lines_csv(lines: Sequence[bytes]) -> bytes:
                 return csv_block(lines, nullable)
 
-            for rows in self._read_ahead(self._raw_rows(f"SELECT {values} FROM {table}{hint}", column, ranges,
-                                                        batch)):
-                yield from by_day(list(map(first, rows)), lines_csv, tail, decode_text_key)
+            for raw in self._read_ahead(self._raw_rows(f"SELECT {values} FROM {table}{hint}", column, ranges,
+                                                       batch)):
+                yield from by_day(list(map(first, raw)), lines_csv, tail, decode_text_key)
             return
         if exact:
             values = ", ".join(c.name for c in columns)
@@ -195,16 +195,16 @@ class Snapshot:
             def to_csv(rows: Sequence[Sequence[Any]]) -> bytes:
                 return csv_block([row[0] for row in rows], nullable)
         # TO_SECONDS: the cheapest per-row time key the server computes (a CAST to text cost ~20 % of the read)
-        for rows in self._read_ahead(self._raw_rows(f"SELECT {values}, TO_SECONDS({column}) FROM {table}{hint}",
-                                                    column, ranges, batch)):
-            yield from by_day(rows, to_csv, itemgetter(-1), decode_seconds_key)
+        for raw in self._read_ahead(self._raw_rows(f"SELECT {values}, TO_SECONDS({column}) FROM {table}{hint}",
+                                                   column, ranges, batch)):
+            yield from by_day(raw, to_csv, itemgetter(-1), decode_seconds_key)
 
     def _read_ahead(self, batches: Iterator[T]) -> Iterator[T]:
         reader = read_ahead(batches)
         self._readers.append(reader)
         return reader
 
-    def _raw_rows(self, select: str, column: str, ranges: Sequence[Range], batch: int) -> Iterator[tuple]:
+    def _raw_rows(self, select: str, column: str, ranges: Sequence[Range], batch: int) -> Iterator[tuple[Any, ...]]:
         """Batches of rows of ``select`` + the ranges' WHERE, every value as the server's raw bytes."""
         where, params = self._where(column, ranges)
         sql = f"{select} WHERE {where}".replace("%s", "{}")
@@ -244,5 +244,5 @@ class Snapshot:
                 yield [line.decode("utf-8")[:-1] for line, _ in rows]
             return
         values, nullable = ", ".join(c.name for c in columns), [c.nullable for c in columns]
-        for rows in self._raw_rows(f"SELECT {values} FROM {table}", column, ranges, batch):
-            yield [csv_fields(row, nullable).decode("utf-8")[:-1] for row in rows]
+        for raw in self._raw_rows(f"SELECT {values} FROM {table}", column, ranges, batch):
+            yield [csv_fields(row, nullable).decode("utf-8")[:-1] for row in raw]

@@ -13,7 +13,7 @@ import queue
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from datetime import date, datetime
 from itertools import groupby
 from typing import Any, NamedTuple, TypeVar
@@ -108,7 +108,7 @@ def _per_second(raw: Counter, decoded: dict[Any, tuple[str, int]]) -> Counter:
     return seconds
 
 
-def read_ahead(batches: Iterator[T], depth: int = READ_AHEAD) -> Iterator[T]:
+def read_ahead(batches: Iterator[T], depth: int = READ_AHEAD) -> Generator[T, None, None]:
     """``batches``, produced by a helper thread up to ``depth`` ahead of the consumer.
 
     The server's next rows come off the socket while the caller formats the last ones (MySQLdb

@@ -75,11 +75,6 @@ def local_target_problem(settings: Settings) -> str | None:
             f"({SHARED_TARGET_ENV}=true). Nothing was exported")
 
 
-def table_url(settings: Settings, prefix: str) -> str:
-    """Where a table's days go (``<target>/<prefix>``): the URI of the table's Airflow Asset."""
-    return f"{target_url(settings)}/{prefix.strip('/')}"
-
-
 def preflight(settings: Settings) -> None:
     """Fail early and clearly when the S3 bucket is missing, unreachable or refuses the credentials
     (some S3 servers would otherwise create a missing bucket on the first write)."""
@@ -161,7 +156,8 @@ def put_bytes(data: bytes, remote: ObjectStoragePath) -> None:
 
 def read_bytes(remote: ObjectStoragePath) -> bytes:
     with remote.open("rb") as src:
-        return src.read()
+        data: bytes = src.read()
+        return data
 
 
 def size_and_sha256(remote: ObjectStoragePath) -> tuple[int, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,14 +31,14 @@ def upload_day(settings: Settings, partition: Partition, folder: Path, day_folde
         day_folder.mkdir(parents=True, exist_ok=True)
     for part in new_parts:
         local = folder / part.key
-        guarded(settings, where, lambda local=local, key=part.key: put_file(local, day_folder / key))
+        guarded(settings, where, partial(put_file, local, day_folder / part.key))
         log.info("uploaded %s (%d bytes)", day_folder / part.key, part.bytes)
     body = json.dumps(manifest.public_json(), indent=1).encode()
     guarded(settings, where, lambda: put_bytes(body, day_folder / MANIFEST_NAME))
     listed = manifest.keys
     stale = [p for p in guarded(settings, where, lambda: fresh_listing(day_folder)) if p.name not in listed]
     for path in stale:
-        guarded(settings, where, lambda path=path: path.unlink())
+        guarded(settings, where, path.unlink)
         log.info("removed stale object %s (not in the manifest)", path)
     return len(stale)
 

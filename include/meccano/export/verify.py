@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from typing import TYPE_CHECKING
 
 from meccano.config import Settings
@@ -59,10 +60,10 @@ def _target_problems(settings: Settings, partition: Partition, day_folder: Objec
         problems.append(f"{partition.label}: {day_folder / MANIFEST_NAME} differs from the ledger's manifest")
     for part in manifest.parts:
         path = day_folder / part.key
-        if not guarded(settings, where, lambda path=path: path.exists()):
+        if not guarded(settings, where, path.exists):
             problems.append(f"{partition.label}: {path} is missing")
             continue
-        size, sha = guarded(settings, where, lambda path=path: size_and_sha256(path))
+        size, sha = guarded(settings, where, partial(size_and_sha256, path))
         if size != part.bytes or sha != part.sha256:
             problems.append(f"{partition.label}: {path} has {size} bytes sha256 {sha[:12]}…, the manifest says "
                             f"{part.bytes} bytes sha256 {part.sha256[:12]}…")

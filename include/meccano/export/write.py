@@ -59,7 +59,9 @@ def scan_groups(partitions: list[Partition]) -> Iterator[list[Partition]]:
 
 
 def use_full_scan(export_rows: int | None, table_rows: int | None) -> bool:
-    return bool(table_rows) and export_rows is not None and export_rows >= FULL_SCAN_SHARE * table_rows
+    if not table_rows or export_rows is None:
+        return False
+    return export_rows >= FULL_SCAN_SHARE * table_rows
 
 
 def build_manifest(partition: Partition, run_id: str, columns: list[Column], parts: list[Part],

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import text
 
 from meccano.config import Settings
-from meccano.fleet.clock import as_datetime, db_now, param
+from meccano.fleet.clock import db_now, param
 from meccano.fleet.options import Option, read_options
 from meccano.fleet.status import FAIL, DeviceState, device_states
 from meccano.iotdb.db import Iotdb
@@ -117,11 +117,11 @@ def evaluate_alarms(db: Iotdb, settings: Settings, notifier: Notifier | None = N
         if state.status == FAIL and state.device not in opened:
             run.raised.append(Event(state.device, state.device_group, FAIL, state.last_announcement))
     for device, alarm in opened.items():
-        state = states.get(device)
-        if state is None:
+        current = states.get(device)
+        if current is None:
             run.cleared.append(Event(device, alarm["device_group"], UNREGISTERED, None))
-        elif state.status != FAIL:
-            run.cleared.append(Event(device, state.device_group, state.status, state.last_announcement))
+        elif current.status != FAIL:
+            run.cleared.append(Event(device, current.device_group, current.status, current.last_announcement))
     if run.raised or run.cleared:
         subject, body = compose(run, opts["maxListed"])
         with db.begin() as con:
@@ -139,16 +139,3 @@ def evaluate_alarms(db: Iotdb, settings: Settings, notifier: Notifier | None = N
                              for e in run.cleared])
     run.published = notifier.flush(KIND)
     return run
-
-
-def alarm_history(db: Iotdb, device: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    """Alarms newest first (for the web view), dates as datetimes."""
-    sql = "SELECT ID, device, device_group, raisedAt, clearedAt, lastStatus FROM DeviceAlarm"
-    params: dict[str, Any] = {"limit": limit}
-    if device:
-        sql += " WHERE device = :device"
-        params["device"] = device
-    rows = db.query(sql + " ORDER BY raisedAt DESC, ID DESC LIMIT :limit", **params)
-    for r in rows:
-        r["raisedAt"], r["clearedAt"] = as_datetime(r["raisedAt"]), as_datetime(r["clearedAt"])
-    return rows

@@ -177,7 +177,7 @@ def inspect_schema(db: Iotdb) -> tuple[set[str], dict[str, set[str]], set[str]]:
 
     insp = inspect(db.engine)
     tables = set(insp.get_table_names())
-    indexes = {t: {i["name"] for i in insp.get_indexes(t)} for t in tables}
+    indexes = {t: {i["name"] for i in insp.get_indexes(t) if i["name"]} for t in tables}
     views = set(insp.get_view_names())
     return tables, indexes, views
 

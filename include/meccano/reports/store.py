@@ -168,10 +168,6 @@ class ReportStore:
         return f"ReportStore({self.location!r})"
 
     @property
-    def is_local(self) -> bool:
-        return self.location.startswith("file://")
-
-    @property
     def root(self) -> ObjectStoragePath:
         from airflow.sdk import ObjectStoragePath
 
@@ -219,7 +215,7 @@ class ReportStore:
 
     @property
     def _local_root(self) -> Path | None:
-        return Path(self.location.removeprefix("file://")) if self.is_local else None
+        return Path(self.location.removeprefix("file://")) if self.location.startswith("file://") else None
 
     def _stamps(self, name: str) -> list[str]:
         """Stamps of ``name`` that are real folders with a possible date, oldest first."""

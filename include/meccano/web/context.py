@@ -41,7 +41,8 @@ def build_context(web_override: WebSettings | None = None) -> WebContext:
 
 
 def get_context(request: Request) -> WebContext:
-    return request.app.state.meccano
+    context: WebContext = request.app.state.meccano  # set by the app factory at start-up
+    return context
 
 
 @dataclass(frozen=True)

@@ -98,11 +98,12 @@ def _row(load: PluginLoad, dag_id: str, valid: bool, shadowed_by: str | None, st
     manifest = load.manifest
     folder = display_name(load.folder)
     fq = quote(folder, safe=":")
-    is_report = manifest is not None and manifest.type == "report"
+    report_name = manifest.name if manifest is not None and manifest.type == "report" else None
+    is_report = report_name is not None
     docs = f"{base}/plugins/{fq}/docs" if (load.folder / "assets" / "index.html").is_file() else None
     chart = data = None
-    if report is not None and is_report:
-        name = quote(manifest.name)
+    if report is not None and report_name is not None:
+        name = quote(report_name)
         chart = f"{base}/reports/{name}/{report.stamp}/{report.chart}" if report.chart else None
         data = f"{base}/reports/{name}/{report.stamp}/data.csv" if "data.csv" in report.files else None
     return PluginRow(
@@ -121,7 +122,7 @@ def _row(load: PluginLoad, dag_id: str, valid: bool, shadowed_by: str | None, st
         report=ReportInfo(created_at=report.created_at, stamp=report.stamp, files=list(report.files))
         if report is not None and is_report else None,
         links=Links(dag=f"{airflow_base}/dags/{quote(dag_id)}", docs=docs, report=chart, report_data=data,
-                    report_history=f"{base}/reports/{quote(manifest.name)}" if is_report else None),
+                    report_history=f"{base}/reports/{quote(report_name)}" if report_name is not None else None),
     )
 
 
@@ -134,6 +135,8 @@ def build_listing(store: ReportStore, base: str, airflow_base: str, root: Path |
     rows = []
     for load in catalog.active:
         m = load.manifest
+        if m is None:  # never: an active plugin has its manifest
+            continue
         try:
             latest = store.latest(m.name) if m.type == "report" else None
         except Exception:  # an unreadable report never hides the plugin
@@ -141,6 +144,8 @@ def build_listing(store: ReportStore, base: str, airflow_base: str, root: Path |
         rows.append(_safe_row(load, m.dag_id, True, None, states.get(m.dag_id), latest, base, airflow_base))
     for item in catalog.shadowed:
         m = item.load.manifest
+        if m is None:  # never: a shadowed plugin has its manifest
+            continue
         rows.append(_safe_row(item.load, m.dag_id, True, item.by, None, None, base, airflow_base))
     for load in catalog.invalid:
         dag_id = invalid_ids[id(load)]

@@ -57,4 +57,4 @@ def message(db, device: str, delivery: str, created: datetime, read: datetime | 
         return int(result.lastrowid)
 
 
-ROOT_PLUGINS = Path(__file__).resolve().parents[1] / "meccano_plugins"
+ROOT_PLUGINS = Path(__file__).resolve().parents[2] / "meccano_plugins"

@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-FIXTURES = Path(__file__).parent / "fixtures" / "hostile"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hostile"
 LONG_VERSION = "longVersion:1." + "1" * 118
 
 VALID = ("good", "cronLast", "cronNth", "cronQuestion", "withParams", "docsFifo")

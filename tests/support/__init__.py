@@ -1,0 +1,1 @@
+"""Helpers shared by the tests (data builders, fixtures, hostile plugin trees); no tests here."""
