@@ -80,7 +80,7 @@ def _group_alive(pgid: int) -> bool:
     return bool(group_members(pgid))
 
 
-def _stop_group(proc: subprocess.Popen, name: str) -> None:
+def _stop_group(proc: subprocess.Popen[bytes], name: str) -> None:
     """Stop a child's whole process group: INT, then TERM, then KILL, until no member is left.
 
     Waiting for the child alone is not enough: ``airflow standalone`` leaves its triggerer
@@ -125,7 +125,7 @@ def _enabled_dag_ids() -> list[str]:
     return [p.manifest.dag_id for p in discover().active if p.manifest and p.manifest.enabled]
 
 
-def _wait_healthy(port: int, children: list[tuple[str, subprocess.Popen]], logs: Path,
+def _wait_healthy(port: int, children: list[tuple[str, subprocess.Popen[bytes]]], logs: Path,
                   stop: Callable[[], None]) -> bool:
     """Wait up to 10 minutes for Airflow's health check; False (said on stderr) when it does not come,
     or when a child exits first (then everything is stopped)."""
@@ -175,9 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     ensure_schema(db)
     db.dispose()
 
-    children: list[tuple[str, subprocess.Popen]] = []
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def spawn(name: str, argv_: list[str]) -> subprocess.Popen:
+    def spawn(name: str, argv_: list[str]) -> subprocess.Popen[bytes]:
         log = open(state / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child
         proc = subprocess.Popen(argv_, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                 cwd=PROJECT_ROOT)

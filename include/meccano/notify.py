@@ -49,7 +49,8 @@ def sns_hook(connection: Connection) -> Any:
 
     class _ConnectionSnsHook(SnsHook):
         # The connection may not exist in Airflow (built from config.yml): hand it over.
-        def get_connection(self, conn_id: str) -> Connection:  # type: ignore[override]
+        @classmethod
+        def get_connection(cls, conn_id: str) -> Connection:  # a classmethod, as in BaseHook
             return connection
 
     return _ConnectionSnsHook(aws_conn_id=connection.conn_id)

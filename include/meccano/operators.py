@@ -32,7 +32,7 @@ class PluginScriptOperator(BashOperator):
         self._secrets: list[str] = []
         self._grace = 10.0
 
-    def get_env(self, context: Any) -> dict:
+    def get_env(self, context: Any) -> dict[str, str]:
         """The script's whole environment; BashOperator's (the worker's + AIRFLOW_CTX_*) is not used."""
         from meccano.config import load_settings
         from meccano.connections import iotdb_connection

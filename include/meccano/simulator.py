@@ -30,6 +30,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import text
 
@@ -84,7 +85,7 @@ def temperature(board: Board, when: datetime, rng: random.Random) -> int:
     return round(value)
 
 
-def fact(board: Board, sensor: int, value: int, when: datetime, db: Iotdb) -> dict:
+def fact(board: Board, sensor: int, value: int, when: datetime, db: Iotdb) -> dict[str, Any]:
     return {"channel": "meccano", "year": when.year, "month": when.month, "day": when.day,
             "week_day": when.isoweekday() % 7, "hour": when.hour, "minute": when.minute, "second": when.second,
             "device_group": board.group or "", "device": board.device, "sensor": sensor, "data": value,
@@ -106,7 +107,7 @@ def register(db: Iotdb, fleet: Fleet, now: datetime) -> None:
 def backfill(db: Iotdb, fleet: Fleet, days: int, now: datetime, rng: random.Random) -> int:
     """Days of history, one reading per board and sensor every 10 minutes, in batches."""
     start = (now - timedelta(days=days)).replace(minute=0, second=0)
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     total = 0
     when = start
     live = [b for b in fleet.boards if b.group]

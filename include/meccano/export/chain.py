@@ -146,7 +146,7 @@ def _summary(p: Partition, manifest: Manifest, new: list[Part]) -> dict[str, Any
     return {"table": p.table, "day": p.day, "rows": manifest.rows, "new_parts": [part.key for part in new]}
 
 
-def verify_step(settings: Settings, db: Iotdb, planned: dict[str, Any], logger: logging.Logger = log) -> dict:
+def verify_step(settings: Settings, db: Iotdb, planned: dict[str, Any], logger: logging.Logger = log) -> dict[str, Any]:
     run_id = planned["run_id"]
     partitions = _partitions(planned)
     if not partitions:

@@ -47,7 +47,7 @@ class DaySeconds:
     """The rows of one day counted per second of the day, and the first and last second."""
 
     day: str  # YYYY-MM-DD
-    counts: array = field(default_factory=lambda: array("q", bytes(8 * SECONDS_PER_DAY)))
+    counts: array[int] = field(default_factory=lambda: array("q", bytes(8 * SECONDS_PER_DAY)))
     rows: int = 0
     low: int | None = None  # second of the day of the first and last row
     high: int | None = None

@@ -147,11 +147,11 @@ def _row_keys(lines: list[str], converter: CsvToArrow | None) -> list[tuple[Any,
 
 
 def target_rows(day_folder: ObjectStoragePath, parts: list[Part], date_index: int, ranges: list[Range],
-                converter: CsvToArrow | None) -> Counter:
+                converter: CsvToArrow | None) -> Counter[tuple[Any, ...]]:
     """Rows already in the target's parts whose date falls in ``ranges`` (the rare reconcile path)."""
     if converter is not None:
         return _parquet_target_rows(day_folder, parts, date_index, ranges, converter)
-    found: Counter = Counter()
+    found: Counter[tuple[Any, ...]] = Counter()
     for part in parts:
         with (day_folder / part.key).open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8", newline="") as text:
             for row in csv.reader(text):
@@ -161,8 +161,8 @@ def target_rows(day_folder: ObjectStoragePath, parts: list[Part], date_index: in
 
 
 def _parquet_target_rows(day_folder: ObjectStoragePath, parts: list[Part], date_index: int, ranges: list[Range],
-                         converter: CsvToArrow) -> Counter:
-    found: Counter = Counter()
+                         converter: CsvToArrow) -> Counter[tuple[Any, ...]]:
+    found: Counter[tuple[Any, ...]] = Counter()
     for part in parts:
         for row in parquet_rows(day_folder / part.key, converter):
             if any(lo <= ts_text(row[date_index]) < hi for lo, hi in ranges):

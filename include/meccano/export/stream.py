@@ -32,7 +32,7 @@ class Block(NamedTuple):
     day: str  # 'YYYY-MM-DD'
     data: bytes  # UTF-8 CSV lines, each ending in a newline
     rows: int
-    seconds: Counter  # second of the day (0..86,399) -> rows
+    seconds: Counter[int]  # second of the day (0..86,399) -> rows
 
 
 _ORDINAL_OFFSET = 365  # MySQL's TO_DAYS(d) == Python's d.toordinal() + 365
@@ -101,8 +101,8 @@ def by_day(items: Sequence[Any], to_csv: Callable[[Sequence[Any]], bytes], key_o
         yield Block(day, to_csv(part), len(part), _per_second(Counter(map(key_of, part)), decoded))
 
 
-def _per_second(raw: Counter, decoded: dict[Any, tuple[str, int]]) -> Counter:
-    seconds: Counter = Counter()
+def _per_second(raw: Counter[Any], decoded: dict[Any, tuple[str, int]]) -> Counter[int]:
+    seconds: Counter[int] = Counter()
     for key, n in raw.items():
         seconds[decoded[key][1]] += n
     return seconds

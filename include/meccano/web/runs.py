@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def dag_states(dag_ids: list[str]) -> dict[str, DagState]:
     return {dag_id: _state(models.get(dag_id), runs.get(dag_id)) for dag_id in dag_ids}
 
 
-def _state(model: dict | None, run: dict | None) -> DagState:
+def _state(model: dict[str, Any] | None, run: dict[str, Any] | None) -> DagState:
     paused = bool(model["is_paused"]) if model is not None else None
     return DagState(
         paused=paused,

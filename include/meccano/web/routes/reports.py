@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 
@@ -15,7 +17,7 @@ router = APIRouter()
 
 
 @router.get("/reports/{name}", dependencies=LOGGED_IN, summary="The kept reports of a plugin, newest first")
-def report_history(name: str, ctx: Context, roots: Roots) -> list[dict]:
+def report_history(name: str, ctx: Context, roots: Roots) -> list[dict[str, Any]]:
     return [{**e.as_dict(), "links": {f: f"{roots.app}/reports/{name}/{e.stamp}/{f}" for f in e.files}}
             for e in ctx.store.history_of(name)]
 
