@@ -18,6 +18,7 @@ from meccano.export.cleanup import cleanup_run, partition_staging
 from meccano.export.errors import VerifyError
 from meccano.export.ledger import Ledger
 from meccano.export.options import ExportOptions, load_options
+from meccano.export.partition_purge import recover_all
 from meccano.export.plan import Partition, plan
 from meccano.export.purge import purge_partition
 from meccano.export.target import day_dir, preflight, target_root, target_url
@@ -49,6 +50,7 @@ def reference_time(settings: Settings, when: datetime | None) -> datetime:
 def plan_step(settings: Settings, db: Iotdb, conf: dict[str, Any], run_id: str,
               when: datetime | None = None, logger: logging.Logger = log) -> dict[str, Any]:
     options = load_options(settings, conf)
+    recover_all(db, logger)  # a partition drop interrupted by a crash is finished or undone first
     reference = reference_time(settings, when)
     partitions = plan(db, options, reference)
     logger.info("export to %s: %d partition(s) planned (%s)%s", target_url(settings), len(partitions),

@@ -1,0 +1,185 @@
+"""Purge a verified day by taking its whole partition out of the table, when that is exact.
+
+The drop path is used only when the table is partitioned by day (``meccano.iotdb.partitions``),
+the day is exactly one partition, and that partition holds exactly the verified number of rows.
+Otherwise ``None`` is returned and the chunked purge (:mod:`meccano.export.purge`) runs.
+
+Why an ``EXCHANGE`` and not ``DROP``/``TRUNCATE PARTITION`` after a count: a row inserted
+between the count and the drop would vanish unexported. Instead the partition's rows are
+swapped into an empty holding table (``ALTER TABLE ... EXCHANGE PARTITION``: a metadata change
+of milliseconds; the partition stays, empty, and keeps receiving late rows), then the holding
+table, which nobody else writes, is counted per purge chunk at leisure. Exactly the verified
+rows -> the ledger says purged, then the holding table is dropped. Anything else -> the holding
+table's rows go back into the table in one transaction and the chunked purge takes over.
+
+Crash safety: the ledger records the attempt (``manifest["drop"]``) before the holding table
+exists; :func:`recover` (called by the plan step and before any drop) finishes or undoes an
+interrupted attempt from what it finds: holding table missing or empty -> nothing happened;
+holding table with exactly the verified rows -> finish; anything else -> rows go back.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from meccano.export.ledger import Ledger, LedgerEntry
+from meccano.export.plan import Partition
+from meccano.iotdb import partitions as pt
+from meccano.iotdb.db import Iotdb
+from meccano.iotdb.partition_ops import run_ddl
+
+MARK = "drop"
+_UPDATE = ("UPDATE ExportLedger SET state = :s, purgedRows = :p, manifest = :m, updatedAt = :u "
+           "WHERE tableName = :t AND day = :d")
+
+
+def holding_name(table: str, day: str) -> str:
+    return f"{table}_purge_{day.replace('-', '')}"
+
+
+def _exists(db: Iotdb, table: str) -> bool:
+    return bool(db.scalar("SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                          "AND TABLE_NAME = :t", t=table))
+
+
+def _save(con: Any, entry: LedgerEntry, state: str) -> None:
+    from sqlalchemy import text
+
+    con.execute(text(_UPDATE), {"s": state, "p": entry.purged_rows, "m": json.dumps(entry.manifest),
+                                "u": datetime.now(UTC).isoformat(), "t": entry.table, "d": entry.day})
+
+
+def _per_chunk(db: Iotdb, holding: str, column: str, chunks: list[dict[str, Any]]) -> tuple[list[int], int]:
+    """Rows of the holding table in each chunk range, and rows outside every chunk."""
+    counts, outside = [0] * len(chunks), 0
+    starts = [c["from"] for c in chunks]
+    for r in db.query(f"SELECT {column} AS ts, COUNT(*) AS n FROM {holding} GROUP BY {column}"):
+        ts = r["ts"]
+        key = ts.isoformat(sep=" ") if isinstance(ts, datetime) else str(ts)
+        i = bisect.bisect_right(starts, key) - 1
+        if i >= 0 and key < chunks[i]["to"]:
+            counts[i] += int(r["n"])
+        else:
+            outside += int(r["n"])
+    return counts, outside
+
+
+def drop_day(db: Iotdb, partition: Partition, run_id: str, log: logging.Logger) -> int | None:
+    """Rows purged by taking the day's partition out, or None: use the chunked purge."""
+    if db.dialect != "mysql":
+        return None
+    ledger = Ledger(db)
+    entry, _ = ledger.of_run(partition.table, partition.day, run_id, ("verified", "purging"))
+    if entry is None:
+        return None  # the chunked purge reports why
+    if MARK in entry.manifest:
+        done = recover(db, partition.table, partition.day, log)
+        if done is not None:
+            return done
+        entry = ledger.get(partition.table, partition.day)
+        assert entry is not None
+    chunks = entry.manifest["chunks"]
+    if any(c["purged"] for c in chunks):
+        return None  # part of the day is already gone chunk by chunk: finish it that way
+    layout = pt.inspect(db, partition.table)
+    if not layout.by_day_of(partition.date_column):
+        return None
+    lo, hi = pt.epochs(db, partition.start, partition.end)
+    part = layout.exact(lo, hi)
+    if part is None:
+        log.info("%s: no partition holds exactly this day: purged by chunks", partition.label)
+        return None
+    rows = sum(c["rows"] for c in chunks)
+    now = int(db.scalar(f"SELECT COUNT(*) FROM {partition.table} PARTITION ({part.name})") or 0)
+    if now != rows:
+        log.info("%s: partition %s holds %d row(s), %d verified (late rows?): purged by chunks", partition.label,
+                 part.name, now, rows)
+        return None
+    holding = holding_name(partition.table, partition.day)
+    entry.manifest[MARK] = {"partition": part.name, "holding": holding, "rows": rows}
+    with db.begin() as con:
+        _save(con, entry, "purging")
+    dialect = pt.server_dialect(db)
+    if _exists(db, holding):
+        db.execute(f"DROP TABLE {holding}")  # an empty leftover: recover() emptied or settled it
+    for sql in pt.holding_sql(partition.table, holding):
+        db.execute(sql)
+    try:
+        _exchange(db, partition.table, part.name, holding, dialect)
+    except Exception as exc:  # the partition could not be taken (lock timeout...): chunks then
+        log.warning("%s: exchanging partition %s failed (%s): purged by chunks", partition.label, part.name, exc)
+    return recover(db, partition.table, partition.day, log)
+
+
+def _exchange(db: Iotdb, table: str, partition: str, holding: str, dialect: str) -> None:
+    run_ddl(db, pt.exchange_sql(table, partition, holding, dialect))
+
+
+def recover(db: Iotdb, table: str, day: str, log: logging.Logger) -> int | None:
+    """Settle an attempt recorded in the ledger: rows purged (a finished drop) or None (undone)."""
+    ledger = Ledger(db)
+    entry = ledger.get(table, day)
+    if entry is None or MARK not in entry.manifest:
+        return None
+    mark = entry.manifest[MARK]
+    holding, label = mark["holding"], f"{table} {day}"
+    if not _exists(db, holding):
+        if entry.state != "purged":
+            _clear(db, entry)
+        return None
+    if entry.state == "purged":
+        db.execute(f"DROP TABLE {holding}")  # purged and recorded; only the drop was missing
+        return None
+    chunks = entry.manifest["chunks"]
+    counts, outside = _per_chunk(db, holding, entry.manifest.get("dateColumn") or "creationDate", chunks)
+    taken = sum(counts) + outside
+    if not taken:
+        db.execute(f"DROP TABLE {holding}")
+        _clear(db, entry)
+        return None
+    if not outside and all(n == c["rows"] for n, c in zip(counts, chunks, strict=True)):
+        for c in chunks:
+            c["purged"] = True
+        entry.purged_rows += taken
+        with db.begin() as con:
+            _save(con, entry, "purged")
+        db.execute(f"DROP TABLE {holding}")
+        log.info("purged %s: %d row(s) by taking partition %s out of %s (exchange + drop of %s)", label, taken,
+                 mark["partition"], table, holding)
+        return taken
+    from sqlalchemy import text
+
+    del entry.manifest[MARK]
+    with db.begin() as con:  # rows back and attempt forgotten, atomically
+        con.execute(text(f"INSERT INTO {table} SELECT * FROM {holding}"))
+        con.execute(text(f"DELETE FROM {holding}"))
+        _save(con, entry, entry.state)
+    db.execute(f"DROP TABLE {holding}")
+    log.warning("%s: partition %s held %d row(s) (%d outside the day), not the %d verified: the rows went back "
+                "into %s; purged by chunks", label, mark["partition"], taken, outside, mark["rows"], table)
+    return None
+
+
+def _clear(db: Iotdb, entry: LedgerEntry) -> None:
+    entry.manifest.pop(MARK, None)
+    with db.begin() as con:
+        _save(con, entry, entry.state)
+
+
+def recover_all(db: Iotdb, log: logging.Logger) -> int:
+    """Settle every interrupted drop (the plan step calls this before planning)."""
+    if db.dialect != "mysql":
+        return 0
+    rows = db.query("SELECT tableName, day FROM ExportLedger WHERE manifest LIKE :m", m=f'%"{MARK}": {{%')
+    settled = 0
+    for r in rows:
+        entry = Ledger(db).get(r["tableName"], str(r["day"]))
+        if entry is not None and MARK in entry.manifest and (entry.state != "purged" or _exists(
+                db, entry.manifest[MARK]["holding"])):
+            recover(db, entry.table, entry.day, log)
+            settled += 1
+    return settled
