@@ -59,11 +59,14 @@ def child_inserts(out: str) -> None:
     stop: list[int] = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     nxt = time.monotonic()
+    ready = Path(out + ".ready")
     while not stop:
         wall, t = time.time(), time.perf_counter()
         cur.execute("INSERT INTO Facts (channel, year, month, day, week_day, hour, minute, second, device_group, "
                     "device, sensor, data) VALUES ('live', 2026, 1, 1, 1, 0, 0, 0, 'g', 'aa:live', 1, 1)")
         lat.append((wall, (time.perf_counter() - t) * 1000))
+        if len(lat) == 1:
+            ready.touch()
         nxt += 0.02
         time.sleep(max(0.0, nxt - time.monotonic()))
     Path(out).write_text(json.dumps(lat))
@@ -78,15 +81,16 @@ def child_export(run_id: str) -> None:
     settings = load_settings()
     db = Iotdb.from_settings(settings)
     planned = chain.plan_step(settings, db, {}, run_id, datetime.fromisoformat(NOW))
-    t0 = time.perf_counter()
+    w0, t0 = time.time(), time.perf_counter()
     exported = chain.export_step(settings, db, planned)
     t1 = time.perf_counter()
+    w1 = time.time()
     chain.upload_step(settings, db, planned, exported)
     chain.verify_step(settings, db, planned)
     Path(os.environ["MECCANO_BENCH_PLAN"]).write_text(json.dumps(planned))
     rows = sum(p["rows"] for p in exported["partitions"])
-    print(json.dumps({"day": planned["partitions"][0]["day"], "rows": rows, "export_s": t1 - t0,
-                      "rows_per_s": rows / (t1 - t0)}))
+    print(json.dumps({"day": planned["partitions"][0]["day"], "rows": rows, "seconds": t1 - t0,
+                      "rows_per_s": rows / (t1 - t0), "wall": [w0, w1]}))
 
 
 def child_purge() -> None:
@@ -97,13 +101,22 @@ def child_purge() -> None:
     from meccano.iotdb.db import Iotdb
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.name.startswith("meccano"):
+                lines.append(record.getMessage())
+
+    logging.getLogger().addHandler(Keep())
     settings = load_settings()
     db = Iotdb.from_settings(settings)
     planned = json.loads(Path(os.environ["MECCANO_BENCH_PLAN"]).read_text())
     db.scalar("SELECT 1")  # connect before the clock starts
     w0, t0 = time.time(), time.perf_counter()
     result = chain.purge_step(settings, db, planned)
-    print(json.dumps({"rows": result["purged"], "seconds": time.perf_counter() - t0, "wall": [w0, time.time()]}))
+    print(json.dumps({"rows": result["purged"], "seconds": time.perf_counter() - t0, "wall": [w0, time.time()],
+                      "log": [m for m in lines if "purge" in m][-3:]}))
 
 
 def child_loop(before: str) -> None:
@@ -219,7 +232,10 @@ def main() -> None:  # noqa: PLR0915
 
         lat_file = work / "lat.json"
         inserter = subprocess.Popen([*me, "--child", "inserts", "--arg", str(lat_file)], env=env)
-        time.sleep(2)
+        deadline = time.monotonic() + 60
+        while not Path(str(lat_file) + ".ready").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)
         w_base = [time.time(), 0.0]
         time.sleep(a.baseline_seconds)
         w_base[1] = time.time()

@@ -50,7 +50,18 @@ def test_mysql8_and_mariadb_sql():
         "ALTER TABLE `Facts` EXCHANGE PARTITION `p20240301` WITH TABLE `Facts_purge_20240301` WITHOUT VALIDATION")
     assert pt.exchange_sql("Facts", "p20240301", "Facts_purge_20240301", "mariadb") == (
         "ALTER TABLE `Facts` EXCHANGE PARTITION `p20240301` WITH TABLE `Facts_purge_20240301`")
-    assert pt.holding_sql("Facts", "h") == ["CREATE TABLE `h` LIKE `Facts`", "ALTER TABLE `h` REMOVE PARTITIONING"]
+    maria = ("CREATE TABLE `Facts` (\n  `data` int(11) NOT NULL,\n  `creationDate` timestamp NOT NULL,\n"
+             "  KEY `Facts_creationDate_idx` (`creationDate`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4\n"
+             " PARTITION BY RANGE (unix_timestamp(`creationDate`))\n(PARTITION `p0` VALUES LESS THAN (1) ENGINE = "
+             "InnoDB,\n PARTITION `pmax` VALUES LESS THAN MAXVALUE ENGINE = InnoDB)")
+    mysql8 = maria.split("\n PARTITION BY")[0] + (
+        "\n/*!50100 PARTITION BY RANGE (unix_timestamp(`creationDate`))\n"
+        "(PARTITION p0 VALUES LESS THAN (1) ENGINE = InnoDB,\n"
+        " PARTITION pmax VALUES LESS THAN MAXVALUE ENGINE = InnoDB) */")
+    for show in (maria, mysql8):
+        assert pt.holding_sql(show, "Facts", "Facts_purge_20240301") == (
+            "CREATE TABLE `Facts_purge_20240301` (\n  `data` int(11) NOT NULL,\n  `creationDate` timestamp NOT NULL,\n"
+            "  KEY `Facts_creationDate_idx` (`creationDate`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
     assert pt.remove_sql("Facts") == "ALTER TABLE `Facts` REMOVE PARTITIONING"
     with pytest.raises(pt.PartitionError, match="not a plain SQL identifier"):
         pt.remove_sql("Facts; DROP TABLE x")
@@ -68,7 +79,8 @@ def test_layout_bounds_exact_and_ahead():
     assert layout.containing(50).name == "p0" and layout.containing(10**9).name == "pmax"
     assert layout.ahead(200) == 1 and layout.ahead(300) == 0
     assert pt.name_day("p20240302") == date(2024, 3, 2) and pt.name_day("pmax") is None
-    assert ops.estimate_lock_seconds(1_200_000, 0) == pytest.approx(1_200_000 / ops.CONVERT_ROWS_PER_S)
+    expected = ops.CONVERT_FIXED_S + 1_200_000 / ops.CONVERT_ROWS_PER_S
+    assert ops.estimate_lock_seconds(1_200_000, 0) == pytest.approx(expected)
 
 
 # --- MariaDB --------------------------------------------------------------------------------
@@ -321,3 +333,32 @@ def test_exchange_that_cannot_get_its_lock_falls_back(world, monkeypatch, caplog
     assert caplog.text.count("failed (Lock wait timeout exceeded): purged by chunks") == 3
     world.conserved()
     assert not [t for t in world.db.query("SHOW TABLES") if "_purge_" in next(iter(t.values()))]
+
+
+# --- the maintenance plugin -------------------------------------------------------------------
+
+def test_facts_partitions_plugin_is_valid():
+    from meccano.manifest import load_plugin
+    from tests.test_fleet_data import ROOT_PLUGINS
+
+    load = load_plugin(ROOT_PLUGINS / "factsPartitions:1.0")
+    assert load.valid and not load.warnings, (load.problems, load.warnings)
+    assert load.manifest.parameters == {"ahead": 14} and "<h1>" in load.manifest.docs.read_text()
+
+
+@pytest.mark.services
+def test_facts_partitions_dag_keeps_partitions_ahead(iotdb, airflow_db):
+    from meccano.factory import build_dags
+
+    def run() -> None:
+        dag_run = build_dags(only_dag_id="factsPartitions")["factsPartitions"].test()
+        assert dag_run.state == "success"
+
+    run()  # not partitioned: nothing to do, not a failure
+    assert not pt.inspect(iotdb, "Facts").partitioned
+    today = ops.today_of_export(load_settings())
+    ops.convert(iotdb, ops.plan_conversion(iotdb, "Facts", "creationDate", today, ahead=1))
+    assert ops.status(iotdb, "Facts", "creationDate", today).ahead == 1
+    run()
+    st = ops.status(iotdb, "Facts", "creationDate", today)
+    assert (st.ahead, st.last_day, st.problems) == (14, today + timedelta(days=14), [])

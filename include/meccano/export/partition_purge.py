@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,6 +95,8 @@ def drop_day(db: Iotdb, partition: Partition, run_id: str, log: logging.Logger) 
         log.info("%s: no partition holds exactly this day: purged by chunks", partition.label)
         return None
     rows = sum(c["rows"] for c in chunks)
+    began = time.perf_counter()
+    timings: dict[str, float] = {}
     now = int(db.scalar(f"SELECT COUNT(*) FROM {partition.table} PARTITION ({part.name})") or 0)
     if now != rows:
         log.info("%s: partition %s holds %d row(s), %d verified (late rows?): purged by chunks", partition.label,
@@ -106,20 +109,23 @@ def drop_day(db: Iotdb, partition: Partition, run_id: str, log: logging.Logger) 
     dialect = pt.server_dialect(db)
     if _exists(db, holding):
         db.execute(f"DROP TABLE {holding}")  # an empty leftover: recover() emptied or settled it
-    for sql in pt.holding_sql(partition.table, holding):
-        db.execute(sql)
+    show = db.query(f"SHOW CREATE TABLE {partition.table}")[0]
+    db.execute(pt.holding_sql(str(show["Create Table"]), partition.table, holding))
+    t_ex = time.perf_counter()
     try:
         _exchange(db, partition.table, part.name, holding, dialect)
     except Exception as exc:  # the partition could not be taken (lock timeout...): chunks then
         log.warning("%s: exchanging partition %s failed (%s): purged by chunks", partition.label, part.name, exc)
-    return recover(db, partition.table, partition.day, log)
+    timings.update(prepare=t_ex - began, exchange=time.perf_counter() - t_ex)
+    return recover(db, partition.table, partition.day, log, timings)
 
 
 def _exchange(db: Iotdb, table: str, partition: str, holding: str, dialect: str) -> None:
     run_ddl(db, pt.exchange_sql(table, partition, holding, dialect))
 
 
-def recover(db: Iotdb, table: str, day: str, log: logging.Logger) -> int | None:
+def recover(db: Iotdb, table: str, day: str, log: logging.Logger,
+            timings: dict[str, float] | None = None) -> int | None:
     """Settle an attempt recorded in the ledger: rows purged (a finished drop) or None (undone)."""
     ledger = Ledger(db)
     entry = ledger.get(table, day)
@@ -135,6 +141,7 @@ def recover(db: Iotdb, table: str, day: str, log: logging.Logger) -> int | None:
         db.execute(f"DROP TABLE {holding}")  # purged and recorded; only the drop was missing
         return None
     chunks = entry.manifest["chunks"]
+    t_count = time.perf_counter()
     counts, outside = _per_chunk(db, holding, entry.manifest.get("dateColumn") or "creationDate", chunks)
     taken = sum(counts) + outside
     if not taken:
@@ -145,11 +152,13 @@ def recover(db: Iotdb, table: str, day: str, log: logging.Logger) -> int | None:
         for c in chunks:
             c["purged"] = True
         entry.purged_rows += taken
+        t_drop = time.perf_counter()
         with db.begin() as con:
             _save(con, entry, "purged")
         db.execute(f"DROP TABLE {holding}")
-        log.info("purged %s: %d row(s) by taking partition %s out of %s (exchange + drop of %s)", label, taken,
-                 mark["partition"], table, holding)
+        spent = {**(timings or {}), "count_held": t_drop - t_count, "ledger_and_drop": time.perf_counter() - t_drop}
+        log.info("purged %s: %d row(s) by taking partition %s out of %s (exchange + drop of %s; %s)", label, taken,
+                 mark["partition"], table, holding, ", ".join(f"{k} {v:.3f} s" for k, v in spent.items()))
         return taken
     from sqlalchemy import text
 

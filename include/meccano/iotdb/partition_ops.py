@@ -56,8 +56,11 @@ def table_size(db: Iotdb, table: str) -> tuple[int, int]:
     return int(row[0]["r"] or 0), int(row[0]["b"] or 0)
 
 
+CONVERT_FIXED_S = 2.0  # creating one file per partition, whatever the rows
+
+
 def estimate_lock_seconds(rows: int, data_bytes: int) -> float:
-    return max(rows / CONVERT_ROWS_PER_S, data_bytes / CONVERT_BYTES_PER_S)
+    return CONVERT_FIXED_S + max(rows / CONVERT_ROWS_PER_S, data_bytes / CONVERT_BYTES_PER_S)
 
 
 def _unique_keys_without(db: Iotdb, table: str, column: str) -> list[str]:

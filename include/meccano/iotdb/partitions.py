@@ -183,9 +183,21 @@ def reorganize_catch_all_sql(table: str, days: Sequence[tuple[str, int]], dialec
     return f"ALTER TABLE {_q(table)} REORGANIZE PARTITION {_q(CATCH_ALL)} INTO (\n  " + ",\n  ".join(parts) + ")"
 
 
-def holding_sql(table: str, holding: str) -> list[str]:
-    """An empty, unpartitioned twin of ``table`` (what ``EXCHANGE PARTITION`` needs)."""
-    return [f"CREATE TABLE {_q(holding)} LIKE {_q(table)}", f"ALTER TABLE {_q(holding)} REMOVE PARTITIONING"]
+def holding_sql(show_create: str, table: str, holding: str) -> str:
+    """An empty, unpartitioned twin of ``table`` (what ``EXCHANGE PARTITION`` needs), from its
+    ``SHOW CREATE TABLE`` without the partitioning clause: one DDL, no file per partition
+    (``CREATE TABLE ... LIKE`` then ``REMOVE PARTITIONING`` costs two, and one file per partition).
+
+    MariaDB prints `` PARTITION BY RANGE ...``; MySQL 8 wraps it: ``/*!50100 PARTITION BY ... */``.
+    """
+    head = f"CREATE TABLE {_q(table)} "
+    if not show_create.startswith(head):
+        raise PartitionError(f"unexpected SHOW CREATE TABLE output for {table}: {show_create[:60]!r}")
+    body = _PARTITION_CLAUSE.sub("", show_create[len(head):])
+    return f"CREATE TABLE {_q(holding)} {body}"
+
+
+_PARTITION_CLAUSE = re.compile(r"\s*(/\*!\d+\s*)?PARTITION BY .*\Z", re.S)
 
 
 def exchange_sql(table: str, partition: str, holding: str, dialect: str) -> str:
