@@ -20,7 +20,6 @@ holding table with exactly the verified rows -> finish; anything else -> rows go
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import time
@@ -55,18 +54,25 @@ def _save(con: Any, entry: LedgerEntry, state: str) -> None:
 
 
 def _per_chunk(db: Iotdb, holding: str, column: str, chunks: list[dict[str, Any]]) -> tuple[list[int], int]:
-    """Rows of the holding table in each chunk range, and rows outside every chunk."""
-    counts, outside = [0] * len(chunks), 0
-    starts = [c["from"] for c in chunks]
-    for r in db.query(f"SELECT {column} AS ts, COUNT(*) AS n FROM {holding} GROUP BY {column}"):
-        ts = r["ts"]
-        key = ts.isoformat(sep=" ") if isinstance(ts, datetime) else str(ts)
-        i = bisect.bisect_right(starts, key) - 1
-        if i >= 0 and key < chunks[i]["to"]:
-            counts[i] += int(r["n"])
-        else:
-            outside += int(r["n"])
-    return counts, outside
+    """Rows of the holding table in each chunk range, and rows outside every chunk.
+
+    One statement of index range counts (``UNION ALL``), one per elementary interval between the chunk
+    bounds plus below and above them: the same ``>= from AND < to`` comparisons the export and the
+    chunked purge use, through the date index (0.3 s for 1 M rows here, where one grouped scan fetched to
+    Python or a per-row ``UNIX_TIMESTAMP()`` took 2 s).
+    """
+    points = sorted({c["from"] for c in chunks} | {c["to"] for c in chunks})
+    last = len(points)
+    selects = [f"SELECT 0 AS k, COUNT(*) AS n FROM {holding} WHERE {column} < :p0"]
+    selects += [f"SELECT {k} AS k, COUNT(*) AS n FROM {holding} WHERE {column} >= :p{k - 1} AND {column} < :p{k}"
+                for k in range(1, last)]
+    selects.append(f"SELECT {last} AS k, COUNT(*) AS n FROM {holding} WHERE {column} >= :p{last - 1}")
+    per_interval = [0] * (last + 1)  # [k]: rows in [points[k-1], points[k]); 0 and last: outside
+    for r in db.query(" UNION ALL ".join(selects), **{f"p{k}": p for k, p in enumerate(points)}):
+        per_interval[int(r["k"])] += int(r["n"])
+    index = {p: k for k, p in enumerate(points)}
+    counts = [sum(per_interval[index[c["from"]] + 1:index[c["to"]] + 1]) for c in chunks]
+    return counts, sum(per_interval) - sum(counts)
 
 
 def drop_day(db: Iotdb, partition: Partition, run_id: str, log: logging.Logger) -> int | None:
@@ -97,11 +103,9 @@ def drop_day(db: Iotdb, partition: Partition, run_id: str, log: logging.Logger) 
     rows = sum(c["rows"] for c in chunks)
     began = time.perf_counter()
     timings: dict[str, float] = {}
-    now = int(db.scalar(f"SELECT COUNT(*) FROM {partition.table} PARTITION ({part.name})") or 0)
-    if now != rows:
-        log.info("%s: partition %s holds %d row(s), %d verified (late rows?): purged by chunks", partition.label,
-                 part.name, now, rows)
-        return None
+    # No count of the partition first: it would cost as much as the count of the holding table below, which
+    # is the one that decides (nobody writes there). Late rows before the exchange are rare; they only cost
+    # putting the rows back.
     holding = holding_name(partition.table, partition.day)
     entry.manifest[MARK] = {"partition": part.name, "holding": holding, "rows": rows}
     with db.begin() as con:

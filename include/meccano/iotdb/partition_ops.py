@@ -42,6 +42,7 @@ class ConversionPlan:
     data_bytes: int
     first_day: date
     last_day: date
+    today: date
     older_rows: bool  # rows older than first_day exist (they stay in p0)
     sql: str = ""
     lock_seconds: float = 0.0
@@ -96,7 +97,7 @@ def plan_conversion(db: Iotdb, table: str, column: str, today: date, ahead: int 
     days = pt.daily_bounds(db, first, last)
     first_start = pt.day_starts(db, [first])[first]
     dialect = pt.server_dialect(db)
-    plan = ConversionPlan(table, column, dialect, rows, size, first, last, older)
+    plan = ConversionPlan(table, column, dialect, rows, size, first, last, today, older)
     plan.sql = pt.partition_by_sql(table, column, first_start, days, dialect)
     plan.lock_seconds = estimate_lock_seconds(rows, size)
     if older:
