@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +27,6 @@ os.environ.update({
 })
 for var in ("MECCANO_ENV", "NODE_ENV", "MECCANO_CONFIG", "CONFIG_FILE"):
     os.environ.pop(var, None)
-sys.path.insert(0, str(ROOT / "include"))
 
 from tests.services.mariadb import MariaDB, start_mariadb  # noqa: E402
 

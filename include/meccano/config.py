@@ -342,3 +342,11 @@ def load_settings(path: str | os.PathLike[str] | None = None,
 def env_names() -> list[str]:
     """Every environment variable that overrides a YAML key (for the docs and the CLI)."""
     return [k.env for k in _KEYS if k.env]
+
+
+def setting_keys() -> list[tuple[str, str, str]]:
+    """The key table: ``(YAML path, environment variable, kind)`` of every key that has a variable.
+
+    Deployment files must pass each of these variables through (tests/test_compose.py checks it).
+    """
+    return [(".".join(k.path), k.env, k.kind) for k in _KEYS if k.env]

@@ -26,6 +26,13 @@ from meccano.config import ConfigError, Secret, Settings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# YAML key of the ``web:`` section -> the environment variable that overrides it
+ENV_KEYS: dict[str, str] = {
+    "consoleToken": "MECCANO_WEB_CONSOLE_TOKEN",
+    "consoleAllowList": "MECCANO_WEB_CONSOLE_ALLOW",
+    "corsOrigins": "MECCANO_WEB_CORS_ORIGINS",
+}
+
 
 @dataclass(frozen=True)
 class WebSettings:
@@ -48,22 +55,23 @@ def web_settings(settings: Settings, env: Mapping[str, str] | None = None) -> We
     env = os.environ if env is None else env
     section = settings.section("web")
 
-    def pick(key: str, var: str) -> tuple[Any, str]:
+    def pick(key: str) -> tuple[Any, str]:
+        var = ENV_KEYS[key]
         if env.get(var):
             return env[var], f"environment variable {var}"
         return section.get(key), f"web.{key} (from {settings.source})"
 
-    token, _ = pick("consoleToken", "MECCANO_WEB_CONSOLE_TOKEN")
+    token, _ = pick("consoleToken")
     if token is not None and not isinstance(token, str):
         raise ConfigError("web.consoleToken: expected a string (value not shown: secret)")
-    allow_raw, allow_src = pick("consoleAllowList", "MECCANO_WEB_CONSOLE_ALLOW")
+    allow_raw, allow_src = pick("consoleAllowList")
     networks = []
     for item in _items(allow_raw, allow_src):
         try:
             networks.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
             raise ConfigError(f"{allow_src}: {item!r} is not an IP address or network like 10.0.0.0/24") from None
-    cors_raw, cors_src = pick("corsOrigins", "MECCANO_WEB_CORS_ORIGINS")
+    cors_raw, cors_src = pick("corsOrigins")
     origins = _items(cors_raw, cors_src)
     for origin in origins:
         if origin == "*" or not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
