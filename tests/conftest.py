@@ -129,6 +129,16 @@ def postgres(service_dir: Path):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_server(service_dir: Path):
+    """Redis (Debian's redis-server), the Celery broker of the distributed test."""
+    from tests.services.redis import start_redis
+
+    server = start_redis(service_dir / "redis")
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def run_plugin_dag(airflow_db, monkeypatch: pytest.MonkeyPatch):
     """Run a plugin's DAG with ``dag.test()``: ``run_plugin_dag(dag_id, root=None, conf=None)``.
