@@ -16,8 +16,7 @@ test-unit: venv                         ## only the tests that need no service
 lint: venv
 	.venv/bin/ruff check .
 
-bench: venv                             ## benchmarks, run by hand; figures go to bench/README.md
-	.venv/bin/pip install -q -r bench/requirements.txt
+bench: venv                             ## benchmarks, run by hand; figures go to bench/README.md (tools: requirements-dev.txt)
 	.venv/bin/python bench/bench_parse.py
 
 venv:

@@ -203,6 +203,10 @@ def _setting_vars() -> dict[str, str]:
 
     out = {env: kind for _, env, kind in setting_keys()}
     out.update({env: "str" for env in ENV_KEYS.values()})
+    from meccano.reports import store  # the report store's own switch, where it defines one
+
+    if getattr(store, "SHARED_ENV", None):
+        out[store.SHARED_ENV] = "bool"
     return out
 
 

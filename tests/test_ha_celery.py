@@ -341,13 +341,13 @@ def test_s3_export_split_across_workers_conserves_rows(env: Env) -> None:
 def test_worker_killed_mid_export_is_retried_on_the_other(env: Env) -> None:
     ha, iot = env.ha, env.iot
     poll(lambda: not _active_export_runs(ha), WAIT, "earlier s3_export runs to finish", interval=2)
-    iot.insert(day_facts(_day(6), 40_000, seed=66, offset=100_000))  # a day big enough to take a while
+    iot.insert(day_facts(_day(6), 100_000, seed=66, offset=100_000))  # a day big enough to take a while
     run_id = _trigger(ha, "s3_export")
 
     def exporting() -> tuple[str, str] | None:
-        """(worker, task) while the run's export task runs, or any of its tasks on a worker whose disk holds
-        staging files (whichever the chain's design shows first)."""
-        running = ha.query("SELECT task_id, hostname, now() - start_date > interval '2 seconds' FROM task_instance "
+        """(worker, task) while a task of the run runs on a worker whose disk holds its staging files (parts
+        being written or uploaded); should a chain stage nowhere on disk, its export task after 20 s."""
+        running = ha.query("SELECT task_id, hostname, now() - start_date > interval '20 seconds' FROM task_instance "
                            "WHERE dag_id = 's3_export' AND run_id = %s AND state = 'running'", run_id)
         for task_id, host, for_a_while in running:
             if host in ha.workers and ((task_id == "export" and for_a_while) or ha.workers[host].staging_files()):
