@@ -9,10 +9,10 @@ demo: system-deps-demo venv            ## run the product on its embedded defaul
 test: system-deps-test venv            ## install everything, start services, run the whole suite, stop them
 	.venv/bin/ruff check .
 	$(MAKE) typecheck
-	PYTHONPATH=include .venv/bin/python -m pytest $(PYTEST_ARGS)
+	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 test-unit: venv                         ## only the tests that need no service
-	PYTHONPATH=include .venv/bin/python -m pytest -m "not services and not browser and not ha" $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -m "not services and not browser and not ha" $(PYTEST_ARGS)
 
 lint: venv
 	.venv/bin/ruff check .
@@ -20,8 +20,7 @@ lint: venv
 typecheck: venv                         ## mypy over include/ and plugins/ (settings in pyproject.toml [tool.mypy])
 	.venv/bin/mypy
 
-bench: venv                             ## benchmarks, run by hand; figures go to bench/README.md
-	.venv/bin/pip install -q -r bench/requirements.txt
+bench: venv                             ## benchmarks, run by hand; figures go to bench/README.md (tools: requirements-dev.txt)
 	.venv/bin/python bench/bench_parse.py
 
 venv:

@@ -14,11 +14,14 @@ import os
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-hook = S3Hook(aws_conn_id=os.environ.get("MECCANO_AWS_CONN_ID", "aws_default"))
-wanted = {os.environ.get("EXPORT_BUCKET", ""), os.environ.get("MECCANO_LOGS_BUCKET", "")}
-reports = os.environ.get("MECCANO_REPORTS_DIR", "")
-if reports.startswith("s3://"):
-    wanted.add(reports[5:].split("/", 1)[0])
+from meccano.config import load_settings
+
+# the effective settings (config.yml, MECCANO_ENV's section, then the environment: README, Configuration)
+settings = load_settings()
+hook = S3Hook(aws_conn_id=settings.aws.conn_id)
+wanted = {settings.export.bucket, os.environ.get("MECCANO_LOGS_BUCKET", "")}
+if settings.reports_dir.startswith("s3://"):
+    wanted.add(settings.reports_dir[5:].split("/", 1)[0])
 for bucket in sorted(b for b in wanted if b):
     if hook.check_for_bucket(bucket):
         print(f"  bucket {bucket}: exists")

@@ -4,16 +4,9 @@ Thin on purpose: it mounts the FastAPI app under ``/meccano`` and adds an entry 
 Airflow UI's navigation (Browse -> Meccano plugins) that shows the page inside the UI.
 """
 
-import sys
-from pathlib import Path
+from airflow.plugins_manager import AirflowPlugin
 
-_INCLUDE = str(Path(__file__).resolve().parents[1] / "include")
-if _INCLUDE not in sys.path:
-    sys.path.insert(0, _INCLUDE)
-
-from airflow.plugins_manager import AirflowPlugin  # noqa: E402
-
-from meccano.web.app import create_app  # noqa: E402
+from meccano.web.app import create_app  # the installed package (pyproject.toml, include/meccano)
 
 URL_PREFIX = "/meccano"
 

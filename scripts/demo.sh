@@ -2,5 +2,4 @@
 # The embedded demo: Airflow + SQLite IOTDB + gateway simulator on 127.0.0.1. Ctrl-C stops it all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PYTHONPATH="$PWD/include${PYTHONPATH:+:$PYTHONPATH}"
 exec .venv/bin/python -m meccano demo "$@"

@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# Creates .venv from requirements.txt (exact pins), once per requirements change.
+# Creates .venv: the runtime pins (requirements.txt) and the test/bench tools (requirements-dev.txt),
+# once per change of either list, then installs this checkout's package `meccano` (include/meccano,
+# pyproject.toml) in editable mode, so dags/, plugins/ and the tests import it without any PYTHONPATH.
+# An editable install points at ONE checkout: a .venv shared by several checkouts imports the one
+# that ran this script last (re-run it in the checkout you work in).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 stamp=.venv/.requirements.sha
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  echo "virtualenv: up to date"
-  exit 0
+  echo "virtualenv: requirements up to date"
+else
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -r requirements-dev.txt
+  echo "$want" > "$stamp"
+  echo "virtualenv: installed $(grep -c '^[A-Za-z]' requirements.txt) runtime + $(grep -c '^[A-Za-z]' requirements-dev.txt) dev pins"
 fi
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -r requirements.txt
-echo "$want" > "$stamp"
-echo "virtualenv: installed $(wc -l < requirements.txt) pinned packages"
+root=$(pwd -P)
+here=$root/include/meccano/__init__.py
+got=$(cd / && "$root/.venv/bin/python" -c "import meccano; print(meccano.__file__)" 2>/dev/null || true)
+if [ "$got" != "$here" ]; then
+  .venv/bin/pip install -q --no-deps -e .
+  echo "virtualenv: package meccano installed from $root (editable)"
+fi

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +27,6 @@ os.environ.update({
 })
 for var in ("MECCANO_ENV", "NODE_ENV", "MECCANO_CONFIG", "CONFIG_FILE"):
     os.environ.pop(var, None)
-sys.path.insert(0, str(ROOT / "include"))
 
 from tests.services.mariadb import MariaDB, start_mariadb  # noqa: E402
 
@@ -127,6 +125,16 @@ def postgres(service_dir: Path):
     from tests.services.postgres import start_postgres
 
     server = start_postgres(service_dir / "pg")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(service_dir: Path):
+    """Redis (Debian's redis-server), the Celery broker of the distributed test."""
+    from tests.services.redis import start_redis
+
+    server = start_redis(service_dir / "redis")
     yield server
     server.stop()
 

@@ -24,8 +24,8 @@ HA_DOC = ROOT / "docs" / "ha.md"
 # Long-running services every deployment needs; airflow-init is a one-shot job.
 ONE_SHOT = {"airflow-init"}
 SECRETS = ("AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_ADMIN_PASSWORD",
-           "POSTGRES_PASSWORD", "REDIS_PASSWORD", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD", "S3_ACCESS_KEY",
-           "S3_SECRET_KEY")
+           "POSTGRES_PASSWORD", "REDIS_PASSWORD", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD", "AWS_ACCESSKEYID",
+           "AWS_SECRETACCESSKEY")
 _SECRET_NAME = re.compile(r"(PASSWORD|SECRET|FERNET|_AUTH$|ACCESS_KEY)", re.I)
 
 
@@ -59,7 +59,9 @@ def secrets_env(tmp_path: Path) -> Path:
 
 def _config(compose: list[str], *env_files: Path, extra_env: dict[str, str] | None = None,
             ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in SECRETS and not k.startswith("COMPOSE_")}
+    passed = set(_setting_vars())
+    env = {k: v for k, v in os.environ.items()
+           if k not in SECRETS and k not in passed and not k.startswith("COMPOSE_")}
     env.update(extra_env or {})
     args = [a for f in env_files for a in ("--env-file", str(f))]
     return subprocess.run([*compose, *args, "-f", str(COMPOSE_FILE), "config", "--format", "json"],
@@ -143,7 +145,10 @@ def test_project_folders_are_mounted(compose: list[str], secrets_env: Path) -> N
     for name in ("scheduler-1", "scheduler-2", "dag-processor", "triggerer", "api-server", "worker"):
         sources = {Path(v["source"]).relative_to(ROOT).as_posix() for v in services[name]["volumes"]
                    if v["type"] == "bind"}
-        assert {"dags", "plugins", "meccano_plugins", "include", "config"} <= sources, (name, sources)
+        assert {"dags", "plugins", "meccano_plugins", "config"} <= sources, (name, sources)
+        # include/ is the installed package `meccano` (docker/Dockerfile), never mounted on a path by hand
+        assert "include" not in sources, (name, sources)
+        assert "PYTHONPATH" not in services[name].get("environment", {}), name
 
 
 def test_real_s3_mode_drops_the_local_store(compose: list[str], secrets_env: Path) -> None:
@@ -152,6 +157,9 @@ def test_real_s3_mode_drops_the_local_store(compose: list[str], secrets_env: Pat
                                                                        "AWS_ENDPOINTURL": ""})
     assert "s3" not in services
     assert "scheduler-1" in services
+    # an empty AWS_ENDPOINTURL means real S3: no endpoint in the connection (not compose's SeaweedFS default)
+    aws = json.loads(services["scheduler-1"]["environment"]["AIRFLOW_CONN_AWS_DEFAULT"])
+    assert aws["extra"]["endpoint_url"] == ""
 
 
 def test_no_secret_is_written_in_the_files() -> None:
@@ -180,6 +188,108 @@ def test_secrets_reach_services_only_through_interpolation(compose: list[str], s
     iotdb = json.loads(env["AIRFLOW_CONN_MECCANO_IOTDB"])
     assert iotdb["password"] == "sentinel-mysql-password" and iotdb["host"] == "iotdb"
     aws = json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])
-    assert aws["password"] == "sentinel-s3-secret-key"
+    assert aws["login"] == "sentinel-aws-accesskeyid"
+    assert aws["password"] == "sentinel-aws-secretaccesskey"
     assert aws["extra"]["endpoint_url"] == "http://s3:8333"
     assert env["MECCANO_REPORTS_DIR"].startswith("s3://"), "several API servers need a shared report store"
+
+
+# --- every configuration key reaches every Airflow service (issue 13) ----------------------------------
+
+def _setting_vars() -> dict[str, str]:
+    """``{environment variable: kind}`` of every configuration key, from the code's own key tables."""
+    from meccano.config import setting_keys
+    from meccano.web.settings import ENV_KEYS
+
+    out = {env: kind for _, env, kind in setting_keys()}
+    out.update({env: "str" for env in ENV_KEYS.values()})
+    from meccano.reports import store  # the report store's own switch, where it defines one
+
+    if getattr(store, "SHARED_ENV", None):
+        out[store.SHARED_ENV] = "bool"
+    return out
+
+
+def _airflow_services(services: dict[str, dict]) -> dict[str, dict]:
+    """The services running Airflow (scheduler, workers, ...): those configured with an executor."""
+    found = {n: s for n, s in services.items() if "AIRFLOW__CORE__EXECUTOR" in (s.get("environment") or {})}
+    assert {"airflow-init", "scheduler-1", "worker", "api-server"} <= set(found), sorted(found)
+    return found
+
+
+def _operator_values() -> dict[str, str]:
+    """A valid, distinctive value for every key, as an operator's .env would set them."""
+    values = {}
+    for i, (env, kind) in enumerate(sorted(_setting_vars().items())):
+        values[env] = {"bool": "true", "int": str(100 + i), "positive int": str(100 + i),
+                       "non-negative int": str(100 + i)}.get(kind, f"set-{env.lower()}")
+    values.update(STATUS_NORMAL_MINUTES="4", STATUS_WARNING_MINUTES="12", TZ="America/Sao_Paulo",
+                  MECCANO_WEB_CONSOLE_ALLOW="10.1.0.0/16", MECCANO_WEB_CORS_ORIGINS="https://console.example.com",
+                  MECCANO_IOTDB_SQLITE="", AWS_ACCESSKEYID="sentinel-aws-accesskeyid",
+                  AWS_SECRETACCESSKEY="sentinel-aws-secretaccesskey", MYSQL_PASSWORD="sentinel-mysql-password")
+    return values
+
+
+def test_every_setting_reaches_every_airflow_service_as_set(compose: list[str], secrets_env: Path,
+                                                            tmp_path: Path) -> None:
+    """Each key of the configuration table arrives unchanged in every Airflow service; a new key added to
+    config.py (or web/settings.py) without a line in docker-compose.yaml fails here."""
+    values = _operator_values()
+    env_file = tmp_path / "operator.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    services = _airflow_services(_services(compose, ENV_EXAMPLE, secrets_env, env_file))
+    for name, service in services.items():
+        env = service["environment"]
+        missing = sorted(set(values) - set(env))
+        assert not missing, f"{name}: docker-compose.yaml does not pass {missing}"
+        wrong = {k: env[k] for k in values if env[k] != values[k]}
+        assert not wrong, f"{name}: values changed on the way: {wrong}"
+
+
+def test_an_unset_setting_leaves_config_yml_in_charge(compose: list[str], secrets_env: Path) -> None:
+    """Documented precedence (README, Configuration): config.yml < MECCANO_ENV's section < variable. A key the
+    operator leaves unset must reach the containers empty (which load_settings ignores), never as a default
+    invented by compose that would hide config/config.yml."""
+    from meccano.config import load_settings
+    from meccano.web.settings import web_settings
+
+    example = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
+                   if line and not line.startswith("#"))
+    example.update(line.split("=", 1) for line in secrets_env.read_text().splitlines())
+    config = ROOT / "config" / "config.yml"
+    for name, service in _airflow_services(_services(compose, ENV_EXAMPLE, secrets_env)).items():
+        env = service["environment"]
+        for var in _setting_vars():
+            assert env[var] == example.get(var, ""), f"{name}: {var}={env[var]!r}, operator set {example.get(var)!r}"
+        assert env["MECCANO_CONFIG"].endswith("/config/config.yml"), name
+        # the containers' settings are exactly those of config.yml plus what the operator set
+        operator = {k: v for k, v in example.items() if k in _setting_vars() and v}
+        container = {k: v for k, v in env.items() if k in _setting_vars()}
+        assert load_settings(config, env=container) == load_settings(config, env=operator), name
+        assert web_settings(load_settings(config, env=container), env=container) == \
+            web_settings(load_settings(config, env=operator), env=operator), name
+    # an unset key really falls back to config.yml: FORECAST_DAYS is empty in .env.example
+    assert load_settings(config, env={"FORECAST_DAYS": ""}).forecast_days == load_settings(config, env={}).forecast_days
+
+
+def test_celery_result_backend_names_the_installed_driver(compose: list[str], secrets_env: Path) -> None:
+    """`db+postgresql://` makes SQLAlchemy pick psycopg 3, which is not installed: the workers die at start."""
+    import psycopg2  # noqa: F401  the driver the URL names is installed (requirements.txt)
+
+    for name, service in _airflow_services(_services(compose, ENV_EXAMPLE, secrets_env)).items():
+        backend = service["environment"]["AIRFLOW__CELERY__RESULT_BACKEND"]
+        assert backend.startswith("db+postgresql+psycopg2://"), f"{name}: {backend.split('@')[0]}"
+
+
+def test_image_installs_the_one_runtime_list_and_the_package() -> None:
+    """docker/Dockerfile installs requirements.txt itself and the package; no second hand-kept list exists."""
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    assert not (ROOT / "docker" / "requirements.txt").exists()
+    assert re.search(r"^COPY requirements\.txt ", dockerfile, re.M)
+    assert re.search(r"pip install --no-cache-dir -r \S*requirements\.txt", dockerfile)
+    assert re.search(r"pip install --no-cache-dir --no-deps /tmp/meccano", dockerfile)
+    raw = yaml.safe_load(COMPOSE_FILE.read_text())
+    build = raw["x-airflow-common"]["build"]
+    assert build["context"] == "." and build["dockerfile"] == "docker/Dockerfile"
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "*" in ignored and {"!requirements.txt", "!pyproject.toml", "!include/"} <= set(ignored)

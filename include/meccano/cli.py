@@ -4,6 +4,7 @@
     python -m meccano plugins validate [PATH ...]
     python -m meccano plugins schema            (plugin.schema.json, generated from the model)
     python -m meccano db init | db upgrade | db check
+    python -m meccano db partition [--dry-run] [--yes] [--ahead N]   (daily partitions of Facts)
     python -m meccano config show
     python -m meccano demo [--port 8080] [--fresh]   (the embedded demo; README)
 """
@@ -99,14 +100,20 @@ def _plugins_schema(args: argparse.Namespace) -> int:
 
 def _db(args: argparse.Namespace) -> int:
     from meccano.iotdb.db import Iotdb
+    from meccano.iotdb.partition_ops import check_lines, partition_command
     from meccano.iotdb.schema import creation_date_index_warning, ensure_schema
 
-    db = Iotdb.from_settings(load_settings())
+    settings = load_settings()
+    db = Iotdb.from_settings(settings)
     try:
+        if args.action == "partition":
+            return partition_command(db, settings, args.yes, args.dry_run, args.ahead)
         if args.action == "check":
             warning = creation_date_index_warning(db)
             print(warning or f"{db!r}: Facts has its creationDate index")
-            return 1 if warning else 0
+            lines, problem = check_lines(db, settings)
+            print("\n".join(lines))
+            return 1 if warning or problem else 0
         report = ensure_schema(db)
     finally:
         db.dispose()
@@ -140,8 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_schema = plugins.add_parser("schema", help="print plugin.schema.json (the contract as a JSON schema)")
     p_schema.set_defaults(func=_plugins_schema)
     db = sub.add_parser("db", help="IOTDB schema")
-    db.add_argument("action", choices=["init", "upgrade", "check"],
-                    help="init/upgrade: create what is missing (idempotent); check: the Facts index")
+    db.add_argument("action", choices=["init", "upgrade", "check", "partition"],
+                    help="init/upgrade: create what is missing (idempotent); check: the Facts index and "
+                         "partitions; partition: plan (and with --yes run) daily partitions of Facts")
+    db.add_argument("--yes", action="store_true", help="partition: convert now (it locks writes; read the plan)")
+    db.add_argument("--dry-run", action="store_true", help="partition: print the SQL, change nothing")
+    db.add_argument("--ahead", type=int, default=14, help="partition: future daily partitions (default 14)")
     db.set_defaults(func=_db)
     cfg = sub.add_parser("config", help="configuration")
     cfg.add_argument("action", choices=["show"])

@@ -594,3 +594,19 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         warnings=tuple(warnings),
         **built,
     )
+
+
+def setting_keys() -> list[tuple[str, str, str]]:
+    """The key table: ``(YAML path, environment variable, kind)`` of every key that has a variable.
+
+    Deployment files must pass each of these variables through (tests/test_compose.py checks it).
+    """
+    defaults = Settings()
+
+    def kind(target: tuple[str, ...]) -> str:
+        value: Any = defaults
+        for attr in target:
+            value = getattr(value, attr)
+        return "bool" if isinstance(value, bool) else "int" if isinstance(value, int) else "str"
+
+    return [(".".join(k.path), k.env, kind(k.target)) for k in _KEYS if k.env]

@@ -52,7 +52,6 @@ def demo_environment(port: int, state: Path = STATE) -> dict[str, str]:
         "EXPORT_BUCKET": "",
         # airflow standalone starts its components as `airflow ...`: the venv's bin first.
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "include"), os.environ.get("PYTHONPATH")])),
     }
 
 

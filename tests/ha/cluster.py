@@ -86,7 +86,7 @@ class Cluster:
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "MECCANO_PLUGINS_DIR": str(self.plugins_dir),
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.ha.hostname.from_env",
-            "PYTHONPATH": f"{ROOT / 'include'}{os.pathsep}{ROOT}",
+            "PYTHONPATH": str(ROOT),  # tests.ha.hostname; meccano itself is the installed package
         })
         env.update(extra)
         return env

@@ -26,6 +26,7 @@ from meccano.export.errors import ExportError, VerifyError
 from meccano.export.ledger import Ledger, LedgerEntry
 from meccano.export.model import Manifest, Part, Partition
 from meccano.export.options import ExportOptions, load_options
+from meccano.export.partition_purge import recover_all
 from meccano.export.plan import plan
 from meccano.export.purge import purge_partition
 from meccano.export.reconcile import reconcile_day
@@ -65,6 +66,7 @@ def plan_step(settings: Settings, db: Iotdb, conf: dict[str, Any], run_id: str,
     problem = local_target_problem(settings)
     if problem:
         raise ExportError(problem)
+    recover_all(db, logger)  # a partition drop interrupted by a crash is finished or undone first
     reference = reference_time(settings, when)
     partitions = plan(db, options, reference)
     logger.info("export to %s: %d partition(s) planned (%s)%s", target_url(settings), len(partitions),

@@ -102,6 +102,9 @@ class Manifest:
     min_date: str | None = None
     max_date: str | None = None
     written_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    # A partition drop in progress (``export/partition_purge.py``): {"partition", "holding", "rows"}.
+    # Ledger only, never uploaded; absent when no drop is under way.
+    drop: dict[str, Any] | None = None
 
     @property
     def rows(self) -> int:
@@ -129,7 +132,10 @@ class Manifest:
 
     def to_json(self) -> dict[str, Any]:
         """The ledger's copy: the public manifest plus the purge chunks."""
-        return {**self.public_json(), "chunks": [c.to_json() for c in self.chunks]}
+        out = {**self.public_json(), "chunks": [c.to_json() for c in self.chunks]}
+        if self.drop is not None:
+            out["drop"] = self.drop
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
@@ -137,4 +143,4 @@ class Manifest:
                    run_id=data["runId"], layout={k: data[k] for k in _LAYOUT_KEYS if k in data},
                    schema=list(data.get("schema", [])), parts=[Part.from_json(p) for p in data.get("parts", [])],
                    chunks=[Chunk.from_json(c) for c in data.get("chunks", [])], min_date=data.get("minDate"),
-                   max_date=data.get("maxDate"), written_at=data.get("writtenAt", ""))
+                   max_date=data.get("maxDate"), written_at=data.get("writtenAt", ""), drop=data.get("drop"))

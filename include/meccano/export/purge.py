@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from meccano.export.errors import ExportError, PurgeStopped
 from meccano.export.ledger import Ledger
 from meccano.export.model import Partition
+from meccano.export.partition_purge import drop_day
 from meccano.export.progress import Progress
 from meccano.iotdb.db import Iotdb
 
@@ -28,6 +29,9 @@ def purge_partition(db: Iotdb, partition: Partition, run_id: str, log: logging.L
     """Delete the verified rows of the partition; returns the rows deleted by this call."""
     from sqlalchemy import text
 
+    dropped = drop_day(db, partition, run_id, log)  # a whole daily partition, when exact (issue 18)
+    if dropped is not None:
+        return dropped
     ledger = Ledger(db)
     entry, state = ledger.of_run(partition.table, partition.day, run_id, ("verified", "purging"))
     if entry is None:

@@ -26,6 +26,13 @@ from meccano.config import ConfigError, Secret, Settings, as_secret
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# YAML key of the ``web:`` section -> the environment variable that overrides it
+ENV_KEYS: dict[str, str] = {
+    "consoleToken": "MECCANO_WEB_CONSOLE_TOKEN",
+    "consoleAllowList": "MECCANO_WEB_CONSOLE_ALLOW",
+    "corsOrigins": "MECCANO_WEB_CORS_ORIGINS",
+}
+
 
 @dataclass(frozen=True)
 class WebSettings:
@@ -48,21 +55,22 @@ def web_settings(settings: Settings, env: Mapping[str, str] | None = None) -> We
     env = os.environ if env is None else env
     section = settings.section("web")
 
-    def pick(key: str, var: str) -> tuple[Any, str]:
+    def pick(key: str) -> tuple[Any, str]:
+        var = ENV_KEYS[key]
         if env.get(var):
             return env[var], f"environment variable {var}"
         return section.get(key), f"web.{key} (from {settings.source})"
 
-    token_raw, token_src = pick("consoleToken", "MECCANO_WEB_CONSOLE_TOKEN")
+    token_raw, token_src = pick("consoleToken")
     token = as_secret(token_raw, token_src)
-    allow_raw, allow_src = pick("consoleAllowList", "MECCANO_WEB_CONSOLE_ALLOW")
+    allow_raw, allow_src = pick("consoleAllowList")
     networks = []
     for item in _items(allow_raw, allow_src):
         try:
             networks.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
             raise ConfigError(f"{allow_src}: {item!r} is not an IP address or network like 10.0.0.0/24") from None
-    cors_raw, cors_src = pick("corsOrigins", "MECCANO_WEB_CORS_ORIGINS")
+    cors_raw, cors_src = pick("corsOrigins")
     origins = _items(cors_raw, cors_src)
     for origin in origins:
         if origin == "*" or not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
