@@ -99,6 +99,10 @@ def _db(args: argparse.Namespace) -> int:
 def _config_show(args: argparse.Namespace) -> int:
     settings = load_settings()
     print(repr(settings))  # secrets print as Secret('***')
+    print(f"time zone: {settings.timezone} (plugin schedules run in it)")
+    print(f"IOTDB pool: 'iotdb' with {settings.mysql.connection_limit} slots (mysql.connectionLimit)")
+    for item in settings.ignored:
+        print(f"ignored: {item}")
     return 0
 
 

@@ -125,6 +125,8 @@ class Settings:
     status: StatusSettings = field(default_factory=StatusSettings)
     legacy: LegacySettings = field(default_factory=LegacySettings)
     reports_dir: str = ""
+    # Original variables/keys that are set but replaced by something else (meccano.legacy).
+    ignored: tuple[Any, ...] = field(default=(), repr=False)
     # Free-form sections for plugins; the credential sections are never kept here.
     sections: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     environment: str = "default"
@@ -138,8 +140,8 @@ class Settings:
 
 # --- the table of settings: YAML path, environment variable, type -----------------
 
-_INT, _POS_INT, _NONNEG_INT, _BOOL, _STR, _SECRET = (
-    "int", "positive int", "non-negative int", "bool", "str", "secret",
+_INT, _POS_INT, _NONNEG_INT, _BOOL, _STR, _SECRET, _ZONE = (
+    "int", "positive int", "non-negative int", "bool", "str", "secret", "zone",
 )
 
 
@@ -153,7 +155,7 @@ class _Key:
 
 _KEYS: tuple[_Key, ...] = (
     _Key(("warninglimit",), "WARNINGLIMIT", _POS_INT, ("warninglimit",)),
-    _Key(("timezone",), "TZ", _STR, ("timezone",)),
+    _Key(("timezone",), "TZ", _ZONE, ("timezone",)),
     _Key(("scheduler", "monitor"), "SCHEDULER_MONITOR", _STR, ("legacy", "scheduler_monitor")),
     _Key(("mirror",), "MIRROR", _STR, ("legacy", "mirror")),
     _Key(("port",), "PORT", _POS_INT, ("legacy", "port")),
@@ -205,6 +207,14 @@ def _convert(key: _Key, raw: Any, source: str) -> Any:
         if raw is not None and not isinstance(raw, (str, int)):
             raise ConfigError(f"{where}: expected a string; fix the value (not shown: secret)")
         return Secret("" if raw is None else str(raw))
+    if key.kind == _ZONE:
+        from meccano.zone import zone_problem
+
+        name = "" if raw is None else str(raw).strip().lstrip(":")  # POSIX allows TZ=:Area/City
+        problem = zone_problem(name)
+        if problem:
+            raise ConfigError(f"{where}: {problem}")
+        return name
     if key.kind == _STR:
         if raw is None:
             return ""
@@ -322,7 +332,10 @@ def load_settings(path: str | os.PathLike[str] | None = None,
             f"status.normalMinutes ({status.normal_minutes}) (from {src_file} or environment)"
         )
     sections = {k: v for k, v in merged.items() if isinstance(v, Mapping) and k not in _SECRET_SECTIONS}
+    from meccano.legacy import ignored_settings
+
     return Settings(
+        ignored=ignored_settings(merged, env, src_file),
         warninglimit=values.get("warninglimit", Settings.warninglimit),
         timezone=values.get("timezone", Settings.timezone),
         forecast_days=values.get("forecast_days", Settings.forecast_days),

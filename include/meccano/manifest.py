@@ -39,6 +39,7 @@ OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "enabledFromConfig": str,
     "tasks": list,
     "outlets": list,
+    "notifyOnFailure": bool,
 }
 ENABLED_CONFIG_KEYS = ("export.enabled",)
 _TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -85,6 +86,7 @@ class PluginManifest:
     enabled_from_config: str | None = None
     tasks: tuple[str, ...] = ()
     outlets: tuple[str, ...] = ()
+    notify_on_failure: bool = True  # tell the administrators when a run fails (failure_notify.py)
 
     @property
     def dag_id(self) -> str:
@@ -287,6 +289,7 @@ def load_plugin(folder: Path) -> PluginLoad:
             enabled_from_config=typed.get("enabledFromConfig"),
             tasks=tuple(typed.get("tasks", ())),
             outlets=tuple(typed.get("outlets", ())),
+            notify_on_failure=typed.get("notifyOnFailure", True),
         ),
         (),
         raw,

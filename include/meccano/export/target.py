@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from meccano.config import Settings
+from meccano.connections import aws_conn_id
 from meccano.export.errors import StorageError
 
 if TYPE_CHECKING:
@@ -48,8 +49,9 @@ def target_root(settings: Settings) -> ObjectStoragePath:
     # changed connection (rotated keys, a long-lived process, tests) is always read afresh.
     from airflow.sdk.io import store
 
-    store._STORE_CACHE.pop(f"{protocol}-{settings.aws.conn_id}", None)
-    return ObjectStoragePath(url, conn_id=settings.aws.conn_id)
+    conn_id = aws_conn_id(settings)
+    store._STORE_CACHE.pop(f"{protocol}-{conn_id}", None)
+    return ObjectStoragePath(url, conn_id=conn_id)
 
 
 def preflight(settings: Settings) -> None:
@@ -63,7 +65,7 @@ def preflight(settings: Settings) -> None:
     def head() -> None:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        S3Hook(aws_conn_id=settings.aws.conn_id).get_conn().head_bucket(Bucket=bucket)
+        S3Hook(aws_conn_id=aws_conn_id(settings)).get_conn().head_bucket(Bucket=bucket)
 
     guarded(settings, f"check bucket {bucket!r}", head)
 

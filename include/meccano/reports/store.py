@@ -117,7 +117,9 @@ class ReportStore:
     @classmethod
     def from_settings(cls, settings: Settings) -> ReportStore:
         location = root_location(settings)
-        conn_id = settings.aws.conn_id if location.startswith("s3://") else None
+        from meccano.connections import aws_conn_id
+
+        conn_id = aws_conn_id(settings) if location.startswith("s3://") else None
         return cls(location, conn_id, history_limit(settings))
 
     def __repr__(self) -> str:
