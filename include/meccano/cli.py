@@ -106,6 +106,15 @@ def _config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pool(args: argparse.Namespace) -> int:
+    from meccano.pool import IOTDB_POOL, sync_pool
+
+    settings = load_settings()
+    sync_pool(settings)
+    print(f"pool {IOTDB_POOL!r}: {settings.mysql.connection_limit} slots (mysql.connectionLimit)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m meccano", description="Meccano ServiceManager tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="configuration")
     cfg.add_argument("action", choices=["show"])
     cfg.set_defaults(func=_config_show)
+    pool = sub.add_parser("pool", help="the Airflow pool 'iotdb' (MYSQL_CONNECTIONLIMIT slots)")
+    pool.add_argument("action", choices=["sync"], help="create or resize it with `airflow pools set`")
+    pool.set_defaults(func=_pool)
     return parser
 
 

@@ -22,13 +22,13 @@ from meccano.discovery import Catalog, discover
 from meccano.engines import SCRIPT_ENGINES, run_native
 from meccano.manifest import PluginLoad, PluginManifest
 from meccano.operators import PluginScriptOperator
+from meccano.pool import IOTDB_POOL
 
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 DEFAULT_RETRIES = 2
 DEFAULT_RETRY_DELAY = timedelta(minutes=2)
 INVALID_PREFIX = "meccano_invalid_"
 CONFIG_ERROR_DAG = "meccano_config_error"
-IOTDB_POOL = "iotdb"  # created with mysql.connectionLimit slots by `python -m meccano pool sync`
 _DOC_LIMIT = 20_000
 
 

@@ -107,12 +107,13 @@ def create_app(settings_override: WebSettings | None = None) -> FastAPI:
              summary="Every plugin with its plugin.json fields, validity, runs and links")
     def plugins(request: Request) -> list[PluginRow]:
         base, airflow = _roots(request)
-        return build_listing(store, base, airflow)
+        return build_listing(store, base, airflow, timezone=settings.timezone)
 
     @app.get("/", response_class=HTMLResponse, dependencies=logged_in, include_in_schema=False)
     def page(request: Request) -> HTMLResponse:
         base, airflow = _roots(request)
-        html = render_page(build_listing(store, base, airflow), f"{base}/plugins")
+        html = render_page(build_listing(store, base, airflow, timezone=settings.timezone), f"{base}/plugins",
+                           settings.timezone)
         return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-store",
                                            "X-Frame-Options": "SAMEORIGIN"})
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -60,13 +61,15 @@ class PluginRow(BaseModel):
     shadowed_by: str | None = Field(description="A higher version that runs instead of this one")
     paused: bool | None
     last_run: LastRun | None
-    next_run: datetime | None = Field(description="When the scheduler creates the next run; null if paused/none")
+    next_run: datetime | None = Field(description="When the scheduler creates the next run, in the fleet's zone "
+                                      "(ISO 8601 with its offset); null if paused/none")
+    timezone: str = Field("UTC", description="The zone the schedule's cron runs in (timezone / TZ)")
     report: ReportInfo | None
     links: Links
 
 
 def _row(load: PluginLoad, dag_id: str, valid: bool, shadowed_by: str | None, state: DagState | None,
-         report: ReportEntry | None, base: str, airflow_base: str) -> PluginRow:
+         report: ReportEntry | None, base: str, airflow_base: str, timezone: str = "UTC") -> PluginRow:
     raw = load.raw if isinstance(load.raw, dict) else {}
     manifest = load.manifest
     folder = load.folder.name
@@ -90,7 +93,9 @@ def _row(load: PluginLoad, dag_id: str, valid: bool, shadowed_by: str | None, st
         paused=state.paused if state else None,
         last_run=LastRun(state=state.last_state, run_id=state.last_run_id, started_at=state.last_run_at,
                          ended_at=state.last_end) if state and state.last_run_id else None,
-        next_run=state.next_run if state and not shadowed_by else None,
+        next_run=state.next_run.astimezone(ZoneInfo(timezone)) if state and state.next_run and not shadowed_by
+        else None,
+        timezone=timezone,
         report=ReportInfo(created_at=report.created_at, stamp=report.stamp, files=list(report.files))
         if report is not None and is_report else None,
         links=Links(dag=f"{airflow_base}/dags/{quote(dag_id)}", docs=docs, report=chart, report_data=data,
@@ -98,7 +103,8 @@ def _row(load: PluginLoad, dag_id: str, valid: bool, shadowed_by: str | None, st
     )
 
 
-def build_listing(store: ReportStore, base: str, airflow_base: str, root: Path | None = None) -> list[PluginRow]:
+def build_listing(store: ReportStore, base: str, airflow_base: str, root: Path | None = None,
+                  timezone: str = "UTC") -> list[PluginRow]:
     """Every plugin folder: the active ones, then shadowed lower versions, then invalid ones."""
     from meccano.factory import invalid_dag_id
 
@@ -110,7 +116,8 @@ def build_listing(store: ReportStore, base: str, airflow_base: str, root: Path |
     for load in catalog.active:
         m = load.manifest
         latest = store.latest(m.name) if m.type == "report" else None
-        rows.append(_row(load, m.dag_id, True, None, states.get(m.dag_id), latest, base, airflow_base))
+        rows.append(_row(load, m.dag_id, True, None, states.get(m.dag_id), latest, base, airflow_base,
+                         timezone))
     for item in catalog.shadowed:
         m = item.load.manifest
         rows.append(_row(item.load, m.dag_id, True, item.by, None, None, base, airflow_base))

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from html import escape
+from zoneinfo import ZoneInfo
 
 from meccano.web.listing import PluginRow
+
+_UTC = ZoneInfo("UTC")
 
 CSS = """
 :root{--fg:#1d2733;--muted:#5b6670;--line:#dde3e8;--bg:#f6f8fa;--ok:#2e7d32;--bad:#c62828;--warn:#b26a00}
@@ -27,10 +30,12 @@ iframe{width:100%;height:260px;border:1px solid var(--line);background:#fff}
 """
 
 
-def _t(value: datetime | None) -> str:
+def _time(value: datetime | None, zone: ZoneInfo = _UTC) -> str:
+    """A moment in the fleet's zone, with the zone: ``2026-11-27 02:00 -03``."""
     if value is None:
         return '<span class="muted">–</span>'
-    return escape(value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+    local = value.astimezone(zone)
+    return escape(f"{local:%Y-%m-%d %H:%M} {local.tzname()}")
 
 
 def _a(href: str | None, text: str, blank: bool = False) -> str:
@@ -59,8 +64,13 @@ def _state(row: PluginRow) -> str:
     return f'<span class="badge {state}">{state}</span>'
 
 
-def render_page(rows: list[PluginRow], listing_href: str) -> str:
+def render_page(rows: list[PluginRow], listing_href: str, timezone: str = "UTC") -> str:
     now = datetime.now(UTC)
+    zone = ZoneInfo(timezone)
+
+    def _t(value: datetime | None) -> str:
+        return _time(value, zone)
+
     valid = [r for r in rows if r.valid]
     invalid = [r for r in rows if not r.valid]
     reports = [r for r in valid if r.type == "report" and not r.shadowed_by]
@@ -70,9 +80,10 @@ def render_page(rows: list[PluginRow], listing_href: str) -> str:
         f"<title>Meccano plugins</title><style>{CSS}</style></head><body>",
         "<header><h1>Meccano plugins</h1>",
         f'<div class=muted>{len(valid)} valid · {len(invalid)} invalid · {len(reports)} reports · '
-        f'as of {_t(now)} · {_a(listing_href, "JSON listing")}</div></header><main>',
+        f'as of {_t(now)} · times in {escape(timezone)} · {_a(listing_href, "JSON listing")}</div></header><main>',
         "<h2>Plugins</h2><table id=plugins><thead><tr><th>Plugin</th><th>Version</th><th>Type</th><th>Engine</th>"
-        "<th>Schedule</th><th>Enabled</th><th>Last run</th><th>Status</th><th>Next run</th><th>Links</th>"
+        f"<th>Schedule ({escape(timezone)})</th><th>Enabled</th><th>Last run</th><th>Status</th><th>Next run</th>"
+        "<th>Links</th>"
         "</tr></thead><tbody>",
     ]
     for r in rows:
