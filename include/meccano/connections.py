@@ -84,7 +84,7 @@ def aws_connection(settings: Settings) -> Connection:
     """The AWS connection: the Airflow one if defined, else built from settings."""
     from airflow.sdk import Connection
 
-    conn = airflow_connection(settings.aws.conn_id)
+    conn = None if _announced_here(settings) else airflow_connection(settings.aws.conn_id)
     if conn is not None:
         _mask(conn.password or "")
         return conn
@@ -106,8 +106,8 @@ def aws_conn_id(settings: Settings) -> str:
     take only a connection id all see the same credentials. A defined Airflow connection is
     never overridden.
     """
-    var = "AIRFLOW_CONN_" + settings.aws.conn_id.upper()
-    ours = var in os.environ and os.environ[var] == _ANNOUNCED.get(var)
+    var = _variable(settings)
+    ours = _announced_here(settings)
     if not ours and (var in os.environ or airflow_connection(settings.aws.conn_id) is not None):
         return settings.aws.conn_id
     a = settings.aws
@@ -121,6 +121,16 @@ def aws_conn_id(settings: Settings) -> str:
 
 
 _ANNOUNCED: dict[str, str] = {}
+
+
+def _variable(settings: Settings) -> str:
+    return "AIRFLOW_CONN_" + settings.aws.conn_id.upper()
+
+
+def _announced_here(settings: Settings) -> bool:
+    """True when the AWS connection variable is the one :func:`aws_conn_id` built from the configuration."""
+    var = _variable(settings)
+    return var in os.environ and os.environ[var] == _ANNOUNCED.get(var)
 
 
 def script_environment(conn: Connection) -> dict[str, str]:
