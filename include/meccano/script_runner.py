@@ -11,9 +11,12 @@ leaves the plugin's process.
 
 from __future__ import annotations
 
+import collections
 import os
 import subprocess
 import sys
+
+TAIL_LINES = 15
 
 
 def redact(line: str, secrets: list[str]) -> str:
@@ -28,10 +31,18 @@ def main() -> int:
     proc = subprocess.Popen([os.environ["MECCANO_INTERPRETER"], os.environ["MECCANO_PLUGIN_SOURCE"]],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     for raw in proc.stdout:
-        sys.stdout.write(redact(raw.decode("utf-8", errors="replace"), secrets))
+        line = redact(raw.decode("utf-8", errors="replace"), secrets)
+        tail.append(line)
+        sys.stdout.write(line)
         sys.stdout.flush()
-    return proc.wait()
+    code = proc.wait()
+    if code and os.environ.get("MECCANO_OUTPUT_TAIL"):
+        # the last lines go into the task's error (and the administrators' failure notification)
+        with open(os.environ["MECCANO_OUTPUT_TAIL"], "w", encoding="utf-8") as handle:
+            handle.write("".join(tail)[-4000:])
+    return code
 
 
 if __name__ == "__main__":
