@@ -136,6 +136,18 @@ def _gaps(board: Board, start: datetime, now: datetime, rng: random.Random) -> l
     return gaps
 
 
+def _statistics(readings: dict[tuple[str, int], list[int]], at: object) -> list[dict]:
+    """DeviceStatistics rows of the readings so far (the last day of them)."""
+    out = []
+    for (device, sensor), values in readings.items():
+        recent = values[-144:]
+        if len(recent) >= 2:
+            deviation = statistics.pstdev(recent)
+            out.append({"d": device, "s": sensor, "avg": statistics.fmean(recent), "dev": deviation,
+                        "err": deviation / math.sqrt(len(recent)), "at": at})
+    return out
+
+
 def backfill(db: Iotdb, fleet: Fleet, days: int, now: datetime, rng: random.Random,
              settings: Settings | None = None) -> int:
     """Days of history: each board's readings at its own rate with its gaps, the fleet's status
@@ -148,6 +160,7 @@ def backfill(db: Iotdb, fleet: Fleet, days: int, now: datetime, rng: random.Rand
     readings: dict[tuple[str, int], list[int]] = {}
     rows: list[dict] = []
     history: list[dict] = []
+    stats: list[dict] = []
     total = 0
     when = start
     while when < now - timedelta(minutes=10):
@@ -166,6 +179,8 @@ def backfill(db: Iotdb, fleet: Fleet, days: int, now: datetime, rng: random.Rand
             age = (when - seen).total_seconds() / 60 if seen else None
             counts["FAIL" if age is None or age > warning else "WARNING" if age > normal else "NORMAL"] += 1
         history += [{"status": k, "n": v, "at": param(db, when)} for k, v in counts.items()]
+        if when.minute == 0:  # hourly statistics, as sensorStatistics would have computed them
+            stats += _statistics(readings, param(db, when))
         if len(rows) >= 5000:
             with db.begin() as con:
                 con.execute(FACT_INSERT, rows)
@@ -178,10 +193,7 @@ def backfill(db: Iotdb, fleet: Fleet, days: int, now: datetime, rng: random.Rand
         if history:
             con.execute(text("INSERT INTO DeviceHistoryStatus (status, numberOfDevices, creationDate) "
                              "VALUES (:status, :n, :at)"), history)
-        stats = [{"d": device, "s": sensor, "avg": statistics.fmean(values),
-                  "dev": statistics.pstdev(values), "err": statistics.pstdev(values) / math.sqrt(len(values)),
-                  "at": param(db, now - timedelta(minutes=5))}
-                 for (device, sensor), values in readings.items() if len(values) >= 2]
+        stats += _statistics(readings, param(db, now - timedelta(minutes=5)))
         if stats:
             con.execute(text("INSERT INTO DeviceStatistics (device, sensor, average, deviation, error, creationDate) "
                              "VALUES (:d, :s, :avg, :dev, :err, :at)"), stats)
