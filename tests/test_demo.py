@@ -109,7 +109,7 @@ def test_make_demo_runs_the_fleet_and_stops_cleanly(tmp_path: Path):
         _poll("the demo's 'is up' banner", lambda: b"demo is up" in (tmp_path / "demo.out").read_bytes(), 400)
         banner = (tmp_path / "demo.out").read_text()
         assert f"http://127.0.0.1:{port}/" in banner and "admin / admin" in banner and "Ctrl-C" in banner
-        token = _token(base)
+        token = _poll("a login token", lambda: _token(base), 120)  # a loaded machine may answer slowly
 
         def succeeded() -> list[str]:
             done = []
