@@ -170,10 +170,9 @@ def build_plugin_dag(manifest: PluginManifest, settings: Settings, shadowed: lis
     task_args["pool"] = IOTDB_POOL  # MYSQL_CONNECTIONLIMIT: IOTDB tasks at once, cluster-wide
     on_failure = None
     if manifest.notify_on_failure:
-        from meccano.failure_notify import PluginFailureNotifier, RecordFailure
+        from meccano.failure_notify import callbacks
 
-        task_args["on_failure_callback"] = RecordFailure(manifest.plugin)
-        on_failure = [PluginFailureNotifier(manifest.plugin)]
+        task_args["on_failure_callback"], on_failure = callbacks()
     dag = DAG(
         dag_id=manifest.dag_id,
         description=manifest.description[:200],

@@ -105,21 +105,30 @@ def compose(plugin: str, dag_id: str, run_id: str, task_id: str | None, tail: st
     return subject, body
 
 
+def plugin_of(context: Any) -> str:
+    """``name:version`` of the plugin a callback is about (the DAG's id and its ``version:`` tag)."""
+    dag = context.get("dag")
+    ti = context.get("ti") or context.get("task_instance")
+    dag_id = getattr(dag, "dag_id", None) or getattr(ti, "dag_id", None) or "?"
+    version = next((str(t).split(":", 1)[1] for t in (getattr(dag, "tags", None) or ())
+                    if str(t).startswith("version:")), "")
+    return f"{dag_id}:{version}" if version else dag_id
+
+
 class RecordFailure:
     """Task ``on_failure_callback``: the failed task's notification, with its error, into the outbox.
 
     Airflow calls it on the task's host after the last retry, where the exception is at
     hand; the row (PENDING, or LOGGED when no topic is set) waits in ``Notification`` for
-    the run's :class:`PluginFailureNotifier`, which any host can publish from.
+    the run's :class:`PluginFailureNotifier`, which any host can publish from. One
+    instance serves every DAG (the plugin comes from the context): nothing per DAG to build
+    at parse time.
     """
-
-    def __init__(self, plugin: str) -> None:
-        self.plugin = plugin
 
     def __call__(self, context: Any) -> None:
         ti = context.get("ti") or context.get("task_instance")
         dag_id, run_id = getattr(ti, "dag_id", "?"), str(getattr(ti, "run_id", context.get("run_id", "?")))
-        subject, body = compose(self.plugin, dag_id, run_id, getattr(ti, "task_id", None),
+        subject, body = compose(plugin_of(context), dag_id, run_id, getattr(ti, "task_id", None),
                                 error_tail(context.get("exception")))
         try:
             with _outbox() as (db, notifier), db.begin() as con:
@@ -129,13 +138,12 @@ class RecordFailure:
 
 
 class PluginFailureNotifier(BaseNotifier):
-    """DAG ``on_failure_callback`` of a plugin DAG: tells the administrators once per failed run."""
+    """DAG ``on_failure_callback`` of a plugin DAG: tells the administrators once per failed run.
+
+    One instance serves every DAG (the plugin comes from the context).
+    """
 
     template_fields = ()
-
-    def __init__(self, plugin: str) -> None:
-        super().__init__()
-        self.plugin = plugin
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         """Nothing to render (no template fields; the message is never a template a plugin could inject into)."""
@@ -159,7 +167,7 @@ class PluginFailureNotifier(BaseNotifier):
                 raise
             log.warning("cannot read the notification outbox (%s)", type(exc).__name__)
         task_id = getattr(ti, "task_id", None)
-        subject, body = compose(self.plugin, dag_id, run_id, task_id, "", str(context.get("reason") or ""))
+        subject, body = compose(plugin_of(context), dag_id, run_id, task_id, "", str(context.get("reason") or ""))
         deliver(subject, redact(body, _known_secrets()))
 
 
@@ -207,3 +215,13 @@ def deliver(subject: str, body: str) -> None:
 
     settings_sns_hook(settings).publish_to_target(target_arn=settings.aws.topic_arn, message=clean_body(body),
                                                   subject=clean_subject(subject))
+
+
+_SHARED: dict[str, Any] = {}
+
+
+def callbacks() -> tuple[RecordFailure, list[PluginFailureNotifier]]:
+    """(the task ``on_failure_callback``, the DAG ``on_failure_callback``), built once per process."""
+    if not _SHARED:
+        _SHARED["task"], _SHARED["dag"] = RecordFailure(), [PluginFailureNotifier()]
+    return _SHARED["task"], _SHARED["dag"]
