@@ -29,5 +29,8 @@ for bucket in sorted(b for b in wanted if b):
         hook.create_bucket(bucket_name=bucket)
         print(f"  bucket {bucket}: created")
 PY
+echo "meccano: Airflow pool 'iotdb' (MYSQL_CONNECTIONLIMIT slots)"
+python -m meccano pool sync
+
 echo "meccano: plugins"
 python -m meccano plugins list || echo "meccano: some plugins are invalid (see above); they show as meccano_invalid_* DAGs"

@@ -10,6 +10,7 @@ Never call this at DAG parse time: it may reach the metadata database.
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING
 
 from meccano.config import Settings
@@ -55,25 +56,81 @@ def iotdb_connection(settings: Settings) -> Connection:
     )
 
 
+def aws_endpoint(settings: Settings) -> str:
+    """``AWS_ENDPOINTURL`` with its scheme: an endpoint written without one (``host:port``, as the
+    original's SDK took it) gets ``https://`` when ``AWS_SSLENABLED`` is true, ``http://`` when false."""
+    url = settings.aws.endpoint_url.strip()
+    if url and "://" not in url:
+        url = ("https://" if settings.aws.ssl_enabled else "http://") + url
+    return url
+
+
+def aws_extra(settings: Settings) -> dict[str, object]:
+    """The connection extra built from ``aws:`` / ``AWS_*`` (region, endpoint, TLS, path-style S3)."""
+    a = settings.aws
+    extra: dict[str, object] = {"region_name": a.region}
+    endpoint = aws_endpoint(settings)
+    if endpoint:
+        extra["endpoint_url"] = endpoint
+        # S3-compatible servers (SeaweedFS, MinIO) answer path-style requests only.
+        extra["config_kwargs"] = {"s3": {"addressing_style": "path"}}
+        if endpoint.startswith("https://") and not a.ssl_enabled:
+            # The original's sslEnabled=false: no TLS check (a self-signed gateway-side endpoint).
+            extra["verify"] = False
+    return extra
+
+
 def aws_connection(settings: Settings) -> Connection:
     """The AWS connection: the Airflow one if defined, else built from settings."""
     from airflow.sdk import Connection
 
-    conn = airflow_connection(settings.aws.conn_id)
+    conn = None if _announced_here(settings) else airflow_connection(settings.aws.conn_id)
     if conn is not None:
         _mask(conn.password or "")
         return conn
     a = settings.aws
     _mask(a.secret_access_key.get())
-    extra: dict[str, object] = {"region_name": a.region}
-    if a.endpoint_url:
-        extra["endpoint_url"] = a.endpoint_url
-    if not a.ssl_enabled and a.endpoint_url.startswith("http://"):
-        extra["verify"] = False
     return Connection(
         conn_id=a.conn_id, conn_type="aws", login=a.access_key_id or None,
-        password=a.secret_access_key.get() or None, extra=json.dumps(extra),
+        password=a.secret_access_key.get() or None, extra=json.dumps(aws_extra(settings)),
     )
+
+
+def aws_conn_id(settings: Settings) -> str:
+    """The one AWS connection every AWS client of the project uses (S3 export, verify and purge,
+    the report store, SNS), by name.
+
+    When no Airflow connection ``aws.connId`` exists, the connection built from the
+    configuration is announced under that name to this process the documented Airflow way
+    (an ``AIRFLOW_CONN_<ID>`` variable), so hooks, ``ObjectStoragePath`` and notifiers that
+    take only a connection id all see the same credentials. A defined Airflow connection is
+    never overridden.
+    """
+    var = _variable(settings)
+    ours = _announced_here(settings)
+    if not ours and (var in os.environ or airflow_connection(settings.aws.conn_id) is not None):
+        return settings.aws.conn_id
+    a = settings.aws
+    _mask(a.secret_access_key.get())
+    value = json.dumps({
+        "conn_type": "aws", "login": a.access_key_id or None, "password": a.secret_access_key.get() or None,
+        "extra": aws_extra(settings),
+    })
+    os.environ[var] = _ANNOUNCED[var] = value  # refreshed when the configuration changes
+    return settings.aws.conn_id
+
+
+_ANNOUNCED: dict[str, str] = {}
+
+
+def _variable(settings: Settings) -> str:
+    return "AIRFLOW_CONN_" + settings.aws.conn_id.upper()
+
+
+def _announced_here(settings: Settings) -> bool:
+    """True when the AWS connection variable is the one :func:`aws_conn_id` built from the configuration."""
+    var = _variable(settings)
+    return var in os.environ and os.environ[var] == _ANNOUNCED.get(var)
 
 
 def script_environment(conn: Connection) -> dict[str, str]:

@@ -21,6 +21,7 @@ from meccano.discovery import Catalog, discover
 from meccano.engines import SCRIPT_ENGINES, run_native
 from meccano.manifest import CONFIG_ERROR_DAG, INVALID_PREFIX, PluginLoad, PluginManifest, display_name, invalid_dag_id
 from meccano.operators import PluginScriptOperator
+from meccano.pool import IOTDB_POOL
 from meccano.safefile import read_bounded
 
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
@@ -50,7 +51,7 @@ def minutes_schedule(minutes: int) -> str | timedelta:
     return timedelta(minutes=minutes)
 
 
-_TIMETABLES: dict[tuple[Any, bool], Any] = {}
+_TIMETABLES: dict[tuple[Any, bool, str], Any] = {}
 _SCHEDULES: dict[int, str | timedelta | None] = {}
 
 
@@ -59,15 +60,16 @@ def plain_schedule(dag: DAG) -> str | timedelta | None:
     return _SCHEDULES.get(id(dag.timetable), dag.schedule)
 
 
-def timetable_for(schedule: str | timedelta | None, cron_data_intervals: bool = False) -> Any:
+def timetable_for(schedule: str | timedelta | None, cron_data_intervals: bool = False,
+                  timezone: str = "UTC") -> Any:
     """The shared, already validated timetable of ``schedule``.
 
     Raises Airflow's ``AirflowTimetableInvalid`` when Airflow rejects the schedule (the
     plugin then gets an error DAG); a rejected schedule is not cached.
     """
-    key = (schedule, cron_data_intervals)
+    key = (schedule, cron_data_intervals, timezone)
     if key not in _TIMETABLES:
-        timetable = _build_timetable(schedule, cron_data_intervals)
+        timetable = _build_timetable(schedule, cron_data_intervals, timezone)
         _validate_once(timetable)
         _TIMETABLES[key] = timetable
         _SCHEDULES[id(timetable)] = schedule
@@ -92,7 +94,7 @@ def _already_validated() -> None:
     """``validate()`` of a shared timetable whose schedule Airflow has already accepted."""
 
 
-def _build_timetable(schedule: str | timedelta | None, cron_data_intervals: bool) -> Any:
+def _build_timetable(schedule: str | timedelta | None, cron_data_intervals: bool, timezone: str = "UTC") -> Any:
     """One immutable timetable per distinct schedule, shared by every DAG that uses it.
 
     What Airflow's DAG would build from the plain value (``scheduler.create_cron_data_intervals``
@@ -112,8 +114,9 @@ def _build_timetable(schedule: str | timedelta | None, cron_data_intervals: bool
     if isinstance(schedule, timedelta):
         return DeltaDataIntervalTimetable(schedule) if cron_data_intervals else DeltaTriggerTimetable(schedule)
     if cron_data_intervals:
-        return CronDataIntervalTimetable(schedule, "UTC")
-    return CronTriggerTimetable(schedule, timezone="UTC")
+        return CronDataIntervalTimetable(schedule, timezone)
+    # The cron runs in the fleet's zone (timezone / TZ), daylight-saving changes included.
+    return CronTriggerTimetable(schedule, timezone=timezone)
 
 
 def _cron_data_intervals() -> bool:
@@ -174,10 +177,16 @@ def build_plugin_dag(manifest: PluginManifest, settings: Settings, shadowed: lis
     }
     if manifest.timeout_minutes:
         task_args["execution_timeout"] = timedelta(minutes=manifest.timeout_minutes)
+    task_args["pool"] = IOTDB_POOL  # MYSQL_CONNECTIONLIMIT: IOTDB tasks at once, cluster-wide
+    on_failure = None
+    if manifest.notify_on_failure:
+        from meccano.failure_notify import callbacks
+
+        task_args["on_failure_callback"], on_failure = callbacks()
     dag = DAG(
         dag_id=manifest.dag_id,
         description=manifest.description[:200],
-        schedule=timetable_for(schedule, cron_data_intervals),
+        schedule=timetable_for(schedule, cron_data_intervals, settings.timezone),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
@@ -189,6 +198,7 @@ def build_plugin_dag(manifest: PluginManifest, settings: Settings, shadowed: lis
         tags=["meccano", f"type:{manifest.type}", f"engine:{manifest.engine}", f"version:{manifest.version}",
               *(["disabled"] if schedule is None else [])],
         doc_md=_docs(manifest, shadowed or []),
+        on_failure_callback=on_failure,
         params=plugin_params(manifest),
         render_template_as_native_obj=False,
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from meccano.config import Settings
+from meccano.connections import aws_conn_id
 from meccano.export.errors import ExportError, StorageError
 
 if TYPE_CHECKING:
@@ -49,7 +50,14 @@ def target_root(settings: Settings) -> ObjectStoragePath:
     if url.startswith("file://"):
         Path(url[len("file://"):]).mkdir(parents=True, exist_ok=True)
         return ObjectStoragePath(url)
-    return ObjectStoragePath(url, conn_id=settings.aws.conn_id)
+    protocol = url.split("://", 1)[0]
+    # Airflow caches one store per protocol and connection for the life of the process; drop it so a
+    # changed connection (rotated keys, a long-lived process, tests) is always read afresh.
+    from airflow.sdk.io import store
+
+    conn_id = aws_conn_id(settings)
+    store._STORE_CACHE.pop(f"{protocol}-{conn_id}", None)
+    return ObjectStoragePath(url, conn_id=conn_id)
 
 
 def local_target_problem(settings: Settings) -> str | None:
@@ -91,7 +99,7 @@ def preflight(settings: Settings) -> None:
     def head() -> None:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        S3Hook(aws_conn_id=settings.aws.conn_id).get_conn().head_bucket(Bucket=bucket)
+        S3Hook(aws_conn_id=aws_conn_id(settings)).get_conn().head_bucket(Bucket=bucket)
 
     guarded(settings, f"check bucket {bucket!r}", head)
 
