@@ -23,7 +23,8 @@ def zone_problem(name: str) -> str | None:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        return f"unknown time zone {name!r}; {hint}"
+        shown = repr(name) if len(name) <= 60 else repr(name[:60]) + "...(cut)"
+        return f"unknown time zone {shown}; {hint}"
     return None
 
 
