@@ -12,10 +12,9 @@ import pytest
 
 from meccano.config import load_settings
 from meccano.connections import aws_conn_id, aws_connection, aws_extra
-from meccano.export import chain
 from meccano.export.errors import StorageError
 from tests.test_export_chain import NOW, seed
-from tests.test_export_support import SHARED_BUCKET, TargetReader, configure_export, db_rows
+from tests.test_export_support import SHARED_BUCKET, TargetReader, configure_export, db_rows, run_chain
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +49,7 @@ def test_export_verify_purge_with_only_original_variables(iotdb, only_original_a
     monkeypatch.setenv("EXPORT_BUCKET", SHARED_BUCKET)
     monkeypatch.setenv("EXPORT_REMOTEDIRECTORY", remote + "/")
     old, recent = seed(iotdb)
-    result = chain.run_all(load_settings(), iotdb, run_id="orig", when=NOW)
+    result = run_chain(load_settings(), iotdb, run_id="orig", when=NOW)
     assert result["rows"] == sum(old.values()) and result["purged"] == sum(old.values())
     assert TargetReader(only_original_aws.client(), SHARED_BUCKET, prefix=f"{remote}/facts").rows() == old
     assert db_rows(iotdb) == recent
@@ -64,7 +63,7 @@ def test_wrong_original_secret_is_refused_not_bypassed(iotdb, only_original_aws,
     monkeypatch.setenv("AWS_SECRETACCESSKEY", "wrong-Secret-Value-1")
     seed(iotdb)
     with pytest.raises(StorageError) as err:
-        chain.run_all(load_settings(), iotdb, run_id="wrong", when=NOW)
+        run_chain(load_settings(), iotdb, run_id="wrong", when=NOW)
     assert "credentials" in str(err.value) and "wrong-Secret-Value-1" not in str(err.value)
 
 
