@@ -101,3 +101,20 @@ def test_without_topic_logged_and_stored(tmp_path, sqlite_iotdb, monkeypatch, ru
     assert stored["delivered"] == LOGGED and "brokenNoTopic:1.0" in stored["subject"]
     assert "step 3 of 3 broke" in stored["body"] and DB_SECRET not in stored["body"]
     assert "no SNS topic configured" in caplog.text and DB_SECRET not in caplog.text
+
+
+def test_error_tail_redacts_encoded_secrets_too():
+    """The notification's error lines go through meccano.redaction: base64 (a Basic header), URL-encoded and
+    JSON-escaped forms of a secret are removed, not only the bare value."""
+    import base64
+    from urllib.parse import quote
+
+    from meccano.failure_notify import redact
+
+    secret = 'Notify-Pass/77"x'
+    basic = base64.b64encode(f"sm:{secret}".encode()).decode()
+    text = f"Authorization: Basic {basic}\nurl=https://h/?p={quote(secret, safe='')}\njson={secret!r}".replace(
+        repr(secret), '"Notify-Pass/77\\"x"')
+    out = redact(text, [secret])
+    assert secret not in out and basic not in out and quote(secret, safe="") not in out
+    assert 'Notify-Pass/77\\"x' not in out and "***" in out

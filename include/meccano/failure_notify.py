@@ -41,8 +41,13 @@ _URI_PASSWORD = re.compile(r"(\w+://[^:/\s@]+:)([^@\s]+)(@)")
 
 def redact(text: str, secrets: list[str] | None = None) -> str:
     """``text`` with known secret values and anything that looks like one replaced by ``***``."""
-    for secret in sorted({s for s in (secrets or []) if s and len(s) >= 3}, key=len, reverse=True):
+    from meccano.redaction import StreamRedactor, usable_secrets
+
+    known = sorted({s for s in (secrets or []) if s and len(s) >= 3}, key=len, reverse=True)
+    for secret in known:
         text = text.replace(secret, "***")
+    # their encoded forms too (base64 in a Basic header, URL-encoded, JSON-escaped): meccano.redaction
+    text = StreamRedactor(usable_secrets(known)[0]).redact(text.encode()).decode("utf-8", errors="replace")
     text = _SECRET_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
     return _URI_PASSWORD.sub(r"\1***\3", text)
 
@@ -56,6 +61,12 @@ def _known_secrets() -> list[str]:
 
         settings = load_settings()
         found += [settings.mysql.password.get(), settings.aws.secret_access_key.get()]
+        try:
+            from meccano.web.settings import web_settings
+
+            found.append(web_settings(settings).console_token.get())
+        except Exception:
+            pass
         for build in (iotdb_connection, aws_connection):
             try:
                 found.append(build(settings).password or "")
