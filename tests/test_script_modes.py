@@ -118,3 +118,46 @@ def test_failing_script_error_carries_its_last_lines_redacted(sqlite_iotdb, tmp_
     error = out[out.index("Last lines of the plugin's output:"):]
     assert "Access denied for user 'sm'@'gateway'" in error and "connecting with password ***" in error
     assert "script-Pass-77" not in out
+
+
+def test_read_only_copy_leaves_out_pipes_and_keeps_links(read_only_mount):
+    """A named pipe in a read-only plugin folder would block the copy forever: it is left out; a symlink
+    stays a link (nothing outside the folder is copied in); the copy is removed afterwards."""
+    import os
+
+    from meccano.script_mode import remove_workdir, script_workdir
+
+    src, ro = read_only_mount
+    folder = src / "piped:1.0"
+    (folder / "assets").mkdir(parents=True)
+    (folder / "piped:1.0.py").write_text("print('x')\n")
+    os.mkfifo(folder / "assets" / "pipe")
+    (folder / "assets" / "link").symlink_to("/etc/hostname")
+    workdir, scratch = script_workdir(ro / "piped:1.0")
+    try:
+        assert scratch is not None and workdir != ro / "piped:1.0"
+        assert (workdir / "piped:1.0.py").read_text() == "print('x')\n"
+        assert not (workdir / "assets" / "pipe").exists()
+        assert (workdir / "assets" / "link").is_symlink()
+    finally:
+        remove_workdir(scratch)
+    assert not scratch.exists()
+
+
+def test_sqlite_check_never_reads_a_pipe(tmp_path):
+    """The SQLite refusal reads the script bounded and regular-files-only: a source that is a pipe is not
+    refused (it would fail on its own) and never blocks."""
+    import os
+
+    from meccano.script_mode import sqlite_problem
+
+    import threading
+
+    source = tmp_path / "x:1.0.R"
+    os.mkfifo(source)
+    result: list[str | None] = []
+    worker = threading.Thread(target=lambda: result.append(sqlite_problem("x:1.0", "R", source)), daemon=True)
+    worker.start()
+    worker.join(30)  # a bound on the test itself: a blocking read would leave the thread waiting
+    assert not worker.is_alive(), "the SQLite check blocked on a named pipe"
+    assert result == [None]

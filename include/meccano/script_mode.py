@@ -15,12 +15,14 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 SQLITE_VARIABLE = "MECCANO_IOTDB_SQLITE"
+MAX_SOURCE_BYTES = 4 * 1024 * 1024  # what the SQLite check reads of a script
 
 
 def _writable(folder: Path) -> bool:
@@ -41,9 +43,25 @@ def script_workdir(folder: Path) -> tuple[Path, Path | None]:
         return folder, None
     scratch = Path(tempfile.mkdtemp(prefix="meccano-plugin-run-"))
     copy = scratch / folder.name
-    shutil.copytree(folder, copy, symlinks=True)  # links stay links: nothing outside is copied in
+    # links stay links (nothing outside is copied in); pipes, sockets and devices are left out (a pipe
+    # would block the copy forever)
+    shutil.copytree(folder, copy, symlinks=True, ignore=_special_files)
     log.info("%s is read-only: running the script in a writable copy (%s)", folder, copy)
     return copy, scratch
+
+
+def _special_files(directory: str, names: list[str]) -> set[str]:
+    """Entries that are neither folders, regular files nor symlinks."""
+    skipped = set()
+    for name in names:
+        try:
+            mode = os.lstat(os.path.join(directory, name)).st_mode
+        except OSError:
+            skipped.add(name)
+            continue
+        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            skipped.add(name)
+    return skipped
 
 
 def remove_workdir(scratch: Path | None) -> None:
@@ -53,8 +71,10 @@ def remove_workdir(scratch: Path | None) -> None:
 
 def sqlite_problem(plugin: str, engine: str, source: Path) -> str | None:
     """Why an original (MySQL-only) script cannot run on the embedded SQLite IOTDB, and what to do."""
-    try:
-        code = source.read_text(encoding="utf-8", errors="replace")
+    from meccano.safefile import read_bounded
+
+    try:  # bounded, regular files only: a hostile source (a pipe, /dev/zero) never hangs the check
+        code = read_bounded(source.resolve(), MAX_SOURCE_BYTES, truncate=True).decode("utf-8", errors="replace")
     except OSError:
         return None
     if SQLITE_VARIABLE in code or "MYSQL_" not in code:
