@@ -148,10 +148,9 @@ def test_sqlite_check_never_reads_a_pipe(tmp_path):
     """The SQLite refusal reads the script bounded and regular-files-only: a source that is a pipe is not
     refused (it would fail on its own) and never blocks."""
     import os
+    import threading
 
     from meccano.script_mode import sqlite_problem
-
-    import threading
 
     source = tmp_path / "x:1.0.R"
     os.mkfifo(source)
