@@ -44,7 +44,7 @@ def balanced(plugins_root, tmp_path):  # noqa: F811
     app_log = tmp_path / "uvicorn.log"
     app = start([sys.executable, "-m", "uvicorn", "--factory", "tests.console_lb_app:app", "--host", "127.0.0.1",
                  "--port", str(app_port)], app_log,
-                env={**os.environ, "PYTHONPATH": f"{ROOT / 'include'}{os.pathsep}{ROOT}"}, cwd=ROOT)
+                env=dict(os.environ), cwd=ROOT)  # meccano: the installed package; tests.*: the working folder
     conf = (ROOT / "docker" / "nginx" / "nginx.conf").read_text()
     conf = re.sub(r"^\s*resolver .*$", "", conf, flags=re.M)  # Docker's DNS: not here
     conf = conf.replace("http://api-server:8080", f"http://127.0.0.1:{app_port}")

@@ -8,6 +8,7 @@ A broken plugin never hides the others: each becomes a DAG of its own, tagged
 
 from __future__ import annotations
 
+import codecs
 import html
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -133,7 +134,9 @@ def _docs(manifest: PluginManifest, shadowed: list[str]) -> str:
     if shadowed:
         lines.append(f"* shadows (lower versions, not run): {', '.join(shadowed)}")
     try:  # never blocks on a pipe, never follows a link, reads the first _DOC_LIMIT bytes only
-        page = read_bounded(manifest.docs, _DOC_LIMIT, truncate=True).decode("utf-8", errors="replace")
+        raw = read_bounded(manifest.docs, _DOC_LIMIT, truncate=True)
+        # a character cut by the byte limit is dropped, not shown as a replacement character
+        page = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(raw, final=False)
     except OSError:
         page = ""
     if page:
