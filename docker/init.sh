@@ -15,10 +15,11 @@ import os
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 from meccano.config import load_settings
+from meccano.connections import aws_conn_id
 
 # the effective settings (config.yml, MECCANO_ENV's section, then the environment: README, Configuration)
 settings = load_settings()
-hook = S3Hook(aws_conn_id=settings.aws.conn_id)
+hook = S3Hook(aws_conn_id=aws_conn_id(settings))  # the project's one AWS connection
 wanted = {settings.export.bucket, os.environ.get("MECCANO_LOGS_BUCKET", "")}
 if settings.reports_dir.startswith("s3://"):
     wanted.add(settings.reports_dir[5:].split("/", 1)[0])
@@ -29,5 +30,8 @@ for bucket in sorted(b for b in wanted if b):
         hook.create_bucket(bucket_name=bucket)
         print(f"  bucket {bucket}: created")
 PY
+echo "meccano: Airflow pool 'iotdb' (MYSQL_CONNECTIONLIMIT slots)"
+python -m meccano pool sync
+
 echo "meccano: plugins"
 python -m meccano plugins list || echo "meccano: some plugins are invalid (see above); they show as meccano_invalid_* DAGs"

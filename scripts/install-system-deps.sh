@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a profile needs, only those missing (idempotent).
 #   scripts/install-system-deps.sh demo   build deps of mysqlclient only (the demo needs no server, no R)
-#   scripts/install-system-deps.sh test   + MariaDB, PostgreSQL, Redis (Celery broker), R with RMySQL, Chromium
+#   scripts/install-system-deps.sh test   + MariaDB, PostgreSQL, Redis (Celery broker), R with RMySQL, Chromium, nginx (the load balancer test)
 set -euo pipefail
 profile=${1:-test}
 pkgs=(default-libmysqlclient-dev pkg-config build-essential)
 if [ "$profile" = test ]; then
-  pkgs+=(mariadb-server mariadb-client postgresql redis-server r-base-core r-cran-dbi r-cran-rmysql r-cran-rsqlite chromium nodejs)
+  pkgs+=(mariadb-server mariadb-client postgresql redis-server r-base-core r-cran-dbi r-cran-rmysql r-cran-rsqlite chromium nodejs nginx-light)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -28,6 +28,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 PASSWORD = "meccano-browser-test"
+CONSOLE_TOKEN = "browser-console-token-42"
 
 
 @dataclass
@@ -36,6 +37,7 @@ class ApiServer:
     proc: subprocess.Popen
     log: Path
     plugins: Path
+    console_origin: str = ""
     reports: list[str] = field(default_factory=list)
 
 
@@ -91,6 +93,8 @@ def api_server(tmp_path_factory) -> Iterator[ApiServer]:
     home = tmp_path_factory.mktemp("airflow-home")
     plugins = _plugins_copy(home / "meccano_plugins")
     env = _airflow_env(home, home / "reports", plugins)
+    console_origin = f"http://127.0.0.1:{free_port()}"  # where the web console's page comes from
+    env.update({"MECCANO_WEB_CONSOLE_TOKEN": CONSOLE_TOKEN, "MECCANO_WEB_CORS_ORIGINS": console_origin})
     airflow = str(Path(sys.executable).parent / "airflow")
     migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
     assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
@@ -98,7 +102,7 @@ def api_server(tmp_path_factory) -> Iterator[ApiServer]:
     log = home / "api-server.log"
     proc = start([airflow, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], log,
                  env={**env, "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}"})
-    server = ApiServer(f"http://127.0.0.1:{port}", proc, log, plugins)
+    server = ApiServer(f"http://127.0.0.1:{port}", proc, log, plugins, console_origin)
     try:
         import urllib.request
 
@@ -178,4 +182,63 @@ def test_page_through_airflow_navigation(api_server, browser, tmp_path):
     _check_meccano_page(frame_el.content_frame(), expected, api_server.reports)
     page.screenshot(path=str(tmp_path / "airflow-nav.png"))
     print(f"screenshot: {tmp_path / 'airflow-nav.png'}")
+    context.close()
+
+
+@pytest.fixture
+def console_page_server(api_server, tmp_path):
+    """A plain web server on the console's origin (the console is a static page calling the API)."""
+    (tmp_path / "console.html").write_text("<!doctype html><title>console</title><p>Meccano console</p>")
+    port = int(api_server.console_origin.rsplit(":", 1)[1])
+    log = tmp_path / "console-http.log"
+    proc = start([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
+                  str(tmp_path)], log)
+    try:
+        import urllib.request
+
+        wait_until(lambda: urllib.request.urlopen(f"{api_server.console_origin}/console.html", timeout=2).status
+                   == 200, 30, "console page server", log)
+        yield f"{api_server.console_origin}/console.html"
+    finally:
+        stop(proc, grace=5, sig=signal.SIGTERM)
+
+
+CONSOLE_JS = """async ([api, token]) => {
+  const get = async (path, t) => {
+    const r = await fetch(api + path, {headers: t ? {"X-Meccano-Token": t} : {}});
+    return [r.status, r.headers.get("content-type"), r.ok ? await r.blob() : null];
+  };
+  const [okStatus, , listBlob] = await get("/plugins", token);
+  const listing = JSON.parse(await listBlob.text());
+  const [none] = await get("/plugins", null);
+  const [wrong] = await get("/plugins", "not-the-token");
+  const report = listing.find(p => p.type === "report");
+  const name = report.plugin.split(":")[0];
+  const [imgStatus, imgType, png] = await get("/plugins/" + name + "/output.png", token);
+  const [imgNone] = await get("/plugins/" + name + "/output.png", null);
+  const img = document.createElement("img");
+  img.src = URL.createObjectURL(png);
+  document.body.appendChild(img);
+  await img.decode();
+  return {okStatus, plugins: listing.map(p => p.plugin), none, wrong, imgStatus, imgType, imgNone,
+          width: img.naturalWidth};
+}"""
+
+
+def test_web_console_reads_listing_and_report_image_with_its_token(api_server, browser, console_page_server):
+    """The console, in a browser on its own origin, calls the console API with its one credential."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(console_page_server)
+    result = page.evaluate(CONSOLE_JS, [f"{api_server.url}/meccano-console", CONSOLE_TOKEN])
+    loaded = sorted(p.manifest.plugin for p in discover(api_server.plugins).active)
+    assert result["okStatus"] == 200 and sorted(result["plugins"]) == loaded  # loaded plugins only
+    assert "broken:1.0" not in result["plugins"]
+    assert result["none"] == 401 and result["wrong"] == 401 and result["imgNone"] == 401
+    assert result["imgStatus"] == 200 and result["imgType"] == "image/png" and result["width"] > 0
+    # the token opens nothing else: not the web view's page
+    other = page.evaluate("""async ([url, token]) => {
+        try { return (await fetch(url, {headers: {"X-Meccano-Token": token}})).status; }
+        catch (e) { return "blocked"; } }""", [f"{api_server.url}/meccano/", CONSOLE_TOKEN])
+    assert other in (401, "blocked")
     context.close()

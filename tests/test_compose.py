@@ -293,3 +293,17 @@ def test_image_installs_the_one_runtime_list_and_the_package() -> None:
     assert build["context"] == "." and build["dockerfile"] == "docker/Dockerfile"
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignored and {"!requirements.txt", "!pyproject.toml", "!include/"} <= set(ignored)
+
+
+def test_console_port_and_settings_come_from_the_environment(compose: list[str], secrets_env: Path) -> None:
+    """The original console's port on the load balancer; token, allow-list, CORS, connection limit from .env."""
+    services = _services(compose, ENV_EXAMPLE, secrets_env, extra_env={
+        "MECCANO_WEB_CONSOLE_TOKEN": "tok-from-env", "MECCANO_WEB_CONSOLE_ALLOW": "10.1.2.0/24",
+        "MECCANO_WEB_CORS_ORIGINS": "https://console.example", "MYSQL_CONNECTIONLIMIT": "6", "CONSOLE_PORT": "8123"})
+    published = {(p.get("published"), p.get("target")) for p in services["load-balancer"]["ports"]}
+    assert ("8123", 8000) in published
+    env = services["api-server"]["environment"]
+    assert env["MECCANO_WEB_CONSOLE_TOKEN"] == "tok-from-env" and env["MECCANO_WEB_CONSOLE_ALLOW"] == "10.1.2.0/24"
+    assert env["MECCANO_WEB_CORS_ORIGINS"] == "https://console.example"
+    assert services["worker"]["environment"]["MYSQL_CONNECTIONLIMIT"] == "6"
+    assert "python -m meccano pool sync" in (ROOT / "docker" / "init.sh").read_text()

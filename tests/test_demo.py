@@ -25,10 +25,12 @@ from tests.services._proc import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.demo
+CONSOLE_TOKEN = "demo-console-token-for-tests"
 
 
-def _get(url: str, token: str | None = None, timeout: float = 10) -> tuple[int, bytes, str]:
-    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+def _get(url: str, token: str | None = None, timeout: float = 10,
+         headers: dict[str, str] | None = None) -> tuple[int, bytes, str]:
+    req = urllib.request.Request(url, headers=headers or ({"Authorization": f"Bearer {token}"} if token else {}))
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read(), resp.headers.get("content-type", "")
@@ -94,18 +96,20 @@ def _group_alive(pgid: int) -> bool:
 
 
 def test_make_demo_runs_the_fleet_and_stops_cleanly(tmp_path: Path):
-    port = free_port()
+    port, console_port = free_port(), free_port()
     state = tmp_path / "demo-state"
     base = f"http://127.0.0.1:{port}"
     log = open(tmp_path / "demo.out", "wb")  # noqa: SIM115
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MECCANO_", "EXPORT_"))}
-    proc = subprocess.Popen(["make", "demo", f"DEMO_ARGS=--port {port} --state {state} --fresh --backfill-days 1"],
+    env["MECCANO_WEB_CONSOLE_TOKEN"] = CONSOLE_TOKEN
+    proc = subprocess.Popen(["make", "demo", f"DEMO_ARGS=--port {port} --state {state} --fresh --backfill-days 1 "
+                                             f"--console-port {console_port}"],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     try:
         _poll("the demo's 'is up' banner", lambda: b"demo is up" in (tmp_path / "demo.out").read_bytes(), 400)
         banner = (tmp_path / "demo.out").read_text()
         assert f"http://127.0.0.1:{port}/" in banner and "admin / admin" in banner and "Ctrl-C" in banner
-        token = _token(base)
+        token = _poll("a login token", lambda: _token(base), 120)  # a loaded machine may answer slowly
 
         def succeeded() -> list[str]:
             done = []
@@ -133,6 +137,41 @@ def test_make_demo_runs_the_fleet_and_stops_cleanly(tmp_path: Path):
             return data if status == 200 and data[:8] == b"\x89PNG\r\n\x1a\n" else None
 
         assert _poll("a report image from the web view", report_png, 300)
+
+        # The original web console, unchanged: GET http://<host>:<console port>/plugins with its token.
+        console = f"http://127.0.0.1:{console_port}"
+        assert f"{console}/plugins" in banner
+        status, body, _ = _get(f"{console}/plugins", headers={"X-Meccano-Token": CONSOLE_TOKEN})
+        assert status == 200
+        listed = {p["plugin"]: p for p in json.loads(body)}
+        original = json.loads((ROOT / "meccano_plugins" / "updatesByDevice:1.0" / "plugin.json").read_text())
+        assert listed["updatesByDevice:1.0"] == original  # the plugin.json as written
+        assert _get(f"{console}/plugins")[0] == 401
+        assert _get(f"{console}/plugins", headers={"X-Meccano-Token": "wrong-token"})[0] == 401
+
+        def console_image() -> bytes | None:
+            status, data, kind = _get(f"{console}/plugins/fleetStatusHistory/output.png",
+                                      headers={"X-Meccano-Token": CONSOLE_TOKEN})
+            return data if status == 200 and kind == "image/png" and data[:4] == b"\x89PNG" else None
+
+        assert _poll("a report image fetched as the console does", console_image, 120)
+        assert _get(f"{console}/plugins/fleetStatusHistory/output.png")[0] == 401
+
+        # A living fleet at once: every report chart of the first runs has data (not "No data").
+        def charts_with_data() -> dict[str, int]:
+            status, body, _ = _get(f"{base}/meccano/plugins", token)
+            rows = [r for r in json.loads(body) if r["type"] == "report" and r["valid"] and not r["shadowed_by"]
+                    and r["enabled"]]
+            lines = {}
+            for r in rows:
+                link = r["links"]["report_data"]
+                if not link:
+                    return {}
+                status, data, _ = _get(f"{base}{link}", token)
+                lines[r["dag_id"]] = len(data.decode().splitlines()) if status == 200 else 0
+            return lines if lines and all(n > 2 for n in lines.values()) else {}
+
+        assert _poll("data in every report chart", charts_with_data, 420)
     finally:
         # Every process group the demo started (Airflow's workers rename themselves and
         # hide their environment, so their group is the reliable way to find them).

@@ -52,3 +52,26 @@ def test_every_test_module_holds_tests():
     empty = [str(path.relative_to(ROOT)) for path in sorted(ROOT.glob("tests/**/test_*.py"))
              if not any(_is_test(node) for node in ast.parse(path.read_text()).body)]
     assert not empty, f"modules named test_*.py without tests (move helpers to tests/support/): {empty}"
+
+
+# Airflow's public interface as this project uses it (airflow.sdk and the two sub-modules its reference
+# documents, the providers, the plugin interface). web/airflow_internal.py is the one place allowed more:
+# tests/test_airflow_internal_contract.py pins what it uses.
+PUBLIC_AIRFLOW = ("airflow.sdk", "airflow.sdk.exceptions", "airflow.sdk.log", "airflow.plugins_manager")
+INTERNAL_ALLOWED = {"include/meccano/web/airflow_internal.py"}
+
+
+def test_only_public_airflow_interfaces_are_imported():
+    offenders = []
+    for path in sorted([*ROOT.glob("include/meccano/**/*.py"), *ROOT.glob("plugins/*.py"), *ROOT.glob("dags/*.py")]):
+        rel = str(path.relative_to(ROOT))
+        if rel in INTERNAL_ALLOWED:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), rel)):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                if (name == "airflow" or name.startswith("airflow.")) and not (
+                        name in PUBLIC_AIRFLOW or name.startswith("airflow.providers.")):
+                    offenders.append(f"{rel}:{node.lineno}: {name}")
+    assert not offenders, "private Airflow modules imported:\n" + "\n".join(offenders)

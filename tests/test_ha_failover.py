@@ -48,6 +48,7 @@ def cluster(postgres: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Ite
     ha = Cluster(home=home, plugins_dir=plugins, db_uri=uri, dsn=dsn)
     try:
         ha.run("db", "migrate")
+        ha.run("pools", "set", "iotdb", "10", "MYSQL_CONNECTIONLIMIT")  # what `meccano pool sync` does
         ha.start_services()
         # tasks talk to the API server: it must answer before any scheduler queues one
         poll(ha.healthy, WAIT, "the API server to answer /api/v2/monitor/health")

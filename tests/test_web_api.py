@@ -256,3 +256,15 @@ def test_openapi_documents_the_listing(plugins_root):
     schema = _client().get("/meccano/openapi.json").json()
     row = schema["components"]["schemas"]["PluginRow"]["properties"]
     assert set(ORIGINAL) | {"dag_id", "valid", "errors", "last_run", "next_run", "links"} <= set(row)
+
+
+def test_listing_and_page_routes_use_the_configured_zone(plugins_root, jwt, airflow_db, monkeypatch):
+    """The routers (web/routes/listing.py, page.py) take the zone from the app's context: every row names it
+    and the page's header and schedule column show it."""
+    monkeypatch.setenv("TZ", "Europe/Lisbon")
+    client = _client(jwt)
+    rows = client.get("/meccano/plugins").json()
+    assert rows and {r["timezone"] for r in rows} == {"Europe/Lisbon"}
+    page = client.get("/meccano/")
+    assert page.status_code == 200
+    assert "times in Europe/Lisbon" in page.text and "Schedule (Europe/Lisbon)" in page.text

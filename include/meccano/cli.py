@@ -128,8 +128,21 @@ def _db(args: argparse.Namespace) -> int:
 def _config_show(args: argparse.Namespace) -> int:
     settings = load_settings()
     print(repr(settings))  # secrets print as Secret('***'), URL credentials as user:***@
+    print(f"time zone: {settings.timezone} (plugin schedules run in it)")
+    print(f"IOTDB pool: 'iotdb' with {settings.mysql.connection_limit} slots (mysql.connectionLimit)")
+    for item in settings.ignored:
+        print(f"ignored: {item}")
     for warning in settings.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _pool(args: argparse.Namespace) -> int:
+    from meccano.pool import IOTDB_POOL, sync_pool
+
+    settings = load_settings()
+    sync_pool(settings)
+    print(f"pool {IOTDB_POOL!r}: {settings.mysql.connection_limit} slots (mysql.connectionLimit)")
     return 0
 
 
@@ -157,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="configuration")
     cfg.add_argument("action", choices=["show"])
     cfg.set_defaults(func=_config_show)
+    pool = sub.add_parser("pool", help="the Airflow pool 'iotdb' (MYSQL_CONNECTIONLIMIT slots)")
+    pool.add_argument("action", choices=["sync"], help="create or resize it with `airflow pools set`")
+    pool.set_defaults(func=_pool)
     return parser
 
 

@@ -170,21 +170,24 @@ def as_secret(value: Any, where: str, error: type[Exception] = ConfigError) -> S
         raise error(f"{where}: {exc}") from None
 
 
-def _zone(name: str) -> str:
-    from zoneinfo import ZoneInfo
+def _zone_text(value: Any) -> str:
+    # POSIX allows TZ=:Area/City; surrounding blanks are a typing slip, not part of the name.
+    return _text(value).strip().lstrip(":")
 
-    try:
-        ZoneInfo(name)
-    except Exception:  # ZoneInfoNotFoundError, ValueError (bad key), OSError
-        raise ValueError(f"{_shown(name)} is not a known time zone; use an IANA name like America/Sao_Paulo "
-                         "(or Brazil/East, UTC)") from None
+
+def _zone(name: str) -> str:
+    from meccano.zone import zone_problem
+
+    problem = zone_problem(name)
+    if problem:
+        raise ValueError(problem)
     return name
 
 
 Text = Annotated[str, BeforeValidator(_text)]
 Flag = Annotated[bool, BeforeValidator(parse_bool)]
 SecretText = Annotated[Secret, BeforeValidator(_secret)]
-TimeZone = Annotated[str, BeforeValidator(_text), AfterValidator(_zone)]
+TimeZone = Annotated[str, BeforeValidator(_zone_text), AfterValidator(_zone)]
 Port = Annotated[int, BeforeValidator(parse_number), Field(ge=1, le=65535)]
 Minutes = Annotated[int, BeforeValidator(parse_number), Field(ge=1, le=7 * 24 * 60)]
 
@@ -274,6 +277,8 @@ class Settings:
     status: StatusSettings = field(default_factory=StatusSettings)
     legacy: LegacySettings = field(default_factory=LegacySettings)
     reports_dir: Text = ""
+    # Original variables/keys that are set but replaced by something else (meccano.legacy).
+    ignored: tuple[Any, ...] = field(default=(), repr=False)
     # Free-form sections for plugins; the credential sections are never kept here.
     sections: dict[str, Any] = field(default_factory=dict, repr=False)
     environment: str = "default"
@@ -366,6 +371,8 @@ _OTHER_KEYS: dict[str, set[str]] = {
     "sensorStatistics": {"windowHours", "minReadings", "lookbackHours", "rebuild"},
     "cleanMessages": {"maxAgeDays", "batchSize"},
     "alerts": {"maxListed"},
+    # replaced by plugin schedules / WARNINGLIMIT: known, and named in Settings.ignored (meccano.legacy)
+    "scheduler": {"devices", "statistics", "export", "historyStatus"},
 }
 _KNOWN: dict[str, set[str]] = {}
 for _k in _KEYS:
@@ -583,7 +590,10 @@ def load_settings(path: str | os.PathLike[str] | None = None,
     sections = {k: v for k, v in merged.items() if isinstance(v, Mapping) and k not in _SECRET_SECTIONS}
     for warning in warnings:
         log.warning("Meccano configuration: %s", warning)
+    from meccano.legacy import ignored_settings
+
     return Settings(
+        ignored=ignored_settings(merged, env, src_file),
         warninglimit=top_built.warninglimit,
         timezone=top_built.timezone,
         forecast_days=top_built.forecast_days,

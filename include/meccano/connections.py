@@ -9,7 +9,9 @@ Never call this at DAG parse time: it may reach the metadata database.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from typing import TYPE_CHECKING
 
 from meccano.config import Settings
@@ -55,6 +57,30 @@ def iotdb_connection(settings: Settings) -> Connection:
     )
 
 
+def aws_endpoint(settings: Settings) -> str:
+    """``AWS_ENDPOINTURL`` with its scheme: an endpoint written without one (``host:port``, as the
+    original's SDK took it) gets ``https://`` when ``AWS_SSLENABLED`` is true, ``http://`` when false."""
+    url = settings.aws.endpoint_url.strip()
+    if url and "://" not in url:
+        url = ("https://" if settings.aws.ssl_enabled else "http://") + url
+    return url
+
+
+def aws_extra(settings: Settings) -> dict[str, object]:
+    """The connection extra built from ``aws:`` / ``AWS_*`` (region, endpoint, TLS, path-style S3)."""
+    a = settings.aws
+    extra: dict[str, object] = {"region_name": a.region}
+    endpoint = aws_endpoint(settings)
+    if endpoint:
+        extra["endpoint_url"] = endpoint
+        # S3-compatible servers (SeaweedFS, MinIO) answer path-style requests only.
+        extra["config_kwargs"] = {"s3": {"addressing_style": "path"}}
+        if endpoint.startswith("https://") and not a.ssl_enabled:
+            # The original's sslEnabled=false: no TLS check (a self-signed gateway-side endpoint).
+            extra["verify"] = False
+    return extra
+
+
 def aws_connection(settings: Settings) -> Connection:
     """The AWS connection: the Airflow one if defined, else built from settings."""
     from airflow.sdk import Connection
@@ -65,12 +91,34 @@ def aws_connection(settings: Settings) -> Connection:
         return conn
     a = settings.aws
     _mask(a.secret_access_key.get())
-    extra: dict[str, object] = {"region_name": a.region}
-    if a.endpoint_url:
-        extra["endpoint_url"] = a.endpoint_url
-    if not a.ssl_enabled and a.endpoint_url.startswith("http://"):
-        extra["verify"] = False
     return Connection(
         conn_id=a.conn_id, conn_type="aws", login=a.access_key_id or None,
-        password=a.secret_access_key.get() or None, extra=json.dumps(extra),
+        password=a.secret_access_key.get() or None, extra=json.dumps(aws_extra(settings)),
     )
+
+
+def aws_conn_id(settings: Settings) -> str:
+    """The one AWS connection every AWS client of the project uses (S3 export, verify and purge,
+    the report store, SNS), by name.
+
+    An Airflow connection ``aws.connId`` (metadata DB, ``AIRFLOW_CONN_*`` or a secrets backend) is
+    used as it is. Otherwise the connection built from the configuration (``AWS_*``) is announced
+    to this process the documented Airflow way, an ``AIRFLOW_CONN_<ID>`` variable, under an id that
+    carries a fingerprint of its values (``aws_default_cfg_<12 hex>``): hooks, ``ObjectStoragePath``
+    and notifiers that take only a connection id all see the same credentials, and a changed
+    configuration is a new id, so nothing Airflow caches per connection id (its object-storage
+    filesystems) can serve the old keys.
+    """
+    if airflow_connection(settings.aws.conn_id) is not None:
+        return settings.aws.conn_id
+    a = settings.aws
+    _mask(a.secret_access_key.get())
+    value = json.dumps({
+        "conn_type": "aws", "login": a.access_key_id or None, "password": a.secret_access_key.get() or None,
+        "extra": aws_extra(settings),
+    }, sort_keys=True)
+    conn_id = f"{settings.aws.conn_id}_cfg_{hashlib.sha256(value.encode()).hexdigest()[:12]}"
+    os.environ["AIRFLOW_CONN_" + conn_id.upper()] = value
+    return conn_id
+
+

@@ -55,6 +55,21 @@ def demo_environment(port: int, state: Path = STATE) -> dict[str, str]:
     }
 
 
+def console_token(state: Path) -> str:
+    """The console's read-only token: MECCANO_WEB_CONSOLE_TOKEN, else one generated once per state folder."""
+    given = os.environ.get("MECCANO_WEB_CONSOLE_TOKEN", "")
+    if given:
+        return given
+    path = state / "console-token"
+    if not path.is_file():
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes of a process group, from /proc.
 
@@ -150,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backfill-days", type=int, default=3, help="days of history written at start")
     parser.add_argument("--state", default=str(STATE), help="folder for the demo's databases and logs")
     parser.add_argument("--fresh", action="store_true", help="start from empty databases")
+    parser.add_argument("--console-port", type=int, default=int(os.environ.get("MECCANO_DEMO_CONSOLE_PORT", "8000")),
+                        help="the original web console's port: GET /plugins and report images (token)")
     args = parser.parse_args(argv)
 
     state = Path(args.state)
@@ -159,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(state)
     (state / "logs").mkdir(parents=True, exist_ok=True)
     env = demo_environment(args.port, state)
+    env["MECCANO_WEB_CONSOLE_TOKEN"] = console_token(state)
     home = Path(env["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     # A fixed login for a demo bound to 127.0.0.1 only.
@@ -210,7 +228,14 @@ def main(argv: list[str] | None = None) -> int:
             spawn("simulator", sim)
         airflow = str(Path(sys.executable).parent / "airflow")
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+        from meccano.pool import pool_command
+
+        # MYSQL_CONNECTIONLIMIT: the pool 'iotdb' every plugin task takes a slot of
+        subprocess.run(pool_command(load_settings()), env=env, check=True, capture_output=True, timeout=180)
         spawn("airflow", [airflow, "standalone"])
+        # The original web console's URL shape: GET http://127.0.0.1:<console port>/plugins (token)
+        spawn("console", [sys.executable, "-m", "uvicorn", "--factory", "meccano.web.console:create_console_app",
+                          "--host", "127.0.0.1", "--port", str(args.console_port), "--no-access-log"])
         print(f"demo: starting Airflow on http://127.0.0.1:{args.port} (logs in {state / 'logs'}) ...", flush=True)
         if not _wait_healthy(args.port, children, state / "logs", stop):
             return 1
@@ -221,6 +246,8 @@ Meccano ServiceManager demo is up ({up:.0f} s)
   Airflow UI:        http://127.0.0.1:{args.port}/      login: admin / admin
   Meccano web view:  http://127.0.0.1:{args.port}/meccano/
   Plugin listing:    http://127.0.0.1:{args.port}/meccano/plugins
+  Web console API:   http://127.0.0.1:{args.console_port}/plugins   (the original console's URL)
+                     header X-Meccano-Token: {env['MECCANO_WEB_CONSOLE_TOKEN']}
   Unpaused DAGs:     {', '.join(enabled) or '-'}
   IOTDB (SQLite):    {env['MECCANO_IOTDB_SQLITE']}
 Press Ctrl-C to stop everything.""", flush=True)

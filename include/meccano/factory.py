@@ -8,6 +8,7 @@ A broken plugin never hides the others: each becomes a DAG of its own, tagged
 
 from __future__ import annotations
 
+import codecs
 import html
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from meccano.discovery import Catalog, discover
 from meccano.engines import SCRIPT_ENGINES, run_native
 from meccano.manifest import CONFIG_ERROR_DAG, INVALID_PREFIX, PluginLoad, PluginManifest, display_name, invalid_dag_id
 from meccano.operators import PluginScriptOperator
+from meccano.pool import IOTDB_POOL
 from meccano.safefile import read_bounded
 
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
@@ -50,66 +52,51 @@ def minutes_schedule(minutes: int) -> str | timedelta:
     return timedelta(minutes=minutes)
 
 
-_TIMETABLES: dict[tuple[Any, bool], Any] = {}
+_TIMETABLES: dict[tuple[Any, bool, str], Any] = {}
 
-def timetable_for(schedule: str | timedelta | None, cron_data_intervals: bool = False) -> Any:
-    """The shared, already validated timetable of ``schedule``.
+
+def timetable_for(schedule: str | timedelta | None, cron_data_intervals: bool = False,
+                  timezone: str = "UTC") -> Any:
+    """The shared, validated timetable of ``schedule`` (``None``, ``@once`` and ``@continuous``
+    are given to the DAG as they are: Airflow builds those itself, at no cost).
 
     Raises Airflow's ``AirflowTimetableInvalid`` when Airflow rejects the schedule (the
     plugin then gets an error DAG); a rejected schedule is not cached.
     """
-    key = (schedule, cron_data_intervals)
+    if schedule is None or schedule in ("@once", "@continuous"):
+        return schedule
+    key = (schedule, cron_data_intervals, timezone)
     if key not in _TIMETABLES:
-        timetable = _build_timetable(schedule, cron_data_intervals)
-        _validate_once(timetable)
+        timetable = _build_timetable(schedule, cron_data_intervals, timezone)
+        timetable.validate()  # Airflow's own verdict, once per distinct schedule
         _TIMETABLES[key] = timetable
     return _TIMETABLES[key]
 
 
-def _validate_once(timetable: Any) -> None:
-    """Run Airflow's own ``timetable.validate()`` now, once for all the DAGs sharing ``timetable``.
-
-    The DagBag calls ``dag.validate()``, hence ``timetable.validate()``, for every DAG; for
-    a cron timetable that parses the expression with croniter again, about 15 % of the parse
-    time at 1,000 plugins. The shared timetable is never changed after this point, so a
-    second check cannot answer differently: once Airflow's check has passed here, the
-    instance answers the later calls from that result (an instance attribute; the class,
-    serialization and any copy keep Airflow's method).
-    """
-    timetable.validate()
-    timetable.validate = _already_validated
-
-
-def _already_validated() -> None:
-    """``validate()`` of a shared timetable whose schedule Airflow has already accepted."""
-
-
-def _build_timetable(schedule: str | timedelta | None, cron_data_intervals: bool) -> Any:
+def _build_timetable(schedule: str | timedelta, cron_data_intervals: bool, timezone: str = "UTC") -> Any:
     """One immutable timetable per distinct schedule, shared by every DAG that uses it.
 
     What Airflow's DAG would build from the plain value (``scheduler.create_cron_data_intervals``
     read once per parse instead of once per DAG): at 1,000 plugins this is a tenth of the
-    parse time.
+    parse time. Only the timetables ``airflow.sdk`` exports are used.
     """
-    from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable, DeltaDataIntervalTimetable
-    from airflow.sdk.definitions.timetables.simple import ContinuousTimetable, NullTimetable, OnceTimetable
-    from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable, DeltaTriggerTimetable
+    from airflow.sdk import (
+        CronDataIntervalTimetable,
+        CronTriggerTimetable,
+        DeltaDataIntervalTimetable,
+        DeltaTriggerTimetable,
+    )
 
-    if schedule is None:
-        return NullTimetable()
-    if schedule == "@once":
-        return OnceTimetable()
-    if schedule == "@continuous":
-        return ContinuousTimetable()
     if isinstance(schedule, timedelta):
         return DeltaDataIntervalTimetable(schedule) if cron_data_intervals else DeltaTriggerTimetable(schedule)
     if cron_data_intervals:
-        return CronDataIntervalTimetable(schedule, "UTC")
-    return CronTriggerTimetable(schedule, timezone="UTC")
+        return CronDataIntervalTimetable(schedule, timezone)
+    # The cron runs in the fleet's zone (timezone / TZ), daylight-saving changes included.
+    return CronTriggerTimetable(schedule, timezone=timezone)
 
 
 def _cron_data_intervals() -> bool:
-    from airflow.sdk.configuration import conf
+    from airflow.sdk import conf
 
     return bool(conf.getboolean("scheduler", "create_cron_data_intervals", fallback=False))
 
@@ -122,7 +109,9 @@ def _docs(manifest: PluginManifest, shadowed: list[str]) -> str:
     if shadowed:
         lines.append(f"* shadows (lower versions, not run): {', '.join(shadowed)}")
     try:  # never blocks on a pipe, never follows a link, reads the first _DOC_LIMIT bytes only
-        page = read_bounded(manifest.docs, _DOC_LIMIT, truncate=True).decode("utf-8", errors="replace")
+        raw = read_bounded(manifest.docs, _DOC_LIMIT, truncate=True)
+        # a character cut by the byte limit is dropped, not shown as a replacement character
+        page = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(raw, final=False)
     except OSError:
         page = ""
     if page:
@@ -166,10 +155,16 @@ def build_plugin_dag(manifest: PluginManifest, settings: Settings, shadowed: lis
     }
     if manifest.timeout_minutes:
         task_args["execution_timeout"] = timedelta(minutes=manifest.timeout_minutes)
+    task_args["pool"] = IOTDB_POOL  # MYSQL_CONNECTIONLIMIT: IOTDB tasks at once, cluster-wide
+    on_failure = None
+    if manifest.notify_on_failure:
+        from meccano.failure_notify import callbacks
+
+        task_args["on_failure_callback"], on_failure = callbacks()
     dag = DAG(
         dag_id=manifest.dag_id,
         description=manifest.description[:200],
-        schedule=timetable_for(schedule, cron_data_intervals),
+        schedule=timetable_for(schedule, cron_data_intervals, settings.timezone),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
@@ -181,6 +176,7 @@ def build_plugin_dag(manifest: PluginManifest, settings: Settings, shadowed: lis
         tags=["meccano", f"type:{manifest.type}", f"engine:{manifest.engine}", f"version:{manifest.version}",
               *(["disabled"] if schedule is None else [])],
         doc_md=_docs(manifest, shadowed or []),
+        on_failure_callback=on_failure,
         params=plugin_params(manifest),
         render_template_as_native_obj=False,
     )

@@ -93,6 +93,8 @@ class PluginSpec(BaseModel):
         default_factory=list, max_length=20,
         description="asset URIs updated by the last task; {export_target} (the export's target URL), {table} "
                     "(one asset per exported table), {bucket} and {remote_directory} come from the export settings")
+    notifyOnFailure: bool = Field(
+        default=True, description="false: no failure notification for this plugin's runs (failure_notify.py)")
     schema_ref: str | None = Field(
         default=None, alias="$schema", max_length=500,
         description="where editors find this schema (e.g. ../../plugin.schema.json); ignored by Meccano")
@@ -198,6 +200,7 @@ class PluginManifest:
     tasks: tuple[str, ...] = ()
     outlets: tuple[str, ...] = ()
     parameter_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notify_on_failure: bool = True  # tell the administrators when a run fails (failure_notify.py)
 
     @property
     def dag_id(self) -> str:
@@ -594,6 +597,7 @@ def _manifest(folder: Path, spec: PluginSpec, parts: tuple[str, str], raw: dict[
         tasks=tuple(spec.tasks or ()),
         outlets=tuple(spec.outlets),
         parameter_schemas={k: dict(v) for k, v in spec.parameterSchemas.items()},
+        notify_on_failure=spec.notifyOnFailure,
     )
 
 

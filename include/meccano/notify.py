@@ -29,7 +29,6 @@ from meccano.config import Settings
 from meccano.iotdb.db import Iotdb
 
 if TYPE_CHECKING:
-    from airflow.sdk import Connection
     from sqlalchemy.engine import Connection as SAConnection
 
 log = logging.getLogger(__name__)
@@ -43,17 +42,13 @@ class NotificationError(RuntimeError):
     """SNS refused or could not be reached; the notification stays PENDING."""
 
 
-def sns_hook(connection: Connection) -> Any:
-    """An ``SnsHook`` over ``connection`` (the Airflow one, or one built from config)."""
+def settings_sns_hook(settings: Settings) -> Any:
+    """The SNS hook over the project's one AWS connection (:func:`meccano.connections.aws_conn_id`)."""
     from airflow.providers.amazon.aws.hooks.sns import SnsHook
 
-    class _ConnectionSnsHook(SnsHook):
-        # The connection may not exist in Airflow (built from config.yml): hand it over.
-        @classmethod
-        def get_connection(cls, conn_id: str) -> Connection:  # a classmethod, as in BaseHook
-            return connection
+    from meccano.connections import aws_conn_id
 
-    return _ConnectionSnsHook(aws_conn_id=connection.conn_id)
+    return SnsHook(aws_conn_id=aws_conn_id(settings))
 
 
 def clean_subject(subject: str) -> str:
@@ -93,9 +88,7 @@ class Notifier:
     @property
     def hook(self) -> Any:
         if self._hook is None:
-            from meccano.connections import aws_connection
-
-            self._hook = sns_hook(aws_connection(self.settings))
+            self._hook = settings_sns_hook(self.settings)
         return self._hook
 
     def queue(self, con: SAConnection, kind: str, subject: str, body: str) -> int:

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk.exceptions import AirflowException
 
 from meccano.engines import SCRIPT_COMMAND
+from meccano.script_mode import SQLITE_VARIABLE, remove_workdir, script_workdir, sqlite_problem
 
 
 class PluginScriptOperator(BashOperator):
@@ -55,6 +57,17 @@ class PluginScriptOperator(BashOperator):
         self._grace = limits.grace_seconds
         self.log.info("Plugin %s: time limit %g minutes, kill grace %g s", manifest.plugin,
                       limits.timeout_seconds / 60, limits.grace_seconds)
+        if env.get(SQLITE_VARIABLE) and manifest.engine in ("R", "python"):
+            problem = sqlite_problem(manifest.plugin, manifest.engine, manifest.source)
+            if problem:
+                from airflow.sdk.exceptions import AirflowFailException
+
+                raise AirflowFailException(problem)  # a retry cannot help
+        # A read-only plugin folder (compose): run in a writable copy so assets/output.png still works.
+        workdir, self._scratch = script_workdir(Path(self.plugin_folder))
+        self.cwd = str(workdir)
+        env["MECCANO_PLUGIN_SOURCE"] = str(workdir / manifest.source.name)
+        env["MECCANO_PLUGIN_DIR"] = str(workdir)
         self._started = time.time()
         return env
 
@@ -65,16 +78,31 @@ class PluginScriptOperator(BashOperator):
         return ScriptProcessHook(self._secrets, self._grace)
 
     def execute(self, context: Any) -> Any:
+        self._scratch = None
+        try:
+            return self._run(context)
+        except AirflowException as exc:
+            tail = self.subprocess_hook.tail_text()
+            if tail:  # the script's last lines (redacted by the hook) name what went wrong
+                raise AirflowException(f"{exc}\nLast lines of the plugin's output:\n{tail}") from None
+            raise
+        finally:
+            remove_workdir(self._scratch)
+            self.cwd = self.plugin_folder
+
+    def _run(self, context: Any) -> Any:
         result = super().execute(context)
         from meccano.engines import publish_if_report, report_output_dir
 
         out = report_output_dir(self._manifest, str(context.get("run_id")))
-        legacy = Path(self.plugin_folder) / "assets" / "output.png"
+        workdir = Path(self.cwd or self.plugin_folder)
+        legacy = workdir / "assets" / "output.png"
         # The original's report plugins wrote assets/output.png: pick it up when fresh
         # (never through a symlink: the plugin folder is not trusted to point inside itself).
-        inside = legacy.resolve().is_relative_to(Path(self.plugin_folder).resolve())
+        inside = legacy.resolve().is_relative_to(workdir.resolve())
         if (inside and legacy.is_file() and legacy.stat().st_mtime >= self._started - 1
                 and not (out / "output.png").exists()):
             (out / "output.png").write_bytes(legacy.read_bytes())
         publish_if_report(self._manifest, out, self._settings)
         return result
+

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import selectors
@@ -29,6 +30,9 @@ TICK = 0.2
 READ_CHUNK = 65536
 # The runner gets ``grace`` to stop the script; the group gets this much more before SIGKILL.
 EXTRA_GRACE = 5.0
+# Redacted last lines of the output, added to the task's error (and the failure notification).
+TAIL_LINES = 15
+TAIL_CHARS = 4000
 
 
 class ScriptProcessHook(SubprocessHook):
@@ -38,11 +42,17 @@ class ScriptProcessHook(SubprocessHook):
         super().__init__(**kwargs)
         self._secrets = list(secrets)
         self._grace = grace_seconds
+        self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+
+    def tail_text(self) -> str:
+        """The script's last output lines (already redacted), at most ``TAIL_CHARS`` characters."""
+        return "\n".join(self._tail).strip()[-TAIL_CHARS:]
 
     def run_command(self, command: list[str], env: dict[str, str] | None = None, output_encoding: str = "utf-8",
                     cwd: str | None = None) -> SubprocessResult:
         self.log.info("Running the plugin script (command: %s)", command)
         redactor = StreamRedactor(self._secrets)
+        self._tail.clear()
         self.sub_process = proc = Popen(command, stdout=PIPE, stderr=STDOUT, stdin=DEVNULL, cwd=cwd,
                                         env=env if env is not None else {}, start_new_session=True,
                                         restore_signals=True, close_fds=True)
@@ -65,6 +75,7 @@ class ScriptProcessHook(SubprocessHook):
     def _log_line(self, raw: bytes, encoding: str) -> str:
         line = raw.decode(encoding, errors="backslashreplace").rstrip()
         self.log.info("%s", line)
+        self._tail.append(line)
         return line
 
     @staticmethod

@@ -14,7 +14,7 @@ def plain_schedule(dag: Any) -> str | timedelta | None:
     The factory shares one timetable per schedule; the schedule is the key it is cached
     under. A DAG built without a shared timetable keeps its own ``schedule``.
     """
-    for (schedule, _), timetable in factory._TIMETABLES.items():
+    for (schedule, *_), timetable in factory._TIMETABLES.items():
         if timetable is dag.timetable:
             return schedule
     return dag.schedule

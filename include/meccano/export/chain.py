@@ -19,7 +19,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from meccano.config import Settings
 from meccano.export.errors import ExportError, VerifyError
@@ -35,7 +34,9 @@ from meccano.export.target import day_dir, local_target_problem, preflight, targ
 from meccano.export.upload import check_target_unknown, upload_day
 from meccano.export.verify import verify_partition
 from meccano.export.write import scan_groups, write_days
+from meccano.fleet.clock import db_wall_time
 from meccano.iotdb.db import Iotdb
+from meccano.zone import fleet_zone
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -48,16 +49,18 @@ def _partitions(planned: dict[str, Any]) -> list[Partition]:
     return [Partition.from_json(p) for p in planned["partitions"]]
 
 
-def reference_time(settings: Settings, when: datetime | None) -> datetime:
-    """The run's 'now' in the configured time zone (naive, like the IOTDB's dates)."""
+def reference_time(settings: Settings, when: datetime | None, db: Iotdb | None = None) -> datetime:
+    """The run's 'now' on the IOTDB's clock (naive, like ``creationDate``).
+
+    A day of the export and the purge is the database's local day, as in the original;
+    without ``db``, the configured zone's (an unknown zone is a configuration error).
+    """
     moment = when or datetime.now(UTC)
     if moment.tzinfo is None:
         return moment
-    try:
-        zone = ZoneInfo(settings.timezone)
-    except Exception:
-        zone = ZoneInfo("UTC")
-    return moment.astimezone(zone).replace(tzinfo=None)
+    if db is not None:
+        return db_wall_time(db, moment)
+    return moment.astimezone(fleet_zone(settings.timezone)).replace(tzinfo=None)
 
 
 def plan_step(settings: Settings, db: Iotdb, conf: dict[str, Any], run_id: str,
@@ -67,7 +70,7 @@ def plan_step(settings: Settings, db: Iotdb, conf: dict[str, Any], run_id: str,
     if problem:
         raise ExportError(problem)
     recover_all(db, logger)  # a partition drop interrupted by a crash is finished or undone first
-    reference = reference_time(settings, when)
+    reference = reference_time(settings, when, db)
     partitions = plan(db, options, reference)
     logger.info("export to %s: %d partition(s) planned (%s)%s", target_url(settings), len(partitions),
                 ", ".join(p.label for p in partitions) or "nothing older than the retention",

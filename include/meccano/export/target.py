@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from meccano.config import Settings
+from meccano.connections import aws_conn_id
 from meccano.export.errors import ExportError, StorageError
 
 if TYPE_CHECKING:
@@ -49,7 +50,9 @@ def target_root(settings: Settings) -> ObjectStoragePath:
     if url.startswith("file://"):
         Path(url[len("file://"):]).mkdir(parents=True, exist_ok=True)
         return ObjectStoragePath(url)
-    return ObjectStoragePath(url, conn_id=settings.aws.conn_id)
+    # Airflow keeps one filesystem per protocol and connection id in a process: a connection built
+    # from the configuration has an id of its own per set of values (connections.aws_conn_id).
+    return ObjectStoragePath(url, conn_id=aws_conn_id(settings))
 
 
 def local_target_problem(settings: Settings) -> str | None:
@@ -86,7 +89,7 @@ def preflight(settings: Settings) -> None:
     def head() -> None:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        S3Hook(aws_conn_id=settings.aws.conn_id).get_conn().head_bucket(Bucket=bucket)
+        S3Hook(aws_conn_id=aws_conn_id(settings)).get_conn().head_bucket(Bucket=bucket)
 
     guarded(settings, f"check bucket {bucket!r}", head)
 

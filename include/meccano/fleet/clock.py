@@ -53,3 +53,19 @@ def param(db: Iotdb, value: datetime | None) -> Any:
     if value is None or db.dialect != "sqlite":
         return value
     return value.strftime(SQLITE_FORMAT)
+
+
+def db_wall_time(db: Iotdb, moment: datetime) -> datetime:
+    """``moment`` (aware) as the IOTDB's clock shows it: naive, in the database's own zone.
+
+    The gateway stamps ``creationDate`` with the database's ``CURRENT_TIMESTAMP``, so a
+    "day" of those rows is the database's local day (the original's rule: its export
+    asked the database server for the date). MySQL's ``FROM_UNIXTIME`` converts in the
+    session's zone, daylight saving included, without the server's time zone tables;
+    SQLite's clock is UTC.
+    """
+    epoch = int(moment.timestamp())
+    sql = "SELECT datetime(:e, 'unixepoch')" if db.dialect == "sqlite" else "SELECT FROM_UNIXTIME(:e)"
+    value = as_datetime(db.scalar(sql, e=epoch))
+    assert value is not None
+    return value

@@ -157,7 +157,9 @@ class ReportStore:
     def from_settings(cls, settings: Settings) -> ReportStore:
         """The configured store; a local folder that hosts would not share is warned about (once)."""
         location = root_location(settings)
-        conn_id = settings.aws.conn_id if location.startswith("s3://") else None
+        from meccano.connections import aws_conn_id
+
+        conn_id = aws_conn_id(settings) if location.startswith("s3://") else None
         problem = split_store_problem(settings, location)
         if problem and problem not in _warned:
             _warned.add(problem)

@@ -12,23 +12,32 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from meccano.web.airflow_internal import bearer, require_user
 from meccano.web.context import Context
+from meccano.web.settings import WebSettings
 
 TOKEN_HEADER = "X-Meccano-Token"
 LOGGED_IN = [Depends(require_user)]
 
 
-async def listing_access(request: Request, ctx: Context,
-                         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-    """The console token, an allow-listed address, or an Airflow login."""
-    token = ctx.web.console_token.get()
+def console_credential(request: Request, web: WebSettings, credentials: HTTPAuthorizationCredentials | None) -> bool:
+    """True when the request carries the console token (``X-Meccano-Token`` or ``Authorization: Bearer``,
+    compared in constant time) or comes from an allow-listed address."""
+    token = web.console_token.get()
     offered = request.headers.get(TOKEN_HEADER) or (credentials.credentials if credentials else "")
     if token and offered and hmac.compare_digest(offered.encode(), token.encode()):
-        return
-    if ctx.web.allow_list and request.client is not None:
+        return True
+    if web.allow_list and request.client is not None:
         try:
             address = ipaddress.ip_address(request.client.host)
         except ValueError:
             address = None
-        if address is not None and any(address in net for net in ctx.web.allow_list):
-            return
+        if address is not None and any(address in net for net in web.allow_list):
+            return True
+    return False
+
+
+async def listing_access(request: Request, ctx: Context,
+                         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    """The console token, an allow-listed address, or an Airflow login."""
+    if console_credential(request, ctx.web, credentials):
+        return
     await require_user(request, credentials)

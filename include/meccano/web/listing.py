@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -60,7 +61,9 @@ class PluginRow(BaseModel):
     shadowed_by: str | None = Field(description="A higher version that runs instead of this one")
     paused: bool | None
     last_run: LastRun | None
-    next_run: datetime | None = Field(description="When the scheduler creates the next run; null if paused/none")
+    next_run: datetime | None = Field(description="When the scheduler creates the next run, in the fleet's zone "
+                                      "(ISO 8601 with its offset); null if paused/none")
+    timezone: str = Field("UTC", description="The zone the schedule's cron runs in (timezone / TZ)")
     report: ReportInfo | None
     links: Links
 
@@ -78,22 +81,22 @@ def _original(value: Any) -> Any:
 
 
 def _safe_row(load: PluginLoad, dag_id: str, valid: bool, shadowed_by: str | None, state: DagState | None,
-              report: ReportEntry | None, base: str, airflow_base: str) -> PluginRow:
+              report: ReportEntry | None, base: str, airflow_base: str, timezone: str = "UTC") -> PluginRow:
     """:func:`_row`, or a bare row naming the folder when anything about it fails: one folder
     never takes the listing down."""
     try:
-        return _row(load, dag_id, valid, shadowed_by, state, report, base, airflow_base)
+        return _row(load, dag_id, valid, shadowed_by, state, report, base, airflow_base, timezone)
     except Exception as exc:
         none = dict.fromkeys(ORIGINAL_FIELDS)
         return PluginRow(**none, folder=display_name(load.folder), name=None, version=None, dag_id=dag_id, valid=False,
                          errors=[f"plugin.json: could not be listed: {type(exc).__name__}"], shadowed_by=shadowed_by,
-                         paused=None, last_run=None, next_run=None, report=None,
+                         paused=None, last_run=None, next_run=None, timezone=timezone, report=None,
                          links=Links(dag=f"{airflow_base}/dags/{quote(dag_id)}", docs=None, report=None,
                                      report_data=None, report_history=None))
 
 
 def _row(load: PluginLoad, dag_id: str, valid: bool, shadowed_by: str | None, state: DagState | None,
-         report: ReportEntry | None, base: str, airflow_base: str) -> PluginRow:
+         report: ReportEntry | None, base: str, airflow_base: str, timezone: str = "UTC") -> PluginRow:
     raw = load.raw if isinstance(load.raw, dict) else {}
     manifest = load.manifest
     folder = display_name(load.folder)
@@ -118,7 +121,9 @@ def _row(load: PluginLoad, dag_id: str, valid: bool, shadowed_by: str | None, st
         paused=state.paused if state else None,
         last_run=LastRun(state=state.last_state, run_id=state.last_run_id, started_at=state.last_run_at,
                          ended_at=state.last_end) if state and state.last_run_id else None,
-        next_run=state.next_run if state and not shadowed_by else None,
+        next_run=state.next_run.astimezone(ZoneInfo(timezone)) if state and state.next_run and not shadowed_by
+        else None,
+        timezone=timezone,
         report=ReportInfo(created_at=report.created_at, stamp=report.stamp, files=list(report.files))
         if report is not None and is_report else None,
         links=Links(dag=f"{airflow_base}/dags/{quote(dag_id)}", docs=docs, report=chart, report_data=data,
@@ -126,7 +131,8 @@ def _row(load: PluginLoad, dag_id: str, valid: bool, shadowed_by: str | None, st
     )
 
 
-def build_listing(store: ReportStore, base: str, airflow_base: str, root: Path | None = None) -> list[PluginRow]:
+def build_listing(store: ReportStore, base: str, airflow_base: str, root: Path | None = None,
+                  timezone: str = "UTC") -> list[PluginRow]:
     """Every plugin folder: the active ones, then shadowed lower versions, then invalid ones."""
     catalog: Catalog = discover(root)
     active_ids = [p.manifest.dag_id for p in catalog.active if p.manifest]
@@ -141,13 +147,15 @@ def build_listing(store: ReportStore, base: str, airflow_base: str, root: Path |
             latest = store.latest(m.name) if m.type == "report" else None
         except Exception:  # an unreadable report never hides the plugin
             latest = None
-        rows.append(_safe_row(load, m.dag_id, True, None, states.get(m.dag_id), latest, base, airflow_base))
+        rows.append(_safe_row(load, m.dag_id, True, None, states.get(m.dag_id), latest, base, airflow_base,
+                              timezone))
     for item in catalog.shadowed:
         m = item.load.manifest
         if m is None:  # never: a shadowed plugin has its manifest
             continue
-        rows.append(_safe_row(item.load, m.dag_id, True, item.by, None, None, base, airflow_base))
+        rows.append(_safe_row(item.load, m.dag_id, True, item.by, None, None, base, airflow_base,
+                              timezone))
     for load in catalog.invalid:
         dag_id = invalid_ids[id(load)]
-        rows.append(_safe_row(load, dag_id, False, None, states.get(dag_id), None, base, airflow_base))
+        rows.append(_safe_row(load, dag_id, False, None, states.get(dag_id), None, base, airflow_base, timezone))
     return rows

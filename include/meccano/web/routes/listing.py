@@ -14,4 +14,4 @@ router = APIRouter()
 @router.get("/plugins", response_model=list[PluginRow], dependencies=[Depends(listing_access)],
             summary="Every plugin with its plugin.json fields, validity, runs and links")
 def plugins(ctx: Context, roots: Roots) -> list[PluginRow]:
-    return build_listing(ctx.store, roots.app, roots.airflow)
+    return build_listing(ctx.store, roots.app, roots.airflow, timezone=ctx.settings.timezone)

@@ -20,6 +20,8 @@ router = APIRouter()
 
 @router.get("/", response_class=HTMLResponse, dependencies=LOGGED_IN, include_in_schema=False)
 def page(ctx: Context, roots: Roots) -> HTMLResponse:
-    html = render_page(build_listing(ctx.store, roots.app, roots.airflow), f"{roots.app}/plugins")
+    zone = ctx.settings.timezone
+    html = render_page(build_listing(ctx.store, roots.app, roots.airflow, timezone=zone), f"{roots.app}/plugins",
+                       zone)
     return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-store",
                                        "X-Frame-Options": "SAMEORIGIN"})

@@ -1,0 +1,89 @@
+"""Original R and Python plugins, run unchanged wherever they are deployed.
+
+* **Read-only plugin folders** (compose mounts ``meccano_plugins/`` read-only): the
+  original's report plugins write ``assets/output.png`` into their own folder. When the
+  folder cannot be written, the script runs in a private, writable copy of its folder
+  (one per run, removed afterwards), so the relative path works and the chart is picked
+  up from the copy; the deployed folder is never changed.
+* **The embedded SQLite IOTDB** (the demo): an original plugin reads ``MYSQL_*`` with
+  RMySQL or MySQLdb, which cannot open a SQLite file. Such a script is refused before it
+  starts, with what to do, instead of failing inside the database driver.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SQLITE_VARIABLE = "MECCANO_IOTDB_SQLITE"
+MAX_SOURCE_BYTES = 4 * 1024 * 1024  # what the SQLite check reads of a script
+
+
+def _writable(folder: Path) -> bool:
+    """Whether a script can create files where the original's plugins write (``assets/`` or the folder)."""
+    probe = folder / "assets" if (folder / "assets").is_dir() else folder
+    try:
+        fd, name = tempfile.mkstemp(dir=probe, prefix=".meccano-write-check-")
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True
+
+
+def script_workdir(folder: Path) -> tuple[Path, Path | None]:
+    """(the folder the script runs in, the temporary copy to remove afterwards or None)."""
+    if _writable(folder):
+        return folder, None
+    scratch = Path(tempfile.mkdtemp(prefix="meccano-plugin-run-"))
+    copy = scratch / folder.name
+    # links stay links (nothing outside is copied in); pipes, sockets and devices are left out (a pipe
+    # would block the copy forever)
+    shutil.copytree(folder, copy, symlinks=True, ignore=_special_files)
+    log.info("%s is read-only: running the script in a writable copy (%s)", folder, copy)
+    return copy, scratch
+
+
+def _special_files(directory: str, names: list[str]) -> set[str]:
+    """Entries that are neither folders, regular files nor symlinks."""
+    skipped = set()
+    for name in names:
+        try:
+            mode = os.lstat(os.path.join(directory, name)).st_mode
+        except OSError:
+            skipped.add(name)
+            continue
+        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            skipped.add(name)
+    return skipped
+
+
+def remove_workdir(scratch: Path | None) -> None:
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def sqlite_problem(plugin: str, engine: str, source: Path) -> str | None:
+    """Why an original (MySQL-only) script cannot run on the embedded SQLite IOTDB, and what to do."""
+    from meccano.safefile import read_bounded
+
+    try:  # bounded, regular files only: a hostile source (a pipe, /dev/zero) never hangs the check
+        code = read_bounded(source.resolve(), MAX_SOURCE_BYTES, truncate=True).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    if SQLITE_VARIABLE in code or "MYSQL_" not in code:
+        return None  # reads the SQLite IOTDB itself (like deviceAvgTime), or no IOTDB at all
+    driver = "RMySQL" if engine == "R" else "a MySQL driver"
+    return (f"{plugin} is a plugin written for the original ServiceManager: it reads the IOTDB through "
+            f"MYSQL_* with {driver}, but this deployment's IOTDB is the embedded SQLite file "
+            f"({SQLITE_VARIABLE}), which {driver} cannot open. To run it unchanged, point the ServiceManager at "
+            "the gateway's MySQL/MariaDB (MYSQL_HOST, MYSQL_PORT, MYSQL_USER, MYSQL_PASSWORD, MYSQL_DATABASE, "
+            f"or the Airflow connection meccano_iotdb) and unset {SQLITE_VARIABLE}; or make the script read "
+            f"{SQLITE_VARIABLE} when it is set (R: RSQLite, `apt-get install r-cran-rsqlite`; see "
+            "meccano_plugins/deviceAvgTime:1.0); or disable the plugin (\"enabled\": false) on the demo")

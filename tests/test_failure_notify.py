@@ -1,0 +1,120 @@
+"""A failing plugin tells the administrators once per failed run (moto's SNS server, an SQS
+queue subscribed to the topic, read back): after its retries, naming plugin, run, failed
+task, the error's last lines without secrets and a link to the run. A retry that succeeds
+sends nothing; ``notifyOnFailure: false`` silences a plugin; without a topic the
+notification is logged and stored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from meccano.notify import LOGGED, SENT
+
+SECRET = "moto-Secret-Key-987"
+DB_SECRET = "iotdb-Pass-Word-55"
+
+FAILING = f'''
+def entrypoint(context):
+    raise RuntimeError("step 3 of 3 broke: cannot reach mysql://sm:{DB_SECRET}@db:3306/IOTDB\\n"
+                       "password={DB_SECRET} was rejected")
+'''
+
+FLAKY = '''
+from pathlib import Path
+
+def entrypoint(context):
+    marker = Path(context.params["marker"])
+    if not marker.exists():
+        marker.write_text("first try failed")
+        raise RuntimeError("first try fails on purpose")
+    return "second try fine"
+'''
+
+
+def _plugin(root: Path, name: str, code: str, **extra) -> None:
+    folder = root / f"{name}:1.0"
+    (folder / "assets").mkdir(parents=True)
+    (folder / "assets" / "index.html").write_text("<p>test</p>")
+    (folder / f"{name}:1.0.py").write_text(code)
+    manifest = {"plugin": f"{name}:1.0", "engine": "native", "enabled": True, "schedule": "@daily",
+                "description": "test", "type": "worker", "executionContext": "master",
+                "retries": 1, "retryDelayMinutes": 0.01, **extra}
+    (folder / "plugin.json").write_text(json.dumps(manifest))
+
+
+@pytest.fixture
+def sns(sns_server, monkeypatch):
+    sns_server.reset()
+    topic, queue = sns_server.topic_with_queue("meccano-admins")
+    monkeypatch.delenv("AIRFLOW_CONN_AWS_DEFAULT", raising=False)
+    for var, value in {"AWS_TOPICARN": topic, "AWS_ENDPOINTURL": sns_server.endpoint,
+                       "AWS_ACCESSKEYID": "testing", "AWS_SECRETACCESSKEY": SECRET, "AWS_REGION": "sa-east-1",
+                       "MYSQL_PASSWORD": DB_SECRET}.items():
+        monkeypatch.setenv(var, value)
+    return lambda: sns_server.received(queue)
+
+
+def _notifications(db):
+    return db.query("SELECT kind, subject, body, delivered FROM Notification WHERE kind = 'plugin_failure'")
+
+
+def test_failed_run_notifies_once_with_task_error_and_link(tmp_path, sqlite_iotdb, sns, run_plugin_dag):
+    _plugin(tmp_path, "brokenReport", FAILING)
+    run = run_plugin_dag("brokenReport", tmp_path)
+    assert run.state == "failed"
+    messages = sns()
+    assert len(messages) == 1, messages  # once per run, after the retry, not once per try
+    subject, body = messages[0]["Subject"], messages[0]["Message"]
+    assert "brokenReport:1.0" in subject and run.run_id in subject
+    assert "Failed task: run" in body and f"Run: {run.run_id}" in body
+    assert "step 3 of 3 broke" in body and "was rejected" in body  # the error's last lines
+    assert DB_SECRET not in body and SECRET not in body and "***" in body
+    assert f"/dags/brokenReport/runs/{run.run_id.replace(':', '%3A').replace('+', '%2B')}" in body
+    [stored] = _notifications(sqlite_iotdb)
+    assert stored["delivered"] == SENT and DB_SECRET not in stored["body"]
+
+
+def test_retry_that_succeeds_sends_nothing(tmp_path, sqlite_iotdb, sns, run_plugin_dag):
+    _plugin(tmp_path, "flaky", FLAKY, parameters={"marker": str(tmp_path / "marker")})
+    run = run_plugin_dag("flaky", tmp_path)
+    assert run.state == "success"
+    assert (tmp_path / "marker").exists()  # it did fail once
+    assert sns() == [] and _notifications(sqlite_iotdb) == []
+
+
+def test_notify_on_failure_false_silences_the_plugin(tmp_path, sqlite_iotdb, sns, run_plugin_dag):
+    _plugin(tmp_path, "quietBroken", FAILING, notifyOnFailure=False)
+    assert run_plugin_dag("quietBroken", tmp_path).state == "failed"
+    assert sns() == [] and _notifications(sqlite_iotdb) == []
+
+
+def test_without_topic_logged_and_stored(tmp_path, sqlite_iotdb, monkeypatch, run_plugin_dag, caplog):
+    monkeypatch.delenv("AWS_TOPICARN", raising=False)
+    monkeypatch.setenv("MYSQL_PASSWORD", DB_SECRET)
+    _plugin(tmp_path, "brokenNoTopic", FAILING, retries=0)
+    caplog.set_level("WARNING")
+    assert run_plugin_dag("brokenNoTopic", tmp_path).state == "failed"
+    [stored] = _notifications(sqlite_iotdb)
+    assert stored["delivered"] == LOGGED and "brokenNoTopic:1.0" in stored["subject"]
+    assert "step 3 of 3 broke" in stored["body"] and DB_SECRET not in stored["body"]
+    assert "no SNS topic configured" in caplog.text and DB_SECRET not in caplog.text
+
+
+def test_error_tail_redacts_encoded_secrets_too():
+    """The notification's error lines go through meccano.redaction: base64 (a Basic header), URL-encoded and
+    JSON-escaped forms of a secret are removed, not only the bare value."""
+    import base64
+    from urllib.parse import quote
+
+    from meccano.failure_notify import redact
+
+    secret = 'Notify-Pass/77"x'
+    basic = base64.b64encode(f"sm:{secret}".encode()).decode()
+    text = f"Authorization: Basic {basic}\nurl=https://h/?p={quote(secret, safe='')}\njson={secret!r}".replace(
+        repr(secret), '"Notify-Pass/77\\"x"')
+    out = redact(text, [secret])
+    assert secret not in out and basic not in out and quote(secret, safe="") not in out
+    assert 'Notify-Pass/77\\"x' not in out and "***" in out
