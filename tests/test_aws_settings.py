@@ -14,7 +14,7 @@ from meccano.config import load_settings
 from meccano.connections import aws_conn_id, aws_connection, aws_extra
 from meccano.export.errors import StorageError
 from tests.test_export_chain import NOW, seed
-from tests.test_export_support import SHARED_BUCKET, TargetReader, configure_export, db_rows, run_chain
+from tests.support.export import SHARED_BUCKET, TargetReader, configure_export, db_rows, run_chain
 
 ROOT = Path(__file__).resolve().parents[1]
 
