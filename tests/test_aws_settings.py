@@ -13,8 +13,8 @@ import pytest
 from meccano.config import load_settings
 from meccano.connections import aws_conn_id, aws_connection, aws_extra
 from meccano.export.errors import StorageError
-from tests.test_export_chain import NOW, seed
 from tests.support.export import SHARED_BUCKET, TargetReader, configure_export, db_rows, run_chain
+from tests.test_export_chain import NOW, seed
 
 ROOT = Path(__file__).resolve().parents[1]
 
