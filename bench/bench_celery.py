@@ -77,6 +77,7 @@ def cluster(base: Path, name: str, pg, db_name: str, redis, settings: dict[str, 
                        dsn=f"host=127.0.0.1 port={pg.port} dbname={db_name} user=airflow password={pg.password}",
                        broker_url=redis.url, settings_env=settings)
     ha.run("db", "migrate")
+    ha.run("pools", "set", "iotdb", "32", "MYSQL_CONNECTIONLIMIT")  # what `meccano pool sync` does
     ha.start_services()
     poll(ha.healthy, 600, "the API server")
     return ha

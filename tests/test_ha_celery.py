@@ -142,6 +142,7 @@ def env(postgres, mariadb, s3_server, redis_server, tmp_path_factory: pytest.Tem
         })
     try:
         ha.run("db", "migrate")
+        ha.run("pools", "set", "iotdb", "10", "MYSQL_CONNECTIONLIMIT")  # what `meccano pool sync` does
         ha.start_services()
         poll(ha.healthy, WAIT, "the API server to answer /api/v2/monitor/health")
         for name in WORKERS:
