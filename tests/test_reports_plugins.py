@@ -107,13 +107,18 @@ def test_fleet_status_history(iotdb, airflow_db, reports_dir):
 
 
 def test_sensor_statistics_chart(iotdb, airflow_db, reports_dir):
-    old, new = (END - timedelta(hours=5)).strftime(DB), (END - timedelta(hours=1)).strftime(DB)
+    """The present statistics, whatever the run's logical date (DeviceStatistics holds only the present);
+    rows older than the window are left out."""
+    now = datetime.now(UTC)
+    old, new = (now - timedelta(hours=5)).strftime(DB), (now - timedelta(hours=1)).strftime(DB)
+    stale = (now - timedelta(days=30)).strftime(DB)
     _insert(iotdb, "INSERT INTO DeviceStatistics (device, sensor, average, deviation, error, creationDate) "
                    "VALUES (:d, :s, :a, :dev, :e, :t)", [
                        {"d": "dev-a", "s": 1, "a": 10.0, "dev": 1.0, "e": 0.1, "t": old},
                        {"d": "dev-a", "s": 1, "a": 20.0, "dev": 2.0, "e": 0.2, "t": new},  # newest wins
                        {"d": "dev-a", "s": 2, "a": 5.0, "dev": 9.5, "e": 0.5, "t": old},
                        {"d": "dev-b", "s": 1, "a": 30.0, "dev": 0.5, "e": 0.05, "t": new},
+                       {"d": "dev-c", "s": 1, "a": 1.0, "dev": 99.0, "e": 1.0, "t": stale},  # a week+ old
                    ])
     out = _run("sensorStatisticsChart")
     got = [(r["device"], r["sensor"], float(r["average"]), float(r["deviation"])) for r in out["rows"]]

@@ -108,8 +108,17 @@ def fleet_status_history(context: PluginContext) -> int:
 
 
 def sensor_statistics(context: PluginContext) -> int:
-    """The latest statistics of each device's sensor in the window (mean ± deviation)."""
+    """The latest statistics of each device's sensor in the window (mean ± deviation).
+
+    ``DeviceStatistics`` holds only the present (sensorStatistics replaces each device/sensor's row: it
+    is the gateway's noise filter), so the window ends now, not at the run's logical date: a run that
+    starts late (the first run after the DAG is unpaused) would otherwise look for rows that were
+    already replaced and draw an empty chart.
+    """
     start, end = report_window(context, 7 * 24)
+    now = datetime.now(UTC).replace(microsecond=0)
+    if now > end:
+        start, end = start + (now - end), now
     top_n = _int_param(context.params, "topN", charts.DEFAULT_TOP_N, context.manifest.plugin)
     rows = utc_query(context.iotdb, """
         SELECT s.device, s.sensor, s.average, s.deviation, s.error, s.creationDate
