@@ -209,7 +209,8 @@ def test_secrets_must_be_yaml_strings(tmp_path: Path, value: str, hidden: tuple[
         load_settings(path, env={})
     text = str(err.value)
     assert text.startswith(f"mysql.password (from {path} [default]): must be a string; quote it")
-    assert not any(h in text for h in hidden)
+    shown = text.replace(str(path), "")  # the file's own path may hold the digits (pytest-183)
+    assert not any(h in shown for h in hidden)
     quoted = _write(tmp_path, f"default:\n  mysql:\n    password: '{value}'\n")
     assert load_settings(quoted, env={}).mysql.password.get() == value
 
