@@ -1,11 +1,15 @@
 """Benchmark (issue 18), one run on one server, one day size, 50 single-row inserts a second:
 
-1. the chunked purge of one exported day (``meccano.export.purge``) against its anchor, the loop an
-   operator writes by hand: ``DELETE FROM Facts WHERE creationDate < ? LIMIT 10000`` in autocommit;
+1. the chunked purge of an exported day (``meccano.export.purge``) against its anchor, the loop an
+   operator writes by hand: ``DELETE FROM Facts WHERE creationDate < ? LIMIT 10000`` in autocommit,
+   two days each in ABBA order (chunked, loop, loop, chunked) so that a drift of the machine cancels;
 2. the conversion of ``Facts`` to daily partitions (its speed: the base of ``db partition``'s estimate;
    the longest insert during it is the lock the gateway sees);
-3. the export of one day from the unpartitioned and from the partitioned table (same rows);
-4. the purge of one exported day by taking its partition out (exchange + drop).
+3. the export's write path from the unpartitioned table (days 1, 4, 5) and from the partitioned one
+   (day 5 again, same rows, then the later days);
+4. the purge of ``--drop-days`` exported days by taking their partitions out (exchange + count + drop):
+   each time, the median, and the insert latencies of all the drops pooled (one drop's window holds
+   about 50 inserts, too few for a p99 of its own).
 
     flock /tmp/meccano-bench.lock .venv/bin/python bench/bench_partitions.py --rows-per-day 1000000
 
@@ -73,7 +77,11 @@ def child_inserts(out: str) -> None:
 
 
 def child_export(run_id: str) -> None:
-    """plan + export + upload + verify of one day; the plan goes to $MECCANO_BENCH_PLAN for the purge."""
+    """plan + export (write, upload) + verify of one day; the plan goes to $MECCANO_BENCH_PLAN for the purge.
+
+    "seconds" is the write path alone (``chain.write_days``: the snapshot read into part files), the figure the
+    export section compares; the export task's uploads are not part of it.
+    """
     from meccano.config import load_settings
     from meccano.export import chain
     from meccano.iotdb.db import Iotdb
@@ -81,16 +89,25 @@ def child_export(run_id: str) -> None:
     settings = load_settings()
     db = Iotdb.from_settings(settings)
     planned = chain.plan_step(settings, db, {}, run_id, datetime.fromisoformat(NOW))
-    w0, t0 = time.time(), time.perf_counter()
+    spent = {"write": 0.0, "w0": 0.0, "w1": 0.0}
+    real_write = chain.write_days
+
+    def timed_write(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        spent["w0"] = spent["w0"] or time.time()
+        t = time.perf_counter()
+        try:
+            return real_write(*args, **kwargs)
+        finally:
+            spent["write"] += time.perf_counter() - t
+            spent["w1"] = time.time()
+
+    chain.write_days = timed_write
     exported = chain.export_step(settings, db, planned)
-    t1 = time.perf_counter()
-    w1 = time.time()
-    chain.upload_step(settings, db, planned, exported)
     chain.verify_step(settings, db, planned)
     Path(os.environ["MECCANO_BENCH_PLAN"]).write_text(json.dumps(planned))
     rows = sum(p["rows"] for p in exported["partitions"])
-    print(json.dumps({"day": planned["partitions"][0]["day"], "rows": rows, "seconds": t1 - t0,
-                      "rows_per_s": rows / (t1 - t0), "wall": [w0, w1]}))
+    print(json.dumps({"day": planned["partitions"][0]["day"], "rows": rows, "seconds": spent["write"],
+                      "rows_per_s": rows / spent["write"], "wall": [spent["w0"], spent["w1"]]}))
 
 
 def child_purge() -> None:
@@ -147,14 +164,20 @@ def child_convert(today: str, ahead: str) -> None:
 
 # --- the run --------------------------------------------------------------------------------
 
-def window(lat: list[tuple[float, float]], wall: list[float]) -> dict[str, float]:
-    """Latency of the inserts that started while a step ran (and those it held up just before)."""
-    w0, w1 = wall
-    inside = [ms for t, ms in lat if w0 - 0.05 <= t <= w1 or (t < w0 and t + ms / 1000 > w0)]
+def window(lat: list[tuple[float, float]], *walls: list[float]) -> dict[str, float]:
+    """Latency of the inserts that started while the steps ran (and those they held up just before)."""
+    inside = [ms for t, ms in lat
+              if any(w0 - 0.05 <= t <= w1 or (t < w0 and t + ms / 1000 > w0) for w0, w1 in walls)]
     if not inside:
         return {"n": 0}
     q = statistics.quantiles(inside, n=100)[98] if len(inside) >= 100 else max(inside)
     return {"n": len(inside), "p99_ms": q, "median_ms": statistics.median(inside), "max_ms": max(inside)}
+
+
+def pooled(steps: list[dict]) -> dict[str, float]:
+    """Rows, seconds and rows/s of repeated steps together, with each step's seconds."""
+    rows, seconds = sum(r["rows"] for r in steps), sum(r["seconds"] for r in steps)
+    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "each_s": [r["seconds"] for r in steps]}
 
 
 def overall(lat: list[tuple[float, float]]) -> dict[str, float]:
@@ -169,6 +192,7 @@ def main() -> None:  # noqa: PLR0915
     ap.add_argument("--child", default="")
     ap.add_argument("--arg", action="append", default=[])
     ap.add_argument("--baseline-seconds", type=float, default=20)
+    ap.add_argument("--drop-days", type=int, default=3, help="days purged by their partition (pooled figures)")
     a = ap.parse_args()
     children = {"inserts": child_inserts, "export": child_export, "purge": child_purge, "loop": child_loop,
                 "convert": child_convert}
@@ -184,7 +208,7 @@ def main() -> None:  # noqa: PLR0915
     work = Path(tempfile.mkdtemp(prefix="meccano-bench-part-"))
     mariadb = start_mariadb(work / "mariadb")
     s3 = s3mod.start_s3(work / "s3")
-    days = 4
+    days = 4 + a.drop_days  # chunked, loop, loop, chunked, then one dropped partition each
     res: dict = {"rows_per_day": a.rows_per_day, "days": days, "started": datetime.now().isoformat(timespec="seconds")}
     me = [sys.executable, str(Path(__file__).resolve())]
     inserter = None
@@ -240,22 +264,28 @@ def main() -> None:  # noqa: PLR0915
         time.sleep(a.baseline_seconds)
         w_base[1] = time.time()
 
-        # 1. export day 1 (plan for the chunked purge), chunked purge of it; the loop on day 2
-        res["export_day1_unpartitioned"] = step("export", ["export", "--arg", "e1"])
-        res["chunked_purge"] = step("chunked", ["purge"])
-        res["delete_limit_loop"] = step("loop", ["loop", "--arg", day[2]])
-        # 2. export day 3 from the unpartitioned table (days 3-4 left), convert, export it again partitioned
-        res["export_day3_unpartitioned"] = step("export", ["export", "--arg", "e3a"])
+        # 1. the chunked purge against the loop, in ABBA order (drift cancels): export + chunked purge of day 1,
+        #    the loop on days 2 and 3, export + chunked purge of day 4
+        res["export_unpartitioned"] = [step("export", ["export", "--arg", "e1"])]
+        res["chunked_purge"] = [step("chunked", ["purge"])]
+        res["delete_limit_loop"] = [step("loop", ["loop", "--arg", day[2]]), step("loop", ["loop", "--arg", day[3]])]
+        res["export_unpartitioned"].append(step("export", ["export", "--arg", "e4"]))
+        res["chunked_purge"].append(step("chunked", ["purge"]))
+        # 2. export day 5 from the unpartitioned table, convert, export it again partitioned (same rows)
+        res["export_unpartitioned"].append(step("export", ["export", "--arg", "e5a"]))
         w_base2 = [time.time(), 0.0]
         time.sleep(a.baseline_seconds / 2)
         w_base2[1] = time.time()
         res["convert"] = step("convert", ["convert", "--arg", NOW[:10], "--arg", "3"])
-        res["export_day3_partitioned"] = step("export", ["export", "--arg", "e3b"])
+        res["export_partitioned"] = [step("export", ["export", "--arg", "e5b"])]
         w_base3 = [time.time(), 0.0]
-        time.sleep(a.baseline_seconds / 2)
+        time.sleep(a.baseline_seconds)
         w_base3[1] = time.time()
-        # 3. purge day 3 by its partition
-        res["partition_purge"] = step("drop", ["purge"])
+        # 3. purge days 5 to the last by their partitions, each exported first
+        res["partition_purge"] = [step("drop", ["purge"])]
+        for d in range(6, days + 1):
+            res["export_partitioned"].append(step("export", ["export", "--arg", f"e{d}"]))
+            res["partition_purge"].append(step("drop", ["purge"]))
         time.sleep(2)
         inserter.send_signal(signal.SIGTERM)
         inserter.wait(timeout=30)
@@ -263,18 +293,22 @@ def main() -> None:  # noqa: PLR0915
         lat = [tuple(x) for x in json.loads(lat_file.read_text())]
         res["inserts"] = {
             "baseline": window(lat, w_base), "baseline_before_conversion": window(lat, w_base2),
-            "baseline_partitioned": window(lat, w_base3),
-            **{k: window(lat, res[k]["wall"]) for k in ("chunked_purge", "delete_limit_loop", "convert",
-                                                        "partition_purge")},
+            "baseline_partitioned": window(lat, w_base3), "convert": window(lat, res["convert"]["wall"]),
+            **{k: window(lat, *(r["wall"] for r in res[k])) for k in ("chunked_purge", "delete_limit_loop",
+                                                                    "partition_purge")},
             "whole_run": overall(lat)}
-        c, loop = res["chunked_purge"], res["delete_limit_loop"]
+        res["pooled"] = {k: pooled(res[k]) for k in ("chunked_purge", "delete_limit_loop", "export_unpartitioned",
+                                                     "export_partitioned", "partition_purge")}
+        c, loop, ins = res["pooled"]["chunked_purge"], res["pooled"]["delete_limit_loop"], res["inserts"]
         res["ratios"] = {
             "chunked_vs_loop_rows_per_s": c["rows_per_s"] / loop["rows_per_s"],
-            "chunked_vs_loop_p99": res["inserts"]["chunked_purge"]["p99_ms"] /
-            res["inserts"]["delete_limit_loop"]["p99_ms"],
-            "drop_p99_vs_baseline": res["inserts"]["partition_purge"]["p99_ms"] / res["inserts"]["baseline"]["p99_ms"],
-            "export_partitioned_vs_unpartitioned": res["export_day3_partitioned"]["rows_per_s"] /
-            res["export_day3_unpartitioned"]["rows_per_s"],
+            "chunked_vs_loop_p99": ins["chunked_purge"]["p99_ms"] / ins["delete_limit_loop"]["p99_ms"],
+            "drop_median_s": statistics.median(res["pooled"]["partition_purge"]["each_s"]),
+            "drop_p99_vs_baseline": ins["partition_purge"]["p99_ms"] / ins["baseline"]["p99_ms"],
+            "drop_p99_vs_partitioned_baseline":
+                ins["partition_purge"]["p99_ms"] / ins["baseline_partitioned"]["p99_ms"],
+            "export_partitioned_vs_unpartitioned": res["pooled"]["export_partitioned"]["rows_per_s"] /
+            res["pooled"]["export_unpartitioned"]["rows_per_s"],
             "convert_rows_per_s": res["convert"]["rows"] / res["convert"]["seconds"],
             "convert_bytes_per_s": res["convert"]["bytes"] / res["convert"]["seconds"]}
         res["left_in_facts"] = int(mariadb.sql("SELECT COUNT(*) FROM Facts WHERE creationDate < '2025-01-01'",
