@@ -117,7 +117,6 @@ def child_purge() -> None:
     from meccano.export import chain
     from meccano.iotdb.db import Iotdb
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     lines: list[str] = []
 
     class Keep(logging.Handler):
@@ -125,11 +124,13 @@ def child_purge() -> None:
             if record.name.startswith("meccano"):
                 lines.append(record.getMessage())
 
-    logging.getLogger().addHandler(Keep())
     settings = load_settings()
     db = Iotdb.from_settings(settings)
     planned = json.loads(Path(os.environ["MECCANO_BENCH_PLAN"]).read_text())
-    db.scalar("SELECT 1")  # connect before the clock starts
+    db.scalar("SELECT 1")  # connect before the clock starts (Airflow's logging is set up by then)
+    keep = logging.getLogger("meccano")
+    keep.addHandler(Keep())
+    keep.setLevel(logging.INFO)  # the run's level is WARNING: the log says which path purged and its timings
     w0, t0 = time.time(), time.perf_counter()
     result = chain.purge_step(settings, db, planned)
     print(json.dumps({"rows": result["purged"], "seconds": time.perf_counter() - t0, "wall": [w0, time.time()],
