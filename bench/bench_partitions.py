@@ -298,6 +298,13 @@ def main() -> None:  # noqa: PLR0915
             **{k: window(lat, *(r["wall"] for r in res[k])) for k in ("chunked_purge", "delete_limit_loop",
                                                                     "partition_purge")},
             "whole_run": overall(lat)}
+        # which phase of a drop held an insert up: the slow ones with their start relative to the drop's start
+        # (the purge's log line gives the phases: prepare, exchange, count_held, ledger_and_drop)
+        slow = 2 * res["inserts"]["baseline_partitioned"]["p99_ms"]
+        res["drop_slow_inserts"] = [
+            [[round(t - r["wall"][0], 3), round(ms, 1)] for t, ms in lat
+             if ms > slow and r["wall"][0] - 0.05 <= t + ms / 1000 and t <= r["wall"][1]]
+            for r in res["partition_purge"]]
         res["pooled"] = {k: pooled(res[k]) for k in ("chunked_purge", "delete_limit_loop", "export_unpartitioned",
                                                      "export_partitioned", "partition_purge")}
         c, loop, ins = res["pooled"]["chunked_purge"], res["pooled"]["delete_limit_loop"], res["inserts"]
