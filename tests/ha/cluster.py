@@ -195,6 +195,14 @@ class Cluster:
             "AND latest_heartbeat > now() - make_interval(secs => %s)", fresh_seconds)
         return {r[0]: r[1] for r in rows}
 
+    def scheduler_running_slow_task(self, jobs: dict[str, int]) -> str | None:
+        """The scheduler of ``jobs`` (``{name: job id}``) that queued an ``ha_slow_*`` task running right now,
+        or None: the one whose kill orphans running work."""
+        rows = self.query("SELECT queued_by_job_id FROM task_instance WHERE state = 'running' "
+                          "AND dag_id LIKE 'ha_slow_%%'")
+        by_job = {job: name for name, job in jobs.items()}
+        return next((by_job[r[0]] for r in rows if r[0] in by_job), None)
+
     def job_of(self, name: str, after_id: int = 0) -> int | None:
         """The running job id of process ``name`` (its hostname, see tests/ha/hostname.py)."""
         rows = self.query("SELECT max(id) FROM job WHERE job_type = 'SchedulerJob' AND state = 'running' "
