@@ -141,10 +141,7 @@ def env(postgres, mariadb, s3_server, redis_server, tmp_path_factory: pytest.Tem
             "MECCANO_REPORTS_DIR": f"s3://{BUCKET}/reports",
         })
     try:
-        ha.run("db", "migrate")
-        ha.run("pools", "set", "iotdb", "10", "MYSQL_CONNECTIONLIMIT")  # what `meccano pool sync` does
-        ha.start_services()
-        poll(ha.healthy, WAIT, "the API server to answer /api/v2/monitor/health")
+        ha.migrate_and_start_services(WAIT)
         for name in WORKERS:
             ha.start_worker(name)
         jobs = ha.start_schedulers(*SCHEDULERS)

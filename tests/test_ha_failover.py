@@ -47,11 +47,7 @@ def cluster(postgres: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Ite
     dsn = f"host=127.0.0.1 port={postgres.port} dbname=airflow_ha user=airflow password={postgres.password}"
     ha = Cluster(home=home, plugins_dir=plugins, db_uri=uri, dsn=dsn)
     try:
-        ha.run("db", "migrate")
-        ha.run("pools", "set", "iotdb", "10", "MYSQL_CONNECTIONLIMIT")  # what `meccano pool sync` does
-        ha.start_services()
-        # tasks talk to the API server: it must answer before any scheduler queues one
-        poll(ha.healthy, WAIT, "the API server to answer /api/v2/monitor/health")
+        ha.migrate_and_start_services(WAIT)
         yield ha
     finally:
         ha.stop_all()

@@ -115,6 +115,14 @@ class Cluster:
                    "--workers", "1")
         self.start("dag-processor", "dag-processor")
 
+    def migrate_and_start_services(self, timeout: float, pool_slots: int = 10) -> None:
+        """``airflow db migrate``, the ``iotdb`` pool (what ``meccano pool sync`` does), then the services;
+        returns once the API server answers (tasks talk to it: it must answer before any scheduler queues one)."""
+        self.run("db", "migrate")
+        self.run("pools", "set", "iotdb", str(pool_slots), "MYSQL_CONNECTIONLIMIT")
+        self.start_services()
+        poll(self.healthy, timeout, "the API server to answer /api/v2/monitor/health")
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Signal only the process itself (a crash of that scheduler), not its group."""
         os.kill(self.procs[name].pid, sig)
