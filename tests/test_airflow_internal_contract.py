@@ -44,12 +44,12 @@ def test_nothing_else_imports_airflow_internals():
 
 
 def test_require_user_accepts_airflow_tokens_and_refuses_the_rest():
-    from airflow.api_fastapi.app import init_auth_manager
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
     from fastapi import Depends, FastAPI
     from fastapi.testclient import TestClient
 
-    token = init_auth_manager().generate_jwt(SimpleAuthManagerUser(username="ada", role="admin"))
+    from tests.support.web import admin_token
+
+    token = admin_token("ada")
     app = FastAPI()
 
     @app.get("/who")

@@ -11,16 +11,7 @@ import pytest
 from meccano.engines import PluginError, interpreter_path
 from meccano.factory import build_dags
 from tests.services.mariadb import PASSWORD
-
-
-def _plugin(root: Path, plugin_id: str, engine: str, code: str, ext: str) -> Path:
-    folder = root / plugin_id
-    folder.mkdir(parents=True)
-    (folder / "plugin.json").write_text(json.dumps({
-        "plugin": plugin_id, "engine": engine, "enabled": True, "schedule": "@daily", "description": "t",
-        "type": "worker", "executionContext": "master", "retries": 0}))
-    (folder / f"{plugin_id}{ext}").write_text(code)
-    return folder
+from tests.support.plugins import write_plugin
 
 
 def test_paths_with_shell_characters_are_not_interpreted(tmp_path: Path, run_plugin_dag, iotdb):
@@ -28,7 +19,7 @@ def test_paths_with_shell_characters_are_not_interpreted(tmp_path: Path, run_plu
     marker = tmp_path / "ran.txt"
     code = (f"import os, pathlib\npathlib.Path({str(marker)!r}).write_text(os.environ['MECCANO_PLUGIN_DIR'] + '|' "
             "+ os.environ['MECCANO_PLUGIN'] + '|' + os.getcwd())\n")
-    folder = _plugin(root, "shelly:1.0", "python", code, ".py")
+    folder = write_plugin(root, "shelly:1.0", code)
     run = run_plugin_dag("shelly", root)
     assert run.state == "success"
     assert marker.read_text() == f"{folder}|shelly:1.0|{folder}"
@@ -39,7 +30,7 @@ def test_script_env_carries_original_variables_and_masks_password(tmp_path: Path
     code = ("import os\nprint('PW=' + os.environ['MYSQL_PASSWORD'])\n"
             "for k in ('MYSQL_HOST','MYSQL_PORT','MYSQL_USER','MYSQL_DATABASE','MECCANO_LOGICAL_DATE',"
             "'MECCANO_REPORT_DIR'):\n    assert os.environ[k], k\n")
-    _plugin(tmp_path, "leaky:1.0", "python", code, ".py")
+    write_plugin(tmp_path, "leaky:1.0", code)
     run = run_plugin_dag("leaky", tmp_path)
     assert run.state == "success"
     out = capfd.readouterr()
@@ -58,14 +49,15 @@ def test_missing_interpreter_says_how_to_install(monkeypatch: pytest.MonkeyPatch
 @pytest.mark.skipif(shutil.which("node") is None, reason="node not installed on this machine")
 def test_nodejs_script_plugin_runs(tmp_path: Path, run_plugin_dag, iotdb):
     marker = tmp_path / "node.txt"
-    _plugin(tmp_path, "nodey:1.0", "nodejs",
-            f"require('fs').writeFileSync({json.dumps(str(marker))}, process.env.MYSQL_DATABASE);", ".js")
+    write_plugin(tmp_path, "nodey:1.0",
+                 f"require('fs').writeFileSync({json.dumps(str(marker))}, process.env.MYSQL_DATABASE);",
+                 engine="nodejs", ext=".js")
     assert run_plugin_dag("nodey", tmp_path).state == "success"
     assert marker.read_text().startswith("IOTDB_")
 
 
 def test_native_plugin_without_entrypoint_fails_clearly(tmp_path: Path, run_plugin_dag, capfd):
-    _plugin(tmp_path, "noentry:1.0", "native", "def main(context):\n    pass\n", ".py")
+    write_plugin(tmp_path, "noentry:1.0", "def main(context):\n    pass\n", engine="native")
     run = run_plugin_dag("noentry", tmp_path)
     assert run.state == "failed"
     out = capfd.readouterr()
@@ -73,9 +65,9 @@ def test_native_plugin_without_entrypoint_fails_clearly(tmp_path: Path, run_plug
 
 
 def test_native_tasks_are_chained_and_share_results(tmp_path: Path, run_plugin_dag):
-    folder = _plugin(tmp_path, "chain:1.0", "native",
-                     "def first(context):\n    return 21\n"
-                     "def second(context):\n    return context.xcom_pull('first') * 2\n", ".py")
+    folder = write_plugin(tmp_path, "chain:1.0",
+                          "def first(context):\n    return 21\n"
+                          "def second(context):\n    return context.xcom_pull('first') * 2\n", engine="native")
     spec = json.loads((folder / "plugin.json").read_text())
     spec["tasks"] = ["first", "second"]
     (folder / "plugin.json").write_text(json.dumps(spec))
@@ -104,7 +96,7 @@ def test_a_multi_task_report_publishes_only_what_its_last_task_wrote(tmp_path: P
             "def second(context):\n"
             "    assert list(context.report_dir.iterdir()) == [], 'the last task starts empty'\n"
             "    charts.no_data_image(context.report_dir / 'output.png', title='second')\n")
-    folder = _plugin(tmp_path / "plugins", "twostep:1.0", "native", code, ".py")
+    folder = write_plugin(tmp_path / "plugins", "twostep:1.0", code, engine="native")
     spec = json.loads((folder / "plugin.json").read_text())
     spec.update(tasks=["first", "second"], type="report")
     (folder / "plugin.json").write_text(json.dumps(spec))

@@ -24,11 +24,10 @@ from tests.support.export import (
     TargetReader,
     as_tuple,
     configure_export,
-    day_facts,
     db_rows,
-    insert_facts,
     new_bucket,
     run_chain,
+    seed_facts,
 )
 from tests.support.schedules import plain_schedule
 
@@ -37,9 +36,7 @@ NOW = datetime(2024, 3, 10, 2, 0, 0)
 
 def seed(db) -> tuple[Counter, Counter]:
     """Three old days plus recent rows; returns (old rows, recent rows)."""
-    old = [r for d in DAYS for r in day_facts(d)]
-    recent = day_facts("2024-03-09", 50)  # younger than EXPORT_DAYS=1 at NOW: stays
-    insert_facts(db, old + recent)
+    old, recent = seed_facts(db, recent_rows=50)  # the recent rows are younger than EXPORT_DAYS=1 at NOW: stay
     return Counter(as_tuple(r) for r in old), Counter(as_tuple(r) for r in recent)
 
 

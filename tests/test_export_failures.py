@@ -16,24 +16,10 @@ from meccano.export.errors import PurgeStopped, StorageError, VerifyError
 from meccano.export.ledger import Ledger
 from tests.services._proc import free_port
 from tests.services.s3 import SECRET_KEY
-from tests.support.export import (
-    DAYS,
-    TargetReader,
-    as_tuple,
-    configure_export,
-    day_facts,
-    db_rows,
-    insert_facts,
-    new_bucket,
-    run_chain,
-)
+from tests.support.export import DAYS, WorkerDied, as_tuple, day_facts, db_rows, insert_facts, run_chain, seed_export
 
 pytestmark = pytest.mark.services
 NOW = datetime(2024, 3, 10, 2, 0, 0)
-
-
-class WorkerDied(BaseException):
-    """Stands for the worker being killed between two purge chunks (not an Exception: nothing handles it)."""
 
 
 @pytest.fixture
@@ -43,28 +29,20 @@ def export_format() -> str:
 
 @pytest.fixture
 def world(iotdb, s3_server, tmp_path, monkeypatch, export_format):
-    local = configure_export(tmp_path, monkeypatch, export_format)
-    bucket, remote = new_bucket(s3_server, monkeypatch)
-    old = [r for d in DAYS for r in day_facts(d)]
-    recent = day_facts("2024-03-09", 20)
-    insert_facts(iotdb, old + recent)
+    seeded = seed_export(iotdb, s3_server, tmp_path, monkeypatch, export_format)
 
     class World:
         db = iotdb
-        work = local  # EXPORT_LOCALDIRECTORY
-        reader = TargetReader(s3_server.client(), bucket, prefix=f"{remote}/facts")
-        old_rows = Counter(as_tuple(r) for r in old)  # noqa: RUF012
-        recent_rows = Counter(as_tuple(r) for r in recent)  # noqa: RUF012
+        work = seeded.local  # EXPORT_LOCALDIRECTORY
+        reader = seeded.reader
+        old_rows = seeded.old_rows
+        recent_rows = seeded.recent_rows
 
         def settings(self):  # noqa: ANN202
             return load_settings()
 
         def until_verify(self, run_id: str) -> dict:
-            s = load_settings()
-            planned = chain.plan_step(s, iotdb, {}, run_id, NOW)
-            chain.export_step(s, iotdb, planned)
-            chain.verify_step(s, iotdb, planned)
-            return planned
+            return seeded.until_verify(run_id, NOW)
 
         def rerun_completes(self, run_id: str, extra: Counter | None = None) -> None:
             run_chain(load_settings(), iotdb, run_id=run_id, when=NOW)

@@ -20,24 +20,11 @@ import pytest
 from meccano.config import load_settings
 from meccano.export import chain, staging
 from meccano.export.ledger import Ledger
-from tests.support.export import (
-    DAYS,
-    TargetReader,
-    as_tuple,
-    configure_export,
-    day_facts,
-    db_rows,
-    insert_facts,
-    new_bucket,
-)
+from tests.support.export import DAYS, WorkerDied, as_tuple, day_facts, db_rows, insert_facts, run_chain, seed_export
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "meccano_plugins" / "s3_export:1.0"
 NOW = "2024-03-10T02:00:00+00:00"
-
-
-class WorkerDied(BaseException):
-    """Stands for the worker being killed (not an Exception: nothing handles it)."""
 
 
 class Host:
@@ -90,13 +77,8 @@ def _plugin():
 
 @pytest.fixture
 def seeded(iotdb, s3_server, tmp_path, monkeypatch):
-    configure_export(tmp_path, monkeypatch)
-    bucket, remote = new_bucket(s3_server, monkeypatch)
-    old = [r for d in DAYS for r in day_facts(d)]
-    recent = day_facts("2024-03-09", 20)
-    insert_facts(iotdb, old + recent)
-    reader = TargetReader(s3_server.client(), bucket, prefix=f"{remote}/facts")
-    return Counter(as_tuple(r) for r in old), Counter(as_tuple(r) for r in recent), reader
+    seeded = seed_export(iotdb, s3_server, tmp_path, monkeypatch)
+    return seeded.old_rows, seeded.recent_rows, seeded.reader
 
 
 @pytest.mark.services
@@ -170,7 +152,6 @@ def test_late_rows_of_a_purged_day_survive_a_retried_export_on_another_host(iotd
     from datetime import datetime
 
     from meccano.export import upload
-    from tests.support.export import run_chain
 
     old, recent, reader = seeded
     when = datetime.fromisoformat(NOW)

@@ -6,12 +6,12 @@ notification is logged and stored."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from meccano.notify import LOGGED, SENT
+from tests.support.plugins import write_plugin
 
 SECRET = "moto-Secret-Key-987"
 DB_SECRET = "iotdb-Pass-Word-55"
@@ -35,14 +35,10 @@ def entrypoint(context):
 
 
 def _plugin(root: Path, name: str, code: str, **extra) -> None:
-    folder = root / f"{name}:1.0"
-    (folder / "assets").mkdir(parents=True)
+    folder = write_plugin(root, f"{name}:1.0", code, engine="native",
+                          **{"description": "test", "retries": 1, "retryDelayMinutes": 0.01, **extra})
+    (folder / "assets").mkdir()
     (folder / "assets" / "index.html").write_text("<p>test</p>")
-    (folder / f"{name}:1.0.py").write_text(code)
-    manifest = {"plugin": f"{name}:1.0", "engine": "native", "enabled": True, "schedule": "@daily",
-                "description": "test", "type": "worker", "executionContext": "master",
-                "retries": 1, "retryDelayMinutes": 0.01, **extra}
-    (folder / "plugin.json").write_text(json.dumps(manifest))
 
 
 @pytest.fixture

@@ -141,10 +141,7 @@ def env(postgres, mariadb, s3_server, redis_server, tmp_path_factory: pytest.Tem
             "MECCANO_REPORTS_DIR": f"s3://{BUCKET}/reports",
         })
     try:
-        ha.run("db", "migrate")
-        ha.run("pools", "set", "iotdb", "10", "MYSQL_CONNECTIONLIMIT")  # what `meccano pool sync` does
-        ha.start_services()
-        poll(ha.healthy, WAIT, "the API server to answer /api/v2/monitor/health")
+        ha.migrate_and_start_services(WAIT)
         for name in WORKERS:
             ha.start_worker(name)
         jobs = ha.start_schedulers(*SCHEDULERS)
@@ -397,13 +394,8 @@ def test_scheduler_killed_and_redis_restarted_during_batches(env: Env) -> None:
     # --- a scheduler dies while a task it queued runs --------------------------------------------------
     batch = _batch(ha, rounds=2)
 
-    def victim_with_running_task() -> str | None:
-        rows = ha.query("SELECT queued_by_job_id FROM task_instance WHERE state = 'running' "
-                        "AND dag_id LIKE 'ha_slow_%%'")
-        by_job = {job: name for name, job in jobs.items()}
-        return next((by_job[r[0]] for r in rows if r[0] in by_job), None)
-
-    victim = poll(victim_with_running_task, WAIT, "a slow task queued by a scheduler to run", interval=0.2)
+    victim = poll(lambda: ha.scheduler_running_slow_task(jobs), WAIT, "a slow task queued by a scheduler to run",
+                  interval=0.2)
     survivor = next(n for n in jobs if n != victim)
     ha.kill(victim)
     killed_at = time.monotonic()

@@ -47,11 +47,7 @@ def cluster(postgres: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Ite
     dsn = f"host=127.0.0.1 port={postgres.port} dbname=airflow_ha user=airflow password={postgres.password}"
     ha = Cluster(home=home, plugins_dir=plugins, db_uri=uri, dsn=dsn)
     try:
-        ha.run("db", "migrate")
-        ha.run("pools", "set", "iotdb", "10", "MYSQL_CONNECTIONLIMIT")  # what `meccano pool sync` does
-        ha.start_services()
-        # tasks talk to the API server: it must answer before any scheduler queues one
-        poll(ha.healthy, WAIT, "the API server to answer /api/v2/monitor/health")
+        ha.migrate_and_start_services(WAIT)
         yield ha
     finally:
         ha.stop_all()
@@ -104,13 +100,7 @@ def test_scheduler_failover(cluster: Cluster) -> None:
     batch = _trigger(ha, rounds=3)
 
     # --- kill the scheduler that queued a task that is running right now --------------
-    def victim_with_running_task() -> str | None:
-        rows = ha.query("SELECT queued_by_job_id FROM task_instance WHERE state = 'running' "
-                        "AND dag_id LIKE 'ha_slow_%%'")
-        by_job = {job: name for name, job in jobs.items()}
-        return next((by_job[r[0]] for r in rows if r[0] in by_job), None)
-
-    victim = poll(victim_with_running_task, WAIT, "a slow task to run")
+    victim = poll(lambda: ha.scheduler_running_slow_task(jobs), WAIT, "a slow task to run")
     survivor = next(n for n in jobs if n != victim)
     killed_at = ha.query("SELECT now()")[0][0]
     ha.kill(victim)

@@ -16,17 +16,7 @@ from meccano.export.errors import PurgeStopped
 from meccano.export.ledger import Ledger
 from meccano.iotdb import partition_ops as ops
 from meccano.iotdb import partitions as pt
-from tests.support.export import (
-    DAYS,
-    TargetReader,
-    as_tuple,
-    configure_export,
-    day_facts,
-    db_rows,
-    insert_facts,
-    new_bucket,
-    run_chain,
-)
+from tests.support.export import DAYS, WorkerDied, as_tuple, day_facts, db_rows, insert_facts, run_chain, seed_export
 
 NOW = datetime(2024, 3, 10, 2, 0, 0)
 TODAY = NOW.date()
@@ -171,34 +161,22 @@ def test_cli_plans_without_yes_dry_run_prints_sql_yes_converts(iotdb, capsys, mo
 
 # --- the purge ------------------------------------------------------------------------------
 
-class Dies(BaseException):
-    """The worker is killed (not an Exception: nothing catches it)."""
-
-
 @pytest.fixture
 def world(iotdb, s3_server, tmp_path, monkeypatch):
-    configure_export(tmp_path, monkeypatch)
-    bucket, remote = new_bucket(s3_server, monkeypatch)
-    old = [r for d in DAYS for r in day_facts(d)]
-    recent = day_facts("2024-03-09", 20)
-    insert_facts(iotdb, old + recent)
+    seeded = seed_export(iotdb, s3_server, tmp_path, monkeypatch)
     ops.convert(iotdb, ops.plan_conversion(iotdb, "Facts", "creationDate", TODAY, ahead=3))
 
     class World:
         db = iotdb
-        reader = TargetReader(s3_server.client(), bucket, prefix=f"{remote}/facts")
-        inserted = Counter(as_tuple(r) for r in old + recent)  # noqa: RUF012
+        reader = seeded.reader
+        inserted = seeded.old_rows + seeded.recent_rows
 
         def add(self, rows: list[dict]) -> None:
             insert_facts(iotdb, rows)
             self.inserted.update(as_tuple(r) for r in rows)
 
         def until_verify(self, run_id: str) -> dict:
-            s = load_settings()
-            planned = chain.plan_step(s, iotdb, {}, run_id, NOW)
-            chain.export_step(s, iotdb, planned)
-            chain.verify_step(s, iotdb, planned)
-            return planned
+            return seeded.until_verify(run_id, NOW)
 
         def conserved(self) -> None:
             """Nothing lost, nothing twice: target + Facts == inserted."""
@@ -307,10 +285,10 @@ def test_worker_killed_during_the_drop_then_rerun(world, monkeypatch, when):
     def dies(db, table, partition, holding, dialect):
         if when == "after_exchange":
             real(db, table, partition, holding, dialect)
-        raise Dies
+        raise WorkerDied
 
     monkeypatch.setattr(partition_purge, "_exchange", dies)
-    with pytest.raises(Dies):
+    with pytest.raises(WorkerDied):
         chain.purge_step(load_settings(), world.db, planned)
     held = Counter(as_tuple(r) for r in world.db.query("SELECT * FROM Facts_purge_20240301"))
     assert sum(held.values()) == (1200 if when == "after_exchange" else 0)

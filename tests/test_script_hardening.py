@@ -11,21 +11,13 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.support.plugins import write_plugin
+
 IOTDB_PW = "conn-pa55/word+x"
 AWS_SECRET = "aws-s3cr3t/key+Q"
 JWT_SECRET = "jwt-secret-that-mints-admin-logins"
 VAR_SECRET = "airflow-variable-secret"
 CONSOLE_TOKEN = "console-t0ken-value"
-
-
-def _plugin(root: Path, plugin_id: str, code: str, **extra) -> Path:
-    folder = root / plugin_id
-    folder.mkdir(parents=True)
-    (folder / "plugin.json").write_text(json.dumps({
-        "plugin": plugin_id, "engine": "python", "enabled": True, "schedule": "@daily", "description": "t",
-        "type": "worker", "executionContext": "master", "retries": 0, **extra}))
-    (folder / f"{plugin_id}.py").write_text(code)
-    return folder
 
 
 def _ti_state(run) -> str:
@@ -75,7 +67,7 @@ print("TOKEN=" + open({str(token_file)!r}).read())
 print("SPLIT=" + pw, end="", flush=True)
 print(" and the rest of the line")
 """
-    _plugin(tmp_path / "plugins", "envdump:1.0", code)
+    write_plugin(tmp_path / "plugins", "envdump:1.0", code)
     run = run_plugin_dag("envdump", tmp_path / "plugins")
     out = capfd.readouterr()
     log = out.out + out.err
@@ -137,7 +129,7 @@ def test_default_timeout_kills_a_script_that_ignores_sigterm_and_its_escaped_gra
     monkeypatch.setenv("MECCANO_PLUGIN_KILL_GRACE", "1")
     pids = tmp_path / "pids"
     pids.mkdir()
-    _plugin(tmp_path / "plugins", "stubborn:1.0", _stubborn_code(pids))
+    write_plugin(tmp_path / "plugins", "stubborn:1.0", _stubborn_code(pids))
     run = run_plugin_dag("stubborn", tmp_path / "plugins")
     out = capfd.readouterr()
     log = out.out + out.err
@@ -153,7 +145,7 @@ def test_airflow_execution_timeout_stops_the_whole_tree_through_on_kill(
     monkeypatch.setenv("MECCANO_PLUGIN_KILL_GRACE", "1")
     pids = tmp_path / "pids"
     pids.mkdir()
-    _plugin(tmp_path / "plugins", "stubborn2:1.0", _stubborn_code(pids), timeoutMinutes=0.05)
+    write_plugin(tmp_path / "plugins", "stubborn2:1.0", _stubborn_code(pids), timeoutMinutes=0.05)
     run = run_plugin_dag("stubborn2", tmp_path / "plugins")
     out = capfd.readouterr()
     log = out.out + out.err
@@ -172,7 +164,7 @@ def test_short_secret_is_not_redacted_and_a_four_character_one_is_also_in_xcom(
     monkeypatch.delenv("MECCANO_IOTDB_SQLITE", raising=False)
     code = ("import os\nprint('cab abc abcd', os.environ['AWS_SECRETACCESSKEY'])\n"
             "print('last=' + os.environ['MYSQL_PASSWORD'])\n")
-    _plugin(tmp_path / "plugins", "shorty:1.0", code)
+    write_plugin(tmp_path / "plugins", "shorty:1.0", code)
     run = run_plugin_dag("shorty", tmp_path / "plugins")
     out = capfd.readouterr()
     log = out.out + out.err
@@ -195,7 +187,7 @@ child = subprocess.Popen([sys.executable, "-c", "import sys, time; time.sleep(12
 open({str(marker)!r}, "w").write(str(child.pid))
 print("script done")
 """
-    _plugin(tmp_path / "plugins", "lingering:1.0", code)
+    write_plugin(tmp_path / "plugins", "lingering:1.0", code)
     run = run_plugin_dag("lingering", tmp_path / "plugins")
     out = capfd.readouterr()
     assert run.state == "success", (out.out + out.err)[-3000:]
@@ -206,7 +198,7 @@ print("script done")
 
 @pytest.mark.parametrize("code", [99, 1])
 def test_any_non_zero_exit_is_a_failure(tmp_path: Path, run_plugin_dag, code: int):
-    _plugin(tmp_path / "plugins", "exits:1.0", f"raise SystemExit({code})\n")
+    write_plugin(tmp_path / "plugins", "exits:1.0", f"raise SystemExit({code})\n")
     run = run_plugin_dag("exits", tmp_path / "plugins")
     assert run.state == "failed" and _ti_state(run) == "failed"
 

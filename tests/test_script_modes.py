@@ -5,12 +5,13 @@ last lines in the task's error."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.support.plugins import write_plugin
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,14 +35,10 @@ sys.exit(3)
 
 
 def _script_plugin(root: Path, name: str, code: str, kind: str = "report", engine: str = "python") -> Path:
-    folder = root / f"{name}:1.0"
-    (folder / "assets").mkdir(parents=True)
+    folder = write_plugin(root, f"{name}:1.0", code, engine=engine, ext=".R" if engine == "R" else ".py",
+                          description="test", type=kind, executionContext="both")
+    (folder / "assets").mkdir()
     (folder / "assets" / "index.html").write_text("<p>doc</p>")
-    ext = ".R" if engine == "R" else ".py"
-    (folder / f"{name}:1.0{ext}").write_text(code)
-    (folder / "plugin.json").write_text(json.dumps({
-        "plugin": f"{name}:1.0", "engine": engine, "enabled": True, "schedule": "@daily", "description": "test",
-        "type": kind, "executionContext": "both", "retries": 0}))
     return folder
 
 

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from meccano.config import Secret
 from meccano.factory import invalid_dag_id
 from meccano.web.settings import web_settings
+from tests.support.web import admin_token, web_client
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTSIDE = "TOP-SECRET-OUTSIDE-FILE"
@@ -23,11 +24,7 @@ ORIGINAL = ("plugin", "engine", "enabled", "schedule", "description", "type", "e
 @pytest.fixture(scope="module", autouse=True)
 def jwt() -> str:
     """Airflow's auth manager (as in the API server) and an admin's token from it."""
-    from airflow.api_fastapi.app import init_auth_manager
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-
-    manager = init_auth_manager()
-    return manager.generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
+    return admin_token()
 
 
 @pytest.fixture
@@ -62,19 +59,13 @@ def plugins_root(tmp_path, monkeypatch) -> Path:
 
 def _client(jwt: str | None = None, **web) -> TestClient:
     from meccano.config import load_settings
-    from meccano.web.app import create_app
 
     settings = web_settings(load_settings())
     if web:
         from dataclasses import replace
 
         settings = replace(settings, **web)
-    outer = FastAPI()
-    outer.mount("/meccano", create_app(settings))
-    client = TestClient(outer)
-    if jwt:
-        client.headers["Authorization"] = f"Bearer {jwt}"
-    return client
+    return web_client(jwt, settings)
 
 
 def test_listing_shape_and_original_fields(plugins_root, jwt, airflow_db):

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from meccano.manifest import load_plugin
 from meccano.reports import charts
 from meccano.reports.store import ReportStore, stamp_of
+from tests.support.web import admin_token, web_client
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTSIDE = "TOP-SECRET-OUTSIDE-FILE"
@@ -25,10 +25,7 @@ NEWER = stamp_of(T0 + timedelta(hours=1))
 
 @pytest.fixture(scope="module")
 def jwt() -> str:
-    from airflow.api_fastapi.app import init_auth_manager
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-
-    return init_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
+    return admin_token()
 
 
 @pytest.fixture
@@ -49,16 +46,6 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db) -> dict:
     monkeypatch.setenv("MECCANO_REPORTS_DIR", str(reports))
     return {"plugins": plugins, "reports": reports, "outside": outside, "good": good.stamp,
             "folder": plugins / f"{NAME}:1.0"}
-
-
-def _client(jwt: str) -> TestClient:
-    from meccano.web.app import create_app
-
-    outer = FastAPI()
-    outer.mount("/meccano", create_app())
-    client = TestClient(outer)
-    client.headers["Authorization"] = f"Bearer {jwt}"
-    return client
 
 
 def _entry(site: dict, stamp: str, meta: bytes) -> Path:
@@ -103,20 +90,20 @@ DAMAGED = {
 @pytest.mark.parametrize("kind", list(DAMAGED))
 def test_damaged_newest_entry_is_skipped_and_the_older_one_served(site, jwt, kind):
     _entry(site, NEWER, DAMAGED[kind])
-    _assert_good_one_served(_client(jwt), site)
-    assert _client(jwt).get(f"/meccano/reports/{NAME}/{NEWER}/output.png").status_code == 404
+    _assert_good_one_served(web_client(jwt), site)
+    assert web_client(jwt).get(f"/meccano/reports/{NAME}/{NEWER}/output.png").status_code == 404
 
 
 def test_stamp_folder_with_an_impossible_date_is_skipped(site, jwt):
     _entry(site, "20261399T996199000000Z", json.dumps(_good_meta()).encode())
-    _assert_good_one_served(_client(jwt), site)
-    assert _client(jwt).get(f"/meccano/reports/{NAME}/20261399T996199000000Z/output.png").status_code == 404
+    _assert_good_one_served(web_client(jwt), site)
+    assert web_client(jwt).get(f"/meccano/reports/{NAME}/20261399T996199000000Z/output.png").status_code == 404
 
 
 def test_symlinked_file_in_an_entry_is_not_followed(site, jwt):
     folder = _entry(site, NEWER, json.dumps(_good_meta(files=["data.csv", "output.png"])).encode())
     (folder / "data.csv").symlink_to(site["outside"] / "secret.txt")
-    client = _client(jwt)
+    client = web_client(jwt)
     for path in (f"/meccano/reports/{NAME}/{NEWER}/data.csv", f"/meccano/reports/{NAME}/latest/data.csv"):
         response = client.get(path)
         assert response.status_code == 404 and OUTSIDE not in response.text
@@ -128,7 +115,7 @@ def test_symlinked_meta_json_makes_the_entry_incomplete(site, jwt):
     (folder / "meta.json").unlink()
     (site["outside"] / "meta.json").write_text(json.dumps(_good_meta()))
     (folder / "meta.json").symlink_to(site["outside"] / "meta.json")
-    _assert_good_one_served(_client(jwt), site)
+    _assert_good_one_served(web_client(jwt), site)
 
 
 def test_symlinked_stamp_folder_is_not_followed(site, jwt):
@@ -137,7 +124,7 @@ def test_symlinked_stamp_folder_is_not_followed(site, jwt):
     (fake / "meta.json").write_text(json.dumps(_good_meta(files=["secret.csv"])))
     (fake / "secret.csv").write_text(OUTSIDE)
     (site["reports"] / NAME / NEWER).symlink_to(fake, target_is_directory=True)
-    client = _client(jwt)
+    client = web_client(jwt)
     _assert_good_one_served(client, site)
     response = client.get(f"/meccano/reports/{NAME}/{NEWER}/secret.csv")
     assert response.status_code == 404 and OUTSIDE not in response.text
@@ -147,7 +134,7 @@ def test_symlinked_plugin_folder_in_the_store_is_not_followed(site, jwt):
     fake = site["outside"] / "other"
     shutil.copytree(site["reports"] / NAME, fake / NAME)
     (site["reports"] / "deviceAvgTime").symlink_to(fake / NAME, target_is_directory=True)
-    client = _client(jwt)
+    client = web_client(jwt)
     assert client.get("/meccano/reports/deviceAvgTime").json() == []
     assert client.get(f"/meccano/reports/deviceAvgTime/{site['good']}/output.png").status_code == 404
 
@@ -156,7 +143,7 @@ def test_symlinked_assets_folder_is_refused(site, jwt):
     assets = site["folder"] / "assets"
     shutil.rmtree(assets)
     assets.symlink_to(site["outside"], target_is_directory=True)
-    client = _client(jwt)
+    client = web_client(jwt)
     for path in ("docs", "assets/index.html", "assets/secret.txt"):
         response = client.get(f"/meccano/plugins/{NAME}:1.0/{path}")
         assert response.status_code == 404 and OUTSIDE not in response.text
@@ -167,7 +154,7 @@ def test_symlink_inside_assets_is_refused(site, jwt):
     assets = site["folder"] / "assets"
     (assets / "sub").symlink_to(site["outside"], target_is_directory=True)
     (assets / "leak.html").symlink_to(site["outside"] / "index.html")
-    client = _client(jwt)
+    client = web_client(jwt)
     for path in ("assets/sub/secret.txt", "assets/leak.html"):
         response = client.get(f"/meccano/plugins/{NAME}:1.0/{path}")
         assert response.status_code == 404 and OUTSIDE not in response.text
@@ -177,7 +164,7 @@ def test_symlink_inside_assets_is_refused(site, jwt):
 @pytest.mark.parametrize("path", ["/".join(["a"] * 15_000), "x" * 5000, "/".join(["d" * 255] * 20),
                                   "a/" * 3 + "b" * 300, "b" * 300])
 def test_paths_the_os_refuses_are_404(site, jwt, path):
-    client = _client(jwt)
+    client = web_client(jwt)
     assert client.get(f"/meccano/plugins/{NAME}:1.0/assets/{path}").status_code == 404
     assert client.get(f"/meccano/reports/{NAME}/latest/{path}").status_code == 404
     assert client.get(f"/meccano/reports/{path}").status_code in (200, 404)

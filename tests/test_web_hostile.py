@@ -11,19 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from meccano.manifest import invalid_dag_id
 from tests.support.hostile import EXPECTED, OUTSIDE_SECRET, VALID, build_tree
+from tests.support.web import admin_token, web_client
 
 
 @pytest.fixture(scope="module")
 def jwt() -> str:
-    from airflow.api_fastapi.app import init_auth_manager
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-
-    return init_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
+    return admin_token()
 
 
 @pytest.fixture
@@ -46,18 +42,8 @@ def deadline() -> Iterator[None]:
     signal.signal(signal.SIGALRM, previous)
 
 
-def _client(jwt: str) -> TestClient:
-    from meccano.web.app import create_app
-
-    outer = FastAPI()
-    outer.mount("/meccano", create_app())
-    client = TestClient(outer)
-    client.headers["Authorization"] = f"Bearer {jwt}"
-    return client
-
-
 def test_listing_shows_every_folder_once_and_names_each_problem(hostile, jwt, airflow_db, deadline):
-    response = _client(jwt).get("/meccano/plugins")
+    response = web_client(jwt).get("/meccano/plugins")
     assert response.status_code == 200
     rows = response.json()
     folders = [r["folder"] for r in rows]
@@ -76,7 +62,7 @@ def test_listing_shows_every_folder_once_and_names_each_problem(hostile, jwt, ai
 
 
 def test_page_and_docs_stay_up(hostile, jwt, airflow_db, deadline):
-    client = _client(jwt)
+    client = web_client(jwt)
     page = client.get("/meccano/")
     assert page.status_code == 200
     assert "good:1.0" in page.text and "fifo:1.0" in page.text and "named pipe" in page.text
@@ -91,8 +77,8 @@ def test_folder_name_that_is_not_utf8_is_listed(hostile, jwt, airflow_db, deadli
     import os
 
     os.mkdir(os.path.join(os.fsencode(hostile), b"latin\xe9:1.0"))
-    response = _client(jwt).get("/meccano/plugins")
+    response = web_client(jwt).get("/meccano/plugins")
     assert response.status_code == 200
     row = {r["folder"]: r for r in response.json()}["latin\ufffd:1.0"]
     assert row["valid"] is False and row["errors"][0].startswith("folder: folder name 'latin\ufffd:1.0'")
-    assert _client(jwt).get("/meccano/").status_code == 200
+    assert web_client(jwt).get("/meccano/").status_code == 200

@@ -20,6 +20,7 @@ from typing import Any
 
 from meccano.config import ConfigError, load_settings
 from meccano.discovery import SKIP_RULE, discover, plugins_dir, scan
+from meccano.iotdb.partition_ops import DEFAULT_AHEAD
 from meccano.manifest import invalid_dag_id, json_schema, load_plugin
 
 
@@ -165,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "partitions; partition: plan (and with --yes run) daily partitions of Facts")
     db.add_argument("--yes", action="store_true", help="partition: convert now (it locks writes; read the plan)")
     db.add_argument("--dry-run", action="store_true", help="partition: print the SQL, change nothing")
-    db.add_argument("--ahead", type=int, default=14, help="partition: future daily partitions (default 14)")
+    db.add_argument("--ahead", type=int, default=DEFAULT_AHEAD,
+                    help=f"partition: future daily partitions (default {DEFAULT_AHEAD})")
     db.set_defaults(func=_db)
     cfg = sub.add_parser("config", help="configuration")
     cfg.add_argument("action", choices=["show"])

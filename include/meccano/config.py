@@ -23,6 +23,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 from pydantic.dataclasses import dataclass as model
 
+from meccano.zone import DEFAULT_ZONE
+
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -268,7 +270,7 @@ def mask_url_credentials(text: str) -> str:
 @model(frozen=True, config=_MODEL)
 class Settings:
     warninglimit: Minutes = 60
-    timezone: TimeZone = "Brazil/East"
+    timezone: TimeZone = DEFAULT_ZONE
     forecast_days: Annotated[int, BeforeValidator(parse_number), Field(ge=1, le=366)] = 7
     mysql: MysqlSettings = field(default_factory=MysqlSettings)
     iotdb: IotdbSettings = field(default_factory=IotdbSettings)
@@ -348,7 +350,7 @@ class _Top:
     """The top-level settings, validated like a section."""
 
     warninglimit: Minutes = 60
-    timezone: TimeZone = "Brazil/East"
+    timezone: TimeZone = DEFAULT_ZONE
     forecast_days: Annotated[int, BeforeValidator(parse_number), Field(ge=1, le=366)] = 7
     reports_dir: Text = ""
 

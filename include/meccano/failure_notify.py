@@ -72,8 +72,9 @@ def _known_secrets() -> list[str]:
                 found.append(build(settings).password or "")
             except Exception:
                 pass
-    except Exception:
-        pass
+    except Exception as exc:  # the notification still goes out, redacted by the secret-looking patterns only
+        log.warning("failure notification: the configured secrets could not be read (%s); only values that look "
+                    "like secrets are redacted", type(exc).__name__)
     return [s for s in found if s]
 
 

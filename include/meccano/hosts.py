@@ -35,13 +35,17 @@ def spreading_executors() -> list[str]:
 
 
 def declared_shared(env: str, yaml_value: Any, where: str) -> bool:
-    """A ``true``/``false`` setting from the environment variable ``env``, else the YAML value."""
+    """A ``true``/``false`` setting from the environment variable ``env``, else the YAML value; the
+    project's one rule for booleans (:func:`meccano.config.parse_bool`), unset or empty meaning false."""
+    from meccano.config import parse_bool
+
     raw = os.environ.get(env)
     if raw is None:
         raw = yaml_value
-    text = str(raw if raw is not None else "").strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off", ""):
+    text = str(raw if raw is not None else "").strip()
+    if not text:
         return False
-    raise SettingError(f"{where} / {env}: {raw!r} is not a boolean; use true or false")
+    try:
+        return parse_bool(text)
+    except ValueError:
+        raise SettingError(f"{where} / {env}: {raw!r} is not a boolean; use true or false") from None

@@ -45,7 +45,6 @@ MAX_VERSION = 40  # the tag "version:<version>" stays far below Airflow's 100 ch
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,99}")
 _VERSION = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9}){0,3}")
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
-_TASK_NAME = re.compile(_IDENT)
 _UNSAFE = ("/", "\\", "..", " ", ";", "'", '"', "`", "$", "|", "&", "<", ">", "*", "?", "{", "}", "\n", "\t")
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
 _FORMATTER = string.Formatter()

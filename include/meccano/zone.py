@@ -8,7 +8,6 @@ of ``America/Sao_Paulo``.
 
 from __future__ import annotations
 
-from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_ZONE = "Brazil/East"
@@ -36,9 +35,3 @@ def fleet_zone(name: str) -> ZoneInfo:
 
         raise ConfigError(f"timezone: {problem}")
     return ZoneInfo(name)
-
-
-def local_text(value: datetime, zone: ZoneInfo) -> str:
-    """``2026-11-27 02:00 -03 (Brazil/East)``: a moment as the fleet reads it, with its zone."""
-    local = value.astimezone(zone)
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname()} ({zone.key})"

@@ -1,10 +1,10 @@
 """factsPartitions: keep daily partitions of Facts ahead (logic: :mod:`meccano.iotdb.partition_ops`)."""
 
-from meccano.iotdb.partition_ops import FACTS, FACTS_DATE, keep_ahead, status, today_of_export
+from meccano.iotdb.partition_ops import DEFAULT_AHEAD, FACTS, FACTS_DATE, keep_ahead, status, today_of_export
 
 
 def entrypoint(context):
-    ahead = context.params.get("ahead", 14)
+    ahead = context.params.get("ahead", DEFAULT_AHEAD)
     if not isinstance(ahead, int) or isinstance(ahead, bool) or not 1 <= ahead <= 366:
         raise ValueError(f"factsPartitions: parameter ahead={ahead!r} must be a whole number of days from 1 to 366 "
                          "(plugin.json parameters or dag_run.conf)")

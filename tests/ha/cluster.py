@@ -115,6 +115,14 @@ class Cluster:
                    "--workers", "1")
         self.start("dag-processor", "dag-processor")
 
+    def migrate_and_start_services(self, timeout: float, pool_slots: int = 10) -> None:
+        """``airflow db migrate``, the ``iotdb`` pool (what ``meccano pool sync`` does), then the services;
+        returns once the API server answers (tasks talk to it: it must answer before any scheduler queues one)."""
+        self.run("db", "migrate")
+        self.run("pools", "set", "iotdb", str(pool_slots), "MYSQL_CONNECTIONLIMIT")
+        self.start_services()
+        poll(self.healthy, timeout, "the API server to answer /api/v2/monitor/health")
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Signal only the process itself (a crash of that scheduler), not its group."""
         os.kill(self.procs[name].pid, sig)
@@ -194,6 +202,14 @@ class Cluster:
             "SELECT id, hostname, unixname FROM job WHERE job_type = 'SchedulerJob' AND state = 'running' "
             "AND latest_heartbeat > now() - make_interval(secs => %s)", fresh_seconds)
         return {r[0]: r[1] for r in rows}
+
+    def scheduler_running_slow_task(self, jobs: dict[str, int]) -> str | None:
+        """The scheduler of ``jobs`` (``{name: job id}``) that queued an ``ha_slow_*`` task running right now,
+        or None: the one whose kill orphans running work."""
+        rows = self.query("SELECT queued_by_job_id FROM task_instance WHERE state = 'running' "
+                          "AND dag_id LIKE 'ha_slow_%%'")
+        by_job = {job: name for name, job in jobs.items()}
+        return next((by_job[r[0]] for r in rows if r[0] in by_job), None)
 
     def job_of(self, name: str, after_id: int = 0) -> int | None:
         """The running job id of process ``name`` (its hostname, see tests/ha/hostname.py)."""

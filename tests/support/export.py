@@ -9,13 +9,16 @@ import io
 import json
 import random
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 DAYS = ("2024-03-01", "2024-03-02", "2024-03-03")
 ROWS_PER_DAY = 1200
+RECENT_DAY = "2024-03-09"  # younger than EXPORT_DAYS=1 at a run on 2024-03-10 02:00: never exported
 SMALL_CONFIG = """default:
   export:
     partBytes: 20000
@@ -172,3 +175,57 @@ def run_chain(settings, db, conf: dict | None = None, run_id: str = "manual", wh
     purged = xcom(chain.purge_step(settings, db, planned))
     return {"partitions": len(planned["partitions"]), "rows": sum(e["rows"] for e in exported["partitions"]),
             **purged}
+
+
+class WorkerDied(BaseException):
+    """Stands for the worker being killed (not an Exception: nothing in the product handles it)."""
+
+
+def seed_facts(db, recent_rows: int) -> tuple[list[dict], list[dict]]:
+    """Inserts the old days (``DAYS``, ``ROWS_PER_DAY`` each) and ``recent_rows`` rows of ``RECENT_DAY``;
+    returns (old rows, recent rows)."""
+    old = [r for d in DAYS for r in day_facts(d)]
+    recent = day_facts(RECENT_DAY, recent_rows)
+    insert_facts(db, old + recent)
+    return old, recent
+
+
+@dataclass
+class Seeded:
+    """An export configured to a fresh S3 folder (small parts, EXPORT_DAYS=1) over seeded Facts."""
+
+    db: Any  # the IOTDB (meccano.iotdb.db.Iotdb)
+    local: Path  # EXPORT_LOCALDIRECTORY
+    reader: TargetReader  # the target's ``facts`` folder
+    old: list[dict]  # the rows of DAYS: exported and purged by a run on 2024-03-10
+    recent: list[dict]  # the rows of RECENT_DAY: they stay
+
+    @property
+    def old_rows(self) -> Counter:
+        return Counter(as_tuple(r) for r in self.old)
+
+    @property
+    def recent_rows(self) -> Counter:
+        return Counter(as_tuple(r) for r in self.recent)
+
+    def until_verify(self, run_id: str, when: datetime) -> dict:
+        """The plan, export and verify tasks in this process, as a run that dies before its purge;
+        returns the plan."""
+        from meccano.config import load_settings
+        from meccano.export import chain
+
+        settings = load_settings()
+        planned = chain.plan_step(settings, self.db, {}, run_id, when)
+        chain.export_step(settings, self.db, planned)
+        chain.verify_step(settings, self.db, planned)
+        return planned
+
+
+def seed_export(db, s3_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file_format: str = "csv",
+                recent_rows: int = 20) -> Seeded:
+    """``configure_export`` + ``new_bucket`` + ``seed_facts``: the starting point of the export's
+    failure, worker and partition tests."""
+    local = configure_export(tmp_path, monkeypatch, file_format)
+    bucket, remote = new_bucket(s3_server, monkeypatch)
+    old, recent = seed_facts(db, recent_rows)
+    return Seeded(db, local, TargetReader(s3_server.client(), bucket, prefix=f"{remote}/facts"), old, recent)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,9 +34,8 @@ from meccano.export.target import day_dir, local_target_problem, preflight, targ
 from meccano.export.upload import check_target_unknown, upload_day
 from meccano.export.verify import verify_partition
 from meccano.export.write import scan_groups, write_days
-from meccano.fleet.clock import db_wall_time
+from meccano.fleet.clock import reference_time
 from meccano.iotdb.db import Iotdb
-from meccano.zone import fleet_zone
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -47,20 +46,6 @@ log = logging.getLogger("meccano.export")
 
 def _partitions(planned: dict[str, Any]) -> list[Partition]:
     return [Partition.from_json(p) for p in planned["partitions"]]
-
-
-def reference_time(settings: Settings, when: datetime | None, db: Iotdb | None = None) -> datetime:
-    """The run's 'now' on the IOTDB's clock (naive, like ``creationDate``).
-
-    A day of the export and the purge is the database's local day, as in the original;
-    without ``db``, the configured zone's (an unknown zone is a configuration error).
-    """
-    moment = when or datetime.now(UTC)
-    if moment.tzinfo is None:
-        return moment
-    if db is not None:
-        return db_wall_time(db, moment)
-    return moment.astimezone(fleet_zone(settings.timezone)).replace(tzinfo=None)
 
 
 def plan_step(settings: Settings, db: Iotdb, conf: dict[str, Any], run_id: str,

@@ -46,6 +46,19 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+_PROGRESS = ("UPDATE ExportLedger SET state = :s, purgedRows = :p, manifest = :m, updatedAt = :u "
+             "WHERE tableName = :t AND day = :d")
+
+
+def record_progress(con: Any, entry: LedgerEntry, state: str) -> None:
+    """Write ``entry``'s purge progress (``state``, purged rows, the manifest with its chunks and any drop
+    under way) inside ``con``'s transaction: a purge's ``DELETE`` and the ledger's record of it commit together."""
+    from sqlalchemy import text
+
+    con.execute(text(_PROGRESS), {"s": state, "p": entry.purged_rows, "m": json.dumps(entry.manifest.to_json()),
+                                  "u": datetime.now(UTC).isoformat(), "t": entry.table, "d": entry.day})
+
+
 class Ledger:
     def __init__(self, db: Iotdb) -> None:
         self.db = db

@@ -20,21 +20,16 @@ holding table with exactly the verified rows -> finish; anything else -> rows go
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from datetime import UTC, datetime
-from typing import Any
 
-from meccano.export.ledger import Ledger, LedgerEntry
+from meccano.export.ledger import Ledger, LedgerEntry, record_progress
 from meccano.export.model import Chunk, Partition
 from meccano.iotdb import partitions as pt
 from meccano.iotdb.db import Iotdb
 from meccano.iotdb.partition_ops import run_ddl
 
 MARK = "drop"
-_UPDATE = ("UPDATE ExportLedger SET state = :s, purgedRows = :p, manifest = :m, updatedAt = :u "
-           "WHERE tableName = :t AND day = :d")
 
 
 def holding_name(table: str, day: str) -> str:
@@ -44,13 +39,6 @@ def holding_name(table: str, day: str) -> str:
 def _exists(db: Iotdb, table: str) -> bool:
     return bool(db.scalar("SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = DATABASE() "
                           "AND TABLE_NAME = :t", t=table))
-
-
-def _save(con: Any, entry: LedgerEntry, state: str) -> None:
-    from sqlalchemy import text
-
-    con.execute(text(_UPDATE), {"s": state, "p": entry.purged_rows, "m": json.dumps(entry.manifest.to_json()),
-                                "u": datetime.now(UTC).isoformat(), "t": entry.table, "d": entry.day})
 
 
 def _per_chunk(db: Iotdb, holding: str, column: str, chunks: list[Chunk]) -> tuple[list[int], int]:
@@ -109,7 +97,7 @@ def drop_day(db: Iotdb, partition: Partition, run_id: str, log: logging.Logger) 
     holding = holding_name(partition.table, partition.day)
     entry.manifest.drop = {"partition": part.name, "holding": holding, "rows": rows}
     with db.begin() as con:
-        _save(con, entry, "purging")
+        record_progress(con, entry, "purging")
     dialect = pt.server_dialect(db)
     if _exists(db, holding):
         db.execute(f"DROP TABLE {holding}")  # an empty leftover: recover() emptied or settled it
@@ -158,7 +146,7 @@ def recover(db: Iotdb, table: str, day: str, log: logging.Logger,
         entry.purged_rows += taken
         t_drop = time.perf_counter()
         with db.begin() as con:
-            _save(con, entry, "purged")
+            record_progress(con, entry, "purged")
         db.execute(f"DROP TABLE {holding}")
         spent = {**(timings or {}), "count_held": t_drop - t_count, "ledger_and_drop": time.perf_counter() - t_drop}
         log.info("purged %s: %d row(s) by taking partition %s out of %s (exchange + drop of %s; %s)", label, taken,
@@ -170,7 +158,7 @@ def recover(db: Iotdb, table: str, day: str, log: logging.Logger,
     with db.begin() as con:  # rows back and attempt forgotten, atomically
         con.execute(text(f"INSERT INTO {table} SELECT * FROM {holding}"))
         con.execute(text(f"DELETE FROM {holding}"))
-        _save(con, entry, entry.state)
+        record_progress(con, entry, entry.state)
     db.execute(f"DROP TABLE {holding}")
     log.warning("%s: partition %s held %d row(s) (%d outside the day), not the %d verified: the rows went back "
                 "into %s; purged by chunks", label, mark["partition"], taken, outside, mark["rows"], table)
@@ -180,7 +168,7 @@ def recover(db: Iotdb, table: str, day: str, log: logging.Logger,
 def _clear(db: Iotdb, entry: LedgerEntry) -> None:
     entry.manifest.drop = None
     with db.begin() as con:
-        _save(con, entry, entry.state)
+        record_progress(con, entry, entry.state)
 
 
 def recover_all(db: Iotdb, log: logging.Logger) -> int:

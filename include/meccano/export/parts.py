@@ -159,7 +159,8 @@ class PartWriter:
         return [p.record() for p in self._done]
 
     def abort(self) -> None:
-        """Give up: close any open file (the retried export deletes the leftovers)."""
+        """Give up: close any open file (the leftovers go with the attempt's work folder, or with the clean
+        start of a re-read)."""
         parts = [*self._done, *([self._part] if self._part else [])]
         try:
             if self._own:

@@ -11,13 +11,11 @@ at most ~``purgeChunkRows`` rows, so the gateway's inserts are never blocked for
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from meccano.export.errors import ExportError, PurgeStopped
-from meccano.export.ledger import Ledger
+from meccano.export.ledger import Ledger, record_progress
 from meccano.export.model import Partition
 from meccano.export.partition_purge import drop_day
 from meccano.export.progress import Progress
@@ -41,8 +39,6 @@ def purge_partition(db: Iotdb, partition: Partition, run_id: str, log: logging.L
     chunks = manifest.chunks
     col = partition.date_column
     delete = text(f"DELETE FROM {partition.table} WHERE {col} >= :a AND {col} < :b")
-    update = text("UPDATE ExportLedger SET state = :s, purgedRows = :p, manifest = :m, updatedAt = :u "
-                  "WHERE tableName = :t AND day = :d")
     todo = [i for i, c in enumerate(chunks) if not c.purged]
     progress = Progress(log, f"purge {partition.label}", sum(chunks[i].rows for i in todo))
     deleted = 0
@@ -59,9 +55,7 @@ def purge_partition(db: Iotdb, partition: Partition, run_id: str, log: logging.L
             chunk.purged = True
             entry.purged_rows += n
             last = all(c.purged for c in chunks)
-            con.execute(update, {"s": "purged" if last else "purging", "p": entry.purged_rows,
-                                 "m": json.dumps(manifest.to_json()), "u": datetime.now(UTC).isoformat(),
-                                 "t": partition.table, "d": partition.day})
+            record_progress(con, entry, "purged" if last else "purging")
         deleted += n
         progress.add(n)
         if after_chunk is not None:

@@ -73,9 +73,11 @@ def build_manifest(partition: Partition, run_id: str, columns: list[Column], par
 
 
 def clean_folder(folder: Path) -> None:
+    """``folder`` made, without part files: the exact re-read of :func:`write_days` starts clean (a new
+    attempt gets a new, empty work folder anyway: :mod:`meccano.export.staging`)."""
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("part-*"):
-        old.unlink()  # a retried export starts clean
+        old.unlink()
 
 
 def write_days(db: Iotdb, group: list[Partition], options: ExportOptions, folder_of: Callable[[Partition], Path],

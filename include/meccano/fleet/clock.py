@@ -10,10 +10,14 @@ time zone's, the same one its ``TIMESTAMP`` columns are read and compared in.
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
 
 from meccano.iotdb.db import Iotdb
+from meccano.zone import fleet_zone
+
+if TYPE_CHECKING:
+    from meccano.config import Settings
 
 SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -69,3 +73,18 @@ def db_wall_time(db: Iotdb, moment: datetime) -> datetime:
     value = as_datetime(db.scalar(sql, e=epoch))
     assert value is not None
     return value
+
+
+def reference_time(settings: Settings, when: datetime | None, db: Iotdb | None = None) -> datetime:
+    """The run's 'now' on the IOTDB's clock (naive, like ``creationDate``).
+
+    A day of the export and the purge is the database's local day, as in the original;
+    without ``db``, the configured zone's (an unknown zone is a configuration error).
+    The export's plan and the partition maintenance (``iotdb.partition_ops``) both count days by it.
+    """
+    moment = when or datetime.now(UTC)
+    if moment.tzinfo is None:
+        return moment
+    if db is not None:
+        return db_wall_time(db, moment)
+    return moment.astimezone(fleet_zone(settings.timezone)).replace(tzinfo=None)

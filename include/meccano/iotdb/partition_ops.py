@@ -258,7 +258,7 @@ FACTS, FACTS_DATE = "Facts", "creationDate"
 
 def today_of_export(settings: Settings) -> date:
     """Today as the export counts days (its reference time in the configured zone)."""
-    from meccano.export.chain import reference_time
+    from meccano.fleet.clock import reference_time
 
     return reference_time(settings, None).date()
 

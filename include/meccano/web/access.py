@@ -7,7 +7,8 @@ import hmac
 import ipaddress
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import HTTPAuthorizationCredentials
 
 from meccano.web.airflow_internal import bearer, require_user
@@ -41,3 +42,11 @@ async def listing_access(request: Request, ctx: Context,
     if console_credential(request, ctx.web, credentials):
         return
     await require_user(request, credentials)
+
+
+def allow_console_origins(app: FastAPI, web: WebSettings) -> None:
+    """CORS for the origins in ``corsOrigins`` (``MECCANO_WEB_CORS_ORIGINS``), none when empty: GET only, the
+    bearer and console-token headers, no cookies. The same rule for the web view's app and the console's."""
+    if web.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(web.cors_origins), allow_methods=["GET"],
+                           allow_headers=["Authorization", TOKEN_HEADER], allow_credentials=False, max_age=600)

@@ -20,10 +20,9 @@ included here); routes get what they need through the dependencies of
 from __future__ import annotations
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from meccano.web.access import TOKEN_HEADER
+from meccano.web.access import allow_console_origins
 from meccano.web.context import build_context, get_roots
 from meccano.web.routes import ROUTERS
 from meccano.web.settings import WebSettings
@@ -48,9 +47,7 @@ def create_app(settings_override: WebSettings | None = None) -> FastAPI:
     app = FastAPI(title="Meccano plugins", version="1.0", docs_url=None, redoc_url=None,
                   description="The Meccano ServiceManager's plugins, their runs, reports and docs.")
     app.state.meccano = context = build_context(settings_override)
-    if context.web.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(context.web.cors_origins), allow_methods=["GET"],
-                           allow_headers=["Authorization", TOKEN_HEADER], allow_credentials=False, max_age=600)
+    allow_console_origins(app, context.web)
     app.add_exception_handler(HTTPException, http_error)
     for router in ROUTERS:
         app.include_router(router)

@@ -27,14 +27,13 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from meccano.discovery import Catalog, discover
 from meccano.manifest import PluginLoad, PluginManifest
 from meccano.reports.store import ReportStore
-from meccano.web.access import TOKEN_HEADER, console_credential
+from meccano.web.access import TOKEN_HEADER, allow_console_origins, console_credential
 from meccano.web.context import build_context
 from meccano.web.settings import WebSettings
 
@@ -124,9 +123,7 @@ def create_console_app(web: WebSettings | None = None) -> FastAPI:
     context = build_context(web)
     app = FastAPI(title="Meccano console API", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web, app.state.store = context.web, context.store
-    if context.web.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(context.web.cors_origins), allow_methods=["GET"],
-                           allow_headers=["Authorization", TOKEN_HEADER], allow_credentials=False, max_age=600)
+    allow_console_origins(app, context.web)
     app.add_exception_handler(HTTPException, _http_error)
     guarded = [Depends(console_access)]
     app.add_api_route("/plugins", plugins, methods=["GET"], dependencies=guarded)

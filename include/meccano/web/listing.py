@@ -3,6 +3,7 @@ plus what Airflow knows (DAG, validity, last and next run) and links to docs and
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from meccano.discovery import Catalog, discover
 from meccano.manifest import PluginLoad, display_name, invalid_dag_id
 from meccano.reports.store import ReportEntry, ReportStore
 from meccano.web.runs import DagState, dag_states
+
+log = logging.getLogger(__name__)
 
 ORIGINAL_FIELDS = ("plugin", "engine", "enabled", "schedule", "description", "type", "executionContext")
 
@@ -145,7 +148,8 @@ def build_listing(store: ReportStore, base: str, airflow_base: str, root: Path |
             continue
         try:
             latest = store.latest(m.name) if m.type == "report" else None
-        except Exception:  # an unreadable report never hides the plugin
+        except Exception as exc:  # an unreadable report never hides the plugin
+            log.warning("listing: the latest report of %s could not be read: %s", m.name, type(exc).__name__)
             latest = None
         rows.append(_safe_row(load, m.dag_id, True, None, states.get(m.dag_id), latest, base, airflow_base,
                               timezone))
