@@ -203,10 +203,12 @@ def _setting_vars() -> dict[str, str]:
 
     out = {env: kind for _, env, kind in setting_keys()}
     out.update({env: "str" for env in ENV_KEYS.values()})
-    from meccano.reports import store  # the report store's own switch, where it defines one
+    from meccano.export import target
+    from meccano.reports import store
 
-    if getattr(store, "SHARED_ENV", None):
-        out[store.SHARED_ENV] = "bool"
+    # the switches that declare a local folder shared by every host (report store, file:// export target)
+    out[store.SHARED_ENV] = "bool"
+    out[target.SHARED_TARGET_ENV] = "bool"
     return out
 
 
