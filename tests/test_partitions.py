@@ -56,6 +56,8 @@ def test_mysql8_and_mariadb_sql():
     assert pt.remove_sql("Facts") == "ALTER TABLE `Facts` REMOVE PARTITIONING"
     with pytest.raises(pt.PartitionError, match="not a plain SQL identifier"):
         pt.remove_sql("Facts; DROP TABLE x")
+    with pytest.raises(pt.PartitionError, match="not a plain SQL identifier"):
+        pt.remove_sql("Facts\n")
     with pytest.raises(pt.PartitionError, match="unknown SQL dialect 'oracle'"):
         pt.exchange_sql("Facts", "p", "h", "oracle")
 

@@ -33,7 +33,7 @@ class PartitionError(RuntimeError):
 
 
 def _q(name: str) -> str:
-    if not _IDENT.match(name):
+    if not _IDENT.fullmatch(name):  # fullmatch: '$' alone would let a trailing newline through
         raise PartitionError(f"{name!r} is not a plain SQL identifier")
     return f"`{name}`"
 
