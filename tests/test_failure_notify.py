@@ -114,3 +114,27 @@ def test_error_tail_redacts_encoded_secrets_too():
     out = redact(text, [secret])
     assert secret not in out and basic not in out and quote(secret, safe="") not in out
     assert 'Notify-Pass/77\\"x' not in out and "***" in out
+
+
+def test_notifications_and_storage_errors_redact_every_known_secret(monkeypatch, tmp_path):
+    """One list of secrets (script_env.known_secrets) serves the scripts, the failure notification and the export's
+    storage errors: the AWS connection's session token and secret key, the IOTDB password, the console token."""
+    import json
+
+    from meccano.config import load_settings
+    from meccano.export.target import describe_storage_error
+    from meccano.failure_notify import error_tail
+
+    token, aws_secret, console = "Session-Token-Value-31", "Aws-Extra-Secret-42", "Console-Token-Value-53"
+    cfg = tmp_path / "config.yml"
+    cfg.write_text("default: {}\n")
+    monkeypatch.setenv("MECCANO_CONFIG", str(cfg))
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
+        "conn_type": "aws", "login": "AKIA-TEST", "password": "",
+        "extra": {"aws_secret_access_key": aws_secret, "aws_session_token": token}}))
+    monkeypatch.setenv("AIRFLOW_CONN_MECCANO_IOTDB", f"mysql://sm:{DB_SECRET}@db:3306/IOTDB")
+    monkeypatch.setenv("MECCANO_WEB_CONSOLE_TOKEN", console)
+    text = f"boto said token={token} key {aws_secret}; db mysql://sm:{DB_SECRET}@db; console {console}"
+    for out in (error_tail(RuntimeError(text)), describe_storage_error(RuntimeError(text), "export", load_settings())):
+        assert not any(s in out for s in (token, aws_secret, DB_SECRET, console)), out
+        assert "boto said" in out

@@ -53,29 +53,16 @@ def redact(text: str, secrets: list[str] | None = None) -> str:
 
 
 def _known_secrets() -> list[str]:
-    """The configured secrets and the passwords of the project's connections (best effort)."""
-    found: list[str] = []
+    """Every configured secret (:func:`meccano.script_env.known_secrets`), best effort."""
     try:
         from meccano.config import load_settings
-        from meccano.connections import aws_connection, iotdb_connection
+        from meccano.script_env import known_secrets
 
-        settings = load_settings()
-        found += [settings.mysql.password.get(), settings.aws.secret_access_key.get()]
-        try:
-            from meccano.web.settings import web_settings
-
-            found.append(web_settings(settings).console_token.get())
-        except Exception:
-            pass
-        for build in (iotdb_connection, aws_connection):
-            try:
-                found.append(build(settings).password or "")
-            except Exception:
-                pass
+        return known_secrets(load_settings())
     except Exception as exc:  # the notification still goes out, redacted by the secret-looking patterns only
         log.warning("failure notification: the configured secrets could not be read (%s); only values that look "
                     "like secrets are redacted", type(exc).__name__)
-    return [s for s in found if s]
+        return []
 
 
 def error_tail(exc: BaseException | None) -> str:

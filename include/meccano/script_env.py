@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -166,12 +166,13 @@ def build_script_env(manifest: PluginManifest, context: Mapping[str, Any], setti
     return env
 
 
-def script_secrets(settings: Settings, iotdb: Connection, aws: Connection | None,
+def script_secrets(settings: Settings, iotdb: Connection | None, aws: Connection | None,
                    env: Mapping[str, str] | None = None) -> list[str]:
     """Every secret value a script may print: connection passwords and keys, the console token."""
     from meccano.web.settings import web_settings
 
-    values = [iotdb.password or "", settings.mysql.password.get(), settings.aws.secret_access_key.get()]
+    values = [iotdb.password or "" if iotdb is not None else "", settings.mysql.password.get(),
+              settings.aws.secret_access_key.get()]
     if aws is not None:
         values.append(aws.password or "")
         extra = aws.extra_dejson if isinstance(aws.extra_dejson, dict) else {}
@@ -181,3 +182,20 @@ def script_secrets(settings: Settings, iotdb: Connection, aws: Connection | None
     except ConfigError:
         pass  # an invalid web section: the web view reports it; the token is then not in use
     return [v for v in dict.fromkeys(values) if v]
+
+
+def known_secrets(settings: Settings) -> list[str]:
+    """Every secret value the project knows of, for redacting text that leaves a task (notifications, errors).
+
+    The same list as a script's (:func:`script_secrets`), with the connections built best effort: a connection that
+    cannot be built holds no secret to redact.
+    """
+    from meccano.connections import iotdb_connection
+
+    def built(make: Callable[[Settings], Connection | None]) -> Connection | None:
+        try:
+            return make(settings)
+        except Exception:  # noqa: BLE001 - a connection that cannot be built is one fewer secret, not an error here
+            return None
+
+    return script_secrets(settings, built(iotdb_connection), built(aws_if_configured))

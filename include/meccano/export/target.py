@@ -100,22 +100,12 @@ def day_dir(root: ObjectStoragePath, prefix: str, day: str) -> ObjectStoragePath
     return root / prefix / f"year={year}" / f"month={month}" / f"day={dom}"
 
 
-def _secrets(settings: Settings) -> list[str]:
-    found = [settings.aws.secret_access_key.get()]
-    try:
-        from meccano.connections import aws_connection
-
-        conn = aws_connection(settings)
-        found += [conn.password or ""]
-    except Exception:
-        pass
-    return [s for s in found if s]
-
-
 def describe_storage_error(exc: BaseException, where: str, settings: Settings) -> str:
     """A short, secret-free explanation of a storage failure with the fix."""
     text = f"{type(exc).__name__}: {exc}"
-    for secret in _secrets(settings):
+    from meccano.script_env import known_secrets
+
+    for secret in known_secrets(settings):
         text = text.replace(secret, "***")
     lowered = text.lower()
     bucket = settings.export.bucket or "(local folder)"
