@@ -65,6 +65,21 @@ def test_all_adds_shadowed_and_invalid_with_status(plugins_root):  # noqa: F811
     assert next(r for r in rows if r["folder"] == "updatesByDevice:0.9")["shadowedBy"] == "updatesByDevice:1.0"
 
 
+def test_all_follows_the_one_boolean_rule_and_names_a_bad_value(plugins_root):  # noqa: F811
+    client, auth = _client(), {"X-Meccano-Token": TOKEN}
+
+    def folders(query: str) -> int:
+        return len(client.get(f"/plugins{query}", headers=auth).json())
+
+    loaded, everything = folders(""), folders("?all=1")
+    assert everything > loaded
+    assert [folders(q) for q in ("?all=on", "?all=TRUE", "?all=yes")] == [everything] * 3
+    assert [folders(q) for q in ("?all=", "?all=0", "?all=off", "?all=false")] == [loaded] * 4
+    response = client.get("/plugins?all=maybe", headers=auth)
+    assert response.status_code == 400
+    assert "query parameter all" in response.json()["detail"] and "'maybe'" in response.json()["detail"]
+
+
 @pytest.mark.parametrize("headers", [{}, {"X-Meccano-Token": "wrong"}, {"Authorization": "Bearer wrong"},
                                      {"X-Meccano-Token": TOKEN + "x"}])
 def test_without_or_with_wrong_credential_refused(plugins_root, headers):  # noqa: F811

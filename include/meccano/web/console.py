@@ -30,6 +30,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from meccano.config import parse_bool
 from meccano.discovery import Catalog, discover
 from meccano.manifest import PluginLoad, PluginManifest
 from meccano.reports.store import ReportStore
@@ -86,8 +87,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def plugins(all: Annotated[str, Query()] = "") -> list[dict[str, Any]]:  # noqa: A002 - the console's name
-    """``GET /plugins``: the loaded plugins (``?all=1``: shadowed and invalid folders too)."""
-    return console_listing(discover(), all.lower() in ("1", "true", "yes"))
+    """``GET /plugins``: the loaded plugins (``?all=1``: shadowed and invalid folders too).
+
+    ``all`` follows the configuration's one boolean rule (``config.parse_bool``); absent or empty is false, any
+    other word is a 400 that names it.
+    """
+    try:
+        everything = parse_bool(all) if all.strip() else False
+    except ValueError as exc:
+        raise HTTPException(400, f"query parameter all: {exc}") from None
+    return console_listing(discover(), everything)
 
 
 def _loaded_report(plugin: str) -> PluginManifest:
