@@ -47,6 +47,29 @@ def _free_port() -> int:
                 continue
 
 
+def bench_iotdb(work: Path, mariadb, s3, export_yaml: str, bucket: str = "bench") -> dict[str, str]:  # noqa: ANN001
+    """The benchmark's IOTDB (with its schema) and target: database, bucket, config (``export_yaml``: the ``export``
+    section's lines below ``tables``); returns the children's environment (its IOTDB and config also set here)."""
+    database = "IOTDB_BENCH"
+    mariadb.create_database(database)
+    s3.client().create_bucket(Bucket=bucket)
+    cfg = work / "config.yml"
+    cfg.write_text("default:\n  export:\n    tables:\n      - {table: Facts, dateColumn: creationDate}\n"
+                   + export_yaml)
+    env = {**os.environ, "AIRFLOW_CONN_MECCANO_IOTDB": mariadb.uri(database),
+           "AIRFLOW_CONN_AWS_DEFAULT": s3.connection_uri(), "EXPORT_BUCKET": bucket,
+           "EXPORT_LOCALDIRECTORY": str(work / "local"), "EXPORT_DAYS": "1", "MECCANO_CONFIG": str(cfg),
+           "MECCANO_BENCH_PLAN": str(work / "plan.json"), "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+           "PYTHONPATH": f"{ROOT / 'include'}:{ROOT}:{ROOT / 'bench'}"}
+    os.environ.update({k: env[k] for k in ("AIRFLOW_CONN_MECCANO_IOTDB", "MECCANO_CONFIG")})
+    from meccano.config import load_settings
+    from meccano.iotdb.db import Iotdb
+    from meccano.iotdb.schema import ensure_schema
+
+    ensure_schema(Iotdb.from_settings(load_settings()))
+    return env
+
+
 def run_child(args: list[str], env: dict[str, str], shell: bool = False) -> tuple[float, int, str]:
     """(seconds, peak RSS in MB, stdout) of one child process."""
     argv = args if not shell else ["bash", "-o", "pipefail", "-c", args[0]]
@@ -301,25 +324,9 @@ def main() -> None:
     s3 = s3mod.start_s3(work / "s3")
     results: dict = {"rows": a.rows, "days": a.days, "server_options": a.server_option}
     try:
-        database = "IOTDB_BENCH"
-        mariadb.create_database(database)
-        bucket = "bench"
-        s3.client().create_bucket(Bucket=bucket)
-        cfg = work / "config.yml"
-        cfg.write_text("default:\n  export:\n    tables:\n      - {table: Facts, dateColumn: creationDate}\n"
-                       "    maxDaysPerRun: 100\n")
-        env = {**os.environ, "AIRFLOW_CONN_MECCANO_IOTDB": mariadb.uri(database),
-               "AIRFLOW_CONN_AWS_DEFAULT": s3.connection_uri(), "EXPORT_BUCKET": bucket,
-               "EXPORT_LOCALDIRECTORY": str(work / "local"), "EXPORT_DAYS": "1", "MECCANO_CONFIG": str(cfg),
-               "MECCANO_BENCH_PLAN": str(work / "plan.json"), "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-               "PYTHONPATH": f"{ROOT / 'include'}:{ROOT}"}
-        os.environ.update({k: env[k] for k in ("AIRFLOW_CONN_MECCANO_IOTDB", "MECCANO_CONFIG")})
-        from meccano.config import load_settings
-        from meccano.iotdb.db import Iotdb
-        from meccano.iotdb.schema import ensure_schema
-
-        db = Iotdb.from_settings(load_settings())
-        ensure_schema(db)
+        database, bucket = "IOTDB_BENCH", "bench"
+        env = bench_iotdb(work, mariadb, s3, "    maxDaysPerRun: 100\n", bucket)
+        cfg = Path(env["MECCANO_CONFIG"])
         generate(None, database, a.rows, a.days, work, mariadb)
         start, end = f"{FIRST_DAY:%Y-%m-%d} 00:00:00", f"{FIRST_DAY + timedelta(days=a.days):%Y-%m-%d} 00:00:00"
         one_day_end = f"{FIRST_DAY + timedelta(days=1):%Y-%m-%d} 00:00:00"

@@ -37,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "include"), str(ROOT), str(ROOT / "bench")]
-from bench_export import _free_port, generate, run_child, server_cpu, thread_cpu  # noqa: E402
+from bench_export import _free_port, bench_iotdb, generate, run_child, server_cpu, thread_cpu  # noqa: E402
 
 FIRST_DAY = datetime(2024, 1, 1)
 NOW = "2024-01-10T02:00:00"  # every generated day is older than EXPORT_DAYS=1
@@ -215,23 +215,7 @@ def main() -> None:  # noqa: PLR0915
     inserter = None
     try:
         database = "IOTDB_BENCH"
-        mariadb.create_database(database)
-        s3.client().create_bucket(Bucket="bench")
-        cfg = work / "config.yml"
-        cfg.write_text("default:\n  export:\n    tables:\n      - {table: Facts, dateColumn: creationDate}\n"
-                       "    maxDaysPerRun: 1\n    purgeChunkRows: 20000\n")
-        env = {**os.environ, "AIRFLOW_CONN_MECCANO_IOTDB": mariadb.uri(database),
-               "AIRFLOW_CONN_AWS_DEFAULT": s3.connection_uri(), "EXPORT_BUCKET": "bench",
-               "EXPORT_LOCALDIRECTORY": str(work / "local"), "EXPORT_DAYS": "1", "MECCANO_CONFIG": str(cfg),
-               "MECCANO_BENCH_PLAN": str(work / "plan.json"), "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-               "PYTHONPATH": f"{ROOT / 'include'}:{ROOT}:{ROOT / 'bench'}"}
-        os.environ.update({k: env[k] for k in ("AIRFLOW_CONN_MECCANO_IOTDB", "MECCANO_CONFIG")})
-        from meccano.config import load_settings
-        from meccano.iotdb.db import Iotdb
-        from meccano.iotdb.schema import ensure_schema
-
-        db = Iotdb.from_settings(load_settings())
-        ensure_schema(db)
+        env = bench_iotdb(work, mariadb, s3, "    maxDaysPerRun: 1\n    purgeChunkRows: 20000\n")
         generate(None, database, a.rows_per_day * days, days, work, mariadb)
         day = [f"{FIRST_DAY + timedelta(days=d):%Y-%m-%d} 00:00:00" for d in range(days + 1)]
 
