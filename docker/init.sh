@@ -1,9 +1,29 @@
 #!/usr/bin/env bash
-# One-shot set-up run by the airflow-init service after the image's entrypoint has
-# migrated Airflow's metadata DB and created the admin user (_AIRFLOW_DB_MIGRATE,
-# _AIRFLOW_WWW_USER_CREATE). Every step is idempotent: re-run it with
-# `docker compose run --rm airflow-init`.
+# One-shot set-up run by the airflow-init service (docker-compose.yaml). Every step is idempotent:
+# re-run it with `docker compose run --rm airflow-init`. It prints each step; a failing step stops it
+# with a non-zero exit, so nothing that depends on airflow-init starts.
 set -euo pipefail
+
+echo "meccano: Airflow metadata DB (airflow db migrate; includes the FAB auth manager's tables)"
+airflow db migrate
+
+echo "meccano: admin login '${AIRFLOW_ADMIN_USER}' (FAB auth manager, from .env)"
+# `airflow users import` creates the user or updates its password and roles; the password goes through
+# a private file, never a command line.
+users_file=$(mktemp)
+trap 'rm -f "$users_file"' EXIT
+python - "$users_file" <<'PY'
+import json
+import os
+import sys
+
+user = {"username": os.environ["AIRFLOW_ADMIN_USER"], "email": os.environ.get("AIRFLOW_ADMIN_EMAIL", "admin@example.com"),
+        "firstname": "Meccano", "lastname": "Admin", "roles": ["Admin"], "password": os.environ["AIRFLOW_ADMIN_PASSWORD"]}
+with open(sys.argv[1], "w") as out:
+    json.dump([user], out)
+PY
+airflow users import "$users_file" >/dev/null
+rm -f "$users_file"
 
 echo "meccano: IOTDB schema (python -m meccano db init)"
 python -m meccano db init

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a profile needs, only those missing (idempotent).
 #   scripts/install-system-deps.sh demo   build deps of mysqlclient only (the demo needs no server, no R)
-#   scripts/install-system-deps.sh test   + MariaDB, PostgreSQL, Redis (Celery broker), R with RMySQL, Chromium, nginx (the load balancer test)
+#   scripts/install-system-deps.sh test   + MariaDB, PostgreSQL, Redis (Celery broker), R with RMySQL, Chromium, nginx (the load balancer test),
+#                                           Docker (docker.io) and debootstrap (the image and docker-compose.yaml, run for real)
 set -euo pipefail
 profile=${1:-test}
 pkgs=(default-libmysqlclient-dev pkg-config build-essential)
 if [ "$profile" = test ]; then
-  pkgs+=(mariadb-server mariadb-client postgresql redis-server r-base-core r-cran-dbi r-cran-rmysql r-cran-rsqlite chromium nodejs nginx-light)
+  pkgs+=(mariadb-server mariadb-client postgresql redis-server r-base-core r-cran-dbi r-cran-rmysql r-cran-rsqlite chromium nodejs nginx-light docker.io debootstrap)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -86,7 +86,7 @@ def _doc_services() -> list[str]:
 def test_compose_file_validates_with_example_env_and_secrets(compose: list[str], secrets_env: Path) -> None:
     services = _services(compose, ENV_EXAMPLE, secrets_env)
     assert {"postgres", "iotdb", "redis", "s3", "airflow-init", "scheduler-1", "scheduler-2", "dag-processor",
-            "triggerer", "api-server", "worker", "load-balancer"} <= set(services)
+            "triggerer", "api-server-1", "api-server-2", "worker", "load-balancer"} <= set(services)
 
 
 def test_compose_refuses_to_start_without_secrets(compose: list[str]) -> None:
@@ -126,8 +126,15 @@ def test_two_schedulers_on_postgres_and_a_scalable_worker(compose: list[str], se
     assert worker["command"] == ["celery", "worker"]
     # `--scale worker=N` needs no fixed container name and no published host port
     assert "container_name" not in worker and not worker.get("ports")
-    assert services["api-server"]["deploy"]["replicas"] >= 2
-    assert not services["api-server"].get("ports"), "API server replicas are reached through the load balancer"
+    api_servers = [n for n, s in services.items() if s.get("command") == ["api-server"]]
+    assert len(api_servers) >= 2, api_servers
+    assert not any(services[n].get("ports") for n in api_servers), "API servers are reached through the load balancer"
+    # the load balancer's template names every API server, and only those
+    template = (ROOT / "docker" / "nginx" / "templates" / "meccano.conf.template").read_text()
+    lb_env = services["load-balancer"]["environment"]
+    upstreams = sorted(v for k, v in lb_env.items() if k.startswith("MECCANO_API_SERVER_"))
+    assert upstreams == sorted(f"{n}:8080" for n in api_servers), upstreams
+    assert all(f"${{{k}}}" in template for k in lb_env if k.startswith("MECCANO_API_SERVER_"))
     assert services["airflow-init"]["command"][-1].endswith("init.sh")
 
 
@@ -142,7 +149,7 @@ def test_metadata_db_ends_transactions_a_killed_scheduler_left_open(compose: lis
 
 def test_project_folders_are_mounted(compose: list[str], secrets_env: Path) -> None:
     services = _services(compose, ENV_EXAMPLE, secrets_env)
-    for name in ("scheduler-1", "scheduler-2", "dag-processor", "triggerer", "api-server", "worker"):
+    for name in ("scheduler-1", "scheduler-2", "dag-processor", "triggerer", "api-server-1", "api-server-2", "worker"):
         sources = {Path(v["source"]).relative_to(ROOT).as_posix() for v in services[name]["volumes"]
                    if v["type"] == "bind"}
         assert {"dags", "plugins", "meccano_plugins", "config"} <= sources, (name, sources)
@@ -215,7 +222,7 @@ def _setting_vars() -> dict[str, str]:
 def _airflow_services(services: dict[str, dict]) -> dict[str, dict]:
     """The services running Airflow (scheduler, workers, ...): those configured with an executor."""
     found = {n: s for n, s in services.items() if "AIRFLOW__CORE__EXECUTOR" in (s.get("environment") or {})}
-    assert {"airflow-init", "scheduler-1", "worker", "api-server"} <= set(found), sorted(found)
+    assert {"airflow-init", "scheduler-1", "worker", "api-server-1", "api-server-2"} <= set(found), sorted(found)
     return found
 
 
@@ -289,12 +296,15 @@ def test_image_installs_the_one_runtime_list_and_the_package() -> None:
     assert not (ROOT / "docker" / "requirements.txt").exists()
     assert re.search(r"^COPY requirements\.txt ", dockerfile, re.M)
     assert re.search(r"pip install --no-cache-dir -r \S*requirements\.txt", dockerfile)
-    assert re.search(r"pip install --no-cache-dir --no-deps /tmp/meccano", dockerfile)
+    assert re.search(r"pip install --no-cache-dir --no-deps /opt/meccano-src", dockerfile)
+    # users build from Debian's published image; the tests import the same release (DEBIAN_IMAGE)
+    assert re.search(r"^ARG DEBIAN_IMAGE=debian:bookworm-slim$", dockerfile, re.M)
     raw = yaml.safe_load(COMPOSE_FILE.read_text())
     build = raw["x-airflow-common"]["build"]
     assert build["context"] == "." and build["dockerfile"] == "docker/Dockerfile"
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignored and {"!requirements.txt", "!pyproject.toml", "!include/"} <= set(ignored)
+    assert build["args"] == {"DEBIAN_IMAGE": "${DEBIAN_IMAGE:-debian:bookworm-slim}"}
 
 
 def test_console_port_and_settings_come_from_the_environment(compose: list[str], secrets_env: Path) -> None:
@@ -304,8 +314,58 @@ def test_console_port_and_settings_come_from_the_environment(compose: list[str],
         "MECCANO_WEB_CORS_ORIGINS": "https://console.example", "MYSQL_CONNECTIONLIMIT": "6", "CONSOLE_PORT": "8123"})
     published = {(p.get("published"), p.get("target")) for p in services["load-balancer"]["ports"]}
     assert ("8123", 8000) in published
-    env = services["api-server"]["environment"]
+    env = services["api-server-1"]["environment"]
     assert env["MECCANO_WEB_CONSOLE_TOKEN"] == "tok-from-env" and env["MECCANO_WEB_CONSOLE_ALLOW"] == "10.1.2.0/24"
     assert env["MECCANO_WEB_CORS_ORIGINS"] == "https://console.example"
     assert services["worker"]["environment"]["MYSQL_CONNECTIONLIMIT"] == "6"
     assert "python -m meccano pool sync" in (ROOT / "docker" / "init.sh").read_text()
+
+
+# --- the container test's override changes only what the test machine forces (issue 22) -----------------
+
+OVERRIDE = ROOT / "tests" / "compose" / "host-network.yaml"
+# what host networking forces: one port per listener, service names on loopback, images built here
+_PORT_ENV = {"AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT", "AIRFLOW__API__PORT",
+             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
+             "MECCANO_API_SERVER_1", "MECCANO_API_SERVER_2", "MECCANO_LB_PORT", "MECCANO_CONSOLE_LB_PORT",
+             # scaled workers share the machine's hostname on the host network: named by container id
+             "AIRFLOW__CORE__HOSTNAME_CALLABLE", "PYTHONPATH"}
+_FORCED_KEYS = {"network_mode", "networks", "extra_hosts", "image", "ports"}
+
+
+def test_the_container_tests_override_changes_only_what_the_machine_forces(compose: list[str], secrets_env: Path,
+                                                                           tmp_path: Path) -> None:
+    ports = tmp_path / "ports.env"
+    ports.write_text("".join(f"{n}={20000 + i}\n" for i, n in enumerate((
+        "S3_PORT", "S3_MASTER_PORT", "S3_VOLUME_PORT", "S3_FILER_PORT", "SCHEDULER_1_HEALTH_PORT",
+        "SCHEDULER_2_HEALTH_PORT", "TRIGGERER_LOG_PORT", "API_SERVER_1_PORT", "API_SERVER_2_PORT", "WORKER_LOG_PORT",
+        "AIRFLOW_PORT", "CONSOLE_PORT"))))
+    base = _services(compose, ENV_EXAMPLE, secrets_env, ports)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    done = subprocess.run([*compose, "--env-file", str(ENV_EXAMPLE), "--env-file", str(secrets_env), "--env-file",
+                           str(ports), "-f", str(COMPOSE_FILE), "-f", str(OVERRIDE), "config", "--format", "json"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    merged = json.loads(done.stdout)["services"]
+    assert set(merged) == set(base)
+    for name, service in merged.items():
+        assert service.get("network_mode") == "host", f"{name} is not on the host network"
+        original = base[name]
+        for key in set(service) | set(original):
+            if key in _FORCED_KEYS or service.get(key) == original.get(key):
+                continue
+            if key == "environment":
+                changed = {k for k in set(service[key]) | set(original[key])
+                           if service[key].get(k) != original[key].get(k)}
+                assert changed <= _PORT_ENV, f"{name}: the override changes environment {changed - _PORT_ENV}"
+            elif key == "command" and name == "s3":  # the same command, plus flags that move SeaweedFS's ports
+                port_flag = re.compile(r"-(ip|ip\.bind|s3\.port|master\.port|volume\.port|filer\.port)=[\w.]+")
+                kept = [a for a in original[key] if not a.startswith("-s3.port=")]
+                assert [a for a in service[key] if not port_flag.fullmatch(a)] == kept, service[key]
+            elif key == "healthcheck" and name == "s3":
+                assert service[key]["test"][-1].replace("20000", "8333") == original[key]["test"][-1]
+            elif key == "volumes" and name == "worker":
+                extra = [v for v in service[key] if v not in original[key]]
+                assert [v["target"] for v in extra] == ["/opt/meccano-test/container_hostname.py"], extra
+            else:
+                raise AssertionError(f"{name}: the override changes {key!r}")
