@@ -8,22 +8,17 @@ echo "meccano: Airflow metadata DB (airflow db migrate; includes the FAB auth ma
 airflow db migrate
 
 echo "meccano: admin login '${AIRFLOW_ADMIN_USER}' (FAB auth manager, from .env)"
-# `airflow users import` creates the user or updates its password and roles; the password goes through
-# a private file, never a command line.
-users_file=$(mktemp)
-trap 'rm -f "$users_file"' EXIT
-python - "$users_file" <<'PY'
-import json
-import os
-import sys
-
-user = {"username": os.environ["AIRFLOW_ADMIN_USER"], "email": os.environ.get("AIRFLOW_ADMIN_EMAIL", "admin@example.com"),
-        "firstname": "Meccano", "lastname": "Admin", "roles": ["Admin"], "password": os.environ["AIRFLOW_ADMIN_PASSWORD"]}
-with open(sys.argv[1], "w") as out:
-    json.dump([user], out)
-PY
-airflow users import "$users_file" >/dev/null
-rm -f "$users_file"
+# Created once, its password reset to .env's on every run. The password reaches the command on its standard
+# input (asked twice), never on a command line.
+password_twice() { printf '%s\n%s\n' "$AIRFLOW_ADMIN_PASSWORD" "$AIRFLOW_ADMIN_PASSWORD"; }
+if airflow users list -o plain 2>/dev/null | awk '{print $2}' | grep -qxF "$AIRFLOW_ADMIN_USER"; then
+  password_twice | airflow users reset-password --username "$AIRFLOW_ADMIN_USER" 2>&1 | grep -v -i "password" || true
+  echo "  user ${AIRFLOW_ADMIN_USER}: exists, password set from .env"
+else
+  password_twice | airflow users create --username "$AIRFLOW_ADMIN_USER" --email "${AIRFLOW_ADMIN_EMAIL:-admin@example.com}" \
+    --firstname Meccano --lastname Admin --role Admin >/dev/null
+  echo "  user ${AIRFLOW_ADMIN_USER}: created"
+fi
 
 echo "meccano: IOTDB schema (python -m meccano db init)"
 python -m meccano db init

@@ -198,6 +198,8 @@ def test_secrets_reach_services_only_through_interpolation(compose: list[str], s
     assert aws["login"] == "sentinel-aws-accesskeyid"
     assert aws["password"] == "sentinel-aws-secretaccesskey"
     assert aws["extra"]["endpoint_url"] == "http://s3:8333"
+    # SeaweedFS answers path-style requests only (the bucket is not a host name here)
+    assert aws["extra"]["config_kwargs"] == {"s3": {"addressing_style": "path"}}
     assert env["MECCANO_REPORTS_DIR"].startswith("s3://"), "several API servers need a shared report store"
 
 
@@ -369,3 +371,40 @@ def test_the_container_tests_override_changes_only_what_the_machine_forces(compo
                 assert [v["target"] for v in extra] == ["/opt/meccano-test/container_hostname.py"], extra
             else:
                 raise AssertionError(f"{name}: the override changes {key!r}")
+
+
+# --- the operator's first five minutes: cp .env.example .env && scripts/compose-secrets.sh .env ------------
+
+def test_compose_secrets_fills_every_required_secret_once(compose: list[str], tmp_path: Path) -> None:
+    import base64
+
+    env_file = tmp_path / ".env"
+    shutil.copyfile(ENV_EXAMPLE, env_file)
+    script = ROOT / "scripts" / "compose-secrets.sh"
+    first = subprocess.run([str(script), str(env_file)], capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if line and not line.startswith("#"))
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", COMPOSE_FILE.read_text()))
+    assert required and all(values.get(n) for n in required), sorted(n for n in required if not values.get(n))
+    assert all(values[n] not in first.stdout for n in required), "a generated secret was printed"
+    assert len(base64.urlsafe_b64decode(values["AIRFLOW_FERNET_KEY"])) == 32  # what Fernet accepts
+    assert env_file.stat().st_mode & 0o077 == 0, "the env file must be readable by its owner only"
+    # compose now starts (config validates without any other file), and a second run changes nothing
+    done = subprocess.run([*compose, "--env-file", str(env_file), "-f", str(COMPOSE_FILE), "config", "-q"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          env={k: v for k, v in os.environ.items() if k not in required})
+    assert done.returncode == 0, done.stderr
+    before = env_file.read_text()
+    again = subprocess.run([str(script), str(env_file)], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and env_file.read_text() == before, again.stdout
+    # an emptied secret is named by compose again
+    env_file.write_text(before.replace(f"REDIS_PASSWORD={values['REDIS_PASSWORD']}", "REDIS_PASSWORD="))
+    done = subprocess.run([*compose, "--env-file", str(env_file), "-f", str(COMPOSE_FILE), "config", "-q"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          env={k: v for k, v in os.environ.items() if k not in required})
+    assert done.returncode != 0 and "REDIS_PASSWORD is required" in done.stderr, done.stderr
+
+
+def test_dot_env_is_ignored_by_git() -> None:
+    done = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT, timeout=30)
+    assert done.returncode == 0, ".env (the operator's secrets) must be ignored by git"

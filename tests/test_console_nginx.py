@@ -1,5 +1,5 @@
-"""The load balancer really routes the original console's port: docker/nginx/nginx.conf run by a real nginx
-(only the upstream address and the listen ports replaced), in front of the console API served by uvicorn.
+"""The load balancer really routes the original console's port: docker/nginx/templates/meccano.conf.template
+rendered as the nginx image renders it (the upstreams and the listen ports from the environment), run by a real nginx, in front of the console API served by uvicorn.
 The console's requests as it makes them: GET /plugins and a report's output.png, with the token, without it,
 with a wrong one; nothing else is reachable on that port."""
 
@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -45,12 +46,15 @@ def balanced(plugins_root, tmp_path):  # noqa: F811
     app = start([sys.executable, "-m", "uvicorn", "--factory", "tests.console_lb_app:app", "--host", "127.0.0.1",
                  "--port", str(app_port)], app_log,
                 env=dict(os.environ), cwd=ROOT)  # meccano: the installed package; tests.*: the working folder
-    conf = (ROOT / "docker" / "nginx" / "nginx.conf").read_text()
-    conf = re.sub(r"^\s*resolver .*$", "", conf, flags=re.M)  # Docker's DNS: not here
-    conf = conf.replace("http://api-server:8080", f"http://127.0.0.1:{app_port}")
-    conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{lb_port};")
-    conf = conf.replace("listen 8000;", f"listen 127.0.0.1:{console_port};")
-    conf = conf.replace("http {", f"http {{\n  access_log {tmp_path / 'access.log'};", 1)
+    # the template as the nginx image renders it (envsubst of the load balancer's variables), in an http block
+    template = (ROOT / "docker" / "nginx" / "templates" / "meccano.conf.template").read_text()
+    values = {"MECCANO_API_SERVER_1": f"127.0.0.1:{app_port}", "MECCANO_API_SERVER_2": f"127.0.0.1:{app_port}",
+              "MECCANO_LB_PORT": f"127.0.0.1:{lb_port}", "MECCANO_CONSOLE_LB_PORT": f"127.0.0.1:{console_port}"}
+    rendered = subprocess.run(["envsubst", " ".join(f"${{{k}}}" for k in values)], input=template, text=True,
+                              capture_output=True, check=True, env={**os.environ, **values}).stdout
+    assert "${" not in rendered, "a variable of the template is not set by docker-compose.yaml's load balancer"
+    conf = (f"worker_processes 1;\nevents {{ worker_connections 64; }}\n"
+            f"http {{\n  access_log {tmp_path / 'access.log'};\n{rendered}\n}}\n")
     (tmp_path / "nginx.conf").write_text(conf)
     lb_log = tmp_path / "nginx.log"
     lb = start([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g",
