@@ -155,3 +155,16 @@ def run_plugin_dag(airflow_db, monkeypatch: pytest.MonkeyPatch):
         return dag.test(run_conf=conf) if conf is not None else dag.test()
 
     return run
+
+
+@pytest.fixture(scope="session")
+def docker(service_dir: Path):
+    """A Docker engine of the tests' own with the project's image (docker/Dockerfile) and the backing
+    services' local images built (tests/services/docker_engine.py); stopped at the end of the session."""
+    from tests.services.docker_engine import docker_engine
+
+    log_dir = service_dir / "docker"
+    log_dir.mkdir(exist_ok=True)
+    with docker_engine(log_dir) as engine:
+        engine.build_images()
+        yield engine

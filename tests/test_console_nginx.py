@@ -1,5 +1,6 @@
 """The load balancer really routes the original console's port: docker/nginx/templates/meccano.conf.template
-rendered as the nginx image renders it (the upstreams and the listen ports from the environment), run by a real nginx, in front of the console API served by uvicorn.
+rendered as the nginx image renders it (upstreams and listen ports from the environment), run by a real nginx,
+in front of the console API served by uvicorn.
 The console's requests as it makes them: GET /plugins and a report's output.png, with the token, without it,
 with a wrong one; nothing else is reachable on that port."""
 
@@ -7,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess

@@ -1,71 +1,33 @@
-"""The image's Python dependency set is enough: every module imports with exactly requirements.txt.
+"""The image's Python dependency set is enough: every module imports inside the image itself.
 
 docker/Dockerfile installs ``requirements.txt`` (the one runtime list, the whole pinned closure) and
 then the package from ``pyproject.toml`` with ``--no-deps``. Airflow's published constraints for
 3.3.2 cannot be used here (they live on GitHub, not reachable from these machines), so the runtime
 list itself is the constraint: it pins apache-airflow and every transitive dependency.
 
-This test builds a virtualenv the same way (cached in ``.venv-image/`` by the hash of the lists and
-pyproject.toml, like scripts/install-venv.sh) and, in a subprocess of that interpreter, outside the
-checkout and without PYTHONPATH:
+This test runs, in the image the tests build (the ``docker`` fixture: docker/Dockerfile on this machine's
+Debian 12), with the checkout mounted read-only and without PYTHONPATH:
 
 * imports every module under ``include/meccano``, every file of ``plugins/`` and ``dags/``;
 * finds every top-level module any of those files imports anywhere (function-level imports too,
   from the source's AST), so a lazy ``import pyarrow`` in a function cannot hide a missing package.
 
-A module imported only by tests, benchmarks or dev tools (pytest, moto, ...) is not in that venv:
+A module imported only by tests, benchmarks or dev tools (pytest, moto, ...) is not in the image:
 importing it from product code fails here.
 """
 
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
+from tests.services.docker_engine import AIRFLOW_IMAGE
+
 ROOT = Path(__file__).resolve().parents[1]
-VENV = ROOT / ".venv-image"
-SOURCES = [ROOT / "requirements.txt", ROOT / "pyproject.toml"]
-BUILD_TIMEOUT = 1200  # seconds: a cold pip install of ~200 pinned packages on a slow network
-
-
-def _stamp() -> str:
-    digest = hashlib.sha256()
-    for path in SOURCES:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def _run(argv: list[str], **kw) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=BUILD_TIMEOUT, **kw)
-    assert done.returncode == 0, f"{' '.join(argv)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-
-
-@pytest.fixture(scope="module")
-def image_python() -> Path:
-    """The interpreter of a venv built like the image: requirements.txt, then the package with --no-deps."""
-    stamp = VENV / ".image.sha"
-    python = VENV / "bin" / "python"
-    if not (stamp.exists() and stamp.read_text() == _stamp() and python.exists()):
-        shutil.rmtree(VENV, ignore_errors=True)
-        _run([sys.executable, "-m", "venv", str(VENV)])
-        _run([str(python), "-m", "pip", "install", "-q", "-r", str(ROOT / "requirements.txt")])
-        with tempfile.TemporaryDirectory() as tmp:  # what the Dockerfile copies: pyproject.toml and include/
-            shutil.copy2(ROOT / "pyproject.toml", tmp)
-            shutil.copytree(ROOT / "include", Path(tmp) / "include", ignore=shutil.ignore_patterns(
-                "__pycache__", "*.egg-info"))
-            shutil.copy2(ROOT / "requirements.txt", tmp)  # read by pyproject's dynamic dependencies
-            _run([str(python), "-m", "pip", "install", "-q", "--no-deps", tmp])
-        stamp.write_text(_stamp())
-    return python
+SRC = "/opt/meccano-checkout"  # where the checkout is mounted, read-only, in the image
 
 
 def _product_files() -> list[Path]:
@@ -123,22 +85,26 @@ print(json.dumps(result))
 '''
 
 
-def test_every_product_module_imports_with_exactly_the_image_dependencies(image_python: Path,
-                                                                          tmp_path: Path) -> None:
-    files = [str(p) for p in [*(ROOT / "plugins").glob("*.py"), *(ROOT / "dags").glob("*.py")]]
+@pytest.mark.services
+def test_every_product_module_imports_in_the_image(docker) -> None:
+    def inside(path: Path) -> str:
+        return f"{SRC}/{path.relative_to(ROOT)}"
+
+    files = [inside(p) for p in [*(ROOT / "plugins").glob("*.py"), *(ROOT / "dags").glob("*.py")]]
     spec = {"modules": _modules(), "files": files, "imports": _imported_top_level(_product_files())}
     assert "meccano.export.parts" in spec["modules"] and "zlib_ng" in spec["imports"]
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "AIRFLOW_HOME": str(tmp_path),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-           "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
-           "MECCANO_PLUGINS_DIR": str(ROOT / "meccano_plugins")}
-    done = subprocess.run([str(image_python), "-c", _CHECK, json.dumps(spec)], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=600)
+    env = {"AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_FOLDER": f"{SRC}/dags",
+           "AIRFLOW__CORE__PLUGINS_FOLDER": f"{SRC}/plugins", "HOME": "/tmp", "AIRFLOW_HOME": "/tmp/airflow",
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "sqlite:////tmp/airflow.db",
+           "MECCANO_PLUGINS_DIR": f"{SRC}/meccano_plugins"}
+    argv = ["run", "--rm", "--network", "host", "-v", f"{ROOT}:{SRC}:ro", "-w", "/tmp"]
+    for key, value in env.items():
+        argv += ["-e", f"{key}={value}"]
+    done = docker.docker(*argv, AIRFLOW_IMAGE, "python", "-c", _CHECK, json.dumps(spec), timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     # the installed package, not the checkout's include/ (nothing puts it on sys.path)
-    assert Path(result["meccano"]).is_relative_to(VENV), result["meccano"]
+    assert result["meccano"].startswith("/opt/venv/"), result["meccano"]
     assert not result["missing"], f"imported by product code but not in requirements.txt: {result['missing']}"
     assert not result["module_errors"], "\n".join(f"{k}:\n{v}" for k, v in result["module_errors"].items())
     assert not result["file_errors"], "\n".join(f"{k}:\n{v}" for k, v in result["file_errors"].items())
