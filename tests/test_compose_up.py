@@ -355,15 +355,15 @@ def _pins(text: str) -> set[str]:
     return out
 
 
-def test_the_image_is_the_tested_closure(stack: Stack) -> None:
-    engine = stack.engine
+def test_the_image_is_the_tested_closure(docker: DockerEngine) -> None:
+    engine = docker
     freeze = engine.docker("run", "--rm", "--network", "host", AIRFLOW_IMAGE, "python", "-m", "pip", "freeze",
                            "--exclude-editable").stdout
-    installed = {p for p in _pins(freeze) if not p.startswith("meccano==")}
+    installed = _pins(freeze)
     wanted = _pins((ROOT / "requirements.txt").read_text())
     assert installed == wanted, f"not in requirements.txt: {sorted(installed - wanted)}; " \
                                 f"missing: {sorted(wanted - installed)}"
-    assert any(re.match(r"^meccano( @ |==)", line) for line in freeze.splitlines()), \
+    assert any(re.match(r"^meccano-servicemanager( @ |==)", line) for line in freeze.splitlines()), \
         f"the package meccano is not installed: {freeze}"
     facts = image_facts(engine, AIRFLOW_IMAGE)
     assert facts["user"] == "50000"
