@@ -157,14 +157,28 @@ def run_plugin_dag(airflow_db, monkeypatch: pytest.MonkeyPatch):
     return run
 
 
+_BUILD: list = []  # the BackgroundBuild started at collection, if any test needs Docker
+
+
+@pytest.hookimpl(trylast=True)  # after -m / -k deselected what will not run
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """If a collected test needs the images, start the engine and the builds now, in the background."""
+    if config.option.collectonly or not any("docker" in getattr(item, "fixturenames", ()) for item in items):
+        return
+    from tests.services.docker_engine import BackgroundBuild
+
+    log_dir = Path(tempfile.mkdtemp(prefix="meccano-docker-"))
+    _BUILD.append(BackgroundBuild(log_dir))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for build in _BUILD:
+        build.stop()  # the engine and everything it ran; nothing listens after the session
+
+
 @pytest.fixture(scope="session")
-def docker(service_dir: Path):
+def docker():
     """A Docker engine of the tests' own with the project's image (docker/Dockerfile) and the backing
     services' local images built (tests/services/docker_engine.py); stopped at the end of the session."""
-    from tests.services.docker_engine import docker_engine
-
-    log_dir = service_dir / "docker"
-    log_dir.mkdir(exist_ok=True)
-    with docker_engine(log_dir) as engine:
-        engine.build_images()
-        yield engine
+    assert _BUILD, "the image build starts at collection (pytest_collection_modifyitems)"
+    return _BUILD[0].result()

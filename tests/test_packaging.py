@@ -79,8 +79,10 @@ for path in spec["files"]:
 for name, users in spec["imports"].items():
     if importlib.util.find_spec(name) is None:
         result["missing"][name] = users
-import meccano
+import meccano, pathlib
 result["meccano"] = meccano.__file__
+package = pathlib.Path(meccano.__file__).parent
+result["data_missing"] = [f for f in spec["data_files"] if not (package / f).is_file()]
 print(json.dumps(result))
 '''
 
@@ -91,8 +93,13 @@ def test_every_product_module_imports_in_the_image(docker) -> None:
         return f"{SRC}/{path.relative_to(ROOT)}"
 
     files = [inside(p) for p in [*(ROOT / "plugins").glob("*.py"), *(ROOT / "dags").glob("*.py")]]
-    spec = {"modules": _modules(), "files": files, "imports": _imported_top_level(_product_files())}
+    package = ROOT / "include" / "meccano"
+    data_files = sorted(str(p.relative_to(package)) for p in package.rglob("*")
+                        if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts)
+    spec = {"modules": _modules(), "files": files, "imports": _imported_top_level(_product_files()),
+            "data_files": data_files}
     assert "meccano.export.parts" in spec["modules"] and "zlib_ng" in spec["imports"]
+    assert "web/templates/page.html" in data_files
     env = {"AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_FOLDER": f"{SRC}/dags",
            "AIRFLOW__CORE__PLUGINS_FOLDER": f"{SRC}/plugins", "HOME": "/tmp", "AIRFLOW_HOME": "/tmp/airflow",
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "sqlite:////tmp/airflow.db",
@@ -105,6 +112,7 @@ def test_every_product_module_imports_in_the_image(docker) -> None:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     # the installed package, not the checkout's include/ (nothing puts it on sys.path)
     assert result["meccano"].startswith("/opt/venv/"), result["meccano"]
+    assert not result["data_missing"], f"files the package reads are not installed with it: {result['data_missing']}"
     assert not result["missing"], f"imported by product code but not in requirements.txt: {result['missing']}"
     assert not result["module_errors"], "\n".join(f"{k}:\n{v}" for k, v in result["module_errors"].items())
     assert not result["file_errors"], "\n".join(f"{k}:\n{v}" for k, v in result["file_errors"].items())

@@ -131,41 +131,91 @@ def _answers(sock: Path) -> bool:
         return False
 
 
-@contextmanager
-def docker_engine(log_dir: Path) -> Iterator[DockerEngine]:
-    """Starts dockerd (or uses the one already answering on the cache's socket) for the block."""
+@dataclass
+class RunningEngine:
+    """An engine in use and, if this process started it, its ``dockerd`` (stopped by :meth:`stop`)."""
+
+    engine: DockerEngine
+    proc: subprocess.Popen[bytes] | None
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        running = self.engine.listening_containers()
+        if running:
+            self.engine.docker("kill", *running, check=False, timeout=120)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+
+
+def start_engine(log_dir: Path) -> RunningEngine:
+    """Starts dockerd, or uses the one already answering on the cache's socket (then never stops it)."""
     assert shutil.which("dockerd") and os.path.exists(DOCKER), \
         "docker.io is missing: scripts/install-system-deps.sh test installs docker.io and debootstrap"
     for sub in ("root", "exec"):
         (CACHE / sub).mkdir(parents=True, exist_ok=True)
     sock = CACHE / "docker.sock"
     engine = DockerEngine(sock, log_dir / "docker.log")
-    proc: subprocess.Popen[bytes] | None = None
-    if not _answers(sock):
-        sock.unlink(missing_ok=True)
-        out = (log_dir / "dockerd.log").open("ab")
-        proc = subprocess.Popen(
-            ["dockerd", "--data-root", str(CACHE / "root"), "--exec-root", str(CACHE / "exec"),
-             "-H", f"unix://{sock}", "--pidfile", str(CACHE / "docker.pid"), "--bridge=none",
-             "--iptables=false", "--ip-masq=false"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while not _answers(sock):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"dockerd did not start; see {log_dir / 'dockerd.log'}")
-            time.sleep(0.3)
+    if _answers(sock):
+        return RunningEngine(engine, None)
+    sock.unlink(missing_ok=True)
+    out = (log_dir / "dockerd.log").open("ab")
+    proc = subprocess.Popen(
+        ["dockerd", "--data-root", str(CACHE / "root"), "--exec-root", str(CACHE / "exec"),
+         "-H", f"unix://{sock}", "--pidfile", str(CACHE / "docker.pid"), "--bridge=none",
+         "--iptables=false", "--ip-masq=false"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not _answers(sock):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"dockerd did not start; see {log_dir / 'dockerd.log'}")
+        time.sleep(0.3)
+    return RunningEngine(engine, proc)
+
+
+@contextmanager
+def docker_engine(log_dir: Path) -> Iterator[DockerEngine]:
+    """Starts dockerd (or uses the one already answering on the cache's socket) for the block."""
+    running = start_engine(log_dir)
     try:
-        yield engine
+        yield running.engine
     finally:
-        if proc is not None:
-            running = engine.listening_containers()
-            if running:
-                engine.docker("kill", *running, check=False, timeout=120)
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(30)
+        running.stop()
+
+
+class BackgroundBuild:
+    """Starts the engine and builds every image in a thread, so the build overlaps the tests that need no
+    Docker (it waits mostly on downloads); :meth:`result` joins it."""
+
+    def __init__(self, log_dir: Path) -> None:
+        import threading
+
+        self.running: RunningEngine | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, args=(log_dir,), name="docker-build", daemon=True)
+        self._thread.start()
+
+    def _work(self, log_dir: Path) -> None:
+        try:
+            self.running = start_engine(log_dir)
+            self.running.engine.build_images()
+        except BaseException as exc:  # re-raised in the test that needs the images
+            self.error = exc
+
+    def result(self) -> DockerEngine:
+        self._thread.join()
+        if self.error is not None:
+            raise RuntimeError(f"building the images failed: {self.error}") from self.error
+        assert self.running is not None
+        return self.running.engine
+
+    def stop(self) -> None:
+        self._thread.join()
+        if self.running is not None:
+            self.running.stop()
 
 
 def image_facts(engine: DockerEngine, image: str) -> dict[str, object]:
