@@ -581,7 +581,7 @@ def test_down_then_up_keeps_state_and_runs_nothing_twice(seeded: Stack) -> None:
     st.token(refresh=True)
     assert st.facts() == facts_before
     assert set(TargetReader(st.s3(), EXPORT_BUCKET, prefix="facts").keys()) == keys_before
-    time.sleep(30)  # give the schedulers time to (wrongly) re-run anything
+    time.sleep(20)  # give the schedulers time to (wrongly) re-run anything
     runs_after = set(st.query("SELECT dag_id, run_id, state FROM dag_run"))
     assert runs_before <= runs_after, f"runs lost or changed: {runs_before - runs_after}"
     tis_after = {(d, r, t): (s, n) for d, r, t, s, n in st.query(
