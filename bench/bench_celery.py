@@ -32,12 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.ha.celery_cluster import CeleryCluster  # noqa: E402
-from tests.ha.cluster import poll  # noqa: E402
+from tests.ha.cluster import poll, wait  # noqa: E402  (wait: a failed run stops the benchmark at once)
 from tests.services.mariadb import start_mariadb  # noqa: E402
 from tests.services.postgres import start_postgres  # noqa: E402
 from tests.services.redis import start_redis  # noqa: E402
 from tests.services.s3 import start_s3  # noqa: E402
-from tests.test_ha_celery import wait  # noqa: E402  (a failed run stops the benchmark at once)
 
 WAIT = 3600
 BUCKET = "meccano-bench"

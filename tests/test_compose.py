@@ -341,7 +341,8 @@ def test_the_container_tests_override_changes_only_what_the_machine_forces(compo
     ports.write_text("".join(f"{n}={20000 + i}\n" for i, n in enumerate((
         "S3_PORT", "S3_MASTER_PORT", "S3_VOLUME_PORT", "S3_FILER_PORT", "SCHEDULER_1_HEALTH_PORT",
         "SCHEDULER_2_HEALTH_PORT", "TRIGGERER_LOG_PORT", "API_SERVER_1_PORT", "API_SERVER_2_PORT", "WORKER_LOG_PORT",
-        "AIRFLOW_PORT", "CONSOLE_PORT"))))
+        "AIRFLOW_PORT", "CONSOLE_PORT", "S3_MASTER_GRPC_PORT", "S3_VOLUME_GRPC_PORT", "S3_FILER_GRPC_PORT",
+        "S3_GRPC_PORT"))))
     base = _services(compose, ENV_EXAMPLE, secrets_env, ports)
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
     done = subprocess.run([*compose, "--env-file", str(ENV_EXAMPLE), "--env-file", str(secrets_env), "--env-file",
@@ -361,7 +362,7 @@ def test_the_container_tests_override_changes_only_what_the_machine_forces(compo
                            if service[key].get(k) != original[key].get(k)}
                 assert changed <= _PORT_ENV, f"{name}: the override changes environment {changed - _PORT_ENV}"
             elif key == "command" and name == "s3":  # the same command, plus flags that move SeaweedFS's ports
-                port_flag = re.compile(r"-(ip|ip\.bind|s3\.port|master\.port|volume\.port|filer\.port)=[\w.]+")
+                port_flag = re.compile(r"-(ip|ip\.bind|(s3|master|volume|filer)\.port(\.grpc)?)=[\w.]+")
                 kept = [a for a in original[key] if not a.startswith("-s3.port=")]
                 assert [a for a in service[key] if not port_flag.fullmatch(a)] == kept, service[key]
             elif key == "healthcheck" and name == "s3":

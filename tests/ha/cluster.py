@@ -228,3 +228,20 @@ class Cluster:
             return jobs if all(jobs.values()) else None  # type: ignore[return-value]
 
         return poll(registered, timeout, f"schedulers {', '.join(names)} to register their jobs")
+
+
+def wait(check: Callable[[], Any], timeout: float, what: str, interval: float = 1.0,
+         describe: Callable[[], str] | None = None) -> Any:
+    """Like :func:`tests.ha.cluster.poll`, but an assertion inside ``check`` fails at once (a failed run
+    must not look like a slow one), and a timeout says what the cluster was doing."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except (psycopg2.OperationalError, urllib.error.URLError, OSError):
+            value = None  # a service restarting: ask again
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}"
+                         + (f"\n{describe()}" if describe else ""))
