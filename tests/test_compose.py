@@ -126,6 +126,7 @@ def test_two_schedulers_on_postgres_and_a_scalable_worker(compose: list[str], se
     assert worker["command"] == ["celery", "worker"]
     # `--scale worker=N` needs no fixed container name and no published host port
     assert "container_name" not in worker and not worker.get("ports")
+    assert worker["deploy"]["replicas"] >= 2, "at least two Celery workers by default"
     api_servers = [n for n, s in services.items() if s.get("command") == ["api-server"]]
     assert len(api_servers) >= 2, api_servers
     assert not any(services[n].get("ports") for n in api_servers), "API servers are reached through the load balancer"
