@@ -162,8 +162,11 @@ _BUILD: list = []  # the BackgroundBuild started at collection, if any test need
 
 @pytest.hookimpl(trylast=True)  # after -m / -k deselected what will not run
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """If a collected test needs the images, start the engine and the builds now, in the background."""
-    if config.option.collectonly or not any("docker" in getattr(item, "fixturenames", ()) for item in items):
+    """If a collected test needs the images, start the engine and the builds now, in the background, and run
+    those tests last, so the build overlaps everything else."""
+    needs = [item for item in items if "docker" in getattr(item, "fixturenames", ())]
+    items[:] = [item for item in items if item not in needs] + needs
+    if config.option.collectonly or not needs:
         return
     from tests.services.docker_engine import BackgroundBuild
 
