@@ -137,8 +137,8 @@ def test_cors_for_the_console_origin(plugins_root):  # noqa: F811
 
 
 def test_load_balancer_routes_the_console_port_to_the_console_api():
-    conf = (ROOT / "docker" / "nginx" / "nginx.conf").read_text()
-    console = conf[conf.index("listen 8000;"):]
+    conf = (ROOT / "docker" / "nginx" / "templates" / "meccano.conf.template").read_text()
+    console = conf[conf.index("listen ${MECCANO_CONSOLE_LB_PORT};"):]
     assert "rewrite ^ /meccano-console/plugins break;" in console
     assert "rewrite ^/plugins/(.*)$ /meccano-console/plugins/$1 break;" in console
     assert "location / { return 404; }" in console
