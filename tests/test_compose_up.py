@@ -91,12 +91,15 @@ class Stack:
         env["DOCKER_CONFIG"] = str(self.workdir / "docker-config")
         return env
 
-    def compose(self, *args: str, timeout: float = WAIT, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _run_compose(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
         argv = [DOCKER, "compose", "--project-name", PROJECT, "--project-directory", str(ROOT),
                 "--env-file", str(self.env_file), "-f", str(ROOT / "docker-compose.yaml"),
                 "-f", str(ROOT / "tests" / "compose" / "host-network.yaml"), *args]
-        done = subprocess.run(argv, capture_output=True, text=True, env=self.compose_env(), cwd=ROOT,
+        return subprocess.run(argv, capture_output=True, text=True, env=self.compose_env(), cwd=ROOT,
                               timeout=timeout)
+
+    def compose(self, *args: str, timeout: float = WAIT, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = self._run_compose(*args, timeout=timeout)
         with (self.workdir / "compose.log").open("a") as out:
             out.write(f"$ docker compose {' '.join(args)}\n{done.stdout}{done.stderr}\n")
         if check and done.returncode != 0:
@@ -116,12 +119,7 @@ class Stack:
         return [c for c in self.compose("ps", "-q", service).stdout.split() if c]
 
     def logs_tail(self, lines: int = 25) -> str:
-        done = subprocess.run([DOCKER, "compose", "--project-name", PROJECT, "--project-directory", str(ROOT),
-                               "--env-file", str(self.env_file), "-f", str(ROOT / "docker-compose.yaml"), "-f",
-                               str(ROOT / "tests" / "compose" / "host-network.yaml"), "logs", "--no-color",
-                               "--tail", str(lines)], capture_output=True, text=True, env=self.compose_env(),
-                              cwd=ROOT, timeout=120)
-        return done.stdout[-8000:]
+        return self._run_compose("logs", "--no-color", "--tail", str(lines), timeout=120).stdout[-8000:]
 
     # --- what the stack serves ---------------------------------------------------------------------------
     @property
