@@ -245,9 +245,9 @@ def _report(args: argparse.Namespace, result: dict) -> None:
 def _schema(uri: str) -> None:
     import os
 
-    from meccano.config import load_settings
     from meccano.iotdb.db import Iotdb
     from meccano.iotdb.schema import ensure_schema
+    from meccano.settings.config import load_settings
 
     os.environ["AIRFLOW_CONN_MECCANO_IOTDB"] = uri
     db = Iotdb.from_settings(load_settings())

@@ -62,9 +62,9 @@ def bench_iotdb(work: Path, mariadb, s3, export_yaml: str, bucket: str = "bench"
            "MECCANO_BENCH_PLAN": str(work / "plan.json"), "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
            "PYTHONPATH": f"{ROOT / 'include'}:{ROOT}:{ROOT / 'bench'}"}
     os.environ.update({k: env[k] for k in ("AIRFLOW_CONN_MECCANO_IOTDB", "MECCANO_CONFIG")})
-    from meccano.config import load_settings
     from meccano.iotdb.db import Iotdb
     from meccano.iotdb.schema import ensure_schema
+    from meccano.settings.config import load_settings
 
     ensure_schema(Iotdb.from_settings(load_settings()))
     return env
@@ -113,9 +113,9 @@ def generate(db_sql, database: str, rows: int, days: int, work: Path, mariadb) -
 # --- child entry points ------------------------------------------------------------------
 
 def child_ours(max_days: int, rep: str) -> None:
-    from meccano.config import load_settings
     from meccano.export import chain
     from meccano.iotdb.db import Iotdb
+    from meccano.settings.config import load_settings
 
     os.environ["MECCANO_BENCH_MAXDAYS"] = str(max_days)
     settings = load_settings()
@@ -183,9 +183,9 @@ def child_ours(max_days: int, rep: str) -> None:
 
 def child_baseline() -> None:
     """The same imports and one plan step: the process's floor, to subtract from the others."""
-    from meccano.config import load_settings
     from meccano.export import chain
     from meccano.iotdb.db import Iotdb
+    from meccano.settings.config import load_settings
 
     settings = load_settings()
     chain.plan_step(settings, Iotdb.from_settings(settings), {}, "baseline", datetime.fromisoformat(NOW))
@@ -193,9 +193,9 @@ def child_baseline() -> None:
 
 
 def child_purge() -> None:
-    from meccano.config import load_settings
     from meccano.export import chain
     from meccano.iotdb.db import Iotdb
+    from meccano.settings.config import load_settings
 
     settings = load_settings()
     db = Iotdb.from_settings(settings)
@@ -217,8 +217,8 @@ def child_pandas(bucket: str, start: str, end: str) -> None:
 
 def child_inserts(seconds: float, out: str) -> None:
     """50 single-row inserts a second, each its own autocommit statement; latencies to ``out``."""
-    from meccano.config import load_settings
-    from meccano.connections import iotdb_connection
+    from meccano.settings.config import load_settings
+    from meccano.settings.connections import iotdb_connection
 
     conn = iotdb_connection(load_settings())
     import MySQLdb

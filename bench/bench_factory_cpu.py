@@ -35,8 +35,8 @@ MEASURE = textwrap.dedent("""
     from airflow.providers.standard.operators.bash import BashOperator  # noqa: F401
     from airflow.providers.standard.operators.python import PythonOperator  # noqa: F401
     from pathlib import Path
-    from meccano.discovery import discover
-    from meccano.factory import build_dags
+    from meccano.plugins.discovery import discover
+    from meccano.plugins.factory import build_dags
     gc.freeze()
     root = Path(sys.argv[2])
     t0 = time.process_time(); discover(root); t1 = time.process_time()

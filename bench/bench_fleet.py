@@ -91,9 +91,9 @@ def generate(uri: str, rows: int, layout: str) -> float:
 
 def measure(uri: str, which: str) -> dict[str, float]:
     """One run in this (fresh) process: seconds and peak RSS in MB."""
-    from meccano.config import load_settings
     from meccano.fleet.history import record_history
     from meccano.fleet.statistics import update_statistics
+    from meccano.settings.config import load_settings
 
     settings = load_settings()
     db = _iotdb(uri)

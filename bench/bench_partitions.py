@@ -46,8 +46,8 @@ NOW = "2024-01-10T02:00:00"  # every generated day is older than EXPORT_DAYS=1
 def _connect():  # noqa: ANN202
     import MySQLdb
 
-    from meccano.config import load_settings
-    from meccano.connections import iotdb_connection
+    from meccano.settings.config import load_settings
+    from meccano.settings.connections import iotdb_connection
 
     conn = iotdb_connection(load_settings())
     return MySQLdb.connect(host=conn.host, port=int(conn.port), user=conn.login, passwd=conn.password,
@@ -82,9 +82,9 @@ def child_export(run_id: str) -> None:
     "seconds" is the write path alone (``chain.write_days``: the snapshot read into part files), the figure the
     export section compares; the export task's uploads are not part of it.
     """
-    from meccano.config import load_settings
     from meccano.export import chain
     from meccano.iotdb.db import Iotdb
+    from meccano.settings.config import load_settings
 
     settings = load_settings()
     db = Iotdb.from_settings(settings)
@@ -113,9 +113,9 @@ def child_export(run_id: str) -> None:
 def child_purge() -> None:
     import logging
 
-    from meccano.config import load_settings
     from meccano.export import chain
     from meccano.iotdb.db import Iotdb
+    from meccano.settings.config import load_settings
 
     lines: list[str] = []
 
@@ -151,9 +151,9 @@ def child_loop(before: str) -> None:
 
 
 def child_convert(today: str, ahead: str) -> None:
-    from meccano.config import load_settings
     from meccano.iotdb import partition_ops as ops
     from meccano.iotdb.db import Iotdb
+    from meccano.settings.config import load_settings
 
     db = Iotdb.from_settings(load_settings())
     plan = ops.plan_conversion(db, "Facts", "creationDate", date.fromisoformat(today), int(ahead))

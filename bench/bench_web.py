@@ -49,7 +49,7 @@ def main() -> None:
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from meccano.discovery import discover
+    from meccano.plugins.discovery import discover
     from meccano.reports import charts
     from meccano.reports.store import ReportStore
     from meccano.web.app import create_app

@@ -6,6 +6,6 @@ The word "airflow" and "dag" above let Airflow's safe-mode scan pick this file u
 
 from airflow.sdk import get_parsing_context
 
-from meccano.factory import build_dags  # the installed package (pyproject.toml, include/meccano)
+from meccano.plugins.factory import build_dags  # the installed package (pyproject.toml, include/meccano)
 
 globals().update(build_dags(only_dag_id=get_parsing_context().dag_id))

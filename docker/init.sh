@@ -29,8 +29,8 @@ import os
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-from meccano.config import load_settings
-from meccano.connections import aws_conn_id
+from meccano.settings.config import load_settings
+from meccano.settings.connections import aws_conn_id
 
 # the effective settings (config.yml, MECCANO_ENV's section, then the environment: README, Configuration)
 settings = load_settings()

@@ -65,9 +65,9 @@ def iotdb_env(mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
     env = {"AIRFLOW_CONN_MECCANO_IOTDB": mariadb.uri(name)}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    from meccano.config import load_settings
     from meccano.iotdb.db import Iotdb
     from meccano.iotdb.schema import ensure_schema
+    from meccano.settings.config import load_settings
 
     db = Iotdb.from_settings(load_settings())
     ensure_schema(db)
@@ -79,8 +79,8 @@ def iotdb_env(mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
 @pytest.fixture
 def iotdb(iotdb_env: dict[str, str]):
     """An :class:`meccano.iotdb.db.Iotdb` on a fresh MariaDB database with the schema."""
-    from meccano.config import load_settings
     from meccano.iotdb.db import Iotdb
+    from meccano.settings.config import load_settings
 
     db = Iotdb.from_settings(load_settings())
     yield db
@@ -90,9 +90,9 @@ def iotdb(iotdb_env: dict[str, str]):
 @pytest.fixture
 def sqlite_iotdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The embedded SQLite IOTDB (the demo's default) with the schema."""
-    from meccano.config import load_settings
     from meccano.iotdb.db import Iotdb
     from meccano.iotdb.schema import ensure_schema
+    from meccano.settings.config import load_settings
 
     monkeypatch.delenv("AIRFLOW_CONN_MECCANO_IOTDB", raising=False)
     monkeypatch.setenv("MECCANO_IOTDB_SQLITE", str(tmp_path / "iotdb.sqlite"))
@@ -146,7 +146,7 @@ def run_plugin_dag(airflow_db, monkeypatch: pytest.MonkeyPatch):
     ``dag.test()`` re-parses the configured dags folder to serialize the DAG, so a plugin
     from another folder must be announced through ``MECCANO_PLUGINS_DIR`` first.
     """
-    from meccano.factory import build_dags
+    from meccano.plugins.factory import build_dags
 
     def run(dag_id: str, root: Path | None = None, conf: dict | None = None):
         if root is not None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from meccano.config import load_settings
-from meccano.connections import aws_conn_id, aws_connection, aws_extra
 from meccano.export.errors import StorageError
+from meccano.settings.config import load_settings
+from meccano.settings.connections import aws_conn_id, aws_connection, aws_extra
 from tests.support.export import SHARED_BUCKET, TargetReader, configure_export, db_rows, run_chain
 from tests.test_export_chain import NOW, seed
 
@@ -70,7 +70,7 @@ def test_wrong_original_secret_is_refused_not_bypassed(iotdb, only_original_aws,
 @pytest.mark.services
 def test_report_published_to_s3_with_only_original_variables(sqlite_iotdb, only_original_aws, airflow_db,
                                                              monkeypatch):
-    from meccano.factory import build_dags
+    from meccano.plugins.factory import build_dags
     from meccano.reports.store import ReportStore
 
     monkeypatch.setenv("MECCANO_REPORTS_DIR", "s3://meccano-reports-orig/reports")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from meccano.discovery import discover
-from meccano.manifest import load_plugin
+from meccano.plugins.contract import load_plugin
+from meccano.plugins.discovery import discover
 from meccano.reports import charts
 from meccano.reports.store import ReportStore
 from tests.services._proc import free_port, start, stop, wait_until

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from meccano.cli import main
-from meccano.discovery import DEFAULT_PLUGINS_DIR
+from meccano.cli.main import main
+from meccano.plugins.discovery import DEFAULT_PLUGINS_DIR
 
 FIXTURES = Path(__file__).parent / "fixtures" / "plugins"
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def test_list_survives_every_hostile_folder(tmp_path: Path):
-    from meccano.manifest import invalid_dag_id
+    from meccano.plugins.contract import invalid_dag_id
     from tests.support.hostile import EXPECTED, SKIPPED, VALID, build_tree
 
     root = build_tree(tmp_path)

@@ -208,7 +208,7 @@ def test_secrets_reach_services_only_through_interpolation(compose: list[str], s
 
 def _setting_vars() -> dict[str, str]:
     """``{environment variable: kind}`` of every configuration key, from the code's own key tables."""
-    from meccano.config import setting_keys
+    from meccano.settings.config import setting_keys
     from meccano.web.settings import ENV_KEYS
 
     out = {env: kind for _, env, kind in setting_keys()}
@@ -262,7 +262,7 @@ def test_an_unset_setting_leaves_config_yml_in_charge(compose: list[str], secret
     """Documented precedence (README, Configuration): config.yml < MECCANO_ENV's section < variable. A key the
     operator leaves unset must reach the containers empty (which load_settings ignores), never as a default
     invented by compose that would hide config/config.yml."""
-    from meccano.config import load_settings
+    from meccano.settings.config import load_settings
     from meccano.web.settings import web_settings
 
     example = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from meccano.config import DEFAULT_CONFIG_FILE, ConfigError, load_settings
+from meccano.settings.config import DEFAULT_CONFIG_FILE, ConfigError, load_settings
 
 YAML = """
 default:
@@ -158,7 +158,7 @@ def test_ranges_that_fit_the_use(env: dict, message: str):
 
 
 def test_one_rule_for_booleans_everywhere():
-    from meccano.config import parse_bool
+    from meccano.settings.config import parse_bool
 
     for word in ("true", "TRUE", "yes", "on", "1", True):
         assert parse_bool(word) is True
@@ -259,7 +259,7 @@ def test_sections_are_pydantic_models_with_secretstr():
 
     from pydantic import SecretStr
 
-    from meccano.config import MysqlSettings, Settings, StatusSettings
+    from meccano.settings.config import MysqlSettings, Settings, StatusSettings
 
     s = Settings()
     assert isinstance(s.mysql.password, SecretStr)

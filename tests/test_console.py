@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from meccano.config import load_settings
+from meccano.settings.config import load_settings
 from meccano.web.settings import web_settings
 from tests.test_web_api import plugins_root  # noqa: F401 - the fixture: 2 reports, a shadowed, 2 invalid
 
@@ -34,7 +34,7 @@ def _client(prefix: str = "", **web) -> TestClient:
 
 
 def _publish(plugins: Path) -> bytes:
-    from meccano.manifest import load_plugin
+    from meccano.plugins.contract import load_plugin
     from meccano.reports import charts
     from meccano.reports.store import ReportStore
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from meccano.discovery import DEFAULT_PLUGINS_DIR, discover
-from meccano.factory import build_dags, invalid_dag_id, minutes_schedule
+from meccano.plugins.discovery import DEFAULT_PLUGINS_DIR, discover
+from meccano.plugins.factory import build_dags, invalid_dag_id, minutes_schedule
 from tests.support.schedules import plain_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,7 +137,7 @@ def test_hostile_folders_each_become_one_failing_dag(tmp_path: Path):
     import subprocess
     import sys
 
-    from meccano.manifest import invalid_dag_id
+    from meccano.plugins.contract import invalid_dag_id
     from tests.support.hostile import EXPECTED, VALID, build_tree
 
     root = build_tree(tmp_path)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from meccano.demo import group_members
+from meccano.cli.demo import group_members
 from tests.services._proc import free_port
 
 ROOT = Path(__file__).resolve().parents[1]

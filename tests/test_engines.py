@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from meccano.engines import PluginError, interpreter_path
-from meccano.factory import build_dags
+from meccano.plugins.engines import PluginError, interpreter_path
+from meccano.plugins.factory import build_dags
 from tests.services.mariadb import PASSWORD
 from tests.support.plugins import write_plugin
 
@@ -84,8 +84,8 @@ def test_a_multi_task_report_publishes_only_what_its_last_task_wrote(tmp_path: P
                                                                       caplog):
     """Tasks may run on different workers: files an earlier task leaves in its report folder would exist on
     one host only, so they are discarded (with a warning), and the last task starts with an empty folder."""
-    from meccano.config import load_settings
     from meccano.reports.store import ReportStore
+    from meccano.settings.config import load_settings
 
     monkeypatch.setenv("MECCANO_REPORTS_DIR", str(tmp_path / "reports"))
     monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meccano.factory import build_dags
+from meccano.plugins.factory import build_dags
 
 ENGINES = ["example_native", "example_python", "example_R"]
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from meccano.config import load_settings
 from meccano.export import chain
 from meccano.export.errors import ExportError
 from meccano.export.histogram import build_chunks
 from meccano.export.ledger import Ledger
 from meccano.export.options import load_options, table_specs
+from meccano.settings.config import load_settings
 from tests.support.export import (
     DAYS,
     ROWS_PER_DAY,
@@ -184,7 +184,7 @@ def test_sqlite_demo_exports_to_a_local_folder(sqlite_iotdb, tmp_path, monkeypat
 
 @pytest.mark.services
 def test_s3_export_dag_end_to_end(iotdb, s3_server, airflow_db, tmp_path, monkeypatch):
-    from meccano.factory import build_dags
+    from meccano.plugins.factory import build_dags
 
     configure_export(tmp_path, monkeypatch)
     bucket, remote = new_bucket(s3_server, monkeypatch)
@@ -219,7 +219,7 @@ def test_one_asset_per_exported_table_named_from_the_real_target(tmp_path, monke
     downstream DAG scheduled on one as docs/export.md shows."""
     from airflow.sdk import DAG, Asset
 
-    from meccano.factory import build_dags
+    from meccano.plugins.factory import build_dags
 
     local = configure_export(tmp_path, monkeypatch)
     cfg = tmp_path / "config.yml"
@@ -241,7 +241,7 @@ def test_one_asset_per_exported_table_named_from_the_real_target(tmp_path, monke
 
 
 def test_export_disabled_keeps_the_dag_unscheduled(monkeypatch):
-    from meccano.factory import build_dags
+    from meccano.plugins.factory import build_dags
 
     monkeypatch.setenv("EXPORT_ENABLED", "false")
     dag = build_dags(only_dag_id="s3_export")["s3_export"]
@@ -315,7 +315,7 @@ def test_server_built_bytes_match_the_python_format(iotdb):
 def test_a_bad_export_table_turns_the_export_dag_into_a_visible_error(tmp_path, monkeypatch):
     """The Assets are named from export.tables at parse time: a bad entry shows as a failing DAG with the
     message, and the other plugins' DAGs still load."""
-    from meccano.factory import build_dags, invalid_dag_id
+    from meccano.plugins.factory import build_dags, invalid_dag_id
 
     configure_export(tmp_path, monkeypatch)
     cfg = tmp_path / "config.yml"

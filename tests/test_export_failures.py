@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from meccano.config import load_settings
 from meccano.export import chain
 from meccano.export.errors import PurgeStopped, StorageError, VerifyError
 from meccano.export.ledger import Ledger
+from meccano.settings.config import load_settings
 from tests.services._proc import free_port
 from tests.services.s3 import SECRET_KEY
 from tests.support.export import DAYS, WorkerDied, as_tuple, day_facts, db_rows, insert_facts, run_chain, seed_export

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from meccano.config import load_settings
 from meccano.export import write
 from meccano.export.csvformat import GS, RS, US, AmbiguousValue, csv_block, csv_fields, format_row
 from meccano.export.errors import ExportError
@@ -24,6 +23,7 @@ from meccano.export.plan import day_bounds
 from meccano.export.schema import Column, date_index, table_columns
 from meccano.export.snapshot import Snapshot, access_hint, merged
 from meccano.export.stream import decode_seconds_key, decode_text_key, read_ahead, text_key_of, to_seconds
+from meccano.settings.config import load_settings
 from tests.support.export import configure_export, fact, insert_facts
 
 TRICKY = ["plain", "a,b", 'say "hi"', "two\nlines", "cr\rhere", "", "ü€ unicode", " spaced "]

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from meccano.config import load_settings
 from meccano.export import chain, staging
 from meccano.export.ledger import Ledger
+from meccano.settings.config import load_settings
 from tests.support.export import DAYS, WorkerDied, as_tuple, day_facts, db_rows, insert_facts, run_chain, seed_export
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ class Host:
 
 
 class TaskContext:
-    """What the native engine hands a task (see meccano.engines.PluginContext), XCom as JSON."""
+    """What the native engine hands a task (see meccano.plugins.engines.PluginContext), XCom as JSON."""
 
     def __init__(self, db, xcom: dict[str, object], run_id: str) -> None:
         from datetime import datetime
@@ -67,8 +67,8 @@ class TaskContext:
 
 
 def _plugin():
-    from meccano.engines import load_native_module
-    from meccano.manifest import load_plugin
+    from meccano.plugins.contract import load_plugin
+    from meccano.plugins.engines import load_native_module
 
     manifest = load_plugin(PLUGIN).manifest
     assert manifest is not None
@@ -197,7 +197,7 @@ def test_a_crashed_attempt_s_files_are_removed_by_the_next_attempt_on_that_host(
     settings = _settings_with_local(local, monkeypatch)
     script = textwrap.dedent("""
         import logging, os, signal
-        from meccano.config import load_settings
+        from meccano.settings.config import load_settings
         from meccano.export.staging import work_folder
         with work_folder(load_settings(), "run-killed", logging.getLogger("t")) as folder:
             (folder / "Facts" / "2024-03-01").mkdir(parents=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from meccano.notify import LOGGED, SENT
+from meccano.fleet.notify import LOGGED, SENT
 from tests.support.plugins import write_plugin
 
 SECRET = "moto-Secret-Key-987"
@@ -100,12 +100,12 @@ def test_without_topic_logged_and_stored(tmp_path, sqlite_iotdb, monkeypatch, ru
 
 
 def test_error_tail_redacts_encoded_secrets_too():
-    """The notification's error lines go through meccano.redaction: base64 (a Basic header), URL-encoded and
+    """The notification's error lines go through meccano.scripts.redaction: base64 (a Basic header), URL-encoded and
     JSON-escaped forms of a secret are removed, not only the bare value."""
     import base64
     from urllib.parse import quote
 
-    from meccano.failure_notify import redact
+    from meccano.plugins.failure_notices import redact
 
     secret = 'Notify-Pass/77"x'
     basic = base64.b64encode(f"sm:{secret}".encode()).decode()
@@ -121,9 +121,9 @@ def test_notifications_and_storage_errors_redact_every_known_secret(monkeypatch,
     storage errors: the AWS connection's session token and secret key, the IOTDB password, the console token."""
     import json
 
-    from meccano.config import load_settings
     from meccano.export.target import describe_storage_error
-    from meccano.failure_notify import error_tail
+    from meccano.plugins.failure_notices import error_tail
+    from meccano.settings.config import load_settings
 
     token, aws_secret, console = "Session-Token-Value-31", "Aws-Extra-Secret-42", "Console-Token-Value-53"
     cfg = tmp_path / "config.yml"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from meccano.config import load_settings
 from meccano.fleet.clock import db_now
 from meccano.fleet.messages import clean_messages
+from meccano.settings.config import load_settings
 from tests.support import fleet
 from tests.support.fleet import ago, message
 

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from meccano.factory import build_dags
 from meccano.fleet.clock import db_now
-from meccano.manifest import load_plugin
+from meccano.plugins.contract import load_plugin
+from meccano.plugins.factory import build_dags
 from tests import test_notify_sns
 from tests.support import fleet
 from tests.support.fleet import ROOT_PLUGINS, ago, announce, facts, message, register

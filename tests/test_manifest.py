@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from meccano.cron import cron_problem
-from meccano.discovery import discover
-from meccano.manifest import load_plugin
+from meccano.plugins.contract import load_plugin
+from meccano.plugins.cron import cron_problem
+from meccano.plugins.discovery import discover
 
 FIXTURES = Path(__file__).parent / "fixtures" / "plugins"
 
@@ -213,7 +213,7 @@ def test_hostile_folders_leave_the_others_valid(hostile_root: Path):
 
 
 def test_any_exception_while_validating_stays_in_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    import meccano.manifest as manifest
+    import meccano.plugins.contract as manifest
 
     _write_plugin(tmp_path / "fine:1.0")
     _write_plugin(tmp_path / "explodes:1.0")
@@ -310,7 +310,7 @@ SCHEMA_FILE = Path(__file__).resolve().parents[1] / "plugin.schema.json"
 
 
 def test_published_schema_is_generated_from_the_model():
-    from meccano.manifest import json_schema
+    from meccano.plugins.contract import json_schema
 
     assert json.loads(SCHEMA_FILE.read_text()) == json_schema(), (
         "plugin.schema.json is stale: PYTHONPATH=include python -m meccano plugins schema > plugin.schema.json")
@@ -333,7 +333,7 @@ def test_published_schema_agrees_with_the_model_on_the_fixtures():
 def test_no_trailing_newline_slips_through_a_name_pattern():
     from meccano.export.errors import ExportError
     from meccano.export.options import table_specs
-    from meccano.manifest import split_plugin_id
+    from meccano.plugins.contract import split_plugin_id
     from meccano.reports.store import FILE_RE, NAME_RE, STAMP_RE
 
     assert split_plugin_id("a:1.0\n") is None and split_plugin_id("a\n:1.0") is None

@@ -8,11 +8,11 @@ import logging
 
 import pytest
 
-from meccano.config import load_settings
 from meccano.fleet.alarms import evaluate_alarms
 from meccano.fleet.clock import db_now
 from meccano.fleet.health import send_health_report
-from meccano.notify import FAILED, LOGGED, PENDING, SENT, NotificationError, Notifier, clean_subject
+from meccano.fleet.notify import FAILED, LOGGED, PENDING, SENT, NotificationError, Notifier, clean_subject
+from meccano.settings.config import load_settings
 from tests.support import fleet
 from tests.support.fleet import ago, announce, register
 
@@ -135,7 +135,7 @@ def test_no_topic_logs_and_stores(any_iotdb, monkeypatch, caplog):
     db = any_iotdb
     monkeypatch.delenv("AWS_TOPICARN", raising=False)
     register(db, {"aa:05": "store1"})
-    with caplog.at_level(logging.WARNING, logger="meccano.notify"):
+    with caplog.at_level(logging.WARNING, logger="meccano.fleet.notify"):
         run = evaluate_alarms(db, load_settings())
     assert len(run.raised) == 1 and run.published == []
     assert "no SNS topic configured" in caplog.text and "ALERT: device aa:05" in caplog.text

@@ -10,12 +10,12 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from meccano.config import load_settings
 from meccano.export import chain, partition_purge
 from meccano.export.errors import PurgeStopped
 from meccano.export.ledger import Ledger
 from meccano.iotdb import partition_ops as ops
 from meccano.iotdb import partitions as pt
+from meccano.settings.config import load_settings
 from tests.support.export import DAYS, WorkerDied, as_tuple, day_facts, db_rows, insert_facts, run_chain, seed_export
 
 NOW = datetime(2024, 3, 10, 2, 0, 0)
@@ -140,7 +140,7 @@ def test_keep_ahead_leaves_an_unpartitioned_table_alone(iotdb):
 
 @pytest.mark.services
 def test_cli_plans_without_yes_dry_run_prints_sql_yes_converts(iotdb, capsys, monkeypatch):
-    from meccano.cli import main
+    from meccano.cli.main import main
 
     insert_facts(iotdb, day_facts("2024-03-01", 50))
     assert main(["db", "check"]) == 0
@@ -318,7 +318,7 @@ def test_exchange_that_cannot_get_its_lock_falls_back(world, monkeypatch, caplog
 # --- the maintenance plugin -------------------------------------------------------------------
 
 def test_facts_partitions_plugin_is_valid():
-    from meccano.manifest import load_plugin
+    from meccano.plugins.contract import load_plugin
     from tests.support.fleet import ROOT_PLUGINS
 
     load = load_plugin(ROOT_PLUGINS / "factsPartitions:1.0")
@@ -328,7 +328,7 @@ def test_facts_partitions_plugin_is_valid():
 
 @pytest.mark.services
 def test_facts_partitions_dag_keeps_partitions_ahead(iotdb, airflow_db):
-    from meccano.factory import build_dags
+    from meccano.plugins.factory import build_dags
 
     def run() -> None:
         dag_run = build_dags(only_dag_id="factsPartitions")["factsPartitions"].test()

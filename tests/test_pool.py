@@ -7,12 +7,12 @@ import json
 import subprocess
 import sys
 
-from meccano.config import load_settings
-from meccano.pool import IOTDB_POOL, sync_pool
+from meccano.settings.config import load_settings
+from meccano.settings.pool import IOTDB_POOL, sync_pool
 
 
 def test_every_plugin_task_takes_an_iotdb_slot():
-    from meccano.factory import build_dags
+    from meccano.plugins.factory import build_dags
 
     dags = build_dags()
     plugin_tasks = [t for d in dags.values() if "invalid" not in d.tags for t in d.tasks]

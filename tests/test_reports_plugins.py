@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from meccano.config import load_settings
-from meccano.factory import build_dags
+from meccano.plugins.factory import build_dags
 from meccano.reports.store import ReportStore
+from meccano.settings.config import load_settings
 
 END = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 DB = "%Y-%m-%d %H:%M:%S"

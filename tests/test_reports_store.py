@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from meccano.config import Settings
-from meccano.manifest import load_plugin
+from meccano.plugins.contract import load_plugin
 from meccano.reports import charts
 from meccano.reports.store import ReportStore, ReportStoreError, publish_outputs
+from meccano.settings.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

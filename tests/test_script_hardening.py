@@ -207,7 +207,7 @@ def test_any_non_zero_exit_is_a_failure(tmp_path: Path, run_plugin_dag, code: in
 
 
 def test_redactor_removes_every_form_even_split_across_reads():
-    from meccano.redaction import StreamRedactor
+    from meccano.scripts.redaction import StreamRedactor
 
     secret = 'p@ss w/rd"é+'
     text = " | ".join([secret, quote(secret, safe=""), quote(secret, safe="").lower(), json.dumps(secret)[1:-1],
@@ -225,7 +225,7 @@ def test_redactor_removes_every_form_even_split_across_reads():
 
 
 def test_redactor_flushes_long_output_without_splitting_a_secret():
-    from meccano.redaction import MAX_PENDING, StreamRedactor
+    from meccano.scripts.redaction import MAX_PENDING, StreamRedactor
 
     secret = "long-output-secret"
     data = (b"x" * (MAX_PENDING - 5) + secret.encode()) * 3
@@ -237,7 +237,7 @@ def test_redactor_flushes_long_output_without_splitting_a_secret():
 
 
 def test_short_secrets_are_not_used_for_redaction():
-    from meccano.redaction import StreamRedactor, usable_secrets
+    from meccano.scripts.redaction import StreamRedactor, usable_secrets
 
     usable, short = usable_secrets(["abc", "abcd", "", "abcd"])
     assert usable == ["abcd"] and short == ["abc"]
@@ -252,8 +252,8 @@ class _Manifest:
 
 
 def test_script_limits_default_and_errors():
-    from meccano.config import ConfigError, Settings
-    from meccano.script_env import script_limits
+    from meccano.scripts.environment import script_limits
+    from meccano.settings.config import ConfigError, Settings
 
     none = _Manifest()
     assert script_limits(none, Settings(), env={}).timeout_seconds == 3600  # type: ignore[arg-type]
@@ -277,9 +277,9 @@ def test_script_limits_default_and_errors():
 def test_run_ids_never_become_dot_folders(tmp_path: Path, run_id: str):
     import logging
 
-    from meccano.config import ExportSettings, Settings
     from meccano.export.staging import STAGING, staging_root, work_folder
-    from meccano.pathnames import safe_component
+    from meccano.files.names import safe_component
+    from meccano.settings.config import ExportSettings, Settings
 
     name = safe_component(run_id)
     assert name not in ("", ".", "..") and not name.startswith(".") and "/" not in name
@@ -295,7 +295,7 @@ def test_run_ids_never_become_dot_folders(tmp_path: Path, run_id: str):
 def test_report_output_dir_stays_in_its_folder():
     import tempfile
 
-    from meccano.engines import report_output_dir
+    from meccano.plugins.engines import report_output_dir
 
     class M:
         name = "updatesByDevice"

@@ -63,8 +63,8 @@ def read_only_mount(tmp_path):
 
 def test_original_report_writes_its_chart_in_a_read_only_folder(read_only_mount, sqlite_iotdb, tmp_path,
                                                                   monkeypatch, run_plugin_dag):
-    from meccano.config import load_settings
     from meccano.reports.store import ReportStore
+    from meccano.settings.config import load_settings
 
     src, ro = read_only_mount
     _script_plugin(src, "legacyChart", ORIGINAL_REPORT)
@@ -89,7 +89,7 @@ def test_writable_folder_still_runs_in_place(sqlite_iotdb, tmp_path, monkeypatch
 
 def test_original_r_plugin_on_sqlite_fails_saying_why_and_what_to_do(sqlite_iotdb, tmp_path, run_plugin_dag,
                                                                     caplog):
-    from meccano.script_mode import sqlite_problem
+    from meccano.scripts.modes import sqlite_problem
 
     root = tmp_path / "plugins"
     root.mkdir()
@@ -123,7 +123,7 @@ def test_read_only_copy_leaves_out_pipes_and_keeps_links(read_only_mount):
     stays a link (nothing outside the folder is copied in); the copy is removed afterwards."""
     import os
 
-    from meccano.script_mode import remove_workdir, script_workdir
+    from meccano.scripts.modes import remove_workdir, script_workdir
 
     src, ro = read_only_mount
     folder = src / "piped:1.0"
@@ -148,7 +148,7 @@ def test_sqlite_check_never_reads_a_pipe(tmp_path):
     import os
     import threading
 
-    from meccano.script_mode import sqlite_problem
+    from meccano.scripts.modes import sqlite_problem
 
     source = tmp_path / "x:1.0.R"
     os.mkfifo(source)

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
+from meccano.cli.simulator import Fleet, main, tick
 from meccano.fleet.clock import db_now
-from meccano.simulator import Fleet, main, tick
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])

@@ -10,8 +10,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from meccano.config import Secret
-from meccano.factory import invalid_dag_id
+from meccano.plugins.factory import invalid_dag_id
+from meccano.settings.config import Secret
 from meccano.web.settings import web_settings
 from tests.support.web import admin_token, web_client
 
@@ -58,7 +58,7 @@ def plugins_root(tmp_path, monkeypatch) -> Path:
 
 
 def _client(jwt: str | None = None, **web) -> TestClient:
-    from meccano.config import load_settings
+    from meccano.settings.config import load_settings
 
     settings = web_settings(load_settings())
     if web:
@@ -100,7 +100,7 @@ def test_invalid_plugins_listed_with_errors(plugins_root, jwt, airflow_db):
 
 
 def test_listing_shows_last_run_and_latest_report(plugins_root, jwt, airflow_db, sqlite_iotdb):
-    from meccano.factory import build_dags
+    from meccano.plugins.factory import build_dags
 
     sqlite_iotdb.execute("INSERT INTO Facts (channel, year, month, day, week_day, hour, minute, second, "
                          "device_group, device, sensor, data, creationDate) VALUES "
@@ -191,7 +191,7 @@ def test_no_token_configured_means_no_token_access(plugins_root):
 def test_allow_list(plugins_root):
     import ipaddress
 
-    from meccano.config import load_settings
+    from meccano.settings.config import load_settings
     from meccano.web.app import create_app
 
     def client_from(host: str) -> TestClient:
@@ -226,7 +226,7 @@ def test_cors_limited_to_configured_origins(plugins_root):
 
 @pytest.mark.parametrize("value", ["*", "https://x.example.com/path", "console.example.com"])
 def test_bad_cors_origin_is_a_clear_error(value):
-    from meccano.config import ConfigError, Settings
+    from meccano.settings.config import ConfigError, Settings
 
     with pytest.raises(ConfigError, match=r"MECCANO_WEB_CORS_ORIGINS: .* is not an origin"):
         web_settings(Settings(), env={"MECCANO_WEB_CORS_ORIGINS": value})

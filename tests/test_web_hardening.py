@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from meccano.manifest import load_plugin
+from meccano.plugins.contract import load_plugin
 from meccano.reports import charts
 from meccano.reports.store import ReportStore, stamp_of
 from tests.support.web import admin_token, web_client
@@ -171,7 +171,7 @@ def test_paths_the_os_refuses_are_404(site, jwt, path):
 
 
 def test_fsguard_turns_every_os_refusal_into_not_found(tmp_path: Path):
-    from meccano.fsguard import read_beneath
+    from meccano.files.guard import read_beneath
 
     (tmp_path / "ok.txt").write_text("ok")
     assert read_beneath(tmp_path, ["ok.txt"], 10) == b"ok"

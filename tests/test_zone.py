@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pendulum
 import pytest
 
-from meccano.config import ConfigError, load_settings
+from meccano.settings.config import ConfigError, load_settings
 
 
 def _next_runs(dag, after: datetime, count: int) -> list[datetime]:
@@ -30,7 +30,7 @@ def _next_runs(dag, after: datetime, count: int) -> list[datetime]:
 
 
 def test_default_zone_is_brazil_east_and_crons_run_in_it(monkeypatch):
-    from meccano.factory import build_dags
+    from meccano.plugins.factory import build_dags
 
     monkeypatch.delenv("TZ", raising=False)
     dag = build_dags(only_dag_id="s3_export")["s3_export"]
@@ -41,7 +41,7 @@ def test_default_zone_is_brazil_east_and_crons_run_in_it(monkeypatch):
 
 def test_daylight_saving_change_keeps_local_time(monkeypatch):
     """Brazil had daylight saving until 2019: on 2018-11-04 clocks jumped 00:00 -> 01:00."""
-    from meccano.factory import build_dags
+    from meccano.plugins.factory import build_dags
 
     monkeypatch.setenv("TZ", "America/Sao_Paulo")
     dag = build_dags(only_dag_id="s3_export")["s3_export"]
@@ -52,7 +52,7 @@ def test_daylight_saving_change_keeps_local_time(monkeypatch):
 
 
 def test_other_zone_from_tz(monkeypatch):
-    from meccano.factory import build_dags
+    from meccano.plugins.factory import build_dags
 
     monkeypatch.setenv("TZ", "Europe/Lisbon")
     dag = build_dags(only_dag_id="s3_export")["s3_export"]
@@ -81,8 +81,8 @@ def test_posix_colon_form_accepted():
 
 
 def test_unknown_zone_shows_as_config_error_dag_and_in_config_show(monkeypatch, capsys):
-    from meccano.cli import main
-    from meccano.factory import CONFIG_ERROR_DAG, build_dags
+    from meccano.cli.main import main
+    from meccano.plugins.factory import CONFIG_ERROR_DAG, build_dags
 
     monkeypatch.setenv("TZ", "Nowhere/Land")
     dags = build_dags()
@@ -143,12 +143,12 @@ def test_page_and_listing_show_times_in_the_fleet_zone():
 
 
 def test_replaced_original_settings_warn_once_and_show(monkeypatch, caplog, capsys):
-    from meccano import legacy
-    from meccano.cli import main
+    from meccano.cli.main import main
+    from meccano.settings import legacy
 
     monkeypatch.setattr(legacy, "_WARNED", set())
     env = {"SCHEDULER_EXPORT": "0 2 * * *", "MIRROR": "sm2.local", "SCHEDULER_DEVICES": "*/5 * * * *"}
-    caplog.set_level(logging.WARNING, logger="meccano.config")
+    caplog.set_level(logging.WARNING, logger="meccano.settings.config")
     first = load_settings(env=env)
     load_settings(env=env)
     names = [i.name for i in first.ignored]

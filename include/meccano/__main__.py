@@ -1,3 +1,3 @@
-from meccano.cli import main
+from meccano.cli.main import main
 
 raise SystemExit(main())

@@ -211,8 +211,8 @@ class Seeded:
     def until_verify(self, run_id: str, when: datetime) -> dict:
         """The plan, export and verify tasks in this process, as a run that dies before its purge;
         returns the plan."""
-        from meccano.config import load_settings
         from meccano.export import chain
+        from meccano.settings.config import load_settings
 
         settings = load_settings()
         planned = chain.plan_step(settings, self.db, {}, run_id, when)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from meccano import factory
+from meccano.plugins import factory
 
 
 def plain_schedule(dag: Any) -> str | timedelta | None:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from meccano.config import Settings
 from meccano.export.options import table_specs
 from meccano.export.target import target_url
+from meccano.settings.config import Settings
 
 _DOUBLE_SLASH = re.compile(r"(?<!:)/{2,}")
 

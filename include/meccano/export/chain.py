@@ -20,7 +20,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meccano.config import Settings
 from meccano.export.errors import ExportError, VerifyError
 from meccano.export.ledger import Ledger, LedgerEntry
 from meccano.export.model import Manifest, Part, Partition
@@ -36,6 +35,7 @@ from meccano.export.verify import verify_partition
 from meccano.export.write import scan_groups, write_days
 from meccano.fleet.clock import reference_time
 from meccano.iotdb.db import Iotdb
+from meccano.settings.config import Settings
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath

@@ -26,9 +26,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from meccano.config import Settings, as_bool, as_int
 from meccano.export.errors import ExportError
 from meccano.export.model import FORMATS
+from meccano.settings.config import Settings, as_bool, as_int
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 DEFAULT_TABLES = ({"table": "Facts", "dateColumn": "creationDate"},)
@@ -70,7 +70,7 @@ class ExportOptions:
 
 
 def _int(value: Any, where: str, minimum: int, maximum: int | None = None) -> int:
-    return as_int(value, where, minimum, maximum, error=ExportError)  # the one rule (meccano.config)
+    return as_int(value, where, minimum, maximum, error=ExportError)  # the one rule (meccano.settings.config)
 
 
 def _bool(value: Any, where: str) -> bool:

@@ -24,9 +24,9 @@ from contextlib import contextmanager, suppress
 from itertools import islice
 from pathlib import Path
 
-from meccano.config import Settings
 from meccano.export.errors import ExportError
-from meccano.pathnames import safe_component
+from meccano.files.names import safe_component
+from meccano.settings.config import Settings
 
 STAGING = "meccano-export-staging"
 LOCK_SUFFIX = ".lock"

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from meccano.config import Settings
-from meccano.connections import aws_conn_id
 from meccano.export.errors import ExportError, StorageError
+from meccano.settings.config import Settings
+from meccano.settings.connections import aws_conn_id
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -58,7 +58,7 @@ def target_root(settings: Settings) -> ObjectStoragePath:
 def local_target_problem(settings: Settings) -> str | None:
     """Why a ``file://`` target would be split between hosts, or None. With an executor that runs tasks on
     other hosts, the export task would write a day to one worker's disk and verify would read another's."""
-    from meccano.hosts import SettingError, declared_shared, spreading_executors
+    from meccano.settings.hosts import SettingError, declared_shared, spreading_executors
 
     url = target_url(settings)
     if not url.startswith("file://"):
@@ -103,7 +103,7 @@ def day_dir(root: ObjectStoragePath, prefix: str, day: str) -> ObjectStoragePath
 def describe_storage_error(exc: BaseException, where: str, settings: Settings) -> str:
     """A short, secret-free explanation of a storage failure with the fix."""
     text = f"{type(exc).__name__}: {exc}"
-    from meccano.script_env import known_secrets
+    from meccano.scripts.environment import known_secrets
 
     for secret in known_secrets(settings):
         text = text.replace(secret, "***")

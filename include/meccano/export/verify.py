@@ -10,13 +10,13 @@ import logging
 from functools import partial
 from typing import TYPE_CHECKING
 
-from meccano.config import Settings
 from meccano.export.histogram import counts_per_chunk
 from meccano.export.ledger import Ledger
 from meccano.export.model import MANIFEST_NAME, Chunk, Manifest, Partition
 from meccano.export.snapshot import Snapshot
 from meccano.export.target import fresh_listing, guarded, read_bytes, size_and_sha256
 from meccano.iotdb.db import Iotdb
+from meccano.settings.config import Settings
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath

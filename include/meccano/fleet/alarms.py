@@ -12,7 +12,7 @@
 
 ``notifiedRaise`` / ``notifiedClear`` hold the ID of the ``Notification`` row that
 carries the event. The alarm changes and that notification row are committed in one
-transaction; publishing comes after, from the outbox (:mod:`meccano.notify`). If
+transaction; publishing comes after, from the outbox (:mod:`meccano.fleet.notify`). If
 SNS fails the task fails, the alarm state is already recorded, and the retry
 re-sends the pending notification without raising anything twice.
 """
@@ -26,12 +26,12 @@ from typing import Any
 
 from sqlalchemy import text
 
-from meccano.config import Settings
 from meccano.fleet.clock import db_now, param
+from meccano.fleet.notify import Notifier
 from meccano.fleet.options import Option, read_options
 from meccano.fleet.status import FAIL, DeviceState, device_states
 from meccano.iotdb.db import Iotdb
-from meccano.notify import Notifier
+from meccano.settings.config import Settings
 
 KIND = "alarm"
 UNREGISTERED = "UNREGISTERED"

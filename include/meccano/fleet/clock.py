@@ -14,10 +14,10 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from meccano.iotdb.db import Iotdb
-from meccano.zone import fleet_zone
+from meccano.settings.zone import fleet_zone
 
 if TYPE_CHECKING:
-    from meccano.config import Settings
+    from meccano.settings.config import Settings
 
 SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S"
 

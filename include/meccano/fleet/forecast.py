@@ -23,10 +23,10 @@ from typing import Any
 
 from sqlalchemy import text
 
-from meccano.config import Settings
 from meccano.fleet.clock import as_date, db_now, param
 from meccano.fleet.options import Option, read_options
 from meccano.iotdb.db import Iotdb
+from meccano.settings.config import Settings
 
 OPTIONS = {
     "days": Option(7, 1, int, "days to forecast (FORECAST_DAYS)"),

@@ -9,11 +9,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from meccano.config import Settings
 from meccano.fleet.clock import db_now
+from meccano.fleet.notify import Notifier
 from meccano.fleet.status import FAIL, STATUSES, WARNING, DeviceState, device_states, status_counts
 from meccano.iotdb.db import Iotdb
-from meccano.notify import Notifier
+from meccano.settings.config import Settings
 
 KIND = "health"
 

@@ -12,10 +12,10 @@ from datetime import datetime
 
 from sqlalchemy import text
 
-from meccano.config import Settings
 from meccano.fleet.clock import db_now, param
 from meccano.fleet.status import STATUSES, status_counts
 from meccano.iotdb.db import Iotdb
+from meccano.settings.config import Settings
 
 
 def record_history(db: Iotdb, settings: Settings, now: datetime | None = None) -> dict[str, int]:

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from meccano.config import Settings
 from meccano.fleet.clock import db_now, param
 from meccano.fleet.options import Option, read_options
 from meccano.iotdb.db import Iotdb
+from meccano.settings.config import Settings
 
 OPTIONS = {
     "maxAgeDays": Option(30, 0.001, float, "delete any message older than this many days"),

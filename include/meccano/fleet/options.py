@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from meccano.config import Settings, as_number
+from meccano.settings.config import Settings, as_number
 
 
 @dataclass(frozen=True)
@@ -46,4 +46,4 @@ def read_options(section: str, spec: Mapping[str, Option], settings: Settings,
 
 def _check(key: str, value: Any, opt: Option, source: str) -> int | float:
     return as_number(value, f"{key} (from {source})", opt.minimum, opt.maximum,
-                     whole=opt.kind is int)  # the one rule (meccano.config)
+                     whole=opt.kind is int)  # the one rule (meccano.settings.config)

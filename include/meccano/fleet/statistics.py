@@ -55,10 +55,10 @@ from typing import Any
 
 from sqlalchemy import text
 
-from meccano.config import Settings
 from meccano.fleet.clock import as_datetime, db_now, param
 from meccano.fleet.options import Option, read_options
 from meccano.iotdb.db import Iotdb
+from meccano.settings.config import Settings
 
 OPTIONS = {
     "windowHours": Option(24, 1, float, "readings of the last N hours (Facts.creationDate)"),

@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from meccano.config import Settings, StatusSettings
 from meccano.fleet.clock import as_datetime, db_now, param
 from meccano.iotdb.db import Iotdb
+from meccano.settings.config import Settings, StatusSettings
 
 WAITING_APPROVE, NORMAL, WARNING, FAIL = "WAITING_APPROVE", "NORMAL", "WARNING", "FAIL"
 STATUSES: tuple[str, ...] = (WAITING_APPROVE, NORMAL, WARNING, FAIL)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from meccano.config import Settings
+from meccano.settings.config import Settings
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -57,7 +57,7 @@ class Iotdb:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Iotdb:
-        from meccano.connections import iotdb_connection
+        from meccano.settings.connections import iotdb_connection
 
         return cls(iotdb_connection(settings))
 

@@ -18,7 +18,7 @@ from meccano.iotdb import partitions as pt
 from meccano.iotdb.db import Iotdb
 
 if TYPE_CHECKING:
-    from meccano.config import Settings
+    from meccano.settings.config import Settings
 
 log = logging.getLogger("meccano.partitions")
 

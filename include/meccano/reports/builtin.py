@@ -1,6 +1,6 @@
 """The shipped native report plugins' logic: query the IOTDB over a window, chart, save the numbers.
 
-Each function takes the :class:`meccano.engines.PluginContext` and writes
+Each function takes the :class:`meccano.plugins.engines.PluginContext` and writes
 ``output.png`` and ``data.csv`` into ``context.report_dir``; the engine publishes them
 to the report store afterwards. Windows end at the run's logical date (the time the
 run stands for; "now" for a manual run) and reach back ``windowHours`` (a plugin
@@ -17,14 +17,14 @@ from meccano.reports import charts
 from meccano.reports.store import CHART
 
 if TYPE_CHECKING:
-    from meccano.engines import PluginContext
     from meccano.iotdb.db import Iotdb
+    from meccano.plugins.engines import PluginContext
 
 DB_TIME = "%Y-%m-%d %H:%M:%S"
 
 
 def _int_param(params: dict[str, Any], key: str, default: int, plugin: str) -> int:
-    from meccano.config import as_int  # the one rule for numbers
+    from meccano.settings.config import as_int  # the one rule for numbers
 
     return as_int(params.get(key, default),
                   f"{plugin}: parameter {key} (plugin.json 'parameters' or the run's conf)", 1, error=ValueError)

@@ -37,13 +37,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from meccano.fsguard import list_dirs_beneath, read_beneath
+from meccano.files.guard import list_dirs_beneath, read_beneath
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
-    from meccano.config import Settings
-    from meccano.manifest import PluginManifest
+    from meccano.plugins.contract import PluginManifest
+    from meccano.settings.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def default_root() -> str:
 
 
 def history_limit(settings: Settings) -> int:
-    from meccano.config import as_int
+    from meccano.settings.config import as_int
 
     raw = os.environ.get("MECCANO_REPORTS_HISTORY") or settings.section("reports").get("history", DEFAULT_HISTORY)
     return as_int(raw, "reports.history / MECCANO_REPORTS_HISTORY", 1, 10_000, error=ReportStoreError)
@@ -80,8 +80,8 @@ def history_limit(settings: Settings) -> int:
 
 def declared_shared(settings: Settings) -> bool:
     """``reports.shared`` / ``MECCANO_REPORTS_SHARED``: the local report folder is a volume every host mounts."""
-    from meccano.hosts import SettingError
-    from meccano.hosts import declared_shared as shared
+    from meccano.settings.hosts import SettingError
+    from meccano.settings.hosts import declared_shared as shared
 
     try:
         return shared(SHARED_ENV, settings.section("reports").get("shared"), "reports.shared")
@@ -94,7 +94,7 @@ def split_store_problem(settings: Settings, location: str | None = None) -> str 
     location = location or root_location(settings)
     if not location.startswith("file://"):
         return None
-    from meccano.hosts import spreading_executors
+    from meccano.settings.hosts import spreading_executors
 
     spread = spreading_executors()
     if not spread or declared_shared(settings):
@@ -157,7 +157,7 @@ class ReportStore:
     def from_settings(cls, settings: Settings) -> ReportStore:
         """The configured store; a local folder that hosts would not share is warned about (once)."""
         location = root_location(settings)
-        from meccano.connections import aws_conn_id
+        from meccano.settings.connections import aws_conn_id
 
         conn_id = aws_conn_id(settings) if location.startswith("s3://") else None
         problem = split_store_problem(settings, location)

@@ -4,7 +4,7 @@ A name from a URL is never joined to a folder as is: plugin folders are looked u
 exact name among the folders that exist, and an asset path must be plain parts (no
 ``..``, no absolute path, no backslash, no hidden files, at most 64 parts). The file is
 then opened component by component without following any symlink
-(:mod:`meccano.fsguard`): a symlinked ``assets/`` folder, a symlinked sub-folder or file
+(:mod:`meccano.files.guard`): a symlinked ``assets/`` folder, a symlinked sub-folder or file
 inside it is refused, and so is anything the OS refuses (a name too long): all are 404.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from meccano.discovery import plugin_folders, plugins_dir
-from meccano.fsguard import plain_parts, read_beneath
+from meccano.files.guard import plain_parts, read_beneath
+from meccano.plugins.discovery import plugin_folders, plugins_dir
 
 MAX_ASSET_BYTES = 20 * 1024 * 1024
 

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from meccano.discovery import Catalog, discover
-from meccano.manifest import PluginLoad, display_name, invalid_dag_id
+from meccano.plugins.contract import PluginLoad, display_name, invalid_dag_id
+from meccano.plugins.discovery import Catalog, discover
 from meccano.reports.store import ReportEntry, ReportStore
 from meccano.web.runs import DagState, dag_states
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meccano.config import ConfigError, Secret, Settings, as_secret
+from meccano.settings.config import ConfigError, Secret, Settings, as_secret
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -9,7 +9,7 @@ Two halves, both Airflow's public callback interfaces:
 * :class:`PluginFailureNotifier` (an ``airflow.sdk.BaseNotifier``) is the DAG's
   ``on_failure_callback``: Airflow calls it once when the run fails. It names the plugin,
   the run, the failed task, the last lines of its error and a link to the run, and goes
-  through the project's notification outbox (:class:`meccano.notify.Notifier`): stored in
+  through the project's notification outbox (:class:`meccano.fleet.notify.Notifier`): stored in
   ``Notification``, published to the administrators' SNS topic (``AWS_TOPICARN``) over the
   project's AWS connection, or only logged and stored when no topic is configured.
 
@@ -41,22 +41,22 @@ _URI_PASSWORD = re.compile(r"(\w+://[^:/\s@]+:)([^@\s]+)(@)")
 
 def redact(text: str, secrets: list[str] | None = None) -> str:
     """``text`` with known secret values and anything that looks like one replaced by ``***``."""
-    from meccano.redaction import StreamRedactor, usable_secrets
+    from meccano.scripts.redaction import StreamRedactor, usable_secrets
 
     known = sorted({s for s in (secrets or []) if s and len(s) >= 3}, key=len, reverse=True)
     for secret in known:
         text = text.replace(secret, "***")
-    # their encoded forms too (base64 in a Basic header, URL-encoded, JSON-escaped): meccano.redaction
+    # their encoded forms too (base64 in a Basic header, URL-encoded, JSON-escaped): meccano.scripts.redaction
     text = StreamRedactor(usable_secrets(known)[0]).redact(text.encode()).decode("utf-8", errors="replace")
     text = _SECRET_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
     return _URI_PASSWORD.sub(r"\1***\3", text)
 
 
 def _known_secrets() -> list[str]:
-    """Every configured secret (:func:`meccano.script_env.known_secrets`), best effort."""
+    """Every configured secret (:func:`meccano.scripts.environment.known_secrets`), best effort."""
     try:
-        from meccano.config import load_settings
-        from meccano.script_env import known_secrets
+        from meccano.scripts.environment import known_secrets
+        from meccano.settings.config import load_settings
 
         return known_secrets(load_settings())
     except Exception as exc:  # the notification still goes out, redacted by the secret-looking patterns only
@@ -160,7 +160,7 @@ class PluginFailureNotifier(BaseNotifier):
                     notifier.flush(KIND)  # the failed task's message (its error included), once
                     return
         except Exception as exc:
-            from meccano.notify import NotificationError
+            from meccano.fleet.notify import NotificationError
 
             if isinstance(exc, NotificationError):
                 raise
@@ -173,8 +173,8 @@ class PluginFailureNotifier(BaseNotifier):
 
 @contextmanager
 def _outbox() -> Iterator[tuple[Any, Any]]:
+    from meccano.fleet.notify import Notifier
     from meccano.iotdb.db import Iotdb
-    from meccano.notify import Notifier
 
     settings = _settings()
     db = Iotdb.from_settings(settings)
@@ -185,7 +185,7 @@ def _outbox() -> Iterator[tuple[Any, Any]]:
 
 
 def _settings() -> Any:
-    from meccano.config import ConfigError, Settings, load_settings
+    from meccano.settings.config import ConfigError, Settings, load_settings
 
     try:
         return load_settings()
@@ -202,7 +202,7 @@ def deliver(subject: str, body: str) -> None:
             notifier.send(KIND, subject, body)
         return
     except Exception as exc:
-        from meccano.notify import NotificationError
+        from meccano.fleet.notify import NotificationError
 
         if isinstance(exc, NotificationError):
             raise
@@ -211,7 +211,7 @@ def deliver(subject: str, body: str) -> None:
     if not settings.aws.topic_arn:
         log.warning("no SNS topic configured (aws.topicArn / AWS_TOPICARN): %s\n%s", subject, body)
         return
-    from meccano.notify import clean_body, clean_subject, settings_sns_hook
+    from meccano.fleet.notify import clean_body, clean_subject, settings_sns_hook
 
     settings_sns_hook(settings).publish_to_target(target_arn=settings.aws.topic_arn, message=clean_body(body),
                                                   subject=clean_subject(subject))

@@ -5,7 +5,7 @@ Precedence (lowest to highest): built-in defaults (the original ServiceManager's
 the ``default:`` section of the YAML file, the section named by ``MECCANO_ENV``
 (``NODE_ENV`` as the original called it), then each original environment variable.
 Airflow connections (``meccano_iotdb``, ``aws_default``) win over all of these:
-see :mod:`meccano.connections`.
+see :mod:`meccano.settings.connections`.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 from pydantic.dataclasses import dataclass as model
 
-from meccano.zone import DEFAULT_ZONE
+from meccano.settings.zone import DEFAULT_ZONE
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "config.yml"
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
@@ -178,7 +178,7 @@ def _zone_text(value: Any) -> str:
 
 
 def _zone(name: str) -> str:
-    from meccano.zone import zone_problem
+    from meccano.settings.zone import zone_problem
 
     problem = zone_problem(name)
     if problem:
@@ -279,7 +279,7 @@ class Settings:
     status: StatusSettings = field(default_factory=StatusSettings)
     legacy: LegacySettings = field(default_factory=LegacySettings)
     reports_dir: Text = ""
-    # Original variables/keys that are set but replaced by something else (meccano.legacy).
+    # Original variables/keys that are set but replaced by something else (meccano.settings.legacy).
     ignored: tuple[Any, ...] = field(default=(), repr=False)
     # Free-form sections for plugins; the credential sections are never kept here.
     sections: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -373,7 +373,7 @@ _OTHER_KEYS: dict[str, set[str]] = {
     "sensorStatistics": {"windowHours", "minReadings", "lookbackHours", "rebuild"},
     "cleanMessages": {"maxAgeDays", "batchSize"},
     "alerts": {"maxListed"},
-    # replaced by plugin schedules / WARNINGLIMIT: known, and named in Settings.ignored (meccano.legacy)
+    # replaced by plugin schedules / WARNINGLIMIT: known, and named in Settings.ignored (meccano.settings.legacy)
     "scheduler": {"devices", "statistics", "export", "historyStatus"},
 }
 _KNOWN: dict[str, set[str]] = {}
@@ -592,7 +592,7 @@ def load_settings(path: str | os.PathLike[str] | None = None,
     sections = {k: v for k, v in merged.items() if isinstance(v, Mapping) and k not in _SECRET_SECTIONS}
     for warning in warnings:
         log.warning("Meccano configuration: %s", warning)
-    from meccano.legacy import ignored_settings
+    from meccano.settings.legacy import ignored_settings
 
     return Settings(
         ignored=ignored_settings(merged, env, src_file),

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
-from meccano.config import Settings
 from meccano.iotdb.db import Iotdb
+from meccano.settings.config import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection as SAConnection
@@ -43,10 +43,10 @@ class NotificationError(RuntimeError):
 
 
 def settings_sns_hook(settings: Settings) -> Any:
-    """The SNS hook over the project's one AWS connection (:func:`meccano.connections.aws_conn_id`)."""
+    """The SNS hook over the project's one AWS connection (:func:`meccano.settings.connections.aws_conn_id`)."""
     from airflow.providers.amazon.aws.hooks.sns import SnsHook
 
-    from meccano.connections import aws_conn_id
+    from meccano.settings.connections import aws_conn_id
 
     return SnsHook(aws_conn_id=aws_conn_id(settings))
 

@@ -1,6 +1,6 @@
 """Runs one script plugin and makes sure that nothing it started outlives it.
 
-Started by the script engines' fixed command (``exec python script_runner.py``, stdlib
+Started by the script engines' fixed command (``exec python runner.py``, stdlib
 only: no Airflow import, so it costs nothing). The operator's hook starts it in a new
 session, so this runner leads its own process group and the script runs in that group.
 
@@ -21,7 +21,7 @@ Output is relayed as raw bytes; the operator's hook removes secrets from it (it 
 this process does not need to). Exit code: the script's, 124 on timeout, 128 + signal when
 stopped by a signal.
 
-    python script_runner.py   (reads MECCANO_INTERPRETER and MECCANO_PLUGIN_SOURCE)
+    python runner.py   (reads MECCANO_INTERPRETER and MECCANO_PLUGIN_SOURCE)
 """
 
 from __future__ import annotations

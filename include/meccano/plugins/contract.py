@@ -23,8 +23,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
-from meccano.cron import cron_problem
-from meccano.safefile import UnsafeFile, inside, read_bounded
+from meccano.files.bounded import UnsafeFile, inside, read_bounded
+from meccano.plugins.cron import cron_problem
 
 ENGINES: dict[str, str] = {"R": ".R", "python": ".py", "native": ".py", "nodejs": ".js"}
 TYPES = ("report", "worker", "stream")

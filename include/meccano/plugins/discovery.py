@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from meccano.config import PROJECT_ROOT
-from meccano.manifest import PluginLoad, PluginProblem, load_plugin
-from meccano.safefile import inside
+from meccano.files.bounded import inside
+from meccano.plugins.contract import PluginLoad, PluginProblem, load_plugin
+from meccano.settings.config import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
 

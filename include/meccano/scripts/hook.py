@@ -1,13 +1,13 @@
 """The subprocess hook of the script engines: BashOperator's, with three guarantees added.
 
 * **Secrets never reach the log or XCom**: every byte of output goes through a
-  :class:`~meccano.redaction.StreamRedactor` before it is logged; the last line (what
+  :class:`~meccano.scripts.redaction.StreamRedactor` before it is logged; the last line (what
   BashOperator pushes to XCom) is redacted too.
 * **Reading stops when the process exits**: the output pipe is read with a timeout and
   the process is polled, so a grandchild that keeps the pipe open cannot hold the task.
 * **Stopping is final**: on ``on_kill`` (Airflow's execution timeout, a task marked failed)
   or any exception while reading, the process group gets SIGTERM, then SIGKILL after the
-  grace period. The runner (``script_runner.py``) leads that group and stops the processes
+  grace period. The runner (``runner.py``) leads that group and stops the processes
   that left it (own sessions) the same way.
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 
 from airflow.providers.standard.hooks.subprocess import SubprocessHook, SubprocessResult
 
-from meccano.redaction import StreamRedactor
+from meccano.scripts.redaction import StreamRedactor
 
 TICK = 0.2
 READ_CHUNK = 65536

@@ -1,6 +1,6 @@
 """A gateway simulator: writes into the IOTDB what the Meccano gateway would.
 
-    python -m meccano.simulator [--stores 5] [--devices-per-store 6] [--interval 10]
+    python -m meccano.cli.simulator [--stores 5] [--devices-per-store 6] [--interval 10]
                                 [--backfill-days 3] [--silence-rate 0.02] [--seed 7] [--once]
 
 * stores become device groups (``store-001`` ...); each has boards registered to it, and a
@@ -41,12 +41,12 @@ from typing import Any
 
 from sqlalchemy import text
 
-from meccano.config import Settings, load_settings
 from meccano.fleet.clock import db_now, param
 from meccano.iotdb.db import Iotdb
 from meccano.iotdb.schema import ensure_schema
+from meccano.settings.config import Settings, load_settings
 
-log = logging.getLogger("meccano.simulator")
+log = logging.getLogger("meccano.cli.simulator")
 
 FACT_INSERT = text(
     "INSERT INTO Facts (channel, year, month, day, week_day, hour, minute, second, device_group, device, "
@@ -265,7 +265,7 @@ def tick(db: Iotdb, fleet: Fleet, rng: random.Random, silence_rate: float) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m meccano.simulator", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m meccano.cli.simulator", description=__doc__.split("\n")[0])
     parser.add_argument("--stores", type=int, default=5)
     parser.add_argument("--devices-per-store", type=int, default=6)
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between gateway cycles")

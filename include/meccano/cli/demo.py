@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from meccano.config import PROJECT_ROOT
+from meccano.settings.config import PROJECT_ROOT
 
 STATE = PROJECT_ROOT / ".demo"
 
@@ -134,7 +134,7 @@ def _healthy(port: int) -> bool:
 
 def _enabled_dag_ids() -> list[str]:
     """Enabled plugins' DAGs start unpaused (``is_paused_upon_creation``); disabled ones stay paused."""
-    from meccano.discovery import discover
+    from meccano.plugins.discovery import discover
 
     return [p.manifest.dag_id for p in discover().active if p.manifest and p.manifest.enabled]
 
@@ -184,9 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update({k: v for k, v in env.items() if k.startswith(("MECCANO_", "EXPORT_"))})
     t0 = time.monotonic()
 
-    from meccano.config import load_settings
     from meccano.iotdb.db import Iotdb
     from meccano.iotdb.schema import ensure_schema
+    from meccano.settings.config import load_settings
 
     db = Iotdb.from_settings(load_settings())
     ensure_schema(db)
@@ -222,13 +222,13 @@ def main(argv: list[str] | None = None) -> int:
     # non-interactive shell, nohup): Python keeps an inherited "ignore", so set the handler explicitly.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        sim = [sys.executable, "-m", "meccano.simulator", "--stores", str(args.stores),
+        sim = [sys.executable, "-m", "meccano.cli.simulator", "--stores", str(args.stores),
                "--devices-per-store", str(args.devices_per_store), "--backfill-days", str(args.backfill_days)]
         if (PROJECT_ROOT / "include" / "meccano" / "simulator.py").exists():
             spawn("simulator", sim)
         airflow = str(Path(sys.executable).parent / "airflow")
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
-        from meccano.pool import pool_command
+        from meccano.settings.pool import pool_command
 
         # MYSQL_CONNECTIONLIMIT: the pool 'iotdb' every plugin task takes a slot of
         subprocess.run(pool_command(load_settings()), env=env, check=True, capture_output=True, timeout=180)

@@ -36,8 +36,8 @@ def spreading_executors() -> list[str]:
 
 def declared_shared(env: str, yaml_value: Any, where: str) -> bool:
     """A ``true``/``false`` setting from the environment variable ``env``, else the YAML value; the
-    project's one rule for booleans (:func:`meccano.config.parse_bool`), unset or empty meaning false."""
-    from meccano.config import parse_bool
+    project's one rule for booleans (:func:`meccano.settings.config.parse_bool`), unset or empty meaning false."""
+    from meccano.settings.config import parse_bool
 
     raw = os.environ.get(env)
     if raw is None:

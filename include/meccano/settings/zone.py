@@ -28,10 +28,10 @@ def zone_problem(name: str) -> str | None:
 
 
 def fleet_zone(name: str) -> ZoneInfo:
-    """The zone of ``name``; raises :class:`meccano.config.ConfigError` when it is unknown."""
+    """The zone of ``name``; raises :class:`meccano.settings.config.ConfigError` when it is unknown."""
     problem = zone_problem(name)
     if problem:
-        from meccano.config import ConfigError
+        from meccano.settings.config import ConfigError
 
         raise ConfigError(f"timezone: {problem}")
     return ZoneInfo(name)

@@ -3,9 +3,9 @@
 Script engines (``R``, ``python``, ``nodejs``) run the plugin's file with its
 interpreter: no part of a name or path is ever put into the shell command (they reach
 the process through environment variables), so a plugin name cannot inject a command.
-Their environment is built explicitly (:mod:`meccano.script_env`), their processes are
-supervised by :mod:`meccano.script_runner` and their output is redacted by
-:mod:`meccano.script_hook`.
+Their environment is built explicitly (:mod:`meccano.scripts.environment`), their processes are
+supervised by :mod:`meccano.scripts.runner` and their output is redacted by
+:mod:`meccano.scripts.hook`.
 
 The ``native`` engine imports the plugin's ``.py`` file and calls ``entrypoint(context)``
 with a :class:`PluginContext`.
@@ -23,9 +23,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meccano.config import Settings, load_settings
-from meccano.manifest import PluginManifest, load_plugin
-from meccano.pathnames import safe_component
+from meccano.files.names import safe_component
+from meccano.plugins.contract import PluginManifest, load_plugin
+from meccano.settings.config import Settings, load_settings
 
 if TYPE_CHECKING:
     from meccano.iotdb.db import Iotdb
@@ -144,7 +144,7 @@ class PluginContext:
         return ti.xcom_pull(task_ids=task_id, key=key) if ti is not None else None
 
     def aws_connection(self) -> Any:
-        from meccano.connections import aws_connection
+        from meccano.settings.connections import aws_connection
 
         return aws_connection(self.settings)
 

@@ -14,7 +14,7 @@ import json
 import os
 from typing import TYPE_CHECKING
 
-from meccano.config import Settings
+from meccano.settings.config import Settings
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection

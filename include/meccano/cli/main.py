@@ -18,10 +18,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from meccano.config import ConfigError, load_settings
-from meccano.discovery import SKIP_RULE, discover, plugins_dir, scan
 from meccano.iotdb.partition_ops import DEFAULT_AHEAD
-from meccano.manifest import invalid_dag_id, json_schema, load_plugin
+from meccano.plugins.contract import invalid_dag_id, json_schema, load_plugin
+from meccano.plugins.discovery import SKIP_RULE, discover, plugins_dir, scan
+from meccano.settings.config import ConfigError, load_settings
 
 
 def _plugins_list(args: argparse.Namespace) -> int:
@@ -139,7 +139,7 @@ def _config_show(args: argparse.Namespace) -> int:
 
 
 def _pool(args: argparse.Namespace) -> int:
-    from meccano.pool import IOTDB_POOL, sync_pool
+    from meccano.settings.pool import IOTDB_POOL, sync_pool
 
     settings = load_settings()
     sync_pool(settings)
@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["demo"]:
-        from meccano.demo import main as demo_main
+        from meccano.cli.demo import main as demo_main
 
         return demo_main(argv[1:])
     args = build_parser().parse_args(argv)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-log = logging.getLogger("meccano.config")
+log = logging.getLogger("meccano.settings.config")
 
 _HA = ("Airflow's scheduler HA replaces the MIRROR/PORT master-slave pair: run two or more schedulers on "
        "one PostgreSQL metadata database (docs/ha.md)")

@@ -17,13 +17,20 @@ from typing import Any
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Asset
 
-from meccano.config import ConfigError, Settings, load_settings
-from meccano.discovery import Catalog, discover
-from meccano.engines import SCRIPT_ENGINES, run_native
-from meccano.manifest import CONFIG_ERROR_DAG, INVALID_PREFIX, PluginLoad, PluginManifest, display_name, invalid_dag_id
-from meccano.operators import PluginScriptOperator
-from meccano.pool import IOTDB_POOL
-from meccano.safefile import read_bounded
+from meccano.files.bounded import read_bounded
+from meccano.plugins.contract import (
+    CONFIG_ERROR_DAG,
+    INVALID_PREFIX,
+    PluginLoad,
+    PluginManifest,
+    display_name,
+    invalid_dag_id,
+)
+from meccano.plugins.discovery import Catalog, discover
+from meccano.plugins.engines import SCRIPT_ENGINES, run_native
+from meccano.scripts.operators import PluginScriptOperator
+from meccano.settings.config import ConfigError, Settings, load_settings
+from meccano.settings.pool import IOTDB_POOL
 
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 DEFAULT_RETRIES = 2
@@ -158,7 +165,7 @@ def build_plugin_dag(manifest: PluginManifest, settings: Settings, shadowed: lis
     task_args["pool"] = IOTDB_POOL  # MYSQL_CONNECTIONLIMIT: IOTDB tasks at once, cluster-wide
     on_failure = None
     if manifest.notify_on_failure:
-        from meccano.failure_notify import callbacks
+        from meccano.plugins.failure_notices import callbacks
 
         task_args["on_failure_callback"], on_failure = callbacks()
     dag = DAG(

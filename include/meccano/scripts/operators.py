@@ -3,9 +3,9 @@ whose environment is built when the task runs (never at parse time: it holds the
 credentials from the Airflow connection).
 
 Hardened against hostile or broken scripts: the environment is explicit (``append_env``
-off, nothing of Airflow's; :mod:`meccano.script_env`), every secret is removed from the
-output (:mod:`meccano.script_hook`), no process survives the task
-(:mod:`meccano.script_runner`), and every non-zero exit is a failure (no exit code skips).
+off, nothing of Airflow's; :mod:`meccano.scripts.environment`), every secret is removed from the
+output (:mod:`meccano.scripts.hook`), no process survives the task
+(:mod:`meccano.scripts.runner`), and every non-zero exit is a failure (no exit code skips).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk.exceptions import AirflowException
 
-from meccano.engines import SCRIPT_COMMAND
-from meccano.script_mode import SQLITE_VARIABLE, remove_workdir, script_workdir, sqlite_problem
+from meccano.plugins.engines import SCRIPT_COMMAND
+from meccano.scripts.modes import SQLITE_VARIABLE, remove_workdir, script_workdir, sqlite_problem
 
 
 class PluginScriptOperator(BashOperator):
@@ -36,11 +36,11 @@ class PluginScriptOperator(BashOperator):
 
     def get_env(self, context: Any) -> dict[str, str]:
         """The script's whole environment; BashOperator's (the worker's + AIRFLOW_CTX_*) is not used."""
-        from meccano.config import load_settings
-        from meccano.connections import iotdb_connection
-        from meccano.engines import interpreter_path, merged_parameters, report_output_dir, runtime_manifest
-        from meccano.redaction import usable_secrets
-        from meccano.script_env import aws_if_configured, build_script_env, script_limits, script_secrets
+        from meccano.plugins.engines import interpreter_path, merged_parameters, report_output_dir, runtime_manifest
+        from meccano.scripts.environment import aws_if_configured, build_script_env, script_limits, script_secrets
+        from meccano.scripts.redaction import usable_secrets
+        from meccano.settings.config import load_settings
+        from meccano.settings.connections import iotdb_connection
 
         self._manifest = manifest = runtime_manifest(self.plugin_folder)
         self._settings = settings = load_settings()
@@ -73,7 +73,7 @@ class PluginScriptOperator(BashOperator):
 
     @cached_property
     def subprocess_hook(self) -> Any:
-        from meccano.script_hook import ScriptProcessHook
+        from meccano.scripts.hook import ScriptProcessHook
 
         return ScriptProcessHook(self._secrets, self._grace)
 
@@ -92,7 +92,7 @@ class PluginScriptOperator(BashOperator):
 
     def _run(self, context: Any) -> Any:
         result = super().execute(context)
-        from meccano.engines import publish_if_report, report_output_dir
+        from meccano.plugins.engines import publish_if_report, report_output_dir
 
         out = report_output_dir(self._manifest, str(context.get("run_id")))
         workdir = Path(self.cwd or self.plugin_folder)

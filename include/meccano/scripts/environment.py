@@ -35,14 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meccano.config import ConfigError, Settings
+from meccano.settings.config import ConfigError, Settings
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-    from meccano.manifest import PluginManifest
+    from meccano.plugins.contract import PluginManifest
 
-SCRIPT_RUNNER = str(Path(__file__).with_name("script_runner.py"))
+SCRIPT_RUNNER = str(Path(__file__).with_name("runner.py"))
 PASSED_FROM_WORKER = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 DEFAULT_TIMEOUT_MINUTES = 60.0
@@ -120,7 +120,7 @@ def original_variables(iotdb: Connection, aws: Connection | None, settings: Sett
 
 def aws_if_configured(settings: Settings) -> Connection | None:
     """The AWS connection when there is one (Airflow's) or the settings hold keys; else None."""
-    from meccano.connections import airflow_connection, aws_connection
+    from meccano.settings.connections import airflow_connection, aws_connection
 
     if airflow_connection(settings.aws.conn_id) is not None or settings.aws.access_key_id \
             or settings.aws.secret_access_key or settings.aws.topic_arn:
@@ -190,7 +190,7 @@ def known_secrets(settings: Settings) -> list[str]:
     The same list as a script's (:func:`script_secrets`), with the connections built best effort: a connection that
     cannot be built holds no secret to redact.
     """
-    from meccano.connections import iotdb_connection
+    from meccano.settings.connections import iotdb_connection
 
     def built(make: Callable[[Settings], Connection | None]) -> Connection | None:
         try:

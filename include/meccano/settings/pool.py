@@ -14,7 +14,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from meccano.config import Settings
+from meccano.settings.config import Settings
 
 IOTDB_POOL = "iotdb"
 
