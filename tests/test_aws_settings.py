@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from meccano.export.errors import StorageError
+from meccano.errors import StorageError
 from meccano.settings.config import load_settings
 from meccano.settings.connections import aws_conn_id, aws_connection, aws_extra
 from tests.support.export import SHARED_BUCKET, TargetReader, configure_export, db_rows, run_chain

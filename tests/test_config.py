@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from meccano.settings.config import DEFAULT_CONFIG_FILE, ConfigError, load_settings
+from meccano.errors import ConfigError
+from meccano.settings.config import DEFAULT_CONFIG_FILE, load_settings
 
 YAML = """
 default:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from meccano.errors import ExportError
 from meccano.export import chain
-from meccano.export.errors import ExportError
 from meccano.export.histogram import build_chunks
 from meccano.export.ledger import Ledger
 from meccano.export.options import load_options, table_specs

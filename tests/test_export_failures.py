@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from meccano.errors import PurgeStopped, StorageError, VerifyError
 from meccano.export import chain
-from meccano.export.errors import PurgeStopped, StorageError, VerifyError
 from meccano.export.ledger import Ledger
 from meccano.settings.config import load_settings
 from tests.services._proc import free_port

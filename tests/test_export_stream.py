@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from meccano.errors import AmbiguousValue, ExportError
 from meccano.export import write
-from meccano.export.csvformat import GS, RS, US, AmbiguousValue, csv_block, csv_fields, format_row
-from meccano.export.errors import ExportError
+from meccano.export.csvformat import GS, RS, US, csv_block, csv_fields, format_row
 from meccano.export.model import Partition
 from meccano.export.options import load_options
 from meccano.export.parts import PartWriter

@@ -250,7 +250,7 @@ def test_the_sweep_is_bounded(tmp_path, monkeypatch):
 
 
 def test_a_second_live_attempt_of_the_same_run_on_one_host_is_refused_not_overwritten(tmp_path, monkeypatch):
-    from meccano.export.errors import ExportError
+    from meccano.errors import ExportError
 
     settings = _settings_with_local(tmp_path / "local", monkeypatch)
     root = staging.staging_root(settings)

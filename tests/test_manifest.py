@@ -331,7 +331,7 @@ def test_published_schema_agrees_with_the_model_on_the_fixtures():
 
 
 def test_no_trailing_newline_slips_through_a_name_pattern():
-    from meccano.export.errors import ExportError
+    from meccano.errors import ExportError
     from meccano.export.options import table_specs
     from meccano.plugins.contract import split_plugin_id
     from meccano.reports.store import FILE_RE, NAME_RE, STAMP_RE

@@ -10,8 +10,8 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
+from meccano.errors import PartitionError, PurgeStopped
 from meccano.export import chain, partition_purge
-from meccano.export.errors import PurgeStopped
 from meccano.export.ledger import Ledger
 from meccano.iotdb import partition_ops as ops
 from meccano.iotdb import partitions as pt
@@ -54,11 +54,11 @@ def test_mysql8_and_mariadb_sql():
             "CREATE TABLE `Facts_purge_20240301` (\n  `data` int(11) NOT NULL,\n  `creationDate` timestamp NOT NULL,\n"
             "  KEY `Facts_creationDate_idx` (`creationDate`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
     assert pt.remove_sql("Facts") == "ALTER TABLE `Facts` REMOVE PARTITIONING"
-    with pytest.raises(pt.PartitionError, match="not a plain SQL identifier"):
+    with pytest.raises(PartitionError, match="not a plain SQL identifier"):
         pt.remove_sql("Facts; DROP TABLE x")
-    with pytest.raises(pt.PartitionError, match="not a plain SQL identifier"):
+    with pytest.raises(PartitionError, match="not a plain SQL identifier"):
         pt.remove_sql("Facts\n")
-    with pytest.raises(pt.PartitionError, match="unknown SQL dialect 'oracle'"):
+    with pytest.raises(PartitionError, match="unknown SQL dialect 'oracle'"):
         pt.exchange_sql("Facts", "p", "h", "oracle")
 
 
@@ -108,7 +108,7 @@ def test_convert_puts_each_export_day_in_its_partition(iotdb):
     assert db_rows(iotdb) == Counter(as_tuple(r) for r in rows)
     st = ops.status(iotdb, "Facts", "creationDate", TODAY)
     assert (st.by_day, st.ahead, st.last_day, st.problems) == (True, 3, date(2024, 3, 13), [])
-    with pytest.raises(pt.PartitionError, match="already partitioned"):
+    with pytest.raises(PartitionError, match="already partitioned"):
         ops.plan_conversion(iotdb, "Facts", "creationDate", TODAY)
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from meccano.errors import ReportStoreError
 from meccano.plugins.contract import load_plugin
 from meccano.reports import charts
-from meccano.reports.store import ReportStore, ReportStoreError, publish_outputs
+from meccano.reports.store import ReportStore, publish_outputs
 from meccano.settings.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

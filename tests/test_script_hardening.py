@@ -252,8 +252,9 @@ class _Manifest:
 
 
 def test_script_limits_default_and_errors():
+    from meccano.errors import ConfigError
     from meccano.scripts.environment import script_limits
-    from meccano.settings.config import ConfigError, Settings
+    from meccano.settings.config import Settings
 
     none = _Manifest()
     assert script_limits(none, Settings(), env={}).timeout_seconds == 3600  # type: ignore[arg-type]

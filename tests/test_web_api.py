@@ -226,7 +226,8 @@ def test_cors_limited_to_configured_origins(plugins_root):
 
 @pytest.mark.parametrize("value", ["*", "https://x.example.com/path", "console.example.com"])
 def test_bad_cors_origin_is_a_clear_error(value):
-    from meccano.settings.config import ConfigError, Settings
+    from meccano.errors import ConfigError
+    from meccano.settings.config import Settings
 
     with pytest.raises(ConfigError, match=r"MECCANO_WEB_CORS_ORIGINS: .* is not an origin"):
         web_settings(Settings(), env={"MECCANO_WEB_CORS_ORIGINS": value})

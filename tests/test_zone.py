@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 import pendulum
 import pytest
 
-from meccano.settings.config import ConfigError, load_settings
+from meccano.errors import ConfigError
+from meccano.settings.config import load_settings
 
 
 def _next_runs(dag, after: datetime, count: int) -> list[datetime]:

@@ -18,10 +18,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from meccano.errors import ConfigError
 from meccano.iotdb.partition_ops import DEFAULT_AHEAD
 from meccano.plugins.contract import invalid_dag_id, json_schema, load_plugin
 from meccano.plugins.discovery import SKIP_RULE, discover, plugins_dir, scan
-from meccano.settings.config import ConfigError, load_settings
+from meccano.settings.config import load_settings
 
 
 def _plugins_list(args: argparse.Namespace) -> int:

@@ -4,6 +4,6 @@ table with a date column, driven by configuration; any of its tasks may run on a
 See ``docs/export.md`` for the design (ledger, manifests, re-run rules).
 """
 
-from meccano.export.errors import ExportError, StorageError, VerifyError
+from meccano.errors import ExportError, StorageError, VerifyError
 
 __all__ = ["ExportError", "StorageError", "VerifyError"]

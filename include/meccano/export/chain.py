@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meccano.export.errors import ExportError, VerifyError
+from meccano.errors import ExportError, VerifyError
 from meccano.export.ledger import Ledger, LedgerEntry
 from meccano.export.model import Manifest, Part, Partition
 from meccano.export.options import ExportOptions, load_options

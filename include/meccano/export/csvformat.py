@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from meccano.errors import AmbiguousValue
+
 US = b"\x1f"  # field separator of the fast path
 RS = b"\x1e"  # NULL marker of the fast path (nullable columns)
 GS = b"\x1d"  # empty-string marker of the fast path (nullable string columns)
@@ -29,9 +31,6 @@ _SPECIAL = (b",", b'"', b"\r", b"\n")
 # the manifest's description of gzip CSV parts
 LAYOUT = {"format": "csv", "compression": "gzip", "header": False, "delimiter": ",", "quote": '"'}
 
-
-class AmbiguousValue(Exception):
-    """A value holds the fast path's unit or record separator: read the rows the exact way."""
 
 
 def fields_expr(names: Sequence[str], nullable: Sequence[bool], strings: Sequence[bool]) -> str:

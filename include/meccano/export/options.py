@@ -26,7 +26,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from meccano.export.errors import ExportError
+from meccano.errors import ExportError
 from meccano.export.model import FORMATS
 from meccano.settings.config import Settings, as_bool, as_int
 

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meccano.export.errors import ExportError
+from meccano.errors import ExportError
 from meccano.export.partfile import HashingFile, PartFile
 
 if TYPE_CHECKING:

@@ -23,8 +23,8 @@ from typing import Any
 
 from zlib_ng import zlib_ng
 
+from meccano.errors import ExportError
 from meccano.export import csvformat, parquetformat
-from meccano.export.errors import ExportError
 from meccano.export.model import Part
 from meccano.export.parquetformat import CsvToArrow, ParquetPart
 from meccano.export.partfile import HashingFile, PartFile, part_name

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from meccano.export.errors import ExportError, PurgeStopped
+from meccano.errors import ExportError, PurgeStopped
 from meccano.export.ledger import Ledger, record_progress
 from meccano.export.model import Partition
 from meccano.export.partition_purge import drop_day

@@ -23,8 +23,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from meccano.errors import ExportError
 from meccano.export.csvformat import ts_text
-from meccano.export.errors import ExportError
 from meccano.export.histogram import counts_per_chunk
 from meccano.export.ledger import LedgerEntry
 from meccano.export.model import Chunk, Manifest, Part, Partition, Range

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from meccano.export.errors import ExportError
+from meccano.errors import ExportError, MissingTable
 from meccano.iotdb.db import Iotdb
 
 
@@ -30,7 +30,7 @@ def table_columns(db: Iotdb, table: str) -> list[Column]:
 
     insp = inspect(db.engine)
     if table not in insp.get_table_names():
-        raise LookupError(f"table {table!r} does not exist in the IOTDB; fix config.yml export.tables "
+        raise MissingTable(f"table {table!r} does not exist in the IOTDB; fix config.yml export.tables "
                           "or run `python -m meccano db upgrade`")
     return [Column(c["name"], _kind(str(c["type"])), str(c["type"]), bool(c.get("nullable", True)))
             for c in insp.get_columns(table)]

@@ -24,7 +24,7 @@ from contextlib import contextmanager, suppress
 from itertools import islice
 from pathlib import Path
 
-from meccano.export.errors import ExportError
+from meccano.errors import ExportError
 from meccano.files.names import safe_component
 from meccano.settings.config import Settings
 

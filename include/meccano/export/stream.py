@@ -18,7 +18,7 @@ from datetime import date, datetime
 from itertools import groupby
 from typing import Any, NamedTuple, TypeVar
 
-from meccano.export.csvformat import AmbiguousValue
+from meccano.errors import AmbiguousValue
 from meccano.export.model import SECONDS_PER_DAY
 from meccano.export.schema import Column
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from meccano.export.errors import ExportError, StorageError
+from meccano.errors import ExportError, StorageError
 from meccano.settings.config import Settings
 from meccano.settings.connections import aws_conn_id
 
@@ -58,7 +58,8 @@ def target_root(settings: Settings) -> ObjectStoragePath:
 def local_target_problem(settings: Settings) -> str | None:
     """Why a ``file://`` target would be split between hosts, or None. With an executor that runs tasks on
     other hosts, the export task would write a day to one worker's disk and verify would read another's."""
-    from meccano.settings.hosts import SettingError, declared_shared, spreading_executors
+    from meccano.errors import ConfigError
+    from meccano.settings.hosts import declared_shared, spreading_executors
 
     url = target_url(settings)
     if not url.startswith("file://"):
@@ -67,7 +68,7 @@ def local_target_problem(settings: Settings) -> str | None:
     try:
         shared = declared_shared(SHARED_TARGET_ENV, settings.section("export").get("localTargetShared"),
                                  "export.localTargetShared")
-    except SettingError as exc:
+    except ConfigError as exc:
         raise ExportError(str(exc)) from None
     if not spread or shared:
         return None

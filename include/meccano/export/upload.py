@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from meccano.export.errors import StorageError
+from meccano.errors import StorageError
 from meccano.export.model import MANIFEST_NAME, Manifest, Part, Partition
 from meccano.export.target import fresh_listing, guarded, put_bytes, put_file, read_bytes
 from meccano.settings.config import Settings

@@ -22,8 +22,7 @@ import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from meccano.export.csvformat import AmbiguousValue
-from meccano.export.errors import ExportError
+from meccano.errors import AmbiguousValue, ExportError
 from meccano.export.histogram import DaySeconds
 from meccano.export.model import Chunk, Manifest, Part, Partition
 from meccano.export.options import ExportOptions

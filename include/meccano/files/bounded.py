@@ -14,11 +14,10 @@ import errno
 import os
 import stat
 
+from meccano.errors import UnsafeFile
+
 _FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
-
-class UnsafeFile(OSError):
-    """The file is not a regular file within bounds; the message says what it is instead."""
 
 
 def _kind(mode: int) -> str:

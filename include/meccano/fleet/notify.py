@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
+from meccano.errors import NotificationError
 from meccano.iotdb.db import Iotdb
 from meccano.settings.config import Settings
 
@@ -37,9 +38,6 @@ PENDING, SENT, LOGGED, FAILED = 0, 1, 2, 3
 SUBJECT_LIMIT = 100  # SNS: ASCII, no line breaks, at most 100 characters
 BODY_LIMIT = 250_000  # SNS: 256 KB per message
 
-
-class NotificationError(RuntimeError):
-    """SNS refused or could not be reached; the notification stays PENDING."""
 
 
 def settings_sns_hook(settings: Settings) -> Any:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
+from meccano.errors import PartitionError
 from meccano.iotdb import partitions as pt
 from meccano.iotdb.db import Iotdb
 
@@ -54,7 +55,7 @@ def table_size(db: Iotdb, table: str) -> tuple[int, int]:
     row = db.query("SELECT TABLE_ROWS AS r, DATA_LENGTH + INDEX_LENGTH AS b FROM INFORMATION_SCHEMA.TABLES "
                    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t", t=table)
     if not row:
-        raise pt.PartitionError(f"table {table} does not exist in this IOTDB; run `python -m meccano db init`")
+        raise PartitionError(f"table {table} does not exist in this IOTDB; run `python -m meccano db init`")
     return int(row[0]["r"] or 0), int(row[0]["b"] or 0)
 
 
@@ -77,15 +78,15 @@ def plan_conversion(db: Iotdb, table: str, column: str, today: date, ahead: int 
     from meccano.fleet.clock import as_date
 
     if db.dialect != "mysql":
-        raise pt.PartitionError("partitions need a MySQL/MariaDB IOTDB; the embedded SQLite demo has none")
+        raise PartitionError("partitions need a MySQL/MariaDB IOTDB; the embedded SQLite demo has none")
     layout = pt.inspect(db, table)
     if layout.partitioned:
-        raise pt.PartitionError(
+        raise PartitionError(
             f"{table} is already partitioned ({layout.method} {layout.expression}, {len(layout.parts)} partitions); "
             "`python -m meccano db check` shows its state")
     bad = _unique_keys_without(db, table, column)
     if bad:
-        raise pt.PartitionError(f"{table} has unique key(s) {', '.join(bad)} without {column}: MySQL/MariaDB refuse "
+        raise PartitionError(f"{table} has unique key(s) {', '.join(bad)} without {column}: MySQL/MariaDB refuse "
                                 f"to partition it by {column}")
     rows, size = table_size(db, table)
     oldest = db.scalar(f"SELECT MIN({column}) FROM {table}")
@@ -268,7 +269,7 @@ def partition_command(db: Iotdb, settings: Settings, yes: bool, dry_run: bool, a
     """Print the plan; ``dry_run`` prints the SQL; only ``yes`` converts. Exit code."""
     try:
         plan = plan_conversion(db, FACTS, FACTS_DATE, today_of_export(settings), ahead)
-    except pt.PartitionError as exc:
+    except PartitionError as exc:
         out(f"db partition: {exc}")
         return 1
     database = str(db.scalar("SELECT DATABASE()"))

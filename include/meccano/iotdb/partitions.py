@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from meccano.errors import PartitionError
 from meccano.iotdb.db import Iotdb
 
 CATCH_ALL = "pmax"
@@ -27,9 +28,6 @@ DIALECTS = ("mariadb", "mysql8")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _DAY_NAME = re.compile(r"^p(\d{4})(\d{2})(\d{2})$")
 
-
-class PartitionError(RuntimeError):
-    """The table cannot be partitioned or maintained as asked; the message says why and what to do."""
 
 
 def _q(name: str) -> str:

@@ -23,7 +23,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
-from meccano.files.bounded import UnsafeFile, inside, read_bounded
+from meccano.errors import UnsafeFile
+from meccano.files.bounded import inside, read_bounded
 from meccano.plugins.cron import cron_problem
 
 ENGINES: dict[str, str] = {"R": ".R", "python": ".py", "native": ".py", "nodejs": ".js"}

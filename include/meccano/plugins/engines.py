@@ -23,6 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from meccano.errors import PluginError
 from meccano.files.names import safe_component
 from meccano.plugins.contract import PluginManifest, load_plugin
 from meccano.settings.config import Settings, load_settings
@@ -32,9 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
-class PluginError(RuntimeError):
-    """A plugin cannot run; the message says which plugin and how to fix it."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Asset
 
+from meccano.errors import ConfigError
 from meccano.files.bounded import read_bounded
 from meccano.plugins.contract import (
     CONFIG_ERROR_DAG,
@@ -29,7 +30,7 @@ from meccano.plugins.contract import (
 from meccano.plugins.discovery import Catalog, discover
 from meccano.plugins.engines import SCRIPT_ENGINES, run_native
 from meccano.scripts.operators import PluginScriptOperator
-from meccano.settings.config import ConfigError, Settings, load_settings
+from meccano.settings.config import Settings, load_settings
 from meccano.settings.pool import IOTDB_POOL
 
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)

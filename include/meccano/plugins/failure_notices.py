@@ -160,7 +160,7 @@ class PluginFailureNotifier(BaseNotifier):
                     notifier.flush(KIND)  # the failed task's message (its error included), once
                     return
         except Exception as exc:
-            from meccano.fleet.notify import NotificationError
+            from meccano.errors import NotificationError
 
             if isinstance(exc, NotificationError):
                 raise
@@ -185,7 +185,8 @@ def _outbox() -> Iterator[tuple[Any, Any]]:
 
 
 def _settings() -> Any:
-    from meccano.settings.config import ConfigError, Settings, load_settings
+    from meccano.errors import ConfigError
+    from meccano.settings.config import Settings, load_settings
 
     try:
         return load_settings()
@@ -202,7 +203,7 @@ def deliver(subject: str, body: str) -> None:
             notifier.send(KIND, subject, body)
         return
     except Exception as exc:
-        from meccano.fleet.notify import NotificationError
+        from meccano.errors import NotificationError
 
         if isinstance(exc, NotificationError):
             raise

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from meccano.errors import ReportStoreError
 from meccano.files.guard import list_dirs_beneath, read_beneath
 
 if TYPE_CHECKING:
@@ -62,9 +63,6 @@ NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
 FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}\.(png|csv|json)$")
 
 
-class ReportStoreError(RuntimeError):
-    """The report store cannot be used or a report is unusable; the message says why."""
-
 
 def default_root() -> str:
     home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
@@ -80,12 +78,12 @@ def history_limit(settings: Settings) -> int:
 
 def declared_shared(settings: Settings) -> bool:
     """``reports.shared`` / ``MECCANO_REPORTS_SHARED``: the local report folder is a volume every host mounts."""
-    from meccano.settings.hosts import SettingError
+    from meccano.errors import ConfigError
     from meccano.settings.hosts import declared_shared as shared
 
     try:
         return shared(SHARED_ENV, settings.section("reports").get("shared"), "reports.shared")
-    except SettingError as exc:
+    except ConfigError as exc:
         raise ReportStoreError(str(exc)) from None
 
 

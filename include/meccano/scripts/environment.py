@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meccano.settings.config import ConfigError, Settings
+from meccano.errors import ConfigError
+from meccano.settings.config import Settings
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 from pydantic.dataclasses import dataclass as model
 
+from meccano.errors import ConfigError
 from meccano.settings.zone import DEFAULT_ZONE
 
 log = logging.getLogger(__name__)
@@ -31,9 +32,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "config.yml"
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
-
-class ConfigError(ValueError):
-    """A setting is missing or invalid; the message names the key and its source."""
 
 
 class Secret(SecretStr):

@@ -12,12 +12,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from meccano.errors import ConfigError
+
 # Executors that run every task on the scheduler's own host.
 SINGLE_HOST_EXECUTORS = frozenset({"LocalExecutor", "SequentialExecutor", "DebugExecutor"})
 
-
-class SettingError(ValueError):
-    """A sharing declaration that is not a boolean; the message names the setting."""
 
 
 def configured_executors() -> list[str]:
@@ -48,4 +47,4 @@ def declared_shared(env: str, yaml_value: Any, where: str) -> bool:
     try:
         return parse_bool(text)
     except ValueError:
-        raise SettingError(f"{where} / {env}: {raw!r} is not a boolean; use true or false") from None
+        raise ConfigError(f"{where} / {env}: {raw!r} is not a boolean; use true or false") from None

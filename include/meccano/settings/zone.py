@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from meccano.errors import ConfigError
+
 DEFAULT_ZONE = "Brazil/East"
 
 
@@ -28,10 +30,8 @@ def zone_problem(name: str) -> str | None:
 
 
 def fleet_zone(name: str) -> ZoneInfo:
-    """The zone of ``name``; raises :class:`meccano.settings.config.ConfigError` when it is unknown."""
+    """The zone of ``name``; raises :class:`meccano.errors.ConfigError` when it is unknown."""
     problem = zone_problem(name)
     if problem:
-        from meccano.settings.config import ConfigError
-
         raise ConfigError(f"timezone: {problem}")
     return ZoneInfo(name)

@@ -9,8 +9,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from meccano.reports.store import ReportStore, ReportStoreError, root_location
-from meccano.settings.config import ConfigError, Settings, load_settings
+from meccano.errors import ConfigError, ReportStoreError
+from meccano.reports.store import ReportStore, root_location
+from meccano.settings.config import Settings, load_settings
 from meccano.web.settings import WebSettings, web_settings
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meccano.settings.config import ConfigError, Secret, Settings, as_secret
+from meccano.errors import ConfigError
+from meccano.settings.config import Secret, Settings, as_secret
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

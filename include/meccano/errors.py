@@ -1,0 +1,62 @@
+"""The one family of errors the ServiceManager raises on purpose.
+
+Every error derives from :class:`MeccanoError`, so a caller that wants "anything the product
+refused" catches one type. Each message names the file, key, table or value at fault and says
+how to fix it. The second base keeps the meaning of the standard library's types where a caller
+already relies on it (a bad setting is a ``ValueError``, an unsafe file an ``OSError``).
+"""
+
+from __future__ import annotations
+
+
+class MeccanoError(Exception):
+    """Base of every error of the project; the message names what is wrong and how to fix it."""
+
+
+class ConfigError(MeccanoError, ValueError):
+    """A setting is missing or invalid; the message names the key and its source."""
+
+
+class UnsafeFile(MeccanoError, OSError):
+    """The file is not a regular file within bounds; the message says what it is instead."""
+
+
+class PluginError(MeccanoError, RuntimeError):
+    """A plugin cannot run; the message says which plugin and how to fix it."""
+
+
+class NotificationError(MeccanoError, RuntimeError):
+    """SNS refused or could not be reached; the notification stays PENDING."""
+
+
+class PartitionError(MeccanoError, RuntimeError):
+    """The table cannot be partitioned or maintained as asked; the message says why and what to do."""
+
+
+class ReportStoreError(MeccanoError, RuntimeError):
+    """The report store cannot be used or a report is unusable; the message says why."""
+
+
+class ExportError(MeccanoError, RuntimeError):
+    """The export chain cannot go on; the message names the table, day and the fix."""
+
+
+class StorageError(ExportError):
+    """The export target (S3 or a local folder) failed; the message never carries secrets."""
+
+
+class VerifyError(ExportError):
+    """What is in the target or the database differs from the manifest: nothing is purged."""
+
+
+class PurgeStopped(ExportError):
+    """A purge chunk found other rows than were exported; that chunk was rolled back."""
+
+
+class MissingTable(ExportError, LookupError):
+    """A table named in ``export.tables`` does not exist in the IOTDB."""
+
+
+class AmbiguousValue(MeccanoError):
+    """A value holds the CSV fast path's unit or record separator: the writer reads those rows
+    the exact way instead. Never reaches a user: the export catches it and falls back."""
