@@ -6,11 +6,13 @@ of the unit tests alone starts nothing.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,7 +30,7 @@ os.environ.update({
 for var in ("MECCANO_ENV", "NODE_ENV", "MECCANO_CONFIG", "CONFIG_FILE"):
     os.environ.pop(var, None)
 
-from tests.services.mariadb import MariaDB, start_mariadb  # noqa: E402
+from tests.services.mariadb import MariaDB  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -44,13 +46,6 @@ def airflow_db() -> None:
     from airflow.utils import db
 
     db.resetdb()
-
-
-@pytest.fixture(scope="session")
-def mariadb(service_dir: Path) -> Iterator[MariaDB]:
-    server = start_mariadb(service_dir / "mariadb")
-    yield server
-    server.stop()
 
 
 _counter = iter(range(10_000))
@@ -102,41 +97,27 @@ def sqlite_iotdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     db.dispose()
 
 
-@pytest.fixture(scope="session")
-def s3_server(service_dir: Path):
-    from tests.services.s3 import start_s3
+def _service(name: str, starter: str, doc: str) -> Any:
+    """A session fixture ``name`` that starts a real service with ``starter`` ("module:function", called with
+    its own folder under ``service_dir``) on first use and stops it when the session ends."""
 
-    server = start_s3(service_dir / "s3")
-    yield server
-    server.stop()
+    @pytest.fixture(scope="session", name=name)
+    def fixture(service_dir: Path) -> Iterator[Any]:
+        module, function = starter.split(":")
+        server = getattr(importlib.import_module(module), function)(service_dir / name)
+        yield server
+        server.stop()
 
-
-@pytest.fixture(scope="session")
-def sns_server(service_dir: Path):
-    from tests.services.sns import start_sns
-
-    server = start_sns(service_dir / "sns")
-    yield server
-    server.stop()
+    fixture.__doc__ = doc
+    return fixture
 
 
-@pytest.fixture(scope="session")
-def postgres(service_dir: Path):
-    from tests.services.postgres import start_postgres
-
-    server = start_postgres(service_dir / "pg")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def redis_server(service_dir: Path):
-    """Redis (Debian's redis-server), the Celery broker of the distributed test."""
-    from tests.services.redis import start_redis
-
-    server = start_redis(service_dir / "redis")
-    yield server
-    server.stop()
+mariadb = _service("mariadb", "tests.services.mariadb:start_mariadb", "MariaDB, the MySQL IOTDB.")
+s3_server = _service("s3_server", "tests.services.s3:start_s3", "SeaweedFS, the S3-compatible export target.")
+sns_server = _service("sns_server", "tests.services.sns:start_sns", "moto's SNS (no real SNS runs here).")
+postgres = _service("postgres", "tests.services.postgres:start_postgres", "PostgreSQL, Airflow's metadata in HA tests.")
+redis_server = _service("redis_server", "tests.services.redis:start_redis",
+                        "Redis (Debian's redis-server), the Celery broker of the distributed tests.")
 
 
 @pytest.fixture
