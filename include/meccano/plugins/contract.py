@@ -94,7 +94,7 @@ class PluginSpec(BaseModel):
         description="asset URIs updated by the last task; {export_target} (the export's target URL), {table} "
                     "(one asset per exported table), {bucket} and {remote_directory} come from the export settings")
     notifyOnFailure: bool = Field(
-        default=True, description="false: no failure notification for this plugin's runs (failure_notify.py)")
+        default=True, description="false: no failure notification for this plugin's runs (plugins/failure_notices.py)")
     schema_ref: str | None = Field(
         default=None, alias="$schema", max_length=500,
         description="where editors find this schema (e.g. ../../plugin.schema.json); ignored by Meccano")
@@ -200,7 +200,7 @@ class PluginManifest:
     tasks: tuple[str, ...] = ()
     outlets: tuple[str, ...] = ()
     parameter_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
-    notify_on_failure: bool = True  # tell the administrators when a run fails (failure_notify.py)
+    notify_on_failure: bool = True  # tell the administrators when a run fails (plugins/failure_notices.py)
 
     @property
     def dag_id(self) -> str:

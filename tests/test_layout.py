@@ -1,0 +1,87 @@
+"""The package's tree is its architecture: rooms by role, no import cycle between modules, one error family,
+and the README's architecture table naming every room."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "include" / "meccano"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT / "include").with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _trees() -> dict[str, ast.Module]:
+    return {_module_name(p): ast.parse(p.read_text(), str(p)) for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _dependencies(name: str, tree: ast.Module, modules: set[str]) -> set[str]:
+    """The project modules ``name`` imports, lazily inside functions too (a cycle there is one all the same)."""
+    deps: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("meccano"):
+            for alias in node.names:  # ``from meccano.export import chain`` names a module
+                deps.add(f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module)
+        elif isinstance(node, ast.Import):
+            deps.update(a.name for a in node.names if a.name.startswith("meccano"))
+    parents = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
+    return {d for d in deps if d in modules and d != name and d not in parents}
+
+
+def test_no_import_cycle_anywhere_in_the_package():
+    trees = _trees()
+    graph = {name: _dependencies(name, tree, set(trees)) for name, tree in trees.items()}
+    state: dict[str, int] = {}
+    cycles: list[str] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                cycles.append(" -> ".join([*path[path.index(dep):], dep]) if dep in path else f"{node} -> {dep}")
+            elif dep not in state:
+                visit(dep, [*path, dep])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
+
+
+def _exception_classes(trees: dict[str, ast.Module]) -> dict[str, tuple[str, list[str]]]:
+    found = {}
+    for module, tree in trees.items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                bases = [ast.unparse(b) for b in node.bases]
+                if node.name.endswith(("Error", "Stopped", "Exception")) or any(
+                        re.search(r"(Error|Exception)$", b) for b in bases):
+                    found[node.name] = (module, bases)
+    return found
+
+
+def test_every_project_error_is_one_family_in_one_module():
+    classes = _exception_classes(_trees())
+    assert {module for module, _ in classes.values()} == {"meccano.errors"}, classes
+    import meccano.errors as errors
+
+    members = [getattr(errors, name) for name in classes]
+    assert all(issubclass(cls, errors.MeccanoError) for cls in members)
+    for cls in members:
+        assert cls.__doc__ and len(cls.__doc__) > 20, f"{cls.__name__}: say what it means and what fixes it"
+
+
+def test_readme_architecture_table_names_every_room():
+    """Every sub-package of ``include/meccano`` is a row of the README's architecture table, and every
+    ``include/meccano/<room>/`` the table names exists."""
+    rooms = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Architecture", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`include/meccano/(\w+)/`", section))
+    assert named == rooms
