@@ -204,7 +204,7 @@ def test_secrets_reach_services_only_through_interpolation(compose: list[str], s
     assert env["MECCANO_REPORTS_DIR"].startswith("s3://"), "several API servers need a shared report store"
 
 
-# --- every configuration key reaches every Airflow service (issue 13) ----------------------------------
+# --- every configuration key reaches every Airflow service ----------------------------------------------
 
 def _setting_vars() -> dict[str, str]:
     """``{environment variable: kind}`` of every configuration key, from the code's own key tables."""
@@ -324,7 +324,7 @@ def test_console_port_and_settings_come_from_the_environment(compose: list[str],
     assert "python -m meccano pool sync" in (ROOT / "docker" / "init.sh").read_text()
 
 
-# --- the container test's override changes only what the test machine forces (issue 22) -----------------
+# --- the container test's override changes only what the test machine forces -----------------------------
 
 OVERRIDE = ROOT / "tests" / "compose" / "host-network.yaml"
 # what host networking forces: one port per listener, service names on loopback, images built here

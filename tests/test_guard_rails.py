@@ -1,4 +1,4 @@
-"""The guard rails of issue 17 stay on: ``make test`` lints (with the complexity limit) and type-checks
+"""The guard rails stay on: ``make test`` lints (with the complexity limit) and type-checks
 before pytest, and every ``test_*.py`` module holds tests (helpers live in ``tests/support/``)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Hostile and broken script plugins run through ``dag.test()``: what they see, what they
-leak, what they leave behind (issue 15)."""
+leak, what they leave behind."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A damaged or hostile report store and plugin folder, through the FastAPI app (issue 15):
+"""A damaged or hostile report store and plugin folder, through the FastAPI app:
 nothing is served from outside its root, one bad entry never takes the view down."""
 
 from __future__ import annotations
