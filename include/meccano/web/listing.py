@@ -4,6 +4,7 @@ plus what Airflow knows (DAG, validity, last and next run) and links to docs and
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -83,23 +84,46 @@ def _original(value: Any) -> Any:
     return value
 
 
-def _safe_row(load: PluginLoad, dag_id: str, valid: bool, shadowed_by: str | None, state: DagState | None,
-              report: ReportEntry | None, base: str, airflow_base: str, timezone: str = "UTC") -> PluginRow:
+@dataclass(frozen=True)
+class _Where:
+    """Where a row's links point (this app, Airflow's UI) and the zone its times are shown in."""
+
+    base: str
+    airflow_base: str
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One plugin folder as the listing shows it."""
+
+    load: PluginLoad
+    dag_id: str
+    valid: bool
+    shadowed_by: str | None = None
+    state: DagState | None = None
+    report: ReportEntry | None = None
+
+
+def _safe_row(entry: _Entry, where: _Where) -> PluginRow:
     """:func:`_row`, or a bare row naming the folder when anything about it fails: one folder
     never takes the listing down."""
     try:
-        return _row(load, dag_id, valid, shadowed_by, state, report, base, airflow_base, timezone)
+        return _row(entry, where)
     except Exception as exc:
         none = dict.fromkeys(ORIGINAL_FIELDS)
-        return PluginRow(**none, folder=display_name(load.folder), name=None, version=None, dag_id=dag_id, valid=False,
-                         errors=[f"plugin.json: could not be listed: {type(exc).__name__}"], shadowed_by=shadowed_by,
-                         paused=None, last_run=None, next_run=None, timezone=timezone, report=None,
-                         links=Links(dag=f"{airflow_base}/dags/{quote(dag_id)}", docs=None, report=None,
+        return PluginRow(**none, folder=display_name(entry.load.folder), name=None, version=None,
+                         dag_id=entry.dag_id, valid=False,
+                         errors=[f"plugin.json: could not be listed: {type(exc).__name__}"],
+                         shadowed_by=entry.shadowed_by, paused=None, last_run=None, next_run=None,
+                         timezone=where.timezone, report=None,
+                         links=Links(dag=f"{where.airflow_base}/dags/{quote(entry.dag_id)}", docs=None, report=None,
                                      report_data=None, report_history=None))
 
 
-def _row(load: PluginLoad, dag_id: str, valid: bool, shadowed_by: str | None, state: DagState | None,
-         report: ReportEntry | None, base: str, airflow_base: str, timezone: str = "UTC") -> PluginRow:
+def _row(entry: _Entry, where: _Where) -> PluginRow:
+    load, dag_id, shadowed_by, state, report = entry.load, entry.dag_id, entry.shadowed_by, entry.state, entry.report
+    base, airflow_base, timezone = where.base, where.airflow_base, where.timezone
     raw = load.raw if isinstance(load.raw, dict) else {}
     manifest = load.manifest
     folder = display_name(load.folder)
@@ -118,7 +142,7 @@ def _row(load: PluginLoad, dag_id: str, valid: bool, shadowed_by: str | None, st
         name=manifest.name if manifest else None,
         version=manifest.version if manifest else None,
         dag_id=dag_id,
-        valid=valid,
+        valid=entry.valid,
         errors=[f"{p.field}: {p.message}" for p in load.problems],
         shadowed_by=shadowed_by,
         paused=state.paused if state else None,
@@ -138,6 +162,7 @@ def build_listing(store: ReportStore, base: str, airflow_base: str, root: Path |
                   timezone: str = "UTC") -> list[PluginRow]:
     """Every plugin folder: the active ones, then shadowed lower versions, then invalid ones."""
     catalog: Catalog = discover(root)
+    where = _Where(base, airflow_base, timezone)
     active_ids = [p.manifest.dag_id for p in catalog.active if p.manifest]
     invalid_ids = {id(p): invalid_dag_id(p.folder) for p in catalog.invalid}
     states = dag_states([*active_ids, *invalid_ids.values()])
@@ -151,15 +176,13 @@ def build_listing(store: ReportStore, base: str, airflow_base: str, root: Path |
         except Exception as exc:  # an unreadable report never hides the plugin
             log.warning("listing: the latest report of %s could not be read: %s", m.name, type(exc).__name__)
             latest = None
-        rows.append(_safe_row(load, m.dag_id, True, None, states.get(m.dag_id), latest, base, airflow_base,
-                              timezone))
+        rows.append(_safe_row(_Entry(load, m.dag_id, True, state=states.get(m.dag_id), report=latest), where))
     for item in catalog.shadowed:
         m = item.load.manifest
         if m is None:  # never: a shadowed plugin has its manifest
             continue
-        rows.append(_safe_row(item.load, m.dag_id, True, item.by, None, None, base, airflow_base,
-                              timezone))
+        rows.append(_safe_row(_Entry(item.load, m.dag_id, True, shadowed_by=item.by), where))
     for load in catalog.invalid:
         dag_id = invalid_ids[id(load)]
-        rows.append(_safe_row(load, dag_id, False, None, states.get(dag_id), None, base, airflow_base, timezone))
+        rows.append(_safe_row(_Entry(load, dag_id, False, state=states.get(dag_id)), where))
     return rows
