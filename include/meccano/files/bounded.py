@@ -54,12 +54,16 @@ def read_bounded(path: str | os.PathLike[str], limit: int, *, truncate: bool = F
             raise UnsafeFile(f"is {info.st_size:,} bytes; the limit is {limit:,} bytes")
         chunks: list[bytes] = []
         left = limit + (0 if truncate else 1)
+        # A regular file gives what fstat announced: ask for one byte more, so a short read is its end
+        # and the usual small file costs one read (a file that grew is still cut at ``limit``).
+        want = min(left, info.st_size + 1)
         while left > 0:
-            chunk = os.read(fd, min(left, 65536))
-            if not chunk:
-                break
+            chunk = os.read(fd, min(left, want))
             chunks.append(chunk)
             left -= len(chunk)
+            if len(chunk) < want or not chunk:
+                break
+            want = 65536
         data = b"".join(chunks)
     finally:
         os.close(fd)

@@ -212,7 +212,12 @@ class PluginManifest:
 
     @property
     def docs(self) -> Path:
-        return self.folder / "assets" / "index.html"
+        return Path(self.docs_path)
+
+    @property
+    def docs_path(self) -> str:
+        """The documentation page as a plain path (cheaper than a Path, once per DAG at parse time)."""
+        return os.path.join(self.folder, "assets", "index.html")
 
     @property
     def version_key(self) -> tuple[int, ...]:

@@ -117,7 +117,7 @@ def _docs(manifest: PluginManifest, shadowed: list[str]) -> str:
     if shadowed:
         lines.append(f"* shadows (lower versions, not run): {', '.join(shadowed)}")
     try:  # never blocks on a pipe, never follows a link, reads the first _DOC_LIMIT bytes only
-        raw = read_bounded(manifest.docs, _DOC_LIMIT, truncate=True)
+        raw = read_bounded(manifest.docs_path, _DOC_LIMIT, truncate=True)
         # a character cut by the byte limit is dropped, not shown as a replacement character
         page = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(raw, final=False)
     except OSError:
