@@ -13,6 +13,13 @@ before timing (``gc.freeze()``), as Airflow's dag-processor does before it forks
 process that parses a file (``DagFileProcessorManager.before_run``); without it, a full
 collection during the parse also walks every object Airflow's import created.
 
+Bytecode: a deployed dag-processor imports the package from its compiled ``.pyc`` files (``pip
+install`` compiles them; the image is built that way) and dag-factory comes from site-packages, compiled
+at install. This machine sets ``PYTHONDONTWRITEBYTECODE=1``, which would make every timed parse of the
+Meccano side compile ``include/meccano`` from source (about a tenth of its parse) while dag-factory's
+bytecode is there: so the children run with bytecode caching on, after one untimed warm-up parse per
+side. ``--no-bytecode`` times the old way (source compiled in every run).
+
 ``--baseline DIR`` times the factory of another tree (say ``git archive <commit> include dags
 config | tar -x -C DIR``) on the same generated plugins: a same-session A/B. All sides
 alternate run for run, so the drift of a noisy machine hits them alike.
@@ -122,6 +129,9 @@ def main() -> None:
                         help="which side(s) to time; the default is both (an A/B of the factory needs only meccano)")
     parser.add_argument("--gc-freeze", action="store_true",
                         help="gc.freeze() after Airflow's import, as the dag-processor does before parsing a file")
+    parser.add_argument("--no-bytecode", action="store_true",
+                        help="keep PYTHONDONTWRITEBYTECODE and skip the warm-up: the Meccano side compiles its "
+                             "source in every timed run")
     parser.add_argument("--baseline", type=Path,
                         help="another tree (include/, dags/ and config/ of an older commit, e.g. from `git archive`) "
                              "whose factory is timed against this one on the same plugins, run for run")
@@ -136,12 +146,17 @@ def main() -> None:
                    "MECCANO_PLUGINS_DIR": str(Path(tmp) / "meccano" / "plugins"),
                    "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600", "PYTHONWARNINGS": "ignore",
                    **({"BENCH_GC_FREEZE": "1"} if args.gc_freeze else {})}
+            if not args.no_bytecode:
+                env.pop("PYTHONDONTWRITEBYTECODE", None)
             sides = {"meccano": [("meccano factory", mec)], "dag-factory": [("dag-factory 1.1.0", dfy)]}
             if args.baseline:
                 base = meccano_dag_file(Path(tmp) / "meccano" / "dags-baseline", args.baseline.resolve())
                 sides["meccano"].insert(0, ("meccano baseline", base))
             chosen = [side for b in BUILDERS if b in args.builders for side in sides[b]]
             results: dict[str, list[dict]] = {label: [] for label, _ in chosen}
+            if not args.no_bytecode:
+                for _label, folder in chosen:  # untimed: writes the bytecode a deployed install already has
+                    measure(folder, env)
             for _ in range(args.repeat):  # sides alternate run for run, so drift hits them alike
                 for label, folder in chosen:
                     results[label].append(measure(folder, env))
