@@ -38,7 +38,7 @@ import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILDERS = ("meccano", "dag-factory")
+BUILDERS = ("meccano", "dag-factory", "floor")
 SCHEDULES = ["*/5 * * * *", "0 2 * * *", "*/10 * * * *", "@daily", "15 */2 * * 1-5"]
 
 MEASURE = textwrap.dedent("""
@@ -115,6 +115,40 @@ def make_dagfactory(base: Path, n: int) -> Path:
     return dags
 
 
+def make_floor(base: Path, n: int) -> Path:
+    """Airflow's own share: the same DAGs and tasks (schedule, kwargs, operator per engine) from a plain loop,
+    with no discovery, no validation, no documentation page and no project import. No builder can parse
+    faster than this; dag-factory's time over it is the ceiling of any ratio."""
+    dags = base / "dags"
+    dags.mkdir(parents=True)
+    (dags / "floor_dags.py").write_text(textwrap.dedent(f"""
+        # airflow dag
+        from datetime import UTC, datetime, timedelta
+        from airflow.sdk import DAG, CronTriggerTimetable
+        from airflow.providers.standard.operators.bash import BashOperator
+        from airflow.providers.standard.operators.python import PythonOperator
+        SCHEDULES = {SCHEDULES!r}
+        TIMETABLES = {{s: CronTriggerTimetable(s, timezone="UTC") for s in SCHEDULES}}
+        START = datetime(2024, 1, 1, tzinfo=UTC)
+        def run(**kwargs): return None
+        for i in range({n}):
+            dag = DAG(dag_id=f"plugin{{i:04d}}", description=f"generated plugin {{i}}",
+                      schedule=TIMETABLES[SCHEDULES[i % len(SCHEDULES)]], start_date=START, catchup=False,
+                      max_active_runs=1, max_active_tasks=16, max_consecutive_failed_dag_runs=0,
+                      disable_bundle_versioning=False, is_paused_upon_creation=False,
+                      tags=["meccano", "type:report", "engine:native", "version:1.0"], doc_md="docs",
+                      render_template_as_native_obj=False)
+            task = dict(task_id="run", retries=2, retry_delay=timedelta(minutes=2), pool="iotdb", owner="meccano",
+                        dag=dag)
+            if i % 3 == 0:
+                PythonOperator(python_callable=run, op_kwargs={{"plugin_folder": "x", "entry": "entrypoint"}}, **task)
+            else:
+                BashOperator(bash_command="echo run", **task)
+            globals()[dag.dag_id] = dag
+    """))
+    return dags
+
+
 def measure(dags: Path, env: dict[str, str]) -> dict:
     out = subprocess.run([sys.executable, "-c", MEASURE, str(dags)], capture_output=True, text=True, env=env,
                          check=True)
@@ -148,7 +182,8 @@ def main() -> None:
                    **({"BENCH_GC_FREEZE": "1"} if args.gc_freeze else {})}
             if not args.no_bytecode:
                 env.pop("PYTHONDONTWRITEBYTECODE", None)
-            sides = {"meccano": [("meccano factory", mec)], "dag-factory": [("dag-factory 1.1.0", dfy)]}
+            sides = {"meccano": [("meccano factory", mec)], "dag-factory": [("dag-factory 1.1.0", dfy)],
+                     "floor": [("Airflow floor", make_floor(Path(tmp) / "floor", n))]}
             if args.baseline:
                 base = meccano_dag_file(Path(tmp) / "meccano" / "dags-baseline", args.baseline.resolve())
                 sides["meccano"].insert(0, ("meccano baseline", base))
