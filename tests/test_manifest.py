@@ -265,10 +265,10 @@ def test_airflow_rejects_or_never_fires(expr: str, why: str):
 
 
 @pytest.mark.parametrize(("over", "field_name", "reason"), [
-    ({"retries": 21}, "retries", "21 must be at most 20"),
+    ({"retries": 21}, "retries", "21 must be 20 or less"),
     ({"retries": True}, "retries", "must be a whole number, got true"),
     ({"retryDelayMinutes": 0}, "retryDelayMinutes", "0 must be greater than 0"),
-    ({"timeoutMinutes": 10081}, "timeoutMinutes", "10081 must be at most 10080"),
+    ({"timeoutMinutes": 10081}, "timeoutMinutes", "10081 must be 10080 or less"),
     ({"owner": "a\nb"}, "owner", "must not hold control characters"),
     ({"tasks": ["a", "a"]}, "tasks", "lists a function twice"),
     ({"tasks": []}, "tasks", "must not be empty"),

@@ -24,6 +24,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, SecretS
 from pydantic.dataclasses import dataclass as model
 
 from meccano.errors import ConfigError
+from meccano.settings.messages import error_text
 from meccano.settings.zone import DEFAULT_ZONE
 
 log = logging.getLogger(__name__)
@@ -489,18 +490,6 @@ def _config_path(path: str | os.PathLike[str] | None, env: Mapping[str, str]) ->
     return DEFAULT_CONFIG_FILE, None
 
 
-_REASONS = {"greater_than_equal": "{input} must be {ge} or more", "less_than_equal": "{input} must be {le} or less"}
-
-
-def _error_text(error: Mapping[str, Any], raw: Any) -> str:
-    ctx = error.get("ctx") or {}
-    if error["type"] == "value_error":
-        return str(ctx.get("error", error["msg"]))
-    if error["type"] in _REASONS:
-        return _REASONS[error["type"]].format(input=raw, **ctx)
-    return str(error["msg"])
-
-
 def _merged_sections(raw: dict[str, Any], environment: str, cfg_path: Path) -> dict[str, Any]:
     """The ``default`` section with the ``environment`` section merged over it, old key names
     moved to their new place."""
@@ -572,7 +561,7 @@ def load_settings(path: str | os.PathLike[str] | None = None,
             for error in exc.errors(include_url=False):
                 name = str(error["loc"][0]) if error["loc"] else ""
                 value, yaml_key, source = targets.get(name, (None, name, "?"))
-                errors.append(f"{yaml_key} (from {source}): {_error_text(error, value)}")
+                errors.append(f"{yaml_key} (from {source}): {error_text(error, str(value))}")
             return None
 
     for section, cls in _SECTION_MODELS.items():
