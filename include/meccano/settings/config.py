@@ -460,18 +460,21 @@ _SECTION_MODELS: dict[str, type] = {
     "clean_messages": CleanMessagesOptions, "alerts": AlertsOptions}
 
 
-@model(frozen=True, config=_MODEL)
+@dataclass(frozen=True)
 class Settings:
-    warninglimit: Minutes = 60
-    timezone: TimeZone = DEFAULT_ZONE
-    forecast_days: Annotated[int, BeforeValidator(parse_number), Field(ge=1, le=366)] = 7
+    """Every setting, validated: :func:`load_settings` builds it from the section models, which
+    validate each value (a plain dataclass itself, so that a DAG parse builds no model twice)."""
+
+    warninglimit: int = 60
+    timezone: str = DEFAULT_ZONE
+    forecast_days: int = 7
     mysql: MysqlSettings = field(default_factory=MysqlSettings)
     iotdb: IotdbSettings = field(default_factory=IotdbSettings)
     aws: AwsSettings = field(default_factory=AwsSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     status: StatusSettings = field(default_factory=StatusSettings)
     legacy: LegacySettings = field(default_factory=LegacySettings)
-    reports_dir: Text = ""
+    reports_dir: str = ""
     reports: ReportsSettings = field(default_factory=ReportsSettings)
     web: WebSettings = field(default_factory=WebSettings)
     plugins: PluginLimits = field(default_factory=PluginLimits)
