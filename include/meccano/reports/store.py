@@ -69,15 +69,6 @@ def default_root() -> str:
     return str(airflow_home() / "meccano-reports")
 
 
-def history_limit(settings: Settings) -> int:
-    return settings.reports.history
-
-
-def declared_shared(settings: Settings) -> bool:
-    """``reports.shared`` / ``MECCANO_REPORTS_SHARED``: the local report folder is a volume every host mounts."""
-    return settings.reports.shared
-
-
 def split_store_problem(settings: Settings, location: str | None = None) -> str | None:
     """Why this report store would be split between hosts, or None when every host sees the same one."""
     location = location or root_location(settings)
@@ -86,7 +77,7 @@ def split_store_problem(settings: Settings, location: str | None = None) -> str 
     from meccano.settings.hosts import spreading_executors
 
     spread = spreading_executors()
-    if not spread or declared_shared(settings):
+    if not spread or settings.reports.shared:
         return None
     return (f"the report store is the local folder {location[len('file://'):]} but Airflow's executor "
             f"({', '.join(spread)}) runs tasks on other hosts: each worker would publish reports to its own "
@@ -153,7 +144,7 @@ class ReportStore:
         if problem and problem not in _warned:
             _warned.add(problem)
             log.warning("REPORTS WILL BE SPLIT BETWEEN HOSTS: %s", problem)
-        return cls(location, conn_id, history_limit(settings))
+        return cls(location, conn_id, settings.reports.history)
 
     def __repr__(self) -> str:
         return f"ReportStore({self.location!r})"
