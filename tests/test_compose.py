@@ -207,19 +207,10 @@ def test_secrets_reach_services_only_through_interpolation(compose: list[str], s
 # --- every configuration key reaches every Airflow service ----------------------------------------------
 
 def _setting_vars() -> dict[str, str]:
-    """``{environment variable: kind}`` of every configuration key, from the code's own key tables."""
+    """``{environment variable: kind}`` of every configuration key, from the settings' one declaration."""
     from meccano.settings.config import setting_keys
-    from meccano.web.settings import ENV_KEYS
 
-    out = {env: kind for _, env, kind in setting_keys()}
-    out.update({env: "str" for env in ENV_KEYS.values()})
-    from meccano.export import target
-    from meccano.reports import store
-
-    # the switches that declare a local folder shared by every host (report store, file:// export target)
-    out[store.SHARED_ENV] = "bool"
-    out[target.SHARED_TARGET_ENV] = "bool"
-    return out
+    return {env: kind for _, env, kind in setting_keys()}
 
 
 def _airflow_services(services: dict[str, dict]) -> dict[str, dict]:
@@ -233,7 +224,7 @@ def _operator_values() -> dict[str, str]:
     """A valid, distinctive value for every key, as an operator's .env would set them."""
     values = {}
     for i, (env, kind) in enumerate(sorted(_setting_vars().items())):
-        values[env] = {"bool": "true", "int": str(100 + i), "positive int": str(100 + i),
+        values[env] = {"bool": "true", "int": str(100 + i), "number": str(100 + i), "positive int": str(100 + i),
                        "non-negative int": str(100 + i)}.get(kind, f"set-{env.lower()}")
     values.update(STATUS_NORMAL_MINUTES="4", STATUS_WARNING_MINUTES="12", TZ="America/Sao_Paulo",
                   MECCANO_WEB_CONSOLE_ALLOW="10.1.0.0/16", MECCANO_WEB_CORS_ORIGINS="https://console.example.com",
@@ -263,7 +254,6 @@ def test_an_unset_setting_leaves_config_yml_in_charge(compose: list[str], secret
     operator leaves unset must reach the containers empty (which load_settings ignores), never as a default
     invented by compose that would hide config/config.yml."""
     from meccano.settings.config import load_settings
-    from meccano.web.settings import web_settings
 
     example = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
                    if line and not line.startswith("#"))
@@ -278,8 +268,6 @@ def test_an_unset_setting_leaves_config_yml_in_charge(compose: list[str], secret
         operator = {k: v for k, v in example.items() if k in _setting_vars() and v}
         container = {k: v for k, v in env.items() if k in _setting_vars()}
         assert load_settings(config, env=container) == load_settings(config, env=operator), name
-        assert web_settings(load_settings(config, env=container), env=container) == \
-            web_settings(load_settings(config, env=operator), env=operator), name
     # an unset key really falls back to config.yml: FORECAST_DAYS is empty in .env.example
     assert load_settings(config, env={"FORECAST_DAYS": ""}).forecast_days == load_settings(config, env={}).forecast_days
 

@@ -22,6 +22,11 @@ prod:
 """
 
 
+def _case_ids(cases: list[tuple[dict[str, str], str]]) -> list[str]:
+    """Each case's id: the variables it sets (``MYSQL_PORT=abc``), not env0, env1, ..."""
+    return [",".join(f"{k}={v[:16]}" for k, v in env.items()) for env, _ in cases]
+
+
 @pytest.fixture
 def cfg(tmp_path: Path) -> Path:
     path = tmp_path / "config.yml"
@@ -75,12 +80,15 @@ def test_original_active_spelling_is_accepted(tmp_path: Path):
     assert load_settings(path, env={}).export.enabled is False
 
 
-@pytest.mark.parametrize(("env", "message"), [
+BAD_ENVIRONMENT: list[tuple[dict[str, str], str]] = [
     ({"MYSQL_PORT": "abc"}, "mysql.port (from environment variable MYSQL_PORT): 'abc' is not a whole number"),
     ({"EXPORT_DAYS": "-1"}, "export.days (from environment variable EXPORT_DAYS): -1 must be 0 or more"),
     ({"WARNINGLIMIT": "0"}, "warninglimit (from environment variable WARNINGLIMIT): 0 must be 1 or more"),
     ({"EXPORT_PURGE": "maybe"}, "export.purge (from environment variable EXPORT_PURGE): 'maybe' is not a boolean"),
-])
+]
+
+
+@pytest.mark.parametrize(("env", "message"), BAD_ENVIRONMENT, ids=_case_ids(BAD_ENVIRONMENT))
 def test_bad_environment_values_name_key_and_source(cfg: Path, env: dict, message: str):
     with pytest.raises(ConfigError) as err:
         load_settings(cfg, env=env)
@@ -137,7 +145,7 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("env", "message"), [
+OUT_OF_RANGE: list[tuple[dict[str, str], str]] = [
     ({"MYSQL_PORT": "70000"}, "mysql.port (from environment variable MYSQL_PORT): 70000 must be 65535 or less"),
     ({"MYSQL_PORT": "0"}, "mysql.port (from environment variable MYSQL_PORT): 0 must be 1 or more"),
     ({"PORT": "65536"}, "port (from environment variable PORT): 65536 must be 65535 or less"),
@@ -151,23 +159,33 @@ def _write(tmp_path: Path, text: str) -> Path:
     ({"EXPORT_PURGE": "y"}, "export.purge (from environment variable EXPORT_PURGE): 'y' is not a boolean"),
     ({"TZ": "Mars/Olympus"}, "timezone (from environment variable TZ): unknown time zone 'Mars/Olympus'"),
     ({"TZ": "../../etc/passwd"}, "timezone (from environment variable TZ): unknown time zone '../../etc/passwd'"),
-])
+]
+
+
+@pytest.mark.parametrize(("env", "message"), OUT_OF_RANGE, ids=_case_ids(OUT_OF_RANGE))
 def test_ranges_that_fit_the_use(env: dict, message: str):
     with pytest.raises(ConfigError) as err:
         load_settings(env=env)
     assert message in str(err.value)
 
 
-def test_one_rule_for_booleans_everywhere():
+@pytest.mark.parametrize(("word", "expected"), [
+    ("true", True), ("TRUE", True), ("yes", True), ("on", True), ("1", True), (True, True),
+    ("false", False), ("No", False), ("off", False), ("0", False), (False, False),
+    ("y", None), ("n", None), ("", None), ("maybe", None), (1, None), (None, None),
+], ids=lambda v: repr(v) if v is not None and not isinstance(v, bool) else None)
+def test_one_rule_for_booleans_everywhere(word: object, expected: bool | None):
+    """The one rule: these words are booleans, anything else (the number 1 too) is an error."""
     from meccano.settings.config import parse_bool
 
-    for word in ("true", "TRUE", "yes", "on", "1", True):
-        assert parse_bool(word) is True
-    for word in ("false", "No", "off", "0", False):
-        assert parse_bool(word) is False
-    for word in ("y", "n", "", "maybe", 1, None):
+    if expected is None:
         with pytest.raises(ValueError, match="is not a boolean"):
             parse_bool(word)
+    else:
+        assert parse_bool(word) is expected
+
+
+def test_the_rule_applies_to_settings():
     assert load_settings(env={"EXPORT_PURGE": "off", "AWS_SSLENABLED": "Yes"}).export.purge is False
 
 

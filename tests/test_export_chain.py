@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from meccano.errors import ExportError
+from meccano.errors import ConfigError, ExportError
 from meccano.export import chain
 from meccano.export.histogram import build_chunks
 from meccano.export.ledger import Ledger
@@ -82,18 +82,19 @@ def test_day_seconds_cut_the_same_chunks_as_its_histogram():
     assert sum(c.rows for c in day.chunks(*bounds, 50)) == day.rows
 
 
-@pytest.mark.parametrize(("tables", "conf", "message"), [
-    ([{"table": "Facts; DROP"}], {}, "export.tables[0].table"),
-    ([{"table": "Facts", "retention": 3}], {}, "unknown key(s) retention"),
-    (None, {"tables": ["Nope"]}, "Nope not configured for export"),
-    (None, {"days": "soon"}, "dag_run.conf days"),
-    (None, {"dry_run": "maybe"}, "dag_run.conf dry_run"),
+@pytest.mark.parametrize(("tables", "conf", "message", "error"), [
+    # config.yml problems stop the load; the run's own conf stops the run
+    ([{"table": "Facts; DROP"}], {}, "export.tables[0].table", ConfigError),
+    ([{"table": "Facts", "retention": 3}], {}, "unknown key(s) retention", ConfigError),
+    (None, {"tables": ["Nope"]}, "Nope not configured for export", ExportError),
+    (None, {"days": "soon"}, "dag_run.conf days", ExportError),
+    (None, {"dry_run": "maybe"}, "dag_run.conf dry_run", ExportError),
 ])
-def test_bad_options_are_named(tables, conf, message, tmp_path, monkeypatch):
+def test_bad_options_are_named(tables, conf, message, error, tmp_path, monkeypatch):
     cfg = tmp_path / "c.yml"
     cfg.write_text(json.dumps({"default": {"export": {"tables": tables} if tables else {}}}))
     monkeypatch.setenv("MECCANO_CONFIG", str(cfg))
-    with pytest.raises(ExportError, match=re.escape(message)):
+    with pytest.raises(error, match=re.escape(message)):
         load_options(load_settings(), conf)
 
 
@@ -313,14 +314,17 @@ def test_server_built_bytes_match_the_python_format(iotdb):
 
 
 def test_a_bad_export_table_turns_the_export_dag_into_a_visible_error(tmp_path, monkeypatch):
-    """The Assets are named from export.tables at parse time: a bad entry shows as a failing DAG with the
-    message, and the other plugins' DAGs still load."""
-    from meccano.plugins.factory import build_dags, invalid_dag_id
+    """export.tables is validated at load with every setting: a bad entry shows as the failing DAG
+    meccano_config_error with the message, the other plugins' DAGs still load, and no export runs (its task
+    loads the settings again and stops)."""
+    from meccano.plugins.factory import CONFIG_ERROR_DAG, build_dags
 
     configure_export(tmp_path, monkeypatch)
     cfg = tmp_path / "config.yml"
     cfg.write_text(cfg.read_text() + "    tables:\n      - {table: 'Facts; DROP'}\n")
     dags = build_dags()
-    assert "s3_export" not in dags and "deviceHealth" in dags
-    error = dags[invalid_dag_id(Path("s3_export:1.0"))]
+    assert "deviceHealth" in dags
+    error = dags[CONFIG_ERROR_DAG]
     assert "export.tables[0].table" in error.doc_md and "invalid" in error.tags
+    with pytest.raises(ConfigError, match=re.escape("export.tables[0].table")):
+        load_settings()

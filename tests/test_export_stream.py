@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from meccano.errors import AmbiguousValue, ExportError
+from meccano.errors import AmbiguousValue, ConfigError, ExportError
 from meccano.export import write
 from meccano.export.csvformat import GS, RS, US, csv_block, csv_fields, format_row
 from meccano.export.model import Partition
@@ -270,12 +270,13 @@ def test_parquet_days_of_one_pass_share_their_memory_bound_and_keep_their_rows(i
 
 def test_an_unknown_file_format_or_gzip_level_is_named(tmp_path, monkeypatch):
     configure_export(tmp_path, monkeypatch, "xlsx")
-    with pytest.raises(ExportError, match=r"config.yml export.format: 'xlsx' is not a supported file format; "
+    # config.yml problems: raised at load (ConfigError), before any task runs
+    with pytest.raises(ConfigError, match=r"config.yml export.format: 'xlsx' is not a supported file format; "
                                           r"use csv or parquet"):
         load_options(load_settings(), {})
     cfg = tmp_path / "config.yml"
     cfg.write_text(cfg.read_text().replace("format: xlsx", "gzipLevel: 12"))
-    with pytest.raises(ExportError, match=r"config.yml export.gzipLevel: 12 must be 9 or less"):
+    with pytest.raises(ConfigError, match=r"config.yml export.gzipLevel: 12 must be 9 or less"):
         load_options(load_settings(), {})
 
 

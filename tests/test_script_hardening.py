@@ -251,26 +251,29 @@ class _Manifest:
         self.timeout_minutes = timeout_minutes
 
 
-def test_script_limits_default_and_errors():
+def test_script_limits_default_and_errors(tmp_path: Path):
     from meccano.errors import ConfigError
     from meccano.scripts.environment import script_limits
-    from meccano.settings.config import Settings
+    from meccano.settings.config import load_settings
 
     none = _Manifest()
-    assert script_limits(none, Settings(), env={}).timeout_seconds == 3600  # type: ignore[arg-type]
-    assert script_limits(none, Settings(),  # type: ignore[arg-type]
-                         env={"MECCANO_PLUGIN_TIMEOUT_MINUTES": "2"}).timeout_seconds == 120
-    settings = Settings(sections={"plugins": {"defaultTimeoutMinutes": 5, "killGraceSeconds": 3}})
-    limits = script_limits(none, settings, env={})  # type: ignore[arg-type]
+    assert script_limits(none, load_settings(env={})).timeout_seconds == 3600  # type: ignore[arg-type]
+    assert script_limits(none,  # type: ignore[arg-type]
+                         load_settings(env={"MECCANO_PLUGIN_TIMEOUT_MINUTES": "2"})).timeout_seconds == 120
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("default:\n  plugins: {defaultTimeoutMinutes: 5, killGraceSeconds: 3}\n")
+    settings = load_settings(cfg, env={})
+    limits = script_limits(none, settings)  # type: ignore[arg-type]
     assert (limits.timeout_seconds, limits.grace_seconds) == (300, 3)
-    own = script_limits(_Manifest(1), settings, env={})  # type: ignore[arg-type]
+    own = script_limits(_Manifest(1), settings)  # type: ignore[arg-type]
     assert own.timeout_seconds == 60 and own.airflow_enforced and own.runner_deadline > 60 + 3
     assert not limits.airflow_enforced and limits.runner_deadline == 300
+    # bad values stop the load (config show, the DAG meccano_config_error), not the task
     with pytest.raises(ConfigError, match=r"environment variable MECCANO_PLUGIN_TIMEOUT_MINUTES: 'soon' is not"):
-        script_limits(none, Settings(), env={"MECCANO_PLUGIN_TIMEOUT_MINUTES": "soon"})  # type: ignore[arg-type]
+        load_settings(env={"MECCANO_PLUGIN_TIMEOUT_MINUTES": "soon"})
+    cfg.write_text("default:\n  plugins: {killGraceSeconds: -1}\n")
     with pytest.raises(ConfigError, match=r"plugins.killGraceSeconds .*must be a number greater than 0"):
-        script_limits(none, Settings(sections={"plugins": {"killGraceSeconds": -1}}),  # type: ignore[arg-type]
-                      env={})
+        load_settings(cfg, env={})
 
 
 @pytest.mark.parametrize("run_id", ["..", ".", "", ".hidden", "../../etc", "a/../..",

@@ -16,22 +16,22 @@
       gzipLevel: 5             # gzip CSV parts
       format: csv              # csv (gzip) or parquet (zstd, typed by the table's columns)
 
+The ``export:`` keys are declared and validated at load with every other setting
+(:class:`meccano.settings.config.ExportSettings`); this module adds the run's own choices:
 ``dag_run.conf`` may override ``days`` (all tables), ``tables`` (names to run) and
 ``dry_run`` (export and verify, purge nothing).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from meccano.errors import ExportError
-from meccano.export.model import FORMATS
-from meccano.settings.config import Settings, as_bool, as_int
+from meccano.errors import ConfigError, ExportError
+from meccano.settings.config import Settings, parse_bool, parse_number, range_problem
+from meccano.settings.tables import TableEntry, parse_tables
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-DEFAULT_TABLES = ({"table": "Facts", "dateColumn": "creationDate"},)
+__all__ = ["ExportOptions", "TableSpec", "load_options", "table_specs"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,11 @@ class TableSpec:
     date_column: str
     days: int
     prefix: str
+
+    @classmethod
+    def of(cls, entry: TableEntry, default_days: int) -> TableSpec:
+        """A table of ``export.tables``; without its own ``days`` it keeps ``export.days``."""
+        return cls(entry.table, entry.date_column, default_days if entry.days is None else entry.days, entry.prefix)
 
 
 @dataclass(frozen=True)
@@ -69,91 +74,67 @@ class ExportOptions:
         return cls(**{**data, "tables": tables})
 
 
-def _int(value: Any, where: str, minimum: int, maximum: int | None = None) -> int:
-    return as_int(value, where, minimum, maximum, error=ExportError)  # the one rule (meccano.settings.config)
-
-
-def _bool(value: Any, where: str) -> bool:
-    return as_bool(value, where, error=ExportError)
-
-
-def _ident(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not _IDENT.fullmatch(value):
-        raise ExportError(f"{where}: {value!r} is not a valid table/column name (letters, digits, '_')")
-    return value
-
-
 def table_specs(section: dict[str, Any], default_days: int) -> list[TableSpec]:
-    raw = section.get("tables")
-    if raw is None:
-        raw = list(DEFAULT_TABLES)
-    if not isinstance(raw, list) or not raw:
-        raise ExportError("config.yml export.tables: must be a non-empty list of "
-                          "{table: Name, dateColumn: creationDate, days: N}")
-    specs: list[TableSpec] = []
-    for i, item in enumerate(raw):
-        where = f"config.yml export.tables[{i}]"
-        if not isinstance(item, dict):
-            raise ExportError(f"{where}: must be a mapping like {{table: Facts, dateColumn: creationDate}}")
-        unknown = set(item) - {"table", "dateColumn", "days", "prefix"}
-        if unknown:
-            raise ExportError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
-                              "use table, dateColumn, days, prefix")
-        table = _ident(item.get("table"), f"{where}.table")
-        column = _ident(item.get("dateColumn", "creationDate"), f"{where}.dateColumn")
-        days = default_days if item.get("days") is None else _int(item["days"], f"{where}.days", 0)
-        prefix = str(item.get("prefix") or table.lower())
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", prefix):
-            raise ExportError(f"{where}.prefix: {prefix!r} must be lower-case letters, digits, '_' or '-'")
-        specs.append(TableSpec(table, column, days, prefix))
-    names = [s.table for s in specs]
-    if len(set(names)) != len(names):
-        raise ExportError("config.yml export.tables: a table is listed twice")
-    return specs
+    """The tables of an ``export:`` section (config.yml's, validated at load: ``Settings.export.table_specs``);
+    a bad one raises :class:`ConfigError` naming it."""
+    try:
+        entries = parse_tables(section.get("tables"))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return [TableSpec.of(entry, default_days) for entry in entries]
+
+
+def _conf_days(value: Any) -> int:
+    """``dag_run.conf days``: a problem of this run, not of the configuration (:class:`ExportError`)."""
+    try:
+        days = int(parse_number(value))
+    except ValueError as exc:
+        raise ExportError(f"dag_run.conf days: {exc}") from None
+    why = range_problem(days, 0)
+    if why:
+        raise ExportError(f"dag_run.conf days: {why}")
+    return days
+
+
+def _conf_dry_run(value: Any) -> bool:
+    try:
+        return parse_bool(value)
+    except ValueError as exc:
+        raise ExportError(f"dag_run.conf dry_run: {exc}") from None
+
+
+def _chosen(specs: list[TableSpec], asked: Any) -> list[TableSpec]:
+    wanted = asked
+    if isinstance(wanted, str):
+        wanted = [w.strip() for w in wanted.split(",") if w.strip()]
+    if not isinstance(wanted, list) or not wanted:
+        raise ExportError(f"dag_run.conf tables: {asked!r} must be a list of table names")
+    known = {s.table: s for s in specs}
+    missing = [w for w in wanted if w not in known]
+    if missing:
+        raise ExportError(f"dag_run.conf tables: {', '.join(map(str, missing))} not configured for export; "
+                          f"configured: {', '.join(known)} (config.yml export.tables)")
+    return [known[w] for w in wanted]
 
 
 def load_options(settings: Settings, conf: dict[str, Any] | None = None) -> ExportOptions:
-    """Options of this run; bad config or ``dag_run.conf`` values raise a clear :class:`ExportError`."""
+    """Options of this run: the settings (validated at load) with the run's ``dag_run.conf``; a bad
+    ``dag_run.conf`` value raises a clear :class:`ExportError`."""
     conf = dict(conf or {})
-    section = settings.section("export")
-    days = settings.export.days
+    export = settings.export
+    specs = [TableSpec.of(entry, export.days) for entry in export.tables]
     if conf.get("days") is not None:
-        days = _int(conf["days"], "dag_run.conf days", 0)
-    specs = table_specs(section, settings.export.days)
-    if conf.get("days") is not None:
+        days = _conf_days(conf["days"])
         specs = [TableSpec(s.table, s.date_column, days, s.prefix) for s in specs]
     if conf.get("tables") is not None:
-        wanted = conf["tables"]
-        if isinstance(wanted, str):
-            wanted = [w.strip() for w in wanted.split(",") if w.strip()]
-        if not isinstance(wanted, list) or not wanted:
-            raise ExportError(f"dag_run.conf tables: {conf['tables']!r} must be a list of table names")
-        known = {s.table: s for s in specs}
-        missing = [w for w in wanted if w not in known]
-        if missing:
-            raise ExportError(f"dag_run.conf tables: {', '.join(map(str, missing))} not configured for export; "
-                              f"configured: {', '.join(known)} (config.yml export.tables)")
-        specs = [known[w] for w in wanted]
+        specs = _chosen(specs, conf["tables"])
     return ExportOptions(
         tables=tuple(specs),
-        purge=settings.export.purge,
-        dry_run=_bool(conf.get("dry_run", False), "dag_run.conf dry_run"),
-        max_days_per_run=_int(section.get("maxDaysPerRun", 7), "config.yml export.maxDaysPerRun", 1),
-        part_bytes=_int(section.get("partMegabytes", 256), "config.yml export.partMegabytes", 1) * 1024 * 1024
-        if "partBytes" not in section else _int(section["partBytes"], "config.yml export.partBytes", 1024),
-        purge_chunk_rows=_int(section.get("purgeChunkRows", 20_000), "config.yml export.purgeChunkRows", 1),
-        gzip_level=_level(section.get("gzipLevel", 5)),
-        file_format=_format(section.get("format", "csv")),
+        purge=export.purge,
+        dry_run=_conf_dry_run(conf.get("dry_run", False)),
+        max_days_per_run=export.max_days_per_run,
+        part_bytes=export.part_size,
+        purge_chunk_rows=export.purge_chunk_rows,
+        gzip_level=export.gzip_level,
+        file_format=export.format,
     )
-
-
-def _level(value: Any) -> int:
-    return _int(value, "config.yml export.gzipLevel", 1, 9)
-
-
-def _format(value: Any) -> str:
-    text = str(value).strip().lower()
-    if text not in FORMATS:
-        raise ExportError(f"config.yml export.format: {value!r} is not a supported file format; use "
-                          f"{' or '.join(FORMATS)}")
-    return text

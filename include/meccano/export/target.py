@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from meccano.errors import ExportError, StorageError
+from meccano.errors import StorageError
 from meccano.settings.config import Settings
 from meccano.settings.connections import aws_conn_id
 
@@ -58,19 +58,13 @@ def target_root(settings: Settings) -> ObjectStoragePath:
 def local_target_problem(settings: Settings) -> str | None:
     """Why a ``file://`` target would be split between hosts, or None. With an executor that runs tasks on
     other hosts, the export task would write a day to one worker's disk and verify would read another's."""
-    from meccano.errors import ConfigError
-    from meccano.settings.hosts import declared_shared, spreading_executors
+    from meccano.settings.hosts import spreading_executors
 
     url = target_url(settings)
     if not url.startswith("file://"):
         return None
     spread = spreading_executors()
-    try:
-        shared = declared_shared(SHARED_TARGET_ENV, settings.section("export").get("localTargetShared"),
-                                 "export.localTargetShared")
-    except ConfigError as exc:
-        raise ExportError(str(exc)) from None
-    if not spread or shared:
+    if not spread or settings.export.local_target_shared:
         return None
     return (f"the export target is the local folder {url[len('file://'):]} but Airflow's executor "
             f"({', '.join(spread)}) runs tasks on other hosts: the export task would write the days to one worker's "

@@ -28,14 +28,13 @@ from sqlalchemy import text
 
 from meccano.fleet.clock import db_now, param
 from meccano.fleet.notify import Notifier
-from meccano.fleet.options import Option, read_options
+from meccano.fleet.options import read_options
 from meccano.fleet.status import FAIL, DeviceState, device_states
 from meccano.iotdb.db import Iotdb
 from meccano.settings.config import Settings
 
 KIND = "alarm"
 UNREGISTERED = "UNREGISTERED"
-OPTIONS = {"maxListed": Option(100, 1, int, "devices listed per section of a digest")}
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,7 @@ def open_alarms(db: Iotdb) -> dict[str, dict[str, Any]]:
 def evaluate_alarms(db: Iotdb, settings: Settings, notifier: Notifier | None = None,
                     params: dict[str, Any] | None = None, now: datetime | None = None) -> AlarmRun:
     """Record raises/clears and their notification atomically, then publish the outbox."""
-    opts = read_options("alerts", OPTIONS, settings, params)
+    opts = read_options("alerts", settings, params)
     notifier = notifier or Notifier(db, settings)
     now = now or db_now(db)
     states: dict[str, DeviceState] = {s.device: s for s in device_states(db, settings, now)}

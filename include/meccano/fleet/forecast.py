@@ -24,16 +24,9 @@ from typing import Any
 from sqlalchemy import text
 
 from meccano.fleet.clock import as_date, db_now, param
-from meccano.fleet.options import Option, read_options
+from meccano.fleet.options import read_options
 from meccano.iotdb.db import Iotdb
 from meccano.settings.config import Settings
-
-OPTIONS = {
-    "days": Option(7, 1, int, "days to forecast (FORECAST_DAYS)"),
-    "degree": Option(2, 0, int, "degree of the polynomial"),
-    "historyDays": Option(30, 2, int, "complete days of history the fit uses"),
-    "minDays": Option(7, 2, int, "fewer days of history than this (or degree + 2): skip"),
-}
 
 DAILY_SQL = """
 SELECT device, sensor, DATE(creationDate) AS day, SUM(data) AS total
@@ -77,7 +70,7 @@ def forecast_days(db: Iotdb, settings: Settings, params: dict[str, Any] | None =
                   now: datetime | None = None, log: Any = None) -> ForecastRun:
     import numpy as np
 
-    opts = read_options("forecast", OPTIONS, settings, params, fallbacks={"days": settings.forecast_days})
+    opts = read_options("forecast", settings, params)
     now = now or db_now(db)
     today = now.date()
     since = datetime.combine(today - timedelta(days=opts["historyDays"]), datetime.min.time())

@@ -17,14 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from meccano.fleet.clock import db_now, param
-from meccano.fleet.options import Option, read_options
+from meccano.fleet.options import read_options
 from meccano.iotdb.db import Iotdb
 from meccano.settings.config import Settings
-
-OPTIONS = {
-    "maxAgeDays": Option(30, 0.001, float, "delete any message older than this many days"),
-    "batchSize": Option(5000, 1, int, "messages deleted per transaction"),
-}
 
 SELECT_SQL = """SELECT ID FROM Messages
 WHERE (delivery_type = 'TRANSIENT' AND readDate IS NOT NULL) OR creationDate < :cutoff
@@ -39,7 +34,7 @@ class CleanRun:
 
 def clean_messages(db: Iotdb, settings: Settings, params: dict[str, Any] | None = None,
                    now: datetime | None = None) -> CleanRun:
-    opts = read_options("cleanMessages", OPTIONS, settings, params)
+    opts = read_options("cleanMessages", settings, params)
     cutoff = (now or db_now(db)) - timedelta(days=opts["maxAgeDays"])
     deleted = 0
     while True:

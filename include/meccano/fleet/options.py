@@ -1,49 +1,40 @@
-"""Plugin options: built-in default, overridden by a ``config.yml`` section, overridden
-by the plugin's ``parameters`` / the run's ``dag_run.conf``. Each bad value is
-reported with its key, its source and how to fix it."""
+"""Plugin options: declared once with every setting (``meccano.settings.config``: the
+``forecast``, ``sensorStatistics``, ``cleanMessages`` and ``alerts`` sections, validated at
+load), overridden by the plugin's ``parameters`` / the run's ``dag_run.conf``, which are
+checked here against the same declaration. Each bad value names its key and its source."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from meccano.settings.config import Settings, as_number
+from pydantic import TypeAdapter, ValidationError
 
-
-@dataclass(frozen=True)
-class Option:
-    default: int | float
-    minimum: int | float
-    kind: type = int  # int or float
-    help: str = ""
-    maximum: int | float | None = None
+from meccano.errors import ConfigError
+from meccano.settings.config import Settings, declared_keys, field_info
+from meccano.settings.messages import error_text
 
 
-def read_options(section: str, spec: Mapping[str, Option], settings: Settings,
-                 params: Mapping[str, Any] | None = None,
-                 fallbacks: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Resolve every option of ``spec``; raises :class:`ConfigError` naming key and source.
-
-    ``fallbacks`` are values of typed settings (e.g. ``forecast.days`` / FORECAST_DAYS) that
-    already merge the YAML key and its environment variable: the section is not read again
-    for them, so the environment variable keeps winning.
-    """
-    from_section = settings.section(section)
-    out: dict[str, Any] = {}
-    for key, opt in spec.items():
-        value: Any = opt.default
-        source = "built-in default"
-        if fallbacks and key in fallbacks:
-            value, source = fallbacks[key], "settings (config.yml and its environment variable)"
-        elif key in from_section:
-            value, source = from_section[key], f"config.yml section {section}.{key}"
-        if params and key in params:
-            value, source = params[key], f"plugin parameter / dag_run.conf {key!r}"
-        out[key] = _check(key, value, opt, source)
+@functools.cache
+def _adapters(section: str) -> dict[str, TypeAdapter[Any]]:
+    """YAML name -> a validator of that option's declared type and range."""
+    out: dict[str, TypeAdapter[Any]] = {}
+    for key, target in declared_keys():
+        if key.path[0] == section and len(key.path) == 2:
+            info = field_info(target)
+            out[key.path[1]] = TypeAdapter(Annotated[info.annotation, *info.metadata])  # type: ignore[arg-type]
     return out
 
 
-def _check(key: str, value: Any, opt: Option, source: str) -> int | float:
-    return as_number(value, f"{key} (from {source})", opt.minimum, opt.maximum,
-                     whole=opt.kind is int)  # the one rule (meccano.settings.config)
+def read_options(section: str, settings: Settings, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The options of ``section`` by their YAML names; raises :class:`ConfigError` naming key and source."""
+    out = settings.options(section)
+    for key, adapter in _adapters(section).items():
+        if params and key in params:
+            try:
+                out[key] = adapter.validate_python(params[key])
+            except ValidationError as exc:
+                text = error_text(exc.errors(include_url=False)[0], str(params[key]))
+                raise ConfigError(f"{key} (from plugin parameter / dag_run.conf {key!r}): {text}") from None
+    return out

@@ -56,16 +56,9 @@ from typing import Any
 from sqlalchemy import text
 
 from meccano.fleet.clock import as_datetime, db_now, param
-from meccano.fleet.options import Option, read_options
+from meccano.fleet.options import read_options
 from meccano.iotdb.db import Iotdb
 from meccano.settings.config import Settings
-
-OPTIONS = {
-    "windowHours": Option(24, 1, float, "readings of the last N hours (Facts.creationDate)"),
-    "minReadings": Option(2, 1, int, "fewer readings than this in the window: keep the previous row"),
-    "lookbackHours": Option(2, 0, float, "re-aggregate every run the hours holding readings of the last N hours"),
-    "rebuild": Option(0, 0, int, "1: re-aggregate the whole window from Facts (after rows arrived very late)"),
-}
 
 # Full recomputation over a window: the reference the incremental path must equal (tests, bench).
 AGGREGATE_SQL = """
@@ -206,7 +199,7 @@ def compute_incremental(db: Iotdb, since: datetime, until: datetime, lookback: f
 
 def update_statistics(db: Iotdb, settings: Settings, params: dict[str, Any] | None = None,
                       now: datetime | None = None) -> StatisticsRun:
-    opts = read_options("sensorStatistics", OPTIONS, settings, params)
+    opts = read_options("sensorStatistics", settings, params)
     until = now or db_now(db)
     since = until - timedelta(hours=opts["windowHours"])
     results, aggregated = compute_incremental(db, since, until, opts["lookbackHours"], bool(opts["rebuild"]))

@@ -26,6 +26,8 @@ from pydantic_core import ErrorDetails
 from meccano.errors import UnsafeFile
 from meccano.files.bounded import inside, read_bounded
 from meccano.plugins.cron import cron_problem
+from meccano.settings.messages import error_text
+from meccano.settings.messages import show as _show
 
 ENGINES: dict[str, str] = {"R": ".R", "python": ".py", "native": ".py", "nodejs": ".js"}
 TYPES = ("report", "worker", "stream")
@@ -306,18 +308,6 @@ def name_problems(label: str, text: str) -> list[str]:
     return []
 
 
-def _show(value: Any, limit: int = 80, as_json: bool = False) -> str:
-    """A value for a message: Python- or JSON-quoted, cut to ``limit`` characters (inputs may be huge)."""
-    if isinstance(value, str) and not as_json:
-        text = repr(value)
-    else:
-        try:
-            text = json.dumps(value)
-        except (TypeError, ValueError, RecursionError):
-            text = type(value).__name__
-    return text if len(text) <= limit else text[:limit] + "...(cut)"
-
-
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in plugin.json (JSON numbers must be finite)")
 
@@ -373,30 +363,19 @@ def parse_manifest_text(data: bytes) -> Any:
         raise ValueError(f"nested too deeply (more than {MAX_DEPTH} levels are refused)") from None
 
 
-_TYPE_NAMES = {"bool_type": "true or false", "string_type": "a string", "int_type": "a whole number",
-               "float_type": "a number", "dict_type": "an object", "list_type": "a list"}
-_BOUNDS = {"greater_than": "greater than {gt}", "greater_than_equal": "{ge} or more",
-           "less_than": "less than {lt}", "less_than_equal": "at most {le}"}
-_EMPTY = ("string_too_short", "too_short")
-
-
 def _message(error: ErrorDetails) -> str:
-    """A pydantic error as a sentence a plugin author can act on."""
+    """A pydantic error as a sentence a plugin author can act on (the project's one translator,
+    with the contract's own fields, names and patterns)."""
     kind, value = error["type"], error.get("input")
     ctx: dict[str, Any] = dict(error.get("ctx") or {})
-    if kind == "missing":
-        return "missing required field"
     if kind == "extra_forbidden":
         return f"unknown field; allowed: {_ALLOWED_FIELDS}"
-    if kind in _EMPTY:
-        return "must not be empty"
-    if kind in _TYPE_NAMES:
-        return f"must be {_TYPE_NAMES[kind]}, got {_show(value, as_json=True)}"
-    if kind in _BOUNDS:
-        return f"{_show(value)} must be {_BOUNDS[kind].format(**{k: _number(v) for k, v in ctx.items()})}"
     if kind == "string_pattern_mismatch":
         return _pattern_message(value, error["loc"], ctx)
-    return _detail_message(kind, value, error["loc"], ctx, error["msg"])
+    if kind == "literal_error":
+        label, choices = _ENUM.get(str(error["loc"][0]), ("value", ()))
+        return f"unknown {label} {_show(value)}; use one of {', '.join(choices) or ctx.get('expected')}"
+    return error_text(error)
 
 
 def _pattern_message(value: Any, loc: tuple[int | str, ...], ctx: dict[str, Any]) -> str:
@@ -406,26 +385,6 @@ def _pattern_message(value: Any, loc: tuple[int | str, ...], ctx: dict[str, Any]
     if loc[0] == "owner":
         return f"{_show(value)} must not hold control characters (newlines, tabs)"
     return f"{_show(value)} does not match {ctx.get('pattern')}"
-
-
-def _detail_message(kind: str, value: Any, loc: tuple[int | str, ...], ctx: dict[str, Any], msg: str) -> str:
-    """The messages that need the error's context (allowed values, lengths)."""
-    if kind == "literal_error":
-        label, choices = _ENUM.get(str(loc[0]), ("value", ()))
-        return f"unknown {label} {_show(value)}; use one of {', '.join(choices) or ctx.get('expected')}"
-    if kind == "value_error":
-        return str(ctx.get("error", msg))
-    if kind == "finite_number":
-        return f"{_show(value)} must be a finite number"
-    if kind == "string_too_long":
-        return f"is {len(str(value))} characters; at most {ctx['max_length']}"
-    if kind == "too_long":
-        return f"has {ctx.get('actual_length')} entries; at most {ctx.get('max_length')}"
-    return msg
-
-
-def _number(value: Any) -> Any:
-    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _where(loc: tuple[Any, ...]) -> str:

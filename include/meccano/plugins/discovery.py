@@ -25,7 +25,9 @@ SKIP_RULE = ("entries whose name starts with '.' or '_' (e.g. __pycache__, .git)
 
 
 def plugins_dir() -> Path:
-    return Path(os.environ.get("MECCANO_PLUGINS_DIR") or DEFAULT_PLUGINS_DIR)
+    from meccano.settings.hosts import plugins_dir as configured
+
+    return configured(DEFAULT_PLUGINS_DIR)
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ DB_TIME = "%Y-%m-%d %H:%M:%S"
 def _int_param(params: dict[str, Any], key: str, default: int, plugin: str) -> int:
     from meccano.settings.config import as_int  # the one rule for numbers
 
-    return as_int(params.get(key, default),
-                  f"{plugin}: parameter {key} (plugin.json 'parameters' or the run's conf)", 1, error=ValueError)
+    where = f"{plugin}: parameter {key} (plugin.json 'parameters' or the run's conf)"
+    return as_int(params.get(key, default), where, 1)
 
 
 def report_window(context: PluginContext, default_hours: int) -> tuple[datetime, datetime]:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -48,7 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HISTORY = 10
+DEFAULT_HISTORY = 10  # reports.history's default (meccano.settings.config.ReportsSettings)
 SHARED_ENV = "MECCANO_REPORTS_SHARED"
 META = "meta.json"
 CHART = "output.png"
@@ -65,26 +64,9 @@ FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}\.(png|csv|json)$")
 
 
 def default_root() -> str:
-    home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
-    return str(Path(home) / "meccano-reports")
+    from meccano.settings.hosts import airflow_home
 
-
-def history_limit(settings: Settings) -> int:
-    from meccano.settings.config import as_int
-
-    raw = os.environ.get("MECCANO_REPORTS_HISTORY") or settings.section("reports").get("history", DEFAULT_HISTORY)
-    return as_int(raw, "reports.history / MECCANO_REPORTS_HISTORY", 1, 10_000, error=ReportStoreError)
-
-
-def declared_shared(settings: Settings) -> bool:
-    """``reports.shared`` / ``MECCANO_REPORTS_SHARED``: the local report folder is a volume every host mounts."""
-    from meccano.errors import ConfigError
-    from meccano.settings.hosts import declared_shared as shared
-
-    try:
-        return shared(SHARED_ENV, settings.section("reports").get("shared"), "reports.shared")
-    except ConfigError as exc:
-        raise ReportStoreError(str(exc)) from None
+    return str(airflow_home() / "meccano-reports")
 
 
 def split_store_problem(settings: Settings, location: str | None = None) -> str | None:
@@ -95,7 +77,7 @@ def split_store_problem(settings: Settings, location: str | None = None) -> str 
     from meccano.settings.hosts import spreading_executors
 
     spread = spreading_executors()
-    if not spread or declared_shared(settings):
+    if not spread or settings.reports.shared:
         return None
     return (f"the report store is the local folder {location[len('file://'):]} but Airflow's executor "
             f"({', '.join(spread)}) runs tasks on other hosts: each worker would publish reports to its own "
@@ -162,7 +144,7 @@ class ReportStore:
         if problem and problem not in _warned:
             _warned.add(problem)
             log.warning("REPORTS WILL BE SPLIT BETWEEN HOSTS: %s", problem)
-        return cls(location, conn_id, history_limit(settings))
+        return cls(location, conn_id, settings.reports.history)
 
     def __repr__(self) -> str:
         return f"ReportStore({self.location!r})"

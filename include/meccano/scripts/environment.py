@@ -15,7 +15,8 @@ Nothing named ``AIRFLOW*`` is ever passed. :func:`script_secrets` lists every se
 value the script can see or read (connection passwords and keys, the web console token)
 for the output redaction.
 
-Limits of a run (``plugins:`` section of config.yml, or the environment):
+Limits of a run (``plugins:`` section of config.yml, or the environment; declared and validated at load
+with every setting, :class:`meccano.settings.config.PluginLimits`):
 
 ===========================  ==================================  =======  =========================================
 YAML key (``plugins:``)      environment variable                default  meaning
@@ -35,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meccano.errors import ConfigError
 from meccano.settings.config import Settings
 
 if TYPE_CHECKING:
@@ -46,8 +46,6 @@ if TYPE_CHECKING:
 SCRIPT_RUNNER = str(Path(__file__).with_name("runner.py"))
 PASSED_FROM_WORKER = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
-DEFAULT_TIMEOUT_MINUTES = 60.0
-DEFAULT_KILL_GRACE_SECONDS = 10.0
 
 
 # When the plugin sets timeoutMinutes, Airflow's execution_timeout stops the task (its
@@ -69,27 +67,11 @@ class ScriptLimits:
         return self.timeout_seconds
 
 
-def _positive(settings: Settings, key: str, var: str, default: float, env: Mapping[str, str]) -> float:
-    if env.get(var):
-        raw, source = env[var], f"environment variable {var}"
-    else:
-        raw, source = settings.section("plugins").get(key, default), f"plugins.{key} (from {settings.source})"
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{source}: {raw!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise ConfigError(f"{source}: {raw!r} must be a number greater than 0")
-    return value
-
-
-def script_limits(manifest: PluginManifest, settings: Settings, env: Mapping[str, str] | None = None) -> ScriptLimits:
+def script_limits(manifest: PluginManifest, settings: Settings) -> ScriptLimits:
     """The plugin's ``timeoutMinutes``, else the default timeout; and the kill grace period."""
-    env = os.environ if env is None else env
-    minutes = manifest.timeout_minutes or _positive(settings, "defaultTimeoutMinutes",
-                                                    "MECCANO_PLUGIN_TIMEOUT_MINUTES", DEFAULT_TIMEOUT_MINUTES, env)
-    grace = _positive(settings, "killGraceSeconds", "MECCANO_PLUGIN_KILL_GRACE", DEFAULT_KILL_GRACE_SECONDS, env)
-    return ScriptLimits(float(minutes) * 60, grace, airflow_enforced=bool(manifest.timeout_minutes))
+    limits = settings.plugins
+    minutes = manifest.timeout_minutes or limits.default_timeout_minutes
+    return ScriptLimits(float(minutes) * 60, limits.kill_grace_seconds, airflow_enforced=bool(manifest.timeout_minutes))
 
 
 def _flag(value: bool) -> str:
@@ -144,7 +126,7 @@ def build_script_env(manifest: PluginManifest, context: Mapping[str, Any], setti
                      iotdb: Connection, aws: Connection | None,
                      worker_env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The whole environment of a script plugin (see the module docstring)."""
-    worker_env = os.environ if worker_env is None else worker_env
+    worker_env = os.environ if worker_env is None else worker_env  # the few variables passed on, not settings
     env = {k: worker_env[k] for k in PASSED_FROM_WORKER if worker_env.get(k)}
     env.setdefault("PATH", DEFAULT_PATH)
     env.setdefault("LANG", "C.UTF-8")
@@ -167,21 +149,15 @@ def build_script_env(manifest: PluginManifest, context: Mapping[str, Any], setti
     return env
 
 
-def script_secrets(settings: Settings, iotdb: Connection | None, aws: Connection | None,
-                   env: Mapping[str, str] | None = None) -> list[str]:
+def script_secrets(settings: Settings, iotdb: Connection | None, aws: Connection | None) -> list[str]:
     """Every secret value a script may print: connection passwords and keys, the console token."""
-    from meccano.web.settings import web_settings
-
     values = [iotdb.password or "" if iotdb is not None else "", settings.mysql.password.get(),
               settings.aws.secret_access_key.get()]
     if aws is not None:
         values.append(aws.password or "")
         extra = aws.extra_dejson if isinstance(aws.extra_dejson, dict) else {}
         values += [str(extra.get(k) or "") for k in ("aws_secret_access_key", "aws_session_token")]
-    try:
-        values.append(web_settings(settings, env).console_token.get())
-    except ConfigError:
-        pass  # an invalid web section: the web view reports it; the token is then not in use
+    values.append(settings.web.console_token.get())
     return [v for v in dict.fromkeys(values) if v]
 
 

@@ -10,6 +10,8 @@ see :mod:`meccano.settings.connections`.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import logging
 import math
 import os
@@ -24,6 +26,8 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, SecretS
 from pydantic.dataclasses import dataclass as model
 
 from meccano.errors import ConfigError
+from meccano.settings.messages import error_text
+from meccano.settings.tables import TableEntry, parse_tables
 from meccano.settings.zone import DEFAULT_ZONE
 
 log = logging.getLogger(__name__)
@@ -104,30 +108,21 @@ def range_problem(number: int | float, minimum: float | None = None, maximum: fl
     return None
 
 
-def as_bool(value: Any, where: str, error: type[Exception] = ConfigError) -> bool:
-    """:func:`parse_bool` with an error naming ``where`` (key and source)."""
-    try:
-        return parse_bool(value)
-    except ValueError as exc:
-        raise error(f"{where}: {exc}") from None
-
-
 def as_number(value: Any, where: str, minimum: float | None = None, maximum: float | None = None, *,
-              whole: bool = True, error: type[Exception] = ConfigError) -> int | float:
+              whole: bool = True) -> int | float:
     """:func:`parse_number` within ``minimum``..``maximum``, with an error naming ``where``."""
     try:
         number = parse_number(value, whole)
     except ValueError as exc:
-        raise error(f"{where}: {exc}") from None
+        raise ConfigError(f"{where}: {exc}") from None
     why = range_problem(number, minimum, maximum)
     if why:
-        raise error(f"{where}: {why}")
+        raise ConfigError(f"{where}: {why}")
     return number
 
 
-def as_int(value: Any, where: str, minimum: float | None = None, maximum: float | None = None, *,
-           error: type[Exception] = ConfigError) -> int:
-    return int(as_number(value, where, minimum, maximum, whole=True, error=error))  # already whole
+def as_int(value: Any, where: str, minimum: float | None = None, maximum: float | None = None) -> int:
+    return int(as_number(value, where, minimum, maximum, whole=True))  # already whole
 
 
 def _shown(value: Any) -> str:
@@ -162,14 +157,6 @@ def _secret(value: Any) -> Secret:
     raise ValueError(f"expected a string, got a {type(value).__name__}; value not shown: secret")
 
 
-def as_secret(value: Any, where: str, error: type[Exception] = ConfigError) -> Secret:
-    """The secrets rule (a YAML string, never echoed) with an error naming ``where``."""
-    try:
-        return _secret(value)
-    except ValueError as exc:
-        raise error(f"{where}: {exc}") from None
-
-
 def _zone_text(value: Any) -> str:
     # POSIX allows TZ=:Area/City; surrounding blanks are a typing slip, not part of the name.
     return _text(value).strip().lstrip(":")
@@ -184,53 +171,167 @@ def _zone(name: str) -> str:
     return name
 
 
+# --- the declaration of a setting ---------------------------------------------------
+
+FROM_SOURCE = "{yaml} (from {source})"  # how a bad value is named: mysql.port (from environment variable MYSQL_PORT)
+NAMED_BY_VARIABLE = "{source}"  # environment variable MECCANO_WEB_CORS_ORIGINS
+KEY_AND_VARIABLE = "{yaml} / {env}"  # reports.shared / MECCANO_REPORTS_SHARED
+IN_CONFIG_YML = "config.yml {yaml}"  # config.yml export.gzipLevel
+
+
+@dataclass(frozen=True)
+class Key:
+    """Where a setting is read, in the ``Annotated`` type of its field in a section model.
+
+    The field itself declares the type, range (``Field(ge=..., le=...)``), default and secrecy
+    (:data:`SecretText`); this says the rest: the YAML path as the original spelt it
+    (``aws.accessKeyId``), the environment variable that overrides it, and how a bad value is
+    named in the error, from the file (``where``) and from the variable (``where_env``): formats
+    of ``{yaml}``, ``{source}`` and ``{env}``, an empty one when the value's own message names it.
+    Every table of keys (load order, known keys, ``config show``, compose, the README) is derived
+    from these declarations (:func:`declared_keys`).
+    """
+
+    yaml: str
+    env: str | None = None
+    help: str = ""
+    where: str = FROM_SOURCE
+    where_env: str = FROM_SOURCE
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        return tuple(self.yaml.split("."))
+
+    def label(self, source: str, from_env: bool) -> str:
+        return (self.where_env if from_env else self.where).format(yaml=self.yaml, source=source, env=self.env)
+
+
+def _real(value: Any) -> float:
+    return float(parse_number(value, whole=False))
+
+
+def _positive(value: Any) -> float:
+    number = _real(value)
+    if not number > 0:
+        raise ValueError(f"{_shown(value)} must be a number greater than 0")
+    return number
+
+
+def _shared(value: Any) -> bool:
+    # unset or empty: not declared shared
+    return False if value is None or (isinstance(value, str) and not value.strip()) else parse_bool(value)
+
+
+def _items(value: Any) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(v.strip() for v in value if v.strip())
+    raise ValueError("expected a list of strings or a comma separated string")
+
+
+def _networks(value: Any) -> tuple[Network, ...]:
+    if isinstance(value, tuple) and all(isinstance(v, (ipaddress.IPv4Network, ipaddress.IPv6Network)) for v in value):
+        return value
+    networks = []
+    for item in _items(value):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or network like 10.0.0.0/24") from None
+    return tuple(networks)
+
+
+def _origins(value: Any) -> tuple[str, ...]:
+    origins = _items(value)
+    for origin in origins:
+        if origin == "*" or not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
+            raise ValueError(f"{origin!r} is not an origin like https://console.example.com "
+                             "(scheme://host[:port], no path; '*' is not allowed)")
+    return origins
+
+
+def _file_format(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in EXPORT_FORMATS:
+        raise ValueError(f"{value!r} is not a supported file format; use {' or '.join(EXPORT_FORMATS)}")
+    return text
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+EXPORT_FORMATS = ("csv", "parquet")  # what meccano.export.model.FORMATS can write (a test keeps them equal)
+
 Text = Annotated[str, BeforeValidator(_text)]
 Flag = Annotated[bool, BeforeValidator(parse_bool)]
 SecretText = Annotated[Secret, BeforeValidator(_secret)]
 TimeZone = Annotated[str, BeforeValidator(_zone_text), AfterValidator(_zone)]
 Port = Annotated[int, BeforeValidator(parse_number), Field(ge=1, le=65535)]
 Minutes = Annotated[int, BeforeValidator(parse_number), Field(ge=1, le=7 * 24 * 60)]
+Whole = Annotated[int, BeforeValidator(parse_number)]
+Real = Annotated[float, BeforeValidator(_real)]
+Positive = Annotated[float, BeforeValidator(_positive)]
+Shared = Annotated[bool, BeforeValidator(_shared)]
 
 _MODEL = ConfigDict(hide_input_in_errors=True, arbitrary_types_allowed=True)
 
 
 @model(frozen=True, config=_MODEL)
 class MysqlSettings:
-    host: Text = "localhost"
-    port: Port = 3306
-    user: Text = "root"
-    password: SecretText = field(default_factory=lambda: Secret(""))
-    database: Text = "IOTDB"
-    connection_limit: Annotated[int, BeforeValidator(parse_number), Field(ge=1, le=1000)] = 10
+    host: Annotated[Text, Key("mysql.host", "MYSQL_HOST")] = "localhost"
+    port: Annotated[Port, Key("mysql.port", "MYSQL_PORT")] = 3306
+    user: Annotated[Text, Key("mysql.user", "MYSQL_USER")] = "root"
+    password: Annotated[SecretText, Key("mysql.password", "MYSQL_PASSWORD")] = field(
+        default_factory=lambda: Secret(""))
+    database: Annotated[Text, Key("mysql.database", "MYSQL_DATABASE")] = "IOTDB"
+    connection_limit: Annotated[Whole, Field(ge=1, le=1000), Key("mysql.connectionLimit", "MYSQL_CONNECTIONLIMIT")] = 10
 
 
 @model(frozen=True, config=_MODEL)
 class IotdbSettings:
     """Where the IOTDB lives. ``sqlite_path`` selects the embedded SQLite default."""
 
-    conn_id: Text = "meccano_iotdb"
-    sqlite_path: Text = ""
+    conn_id: Annotated[Text, Key("iotdb.connId", "MECCANO_IOTDB_CONN_ID")] = "meccano_iotdb"
+    sqlite_path: Annotated[Text, Key("iotdb.sqlitePath", "MECCANO_IOTDB_SQLITE")] = ""
 
 
 @model(frozen=True, config=_MODEL)
 class AwsSettings:
-    conn_id: Text = "aws_default"
-    region: Text = "sa-east-1"
-    access_key_id: Text = ""
-    secret_access_key: SecretText = field(default_factory=lambda: Secret(""))
-    topic_arn: Text = ""
-    ssl_enabled: Flag = False
-    endpoint_url: Text = ""
+    conn_id: Annotated[Text, Key("aws.connId", "MECCANO_AWS_CONN_ID")] = "aws_default"
+    region: Annotated[Text, Key("aws.region", "AWS_REGION")] = "sa-east-1"
+    access_key_id: Annotated[Text, Key("aws.accessKeyId", "AWS_ACCESSKEYID")] = ""
+    secret_access_key: Annotated[SecretText, Key("aws.secretAccessKey", "AWS_SECRETACCESSKEY")] = field(
+        default_factory=lambda: Secret(""))
+    topic_arn: Annotated[Text, Key("aws.topicArn", "AWS_TOPICARN")] = ""
+    ssl_enabled: Annotated[Flag, Key("aws.sslEnabled", "AWS_SSLENABLED")] = False
+    endpoint_url: Annotated[Text, Key("aws.endpointUrl", "AWS_ENDPOINTURL")] = ""
 
 
 @model(frozen=True, config=_MODEL)
 class ExportSettings:
-    enabled: Flag = True
-    bucket: Text = ""
-    local_directory: Text = "/tmp/"
-    remote_directory: Text = ""
-    purge: Flag = True
-    days: Annotated[int, BeforeValidator(parse_number), Field(ge=0, le=36500)] = 1  # a hundred years
+    enabled: Annotated[Flag, Key("export.enabled", "EXPORT_ENABLED")] = True
+    bucket: Annotated[Text, Key("export.bucket", "EXPORT_BUCKET")] = ""
+    local_directory: Annotated[Text, Key("export.localDirectory", "EXPORT_LOCALDIRECTORY")] = "/tmp/"
+    remote_directory: Annotated[Text, Key("export.remoteDirectory", "EXPORT_REMOTEDIRECTORY")] = ""
+    purge: Annotated[Flag, Key("export.purge", "EXPORT_PURGE")] = True
+    days: Annotated[Whole, Field(ge=0, le=36500), Key("export.days", "EXPORT_DAYS")] = 1  # a hundred years
+    local_target_shared: Annotated[Shared, Key("export.localTargetShared", "EXPORT_LOCAL_TARGET_SHARED",
+                                               where=KEY_AND_VARIABLE, where_env=KEY_AND_VARIABLE)] = False
+    # the messages of these keys named "config.yml" before they were validated at load: kept
+    tables: Annotated[tuple[TableEntry, ...], BeforeValidator(parse_tables), Key("export.tables", where="")] = field(
+        default_factory=lambda: parse_tables(None))
+    max_days_per_run: Annotated[Whole, Field(ge=1), Key("export.maxDaysPerRun", where=IN_CONFIG_YML)] = 7
+    part_megabytes: Annotated[Whole, Field(ge=1), Key("export.partMegabytes", where=IN_CONFIG_YML)] = 256
+    part_bytes: Annotated[Whole, Field(ge=1024), Key("export.partBytes", where=IN_CONFIG_YML)] = 0  # 0: partMegabytes
+    purge_chunk_rows: Annotated[Whole, Field(ge=1), Key("export.purgeChunkRows", where=IN_CONFIG_YML)] = 20_000
+    gzip_level: Annotated[Whole, Field(ge=1, le=9), Key("export.gzipLevel", where=IN_CONFIG_YML)] = 5
+    format: Annotated[str, BeforeValidator(_file_format), Key("export.format", where=IN_CONFIG_YML)] = "csv"
+
+    @property
+    def part_size(self) -> int:
+        """Uncompressed bytes per part file: ``partBytes`` when set, else ``partMegabytes``."""
+        return self.part_bytes or self.part_megabytes * 1024 * 1024
 
 
 @model(frozen=True, config=_MODEL)
@@ -241,8 +342,8 @@ class StatusSettings:
     ``normal_minutes``, WARNING up to ``warning_minutes``, FAIL beyond.
     """
 
-    normal_minutes: Minutes = 5
-    warning_minutes: Minutes = 15
+    normal_minutes: Annotated[Minutes, Key("status.normalMinutes", "STATUS_NORMAL_MINUTES")] = 5
+    warning_minutes: Annotated[Minutes, Key("status.warningMinutes", "STATUS_WARNING_MINUTES")] = 15
 
 
 @model(frozen=True, config=_MODEL)
@@ -252,9 +353,84 @@ class LegacySettings:
     Airflow's scheduler HA replaces them (README, "Migration").
     """
 
-    mirror: Text = ""
-    port: Port = 8000
-    scheduler_monitor: Text = "*/1 * * * *"
+    mirror: Annotated[Text, Key("mirror", "MIRROR")] = ""
+    port: Annotated[Port, Key("port", "PORT")] = 8000
+    scheduler_monitor: Annotated[Text, Key("scheduler.monitor", "SCHEDULER_MONITOR")] = "*/1 * * * *"
+
+
+@model(frozen=True, config=_MODEL)
+class ReportsSettings:
+    """The report store's history and whether its local folder is one volume every host mounts
+    (its location is ``Settings.reports_dir``)."""
+
+    history: Annotated[Whole, Field(ge=1, le=10_000), Key("reports.history", "MECCANO_REPORTS_HISTORY",
+                                                         where=KEY_AND_VARIABLE, where_env=KEY_AND_VARIABLE)] = 10
+    shared: Annotated[Shared, Key("reports.shared", "MECCANO_REPORTS_SHARED",
+                                  where=KEY_AND_VARIABLE, where_env=KEY_AND_VARIABLE)] = False
+
+
+@model(frozen=True, config=_MODEL)
+class WebSettings:
+    """Who may read the plugin listing without an Airflow login, and CORS (see :mod:`meccano.web.settings`)."""
+
+    console_token: Annotated[SecretText, Key("web.consoleToken", "MECCANO_WEB_CONSOLE_TOKEN",
+                                             where_env=NAMED_BY_VARIABLE)] = field(default_factory=lambda: Secret(""))
+    allow_list: Annotated[tuple[Network, ...], BeforeValidator(_networks),
+                          Key("web.consoleAllowList", "MECCANO_WEB_CONSOLE_ALLOW", where_env=NAMED_BY_VARIABLE)] = ()
+    cors_origins: Annotated[tuple[str, ...], BeforeValidator(_origins),
+                            Key("web.corsOrigins", "MECCANO_WEB_CORS_ORIGINS", where_env=NAMED_BY_VARIABLE)] = ()
+
+
+@model(frozen=True, config=_MODEL)
+class PluginLimits:
+    """Limits of a script plugin's run (see :mod:`meccano.scripts.environment`)."""
+
+    default_timeout_minutes: Annotated[Positive, Key(
+        "plugins.defaultTimeoutMinutes", "MECCANO_PLUGIN_TIMEOUT_MINUTES", where_env=NAMED_BY_VARIABLE,
+        help="limit of a script without timeoutMinutes")] = 60.0
+    kill_grace_seconds: Annotated[Positive, Key(
+        "plugins.killGraceSeconds", "MECCANO_PLUGIN_KILL_GRACE", where_env=NAMED_BY_VARIABLE,
+        help="SIGTERM -> SIGKILL wait when it is stopped")] = 10.0
+
+
+# Options of the fleet plugins (meccano.fleet): these defaults, the YAML section, then the plugin's
+# parameters / the run's conf, which meccano.fleet.options checks against the same declaration.
+
+@model(frozen=True, config=_MODEL)
+class ForecastOptions:
+    degree: Annotated[Whole, Field(ge=0), Key("forecast.degree", help="degree of the polynomial")] = 2
+    history_days: Annotated[Whole, Field(ge=2), Key(
+        "forecast.historyDays", help="complete days of history the fit uses")] = 30
+    min_days: Annotated[Whole, Field(ge=2), Key(
+        "forecast.minDays", help="fewer days of history than this (or degree + 2): skip")] = 7
+
+
+@model(frozen=True, config=_MODEL)
+class SensorStatisticsOptions:
+    window_hours: Annotated[Real, Field(ge=1), Key(
+        "sensorStatistics.windowHours", help="readings of the last N hours (Facts.creationDate)")] = 24
+    min_readings: Annotated[Whole, Field(ge=1), Key(
+        "sensorStatistics.minReadings", help="fewer readings than this in the window: keep the previous row")] = 2
+    lookback_hours: Annotated[Real, Field(ge=0), Key(
+        "sensorStatistics.lookbackHours",
+        help="re-aggregate every run the hours holding readings of the last N hours")] = 2
+    rebuild: Annotated[Whole, Field(ge=0), Key(
+        "sensorStatistics.rebuild",
+        help="1: re-aggregate the whole window from Facts (after rows arrived very late)")] = 0
+
+
+@model(frozen=True, config=_MODEL)
+class CleanMessagesOptions:
+    max_age_days: Annotated[Real, Field(ge=0.001), Key(
+        "cleanMessages.maxAgeDays", help="delete any message older than this many days")] = 30
+    batch_size: Annotated[Whole, Field(ge=1), Key(
+        "cleanMessages.batchSize", help="messages deleted per transaction")] = 5000
+
+
+@model(frozen=True, config=_MODEL)
+class AlertsOptions:
+    max_listed: Annotated[Whole, Field(ge=1), Key(
+        "alerts.maxListed", help="devices listed per section of a digest")] = 100
 
 
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s:]*):(?P<pw>[^/@\s]*)@")
@@ -266,17 +442,46 @@ def mask_url_credentials(text: str) -> str:
 
 
 @model(frozen=True, config=_MODEL)
+class _Top:
+    """The top-level settings, validated like a section (``Settings`` holds them at its top)."""
+
+    warninglimit: Annotated[Minutes, Key("warninglimit", "WARNINGLIMIT")] = 60
+    timezone: Annotated[TimeZone, Key("timezone", "TZ")] = DEFAULT_ZONE
+    forecast_days: Annotated[Whole, Field(ge=1, le=366), Key(
+        "forecast.days", "FORECAST_DAYS", help="days to forecast")] = 7
+    reports_dir: Annotated[Text, Key("reports.directory", "MECCANO_REPORTS_DIR")] = ""
+
+
+# Settings attribute -> its model; "" holds the top-level settings (_Top).
+_SECTION_MODELS: dict[str, type] = {
+    "": _Top, "mysql": MysqlSettings, "iotdb": IotdbSettings, "aws": AwsSettings, "export": ExportSettings,
+    "status": StatusSettings, "legacy": LegacySettings, "reports": ReportsSettings, "web": WebSettings,
+    "plugins": PluginLimits, "forecast": ForecastOptions, "sensor_statistics": SensorStatisticsOptions,
+    "clean_messages": CleanMessagesOptions, "alerts": AlertsOptions}
+
+
+@dataclass(frozen=True)
 class Settings:
-    warninglimit: Minutes = 60
-    timezone: TimeZone = DEFAULT_ZONE
-    forecast_days: Annotated[int, BeforeValidator(parse_number), Field(ge=1, le=366)] = 7
+    """Every setting, validated: :func:`load_settings` builds it from the section models, which
+    validate each value (a plain dataclass itself, so that a DAG parse builds no model twice)."""
+
+    warninglimit: int = 60
+    timezone: str = DEFAULT_ZONE
+    forecast_days: int = 7
     mysql: MysqlSettings = field(default_factory=MysqlSettings)
     iotdb: IotdbSettings = field(default_factory=IotdbSettings)
     aws: AwsSettings = field(default_factory=AwsSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     status: StatusSettings = field(default_factory=StatusSettings)
     legacy: LegacySettings = field(default_factory=LegacySettings)
-    reports_dir: Text = ""
+    reports_dir: str = ""
+    reports: ReportsSettings = field(default_factory=ReportsSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    plugins: PluginLimits = field(default_factory=PluginLimits)
+    forecast: ForecastOptions = field(default_factory=ForecastOptions)
+    sensor_statistics: SensorStatisticsOptions = field(default_factory=SensorStatisticsOptions)
+    clean_messages: CleanMessagesOptions = field(default_factory=CleanMessagesOptions)
+    alerts: AlertsOptions = field(default_factory=AlertsOptions)
     # Original variables/keys that are set but replaced by something else (meccano.settings.legacy).
     ignored: tuple[Any, ...] = field(default=(), repr=False)
     # Free-form sections for plugins; the credential sections are never kept here.
@@ -287,100 +492,68 @@ class Settings:
     warnings: tuple[str, ...] = field(default=(), repr=False)
 
     def section(self, name: str) -> dict[str, Any]:
-        """A free-form section of the YAML file (plugin options), empty when absent."""
+        """A free-form section of the YAML file (a plugin's own options), empty when absent."""
         value = self.sections.get(name) or {}
         return dict(value) if isinstance(value, Mapping) else {}
+
+    def options(self, section: str) -> dict[str, Any]:
+        """The declared settings of a YAML section, by their YAML names (``{"degree": 2, ...}``)."""
+        return {key.path[-1]: _value_at(self, target) for key, target in declared_keys()
+                if key.path[0] == section and len(key.path) == 2}
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{f}={getattr(self, f)!r}" for f in (
             "warninglimit", "timezone", "forecast_days", "mysql", "iotdb", "aws", "export", "status", "legacy",
-            "reports_dir", "environment", "source"))
+            "reports_dir", "reports", "web", "plugins", "forecast", "sensor_statistics", "clean_messages", "alerts",
+            "environment", "source"))
         return mask_url_credentials(f"Settings({parts})")
 
     __str__ = __repr__
 
 
-# --- the table of settings: YAML path, environment variable, target --------------
-
-@dataclass(frozen=True)
-class _Key:
-    path: tuple[str, ...]  # YAML path as the original spelt it
-    env: str | None  # original environment variable
-    target: tuple[str, ...]  # attribute path in Settings
+def _value_at(settings: Any, target: tuple[str, ...]) -> Any:
+    value = settings
+    for attr in target:
+        value = getattr(value, attr)
+    return value
 
 
-_KEYS: tuple[_Key, ...] = (
-    _Key(("warninglimit",), "WARNINGLIMIT", ("warninglimit",)),
-    _Key(("timezone",), "TZ", ("timezone",)),
-    _Key(("scheduler", "monitor"), "SCHEDULER_MONITOR", ("legacy", "scheduler_monitor")),
-    _Key(("mirror",), "MIRROR", ("legacy", "mirror")),
-    _Key(("port",), "PORT", ("legacy", "port")),
-    _Key(("aws", "region"), "AWS_REGION", ("aws", "region")),
-    _Key(("aws", "accessKeyId"), "AWS_ACCESSKEYID", ("aws", "access_key_id")),
-    _Key(("aws", "secretAccessKey"), "AWS_SECRETACCESSKEY", ("aws", "secret_access_key")),
-    _Key(("aws", "topicArn"), "AWS_TOPICARN", ("aws", "topic_arn")),
-    _Key(("aws", "sslEnabled"), "AWS_SSLENABLED", ("aws", "ssl_enabled")),
-    _Key(("aws", "endpointUrl"), "AWS_ENDPOINTURL", ("aws", "endpoint_url")),
-    _Key(("aws", "connId"), "MECCANO_AWS_CONN_ID", ("aws", "conn_id")),
-    _Key(("mysql", "host"), "MYSQL_HOST", ("mysql", "host")),
-    _Key(("mysql", "port"), "MYSQL_PORT", ("mysql", "port")),
-    _Key(("mysql", "user"), "MYSQL_USER", ("mysql", "user")),
-    _Key(("mysql", "password"), "MYSQL_PASSWORD", ("mysql", "password")),
-    _Key(("mysql", "database"), "MYSQL_DATABASE", ("mysql", "database")),
-    _Key(("mysql", "connectionLimit"), "MYSQL_CONNECTIONLIMIT", ("mysql", "connection_limit")),
-    _Key(("iotdb", "connId"), "MECCANO_IOTDB_CONN_ID", ("iotdb", "conn_id")),
-    _Key(("iotdb", "sqlitePath"), "MECCANO_IOTDB_SQLITE", ("iotdb", "sqlite_path")),
-    _Key(("export", "enabled"), "EXPORT_ENABLED", ("export", "enabled")),
-    _Key(("export", "bucket"), "EXPORT_BUCKET", ("export", "bucket")),
-    _Key(("export", "localDirectory"), "EXPORT_LOCALDIRECTORY", ("export", "local_directory")),
-    _Key(("export", "remoteDirectory"), "EXPORT_REMOTEDIRECTORY", ("export", "remote_directory")),
-    _Key(("export", "purge"), "EXPORT_PURGE", ("export", "purge")),
-    _Key(("export", "days"), "EXPORT_DAYS", ("export", "days")),
-    _Key(("forecast", "days"), "FORECAST_DAYS", ("forecast_days",)),
-    _Key(("status", "normalMinutes"), "STATUS_NORMAL_MINUTES", ("status", "normal_minutes")),
-    _Key(("status", "warningMinutes"), "STATUS_WARNING_MINUTES", ("status", "warning_minutes")),
-    _Key(("reports", "directory"), "MECCANO_REPORTS_DIR", ("reports_dir",)),
-)
+@functools.cache
+def declared_keys() -> tuple[tuple[Key, tuple[str, ...]], ...]:
+    """Every declared setting: its :class:`Key` and its attribute path in :class:`Settings`."""
+    out = []
+    for section, cls in _SECTION_MODELS.items():
+        for name, info in cls.__pydantic_fields__.items():  # type: ignore[attr-defined]
+            for item in info.metadata:
+                if isinstance(item, Key):
+                    out.append((item, (section, name) if section else (name,)))
+    return tuple(out)
 
 
-@model(frozen=True, config=_MODEL)
-class _Top:
-    """The top-level settings, validated like a section."""
+def field_info(target: tuple[str, ...]) -> Any:
+    """pydantic's FieldInfo of a declared setting (its type, range and default)."""
+    cls = _SECTION_MODELS[target[0] if len(target) == 2 else ""]
+    return cls.__pydantic_fields__[target[-1]]  # type: ignore[attr-defined]
 
-    warninglimit: Minutes = 60
-    timezone: TimeZone = DEFAULT_ZONE
-    forecast_days: Annotated[int, BeforeValidator(parse_number), Field(ge=1, le=366)] = 7
-    reports_dir: Text = ""
-
-
-_SECTION_MODELS: dict[str, type] = {"mysql": MysqlSettings, "iotdb": IotdbSettings, "aws": AwsSettings,
-                                    "export": ExportSettings, "status": StatusSettings, "legacy": LegacySettings}
 
 # The original wrote "export: active: true" in its README example and read "enabled":
 # accept both spellings.
 _ALIASES: dict[tuple[str, ...], tuple[str, ...]] = {("export", "active"): ("export", "enabled")}
 
-# Keys read elsewhere from the free-form sections (export/, fleet/, reports/, web/):
-# known, so that only real typos are warned about.
-_OTHER_KEYS: dict[str, set[str]] = {
-    "export": {"active", "tables", "maxDaysPerRun", "partMegabytes", "partBytes", "purgeChunkRows", "gzipLevel",
-               "format", "localTargetShared"},
-    "forecast": {"degree", "historyDays", "minDays"},
-    "reports": {"history", "shared"},
-    "web": {"consoleToken", "consoleAllowList", "corsOrigins"},
-    "sensorStatistics": {"windowHours", "minReadings", "lookbackHours", "rebuild"},
-    "cleanMessages": {"maxAgeDays", "batchSize"},
-    "alerts": {"maxListed"},
-    # replaced by plugin schedules / WARNINGLIMIT: known, and named in Settings.ignored (meccano.settings.legacy)
-    "scheduler": {"devices", "statistics", "export", "historyStatus"},
-}
-_KNOWN: dict[str, set[str]] = {}
-for _k in _KEYS:
-    _KNOWN.setdefault(_k.path[0], set()).update(_k.path[1:2])
-for _section, _keys in _OTHER_KEYS.items():
-    _KNOWN.setdefault(_section, set()).update(_keys)
-_KNOWN_TOP = set(_KNOWN) | {"plugins"}
-_KNOWN.setdefault("plugins", set()).update({"defaultTimeoutMinutes", "killGraceSeconds"})
+
+def _known_keys() -> tuple[dict[str, set[str]], set[str]]:
+    """Known YAML keys, by section, from the declarations (and the replaced ones of meccano.settings.legacy):
+    only real typos are warned about."""
+    from meccano.settings.legacy import IGNORED
+
+    known: dict[str, set[str]] = {}
+    paths = [key.path for key, _ in declared_keys()] + list(_ALIASES) + [path for path, _ in IGNORED.values()]
+    for path in paths:
+        known.setdefault(path[0], set()).update(path[1:2])
+    return known, set(known)
+
+
+_KNOWN, _KNOWN_TOP = _known_keys()
 
 _SECRET_SECTIONS = frozenset({"aws", "mysql"})
 
@@ -489,18 +662,6 @@ def _config_path(path: str | os.PathLike[str] | None, env: Mapping[str, str]) ->
     return DEFAULT_CONFIG_FILE, None
 
 
-_REASONS = {"greater_than_equal": "{input} must be {ge} or more", "less_than_equal": "{input} must be {le} or less"}
-
-
-def _error_text(error: Mapping[str, Any], raw: Any) -> str:
-    ctx = error.get("ctx") or {}
-    if error["type"] == "value_error":
-        return str(ctx.get("error", error["msg"]))
-    if error["type"] in _REASONS:
-        return _REASONS[error["type"]].format(input=raw, **ctx)
-    return str(error["msg"])
-
-
 def _merged_sections(raw: dict[str, Any], environment: str, cfg_path: Path) -> dict[str, Any]:
     """The ``default`` section with the ``environment`` section merged over it, old key names
     moved to their new place."""
@@ -525,16 +686,29 @@ def _merged_sections(raw: dict[str, Any], environment: str, cfg_path: Path) -> d
 
 
 def _sourced_values(merged: Mapping[str, Any], env: Mapping[str, str],
-                    src_file: str) -> dict[tuple[str, ...], tuple[Any, str, str]]:
-    """target -> (value, YAML key, source) of every key set; the environment wins over the file."""
-    values: dict[tuple[str, ...], tuple[Any, str, str]] = {}
-    for key in _KEYS:
+                    src_file: str) -> dict[tuple[str, ...], tuple[Any, str]]:
+    """target -> (value, how an error names it) of every key set; the environment wins over the file."""
+    values: dict[tuple[str, ...], tuple[Any, str]] = {}
+    for key, target in declared_keys():
         found, value = _lookup(merged, key.path)
         if found:
-            values[key.target] = (value, ".".join(key.path), src_file)
+            values[target] = (value, key.label(src_file, from_env=False))
         if key.env and env.get(key.env, "") != "":
-            values[key.target] = (env[key.env], ".".join(key.path), f"environment variable {key.env}")
+            values[target] = (env[key.env], key.label(f"environment variable {key.env}", from_env=True))
     return values
+
+
+def _build(cls: type, targets: dict[str, tuple[Any, str]], errors: list[str]) -> Any:
+    """One section model from its values; each bad value is one line of ``errors``."""
+    try:
+        return cls(**{name: item[0] for name, item in targets.items()})
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            name = str(error["loc"][0]) if error["loc"] else ""
+            value, where = targets.get(name, (None, name))
+            text = error_text(error, str(value))
+            errors.append(f"{where}: {text}" if where else text)
+        return None
 
 
 def load_settings(path: str | os.PathLike[str] | None = None,
@@ -563,22 +737,9 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         f"not {type(merged[name]).__name__}"
         for name, keys in sorted(_KNOWN.items())
         if keys and merged.get(name) is not None and not isinstance(merged[name], Mapping)]
-    built: dict[str, Any] = {}
-
-    def build(cls: type, targets: dict[str, tuple[Any, str, str]]) -> Any:
-        try:
-            return cls(**{name: item[0] for name, item in targets.items()})
-        except ValidationError as exc:
-            for error in exc.errors(include_url=False):
-                name = str(error["loc"][0]) if error["loc"] else ""
-                value, yaml_key, source = targets.get(name, (None, name, "?"))
-                errors.append(f"{yaml_key} (from {source}): {_error_text(error, value)}")
-            return None
-
-    for section, cls in _SECTION_MODELS.items():
-        built[section] = build(cls, {t[1]: v for t, v in values.items() if len(t) == 2 and t[0] == section})
-    top = {t[0]: v for t, v in values.items() if len(t) == 1}
-    top_built = build(_Top, top)
+    built = {section: _build(cls, {t[-1]: v for t, v in values.items() if t[:-1] == ((section,) if section else ())},
+                             errors)
+             for section, cls in _SECTION_MODELS.items()}
     if errors:
         raise ConfigError("\n".join(errors))
     status = built["status"]
@@ -592,12 +753,13 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         log.warning("Meccano configuration: %s", warning)
     from meccano.settings.legacy import ignored_settings
 
+    top = built.pop("")
     return Settings(
         ignored=ignored_settings(merged, env, src_file),
-        warninglimit=top_built.warninglimit,
-        timezone=top_built.timezone,
-        forecast_days=top_built.forecast_days,
-        reports_dir=top_built.reports_dir,
+        warninglimit=top.warninglimit,
+        timezone=top.timezone,
+        forecast_days=top.forecast_days,
+        reports_dir=top.reports_dir,
         sections=sections,
         environment=environment,
         source=str(cfg_path) if exists else "built-in defaults",
@@ -606,17 +768,19 @@ def load_settings(path: str | os.PathLike[str] | None = None,
     )
 
 
+def kind_of(target: tuple[str, ...]) -> str:
+    """The kind of a declared setting's value, as deployment files and the README speak of it."""
+    value = _value_at(Settings(), target)
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, Secret):
+        return "secret"
+    return "int" if isinstance(value, int) else "number" if isinstance(value, float) else "str"
+
+
 def setting_keys() -> list[tuple[str, str, str]]:
     """The key table: ``(YAML path, environment variable, kind)`` of every key that has a variable.
 
     Deployment files must pass each of these variables through (tests/test_compose.py checks it).
     """
-    defaults = Settings()
-
-    def kind(target: tuple[str, ...]) -> str:
-        value: Any = defaults
-        for attr in target:
-            value = getattr(value, attr)
-        return "bool" if isinstance(value, bool) else "int" if isinstance(value, int) else "str"
-
-    return [(".".join(k.path), k.env, kind(k.target)) for k in _KEYS if k.env]
+    return [(key.yaml, key.env, kind_of(target)) for key, target in declared_keys() if key.env]

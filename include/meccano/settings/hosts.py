@@ -3,16 +3,14 @@
 A local folder (the report store, a ``file://`` export target) is only one store when every task and
 every API server sees the same disk: with Airflow's ``LocalExecutor`` all tasks run on the scheduler's
 host; any other executor (Celery, Kubernetes, Edge, a custom one, or a list naming one) may run them
-elsewhere. A folder every host mounts (NFS, EFS, ...) can be declared shared by a setting, which
-:func:`declared_shared` reads.
+elsewhere. A folder every host mounts (NFS, EFS, ...) can be declared shared by a setting
+(``reports.shared``, ``export.localTargetShared``).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
-
-from meccano.errors import ConfigError
+from pathlib import Path
 
 # Executors that run every task on the scheduler's own host.
 SINGLE_HOST_EXECUTORS = frozenset({"LocalExecutor", "SequentialExecutor", "DebugExecutor"})
@@ -33,18 +31,11 @@ def spreading_executors() -> list[str]:
     return [name for name in configured_executors() if name not in SINGLE_HOST_EXECUTORS]
 
 
-def declared_shared(env: str, yaml_value: Any, where: str) -> bool:
-    """A ``true``/``false`` setting from the environment variable ``env``, else the YAML value; the
-    project's one rule for booleans (:func:`meccano.settings.config.parse_bool`), unset or empty meaning false."""
-    from meccano.settings.config import parse_bool
+def airflow_home() -> Path:
+    """Airflow's own ``AIRFLOW_HOME`` (default ``~/airflow``): where the product keeps what has no setting."""
+    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
 
-    raw = os.environ.get(env)
-    if raw is None:
-        raw = yaml_value
-    text = str(raw if raw is not None else "").strip()
-    if not text:
-        return False
-    try:
-        return parse_bool(text)
-    except ValueError:
-        raise ConfigError(f"{where} / {env}: {raw!r} is not a boolean; use true or false") from None
+
+def plugins_dir(default: Path) -> Path:
+    """``MECCANO_PLUGINS_DIR``: the folder of the plugins (read before any configuration file is)."""
+    return Path(os.environ.get("MECCANO_PLUGINS_DIR") or default)
