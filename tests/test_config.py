@@ -176,7 +176,7 @@ def test_ranges_that_fit_the_use(env: dict, message: str):
 ], ids=lambda v: repr(v) if v is not None and not isinstance(v, bool) else None)
 def test_one_rule_for_booleans_everywhere(word: object, expected: bool | None):
     """The one rule: these words are booleans, anything else (the number 1 too) is an error."""
-    from meccano.settings.config import parse_bool
+    from meccano.settings.rules import parse_bool
 
     if expected is None:
         with pytest.raises(ValueError, match="is not a boolean"):

@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from meccano.errors import ConfigError, ExportError
-from meccano.settings.config import Settings, parse_bool, parse_number, range_problem
+from meccano.settings.config import Settings
+from meccano.settings.rules import parse_bool, parse_number, range_problem
 from meccano.settings.tables import TableEntry, parse_tables
 
 __all__ = ["ExportOptions", "TableSpec", "load_options", "table_specs"]

@@ -24,7 +24,7 @@ DB_TIME = "%Y-%m-%d %H:%M:%S"
 
 
 def _int_param(params: dict[str, Any], key: str, default: int, plugin: str) -> int:
-    from meccano.settings.config import as_int  # the one rule for numbers
+    from meccano.settings.rules import as_int  # the one rule for numbers
 
     where = f"{plugin}: parameter {key} (plugin.json 'parameters' or the run's conf)"
     return as_int(params.get(key, default), where, 1)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
-import math
 import os
 import re
 import stat
@@ -27,6 +26,11 @@ from pydantic.dataclasses import dataclass as model
 
 from meccano.errors import ConfigError
 from meccano.settings.messages import error_text
+from meccano.settings.rules import (
+    _shown,
+    parse_bool,
+    parse_number,
+)
 from meccano.settings.tables import TableEntry, parse_tables
 from meccano.settings.zone import DEFAULT_ZONE
 
@@ -54,80 +58,6 @@ class Secret(SecretStr):
         return "Secret('***')" if self.get_secret_value() else "Secret('')"
 
     __str__ = __repr__
-
-
-# --- one rule for booleans and numbers, everywhere ----------------------------------
-# config.yml, environment variables, plugin options, dag_run.conf: the same words are
-# booleans and the same texts are numbers, with the same messages.
-
-TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
-FALSE_WORDS = frozenset({"false", "no", "off", "0"})
-_NUMBER_TEXT = re.compile(r"[+-]?[0-9]{1,40}(?:\.[0-9]{0,40})?(?:[eE][+-]?[0-9]{1,3})?")
-
-
-def parse_bool(value: Any) -> bool:
-    """true/false (YAML, JSON) or one of :data:`TRUE_WORDS` / :data:`FALSE_WORDS`, any case."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in TRUE_WORDS:
-            return True
-        if text in FALSE_WORDS:
-            return False
-    raise ValueError(f"{_shown(value)} is not a boolean; use true or false")
-
-
-def parse_number(value: Any, whole: bool = True) -> int | float:
-    """A whole number (``whole``) or a finite number from a number or its text; never a boolean."""
-    kind = "whole number" if whole else "number"
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"{_shown(value)} is not a {kind}")
-    if isinstance(value, str):
-        text = value.strip()
-        if not _NUMBER_TEXT.fullmatch(text):
-            raise ValueError(f"{_shown(value)} is not a {kind}")
-        number: int | float = int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else float(text)
-    else:
-        number = value
-    if isinstance(number, float):
-        if not math.isfinite(number):
-            raise ValueError(f"{_shown(value)} is not a finite {kind}")
-        if whole:
-            if number != int(number):
-                raise ValueError(f"{_shown(value)} is not a whole number")
-            number = int(number)
-    return number
-
-
-def range_problem(number: int | float, minimum: float | None = None, maximum: float | None = None) -> str | None:
-    if minimum is not None and number < minimum:
-        return f"{number} must be {minimum} or more"
-    if maximum is not None and number > maximum:
-        return f"{number} must be {maximum} or less"
-    return None
-
-
-def as_number(value: Any, where: str, minimum: float | None = None, maximum: float | None = None, *,
-              whole: bool = True) -> int | float:
-    """:func:`parse_number` within ``minimum``..``maximum``, with an error naming ``where``."""
-    try:
-        number = parse_number(value, whole)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    why = range_problem(number, minimum, maximum)
-    if why:
-        raise ConfigError(f"{where}: {why}")
-    return number
-
-
-def as_int(value: Any, where: str, minimum: float | None = None, maximum: float | None = None) -> int:
-    return int(as_number(value, where, minimum, maximum, whole=True))  # already whole
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:60] + "...(cut)"
 
 
 # --- field types of the section models -----------------------------------------------

@@ -34,7 +34,7 @@ def _ident(value: Any, where: str) -> str:
 
 
 def _entry(item: Any, where: str) -> TableEntry:
-    from meccano.settings.config import parse_number, range_problem
+    from meccano.settings.rules import parse_number, range_problem
 
     if not isinstance(item, dict):
         raise ValueError(f"{where}: must be a mapping like {{table: Facts, dateColumn: creationDate}}")

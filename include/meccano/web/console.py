@@ -33,7 +33,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from meccano.plugins.contract import PluginLoad, PluginManifest
 from meccano.plugins.discovery import Catalog, discover
 from meccano.reports.store import ReportStore
-from meccano.settings.config import parse_bool
+from meccano.settings.rules import parse_bool
 from meccano.web.access import TOKEN_HEADER, allow_console_origins, console_credential
 from meccano.web.context import build_context
 from meccano.web.settings import WebSettings
