@@ -224,8 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sim = [sys.executable, "-m", "meccano.cli.simulator", "--stores", str(args.stores),
                "--devices-per-store", str(args.devices_per_store), "--backfill-days", str(args.backfill_days)]
-        if (PROJECT_ROOT / "include" / "meccano" / "simulator.py").exists():
-            spawn("simulator", sim)
+        spawn("simulator", sim)  # part of the package: a demo without its fleet is not a demo
         airflow = str(Path(sys.executable).parent / "airflow")
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
         from meccano.settings.pool import pool_command
