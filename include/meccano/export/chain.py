@@ -65,7 +65,7 @@ def export_step(settings: Settings, db: Iotdb, planned: dict[str, Any],
     if not table_days(planned):
         return {"partitions": []}
     run = RunContext.of_plan(settings, db, planned, logger)
-    run.target.preflight()
+    run.target.prepare()
     for day in run.days:  # before anything of this run is written
         if run.ledger.get(day.table, day.day) is None:
             check_target_unknown(run.target, day, run.run_id)
@@ -123,7 +123,7 @@ def verify_step(settings: Settings, db: Iotdb, planned: dict[str, Any], logger: 
     if not table_days(planned):
         return {"verified": 0}
     run = RunContext.of_plan(settings, db, planned, logger)
-    run.target.preflight()
+    run.target.prepare()
     problems: list[str] = []
     for day in run.days:
         problems += verify_day(run, day)

@@ -119,6 +119,11 @@ class Target:
 
         self.guarded(f"check bucket {bucket!r}", head)
 
+    def prepare(self) -> ObjectStoragePath:
+        """:meth:`preflight`, then the root (a local target's folder is created): what a task checks first."""
+        self.preflight()
+        return self.root
+
     def describe(self, exc: BaseException, where: str) -> str:
         """A short, secret-free explanation of a storage failure with the fix."""
         return describe_storage_error(exc, where, self._settings)
