@@ -1,4 +1,4 @@
-"""Benchmark (issue 18), one run on one server, one day size, 50 single-row inserts a second:
+"""Benchmark: one run on one server, one day size, 50 single-row inserts a second:
 
 1. the chunked purge of an exported day (``meccano.export.purge``) against its anchor, the loop an
    operator writes by hand: ``DELETE FROM Facts WHERE creationDate < ? LIMIT 10000`` in autocommit,

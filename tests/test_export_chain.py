@@ -14,17 +14,19 @@ import pytest
 
 from meccano.errors import ConfigError, ExportError
 from meccano.export import chain
-from meccano.export.histogram import build_chunks
-from meccano.export.ledger import Ledger
 from meccano.export.options import load_options, table_specs
+from meccano.export.target import target_url
 from meccano.settings.config import load_settings
 from tests.support.export import (
     DAYS,
     ROWS_PER_DAY,
     TargetReader,
     as_tuple,
+    build_chunks,
+    busy_seconds,
     configure_export,
     db_rows,
+    ledger_entries,
     new_bucket,
     run_chain,
     seed_facts,
@@ -43,9 +45,11 @@ def seed(db) -> tuple[Counter, Counter]:
 # --- units --------------------------------------------------------------------------------
 
 def test_build_chunks_are_contiguous_and_bounded():
-    hist = [("2024-03-01 00:00:05", 2), ("2024-03-01 00:00:09", 2), ("2024-03-01 01:00:00", 5),
-            ("2024-03-01 02:00:00", 1)]
-    chunks = build_chunks(hist, "2024-03-01 00:00:00", "2024-03-02 00:00:00", 4)
+    from meccano.export.stream import DaySeconds
+
+    day = DaySeconds("2024-03-01")
+    day.add(Counter({5: 2, 9: 2, 3600: 5, 7200: 1}))  # 00:00:05, 00:00:09, 01:00:00, 02:00:00
+    chunks = day.chunks("2024-03-01 00:00:00", "2024-03-02 00:00:00", 4)
     assert [(c.start, c.end, c.rows) for c in chunks] == [
         ("2024-03-01 00:00:00", "2024-03-01 01:00:00", 4),
         ("2024-03-01 01:00:00", "2024-03-01 02:00:00", 5),  # one second is never split
@@ -55,7 +59,7 @@ def test_build_chunks_are_contiguous_and_bounded():
 def test_verify_counts_each_second_in_its_chunk():
     import random
 
-    from meccano.export.histogram import counts_per_chunk
+    from meccano.export.stream import counts_per_chunk
 
     rnd = random.Random(9)
     hist = sorted({f"2024-03-01 {rnd.randrange(24):02d}:{rnd.randrange(60):02d}:{rnd.randrange(60):02d}"
@@ -70,7 +74,7 @@ def test_day_seconds_cut_the_same_chunks_as_its_histogram():
     import random
     from collections import Counter
 
-    from meccano.export.histogram import DaySeconds
+    from meccano.export.stream import DaySeconds
 
     rnd = random.Random(5)
     day = DaySeconds("2024-03-01")
@@ -78,7 +82,7 @@ def test_day_seconds_cut_the_same_chunks_as_its_histogram():
         day.add(Counter({rnd.randrange(86_400): rnd.randint(1, 40) for _ in range(300)}))
     bounds = ("2024-03-01 00:00:00", "2024-03-02 00:00:00")
     for size in (1, 50, 997, 10**9):
-        assert day.chunks(*bounds, size) == build_chunks(day.histogram(), *bounds, size)
+        assert day.chunks(*bounds, size) == build_chunks(busy_seconds(day), *bounds, size)
     assert sum(c.rows for c in day.chunks(*bounds, 50)) == day.rows
 
 
@@ -98,8 +102,12 @@ def test_bad_options_are_named(tables, conf, message, error, tmp_path, monkeypat
         load_options(load_settings(), conf)
 
 
-def test_other_tables_come_from_configuration():
-    specs = table_specs({"tables": [{"table": "DeviceHistoryStatus", "dateColumn": "creationDate", "days": 30}]}, 1)
+def test_other_tables_come_from_configuration(tmp_path, monkeypatch):
+    cfg = tmp_path / "c.yml"
+    tables = [{"table": "DeviceHistoryStatus", "dateColumn": "creationDate", "days": 30}]
+    cfg.write_text(json.dumps({"default": {"export": {"tables": tables}}}))
+    monkeypatch.setenv("MECCANO_CONFIG", str(cfg))
+    specs = table_specs(load_settings())
     assert [(s.table, s.days, s.prefix) for s in specs] == [("DeviceHistoryStatus", 30, "devicehistorystatus")]
 
 
@@ -128,7 +136,7 @@ def test_export_purges_exactly_the_exported_days(iotdb, s3_server, tmp_path, mon
     assert all(len(p["sha256"]) == 64 for p in m["parts"])
     assert reader.rows() == old  # every old row exactly once (quoted commas included)
     assert db_rows(iotdb) == recent  # exactly the exported days purged
-    assert {e.state for e in Ledger(iotdb).entries("Facts")} == {"purged"}
+    assert {e.state for e in ledger_entries(iotdb, "Facts")} == {"purged"}
     assert not any((local / "meccano-export-staging").iterdir())  # the export task removed its part files
     assert "rows/s" in caplog.text and "ETA" in caplog.text
 
@@ -141,7 +149,7 @@ def test_dry_run_and_purge_false_purge_nothing_then_a_real_run_does(iotdb, s3_se
 
     run_chain(load_settings(), iotdb, {"dry_run": True, "days": 1}, run_id="dry", when=NOW)
     assert db_rows(iotdb) == old + recent
-    assert {e.state for e in Ledger(iotdb).entries()} == {"verified"}
+    assert {e.state for e in ledger_entries(iotdb)} == {"verified"}
     monkeypatch.setenv("EXPORT_PURGE", "false")
     again = run_chain(load_settings(), iotdb, run_id="nopurge", when=NOW)
     assert again["partitions"] == 0  # verified days are not re-exported while nothing is purged
@@ -171,7 +179,7 @@ def test_sqlite_demo_exports_to_a_local_folder(sqlite_iotdb, tmp_path, monkeypat
     local = configure_export(tmp_path, monkeypatch)
     old, recent = seed(sqlite_iotdb)
     settings = load_settings()
-    assert chain.target_url(settings) == f"file://{local.resolve()}/meccano-export"
+    assert target_url(settings) == f"file://{local.resolve()}/meccano-export"
 
     run_chain(settings, sqlite_iotdb, run_id="demo", when=NOW)
 
@@ -275,24 +283,23 @@ def test_a_local_target_with_workers_on_other_hosts_is_refused_before_anything_i
     with pytest.raises(ExportError) as err:
         chain.plan_step(load_settings(), sqlite_iotdb, {}, "r", NOW)
     assert "runs tasks on other hosts" in str(err.value) and "EXPORT_LOCAL_TARGET_SHARED=true" in str(err.value)
-    assert "EXPORT_BUCKET" in str(err.value) and not Ledger(sqlite_iotdb).entries()
+    assert "EXPORT_BUCKET" in str(err.value) and not ledger_entries(sqlite_iotdb)
 
 
 def test_local_target_rule(tmp_path, monkeypatch):
     monkeypatch.setenv("EXPORT_LOCALDIRECTORY", str(tmp_path))
     monkeypatch.delenv("EXPORT_BUCKET", raising=False)
     monkeypatch.setenv("EXPORT_REMOTEDIRECTORY", "/x/")
-    assert chain.target_url(load_settings()) == f"file://{Path(tmp_path).resolve()}/meccano-export/x"
+    assert target_url(load_settings()) == f"file://{Path(tmp_path).resolve()}/meccano-export/x"
     monkeypatch.setenv("EXPORT_BUCKET", "ml-iot")
-    assert chain.target_url(load_settings()) == "s3://ml-iot/x"
+    assert target_url(load_settings()) == "s3://ml-iot/x"
 
 
 def test_server_built_bytes_match_the_python_format(iotdb):
     """The MySQL fast path (server-built UTF-8 lines, nullable and NOT NULL columns) gives exactly the
     bytes the SQLite path formats in Python: quotes, commas, non-ASCII and NULLs included."""
     from meccano.export.csvformat import format_row
-    from meccano.export.schema import date_index, table_columns
-    from meccano.export.snapshot import Snapshot, access_hint
+    from meccano.export.snapshot import Snapshot, access_hint, date_index, table_columns
 
     iotdb.execute("INSERT INTO Registration (device, device_group, registrationDate, creationDate, memo, type) "
                   "VALUES (:d, NULL, NULL, '2024-01-01 00:00:01', :m, NULL)", d='dé"v,1', m='a,"b" ü€')
@@ -300,8 +307,8 @@ def test_server_built_bytes_match_the_python_format(iotdb):
                   "VALUES ('plain', 'g', '2024-01-01 00:00:00', '2024-01-01 00:00:02', '', 't')")
     columns = table_columns(iotdb, "Registration")
     ranges = [("2024-01-01 00:00:00", "2024-01-02 00:00:00")]
-    with Snapshot(iotdb) as snap:
-        blocks = list(snap.blocks("Registration", "creationDate", columns, ranges, 1,
+    with Snapshot(iotdb, 1) as snap:
+        blocks = list(snap.blocks("Registration", "creationDate", columns, ranges,
                                   access_hint(date_index(iotdb, "Registration", "creationDate"), False)))
     names = ", ".join(c.name for c in columns)
     expected = {(format_row([r[c.name] for c in columns], [c.kind for c in columns], [c.nullable for c in columns])

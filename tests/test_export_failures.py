@@ -16,7 +16,17 @@ from meccano.export.ledger import Ledger
 from meccano.settings.config import load_settings
 from tests.services._proc import free_port
 from tests.services.s3 import SECRET_KEY
-from tests.support.export import DAYS, WorkerDied, as_tuple, day_facts, db_rows, insert_facts, run_chain, seed_export
+from tests.support.export import (
+    DAYS,
+    WorkerDied,
+    as_tuple,
+    day_facts,
+    db_rows,
+    insert_facts,
+    ledger_entries,
+    run_chain,
+    seed_export,
+)
 
 pytestmark = pytest.mark.services
 NOW = datetime(2024, 3, 10, 2, 0, 0)
@@ -48,7 +58,7 @@ def world(iotdb, s3_server, tmp_path, monkeypatch, export_format):
             run_chain(load_settings(), iotdb, run_id=run_id, when=NOW)
             assert self.reader.rows() == self.old_rows + (extra or Counter())  # nothing lost, nothing twice
             assert db_rows(iotdb) == self.recent_rows
-            assert {e.state for e in Ledger(iotdb).entries()} == {"purged"}
+            assert {e.state for e in ledger_entries(iotdb)} == {"purged"}
 
     return World()
 

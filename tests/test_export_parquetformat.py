@@ -11,8 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from meccano.export.model import Column
 from meccano.export.parquetformat import CsvToArrow, ParquetPart, _empty_for_null
-from meccano.export.schema import Column
 
 COLUMNS = [Column("channel", "string", "VARCHAR(50)", nullable=False), Column("memo", "string", "VARCHAR(100)"),
            Column("data", "number", "INTEGER", nullable=False), Column("creationDate", "datetime", "TIMESTAMP", False)]

@@ -15,16 +15,15 @@ import pytest
 
 from meccano.errors import AmbiguousValue, ConfigError, ExportError
 from meccano.export import write
-from meccano.export.csvformat import GS, RS, US, csv_block, csv_fields, format_row
-from meccano.export.model import Partition
+from meccano.export.csvformat import GS, RS, US, CsvParts, csv_block, csv_fields, format_row
+from meccano.export.formats import PartWriter, batch_rows
+from meccano.export.model import Column, TableDay
 from meccano.export.options import load_options
-from meccano.export.parts import PartWriter
-from meccano.export.plan import day_bounds
-from meccano.export.schema import Column, date_index, table_columns
-from meccano.export.snapshot import Snapshot, access_hint, merged
+from meccano.export.snapshot import Snapshot, access_hint, date_index, merged, table_columns
 from meccano.export.stream import decode_seconds_key, decode_text_key, read_ahead, text_key_of, to_seconds
+from meccano.iotdb.partitions import day_bounds
 from meccano.settings.config import load_settings
-from tests.support.export import configure_export, fact, insert_facts
+from tests.support.export import configure_export, fact, insert_facts, write_days_to
 
 TRICKY = ["plain", "a,b", 'say "hi"', "two\nlines", "cr\rhere", "", "ü€ unicode", " spaced "]
 
@@ -129,7 +128,7 @@ def test_the_line_tail_is_the_time_key_only_for_a_last_whole_second_date_column(
 def test_scan_groups_and_access_path_choice():
     def part(table, day, mode="full"):
         start, end = day_bounds(datetime.fromisoformat(day).date())
-        return Partition(table, "creationDate", table.lower(), day, start, end, mode)
+        return TableDay(table, "creationDate", table.lower(), day, start, end, mode)
 
     days = [part("Facts", f"2024-01-{d:02d}") for d in range(1, 11)]
     mixed = [*days[:2], part("Facts", "2024-01-03", "reconcile"), days[3], part("Other", "2024-01-01")]
@@ -144,7 +143,7 @@ def test_part_files_are_reproducible_and_their_records_match(tmp_path):
     data = b"".join(b"dev%d,%d\n" % (i, i) for i in range(20000))
     records = []
     for name in ("a", "b"):
-        writer = PartWriter(tmp_path / name, part_bytes=100_000)
+        writer = PartWriter(tmp_path / name, part_bytes=100_000, fmt=CsvParts([], 5))
         for start in range(0, len(data), 30_000):
             writer.write(data[start:start + 30_000], 1)
         records.append(writer.close())
@@ -156,7 +155,7 @@ def test_part_files_are_reproducible_and_their_records_match(tmp_path):
 
 
 def test_a_failing_compression_thread_stops_the_reader(tmp_path):
-    writer = PartWriter(tmp_path, part_bytes=10)
+    writer = PartWriter(tmp_path, part_bytes=10, fmt=CsvParts([], 5))
     (tmp_path / "part-00001.csv.gz").mkdir()  # the second part cannot be opened
     with pytest.raises(ExportError, match="writing the export files failed"):
         for _ in range(1000):
@@ -169,10 +168,10 @@ def test_a_failing_compression_thread_stops_the_reader(tmp_path):
 
 def _export(db, table: str, days: list[str], tmp_path: Path, caplog) -> dict[str, list[list[str]]]:
     options = load_options(load_settings(), {})
-    parts = [Partition(table, "creationDate", table.lower(), d, *day_bounds(datetime.fromisoformat(d).date()),
+    parts = [TableDay(table, "creationDate", table.lower(), d, *day_bounds(datetime.fromisoformat(d).date()),
                        "full") for d in days]
     with caplog.at_level(logging.INFO):
-        manifests = write.write_days(db, parts, options, lambda p: tmp_path / p.day, "run-1",
+        manifests = write_days_to(db, parts, options, lambda p: tmp_path / p.day, "run-1",
                                      logging.getLogger("test"))
     out = {}
     for p, manifest in zip(parts, manifests, strict=True):
@@ -216,9 +215,9 @@ def test_parquet_parts_hold_the_typed_values_of_the_database(iotdb, tmp_path, mo
                       c=datetime(2024, 1, 1, 0, 0, i))
     options = load_options(load_settings(), {})
     assert options.file_format == "parquet"
-    part = Partition("Registration", "creationDate", "registration", "2024-01-01",
+    part = TableDay("Registration", "creationDate", "registration", "2024-01-01",
                      *day_bounds(datetime(2024, 1, 1).date()), "full")
-    [manifest] = write.write_days(iotdb, [part], options, lambda p: tmp_path / "out", "run-1",
+    [manifest] = write_days_to(iotdb, [part], options, lambda p: tmp_path / "out", "run-1",
                                   logging.getLogger("test"))
     assert manifest.layout == {"format": "parquet", "compression": "zstd"}
     assert [p.key for p in manifest.parts] == ["part-00000.parquet"]
@@ -252,9 +251,9 @@ def test_parquet_days_of_one_pass_share_their_memory_bound_and_keep_their_rows(i
     insert_facts(iotdb, late)
     options = load_options(load_settings(), {})
     days = ["2024-01-01", "2024-01-02", "2024-01-03"]
-    parts = [Partition("Facts", "creationDate", "facts", d, *day_bounds(datetime.fromisoformat(d).date()), "full")
+    parts = [TableDay("Facts", "creationDate", "facts", d, *day_bounds(datetime.fromisoformat(d).date()), "full")
              for d in days]
-    manifests = write.write_days(iotdb, parts, options, lambda p: tmp_path / "out" / p.day, "run-1",
+    manifests = write_days_to(iotdb, parts, options, lambda p: tmp_path / "out" / p.day, "run-1",
                                  logging.getLogger("test"))
     for day, manifest in zip(days, manifests, strict=True):
         got, sizes = [], []
@@ -264,7 +263,7 @@ def test_parquet_days_of_one_pass_share_their_memory_bound_and_keep_their_rows(i
             got += file.read().column("data").to_pylist()
         expected = sorted(r["data"] for r in rows + late if r["creationDate"].date().isoformat() == day)
         assert sorted(got) == expected and manifest.rows == len(expected)
-        assert len(sizes) > 1 and max(sizes) < 150 + write.batch_rows(options)  # a row group ends at the bound
+        assert len(sizes) > 1 and max(sizes) < 150 + batch_rows(options.part_bytes)  # a row group ends at the bound
     assert manifests[0].rows == 520
 
 
@@ -308,9 +307,9 @@ def test_the_line_tail_key_gives_the_blocks_of_the_servers_to_seconds(iotdb):
     assert text_key_of(columns, "creationDate")
     ranges = [("2024-01-01 00:00:00", "2024-01-03 00:00:00")]
     hint = access_hint(date_index(iotdb, "Facts", "creationDate"), False)
-    with Snapshot(iotdb) as snap:
-        fast = list(snap.blocks("Facts", "creationDate", columns, ranges, 7, hint))
-        exact = list(snap.blocks("Facts", "creationDate", columns, ranges, 7, hint, exact=True))
+    with Snapshot(iotdb, 7) as snap:
+        fast = list(snap.blocks("Facts", "creationDate", columns, ranges, hint))
+        exact = list(snap.blocks("Facts", "creationDate", columns, ranges, hint, exact=True))
     assert fast == exact
     assert {b.day for b in fast} == {"2024-01-01", "2024-01-02"}
     assert any(b.rows < 7 for b in fast[:-1])  # a batch was split at midnight
@@ -326,7 +325,7 @@ def test_the_read_runs_below_the_callers_priority_and_hands_back_errors():
     import os
     import threading
 
-    from meccano.export.priority import EXPORT_NICE, run_lowered
+    from meccano.export.stream import EXPORT_NICE, run_lowered
 
     def nice() -> int:
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())

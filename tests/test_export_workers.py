@@ -17,10 +17,20 @@ from pathlib import Path
 
 import pytest
 
-from meccano.export import chain, staging
+from meccano.export import chain, context
 from meccano.export.ledger import Ledger
 from meccano.settings.config import load_settings
-from tests.support.export import DAYS, WorkerDied, as_tuple, day_facts, db_rows, insert_facts, run_chain, seed_export
+from tests.support.export import (
+    DAYS,
+    WorkerDied,
+    as_tuple,
+    day_facts,
+    db_rows,
+    insert_facts,
+    ledger_entries,
+    run_chain,
+    seed_export,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "meccano_plugins" / "s3_export:1.0"
@@ -96,7 +106,7 @@ def test_every_task_runs_on_another_host_than_the_one_before(iotdb, seeded, tmp_
         host.wipe()
     assert reader.rows() == old  # every exported row once, in the target
     assert db_rows(iotdb) == recent  # rows in target + rows left == rows inserted
-    assert {e.state for e in Ledger(iotdb).entries()} == {"purged"}
+    assert {e.state for e in ledger_entries(iotdb)} == {"purged"}
 
 
 @pytest.mark.services
@@ -106,13 +116,13 @@ def test_an_export_attempt_that_dies_is_retried_on_another_host(iotdb, seeded, t
     recorded as such); the retry lands on another host, exports again and the run completes."""
     from datetime import datetime
 
-    from meccano.export import upload
+    from meccano.export import target
 
     old, recent, reader = seeded
     Host(tmp_path / "hosts", "a", monkeypatch)
     settings = load_settings()
     planned = json.loads(json.dumps(chain.plan_step(settings, iotdb, {}, "run1", datetime.fromisoformat(NOW))))
-    real_put, real_upload = upload.put_file, chain.upload_day
+    real_put, real_upload = target.put_file, chain.upload_day
     calls = []
 
     def put_then_die(local, remote):
@@ -126,12 +136,12 @@ def test_an_export_attempt_that_dies_is_retried_on_another_host(iotdb, seeded, t
         raise WorkerDied
 
     if dies == "mid_upload":
-        monkeypatch.setattr(upload, "put_file", put_then_die)
+        monkeypatch.setattr(target, "put_file", put_then_die)
     else:
         monkeypatch.setattr(chain, "upload_day", upload_then_die)
     with pytest.raises(WorkerDied):
         chain.export_step(settings, iotdb, planned)
-    monkeypatch.setattr(upload, "put_file", real_put)
+    monkeypatch.setattr(target, "put_file", real_put)
     monkeypatch.setattr(chain, "upload_day", real_upload)
 
     Host(tmp_path / "hosts", "b", monkeypatch)  # the retry and the rest of the run on another worker
@@ -151,7 +161,7 @@ def test_late_rows_of_a_purged_day_survive_a_retried_export_on_another_host(iotd
     after the new manifest); the retry on another host starts from the same base and appends them once."""
     from datetime import datetime
 
-    from meccano.export import upload
+    from meccano.export import target
 
     old, recent, reader = seeded
     when = datetime.fromisoformat(NOW)
@@ -162,17 +172,17 @@ def test_late_rows_of_a_purged_day_survive_a_retried_export_on_another_host(iotd
     settings = load_settings()
     planned = json.loads(json.dumps(chain.plan_step(settings, iotdb, {}, "run2", when)))
     assert [p["mode"] for p in planned["partitions"]] == ["reconcile"]
-    real_bytes = upload.put_bytes
+    real_bytes = target.put_bytes
 
     def manifest_then_die(data, remote):
         if dies == "after_manifest":
             real_bytes(data, remote)
         raise WorkerDied
 
-    monkeypatch.setattr(upload, "put_bytes", manifest_then_die)
+    monkeypatch.setattr(target, "put_bytes", manifest_then_die)
     with pytest.raises(WorkerDied):
         chain.export_step(settings, iotdb, planned)
-    monkeypatch.setattr(upload, "put_bytes", real_bytes)
+    monkeypatch.setattr(target, "put_bytes", real_bytes)
     assert Ledger(iotdb).get("Facts", DAYS[0]).run_id == "run1"  # the base is unchanged
 
     Host(tmp_path / "hosts", "b", monkeypatch)
@@ -198,7 +208,7 @@ def test_a_crashed_attempt_s_files_are_removed_by_the_next_attempt_on_that_host(
     script = textwrap.dedent("""
         import logging, os, signal
         from meccano.settings.config import load_settings
-        from meccano.export.staging import work_folder
+        from meccano.export.context import work_folder
         with work_folder(load_settings(), "run-killed", logging.getLogger("t")) as folder:
             (folder / "Facts" / "2024-03-01").mkdir(parents=True)
             (folder / "Facts" / "2024-03-01" / "part-00000.csv.gz").write_bytes(b"x" * 1000)
@@ -211,7 +221,7 @@ def test_a_crashed_attempt_s_files_are_removed_by_the_next_attempt_on_that_host(
     killed = Path(done.stdout.strip())
     assert (killed / "Facts" / "2024-03-01" / "part-00000.csv.gz").is_file()  # left behind by the dead attempt
 
-    root = staging.staging_root(settings)
+    root = context.staging_root(settings)
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "keep.txt").write_text("not the export's")
@@ -219,11 +229,11 @@ def test_a_crashed_attempt_s_files_are_removed_by_the_next_attempt_on_that_host(
     (root / "legacy-run" / "Facts").mkdir(parents=True)  # the old layout, without a lock, hours old
     os.utime(root / "legacy-run", (1, 1))
     (root / "legacy-live" / "Facts").mkdir(parents=True)  # the same, just written: maybe an older version's live run
-    live = staging._lock(root / "live-run.lock")  # a live attempt of another run on this host
+    live = context._lock(root / "live-run.lock")  # a live attempt of another run on this host
     (root / "live-run").mkdir()
     log = logging.getLogger("test")
     try:
-        with staging.work_folder(settings, "run-killed", log) as folder:  # the retry, same host
+        with context.work_folder(settings, "run-killed", log) as folder:  # the retry, same host
             assert folder == killed and list(folder.iterdir()) == []
             assert not (root / "legacy-run").exists() and not (root / "link-out").exists()
             assert (root / "live-run").is_dir()  # its lock is held: untouched
@@ -233,19 +243,19 @@ def test_a_crashed_attempt_s_files_are_removed_by_the_next_attempt_on_that_host(
         os.close(live)
     os.utime(root / "legacy-live", (1, 1))
     assert (outside / "keep.txt").read_text() == "not the export's"
-    with staging.work_folder(settings, "next-run", log):  # the live attempt ended without cleaning up
+    with context.work_folder(settings, "next-run", log):  # the live attempt ended without cleaning up
         assert sorted(p.name for p in root.iterdir()) == ["next-run", "next-run.lock"]
     assert list(root.iterdir()) == []
 
 
 def test_the_sweep_is_bounded(tmp_path, monkeypatch):
     settings = _settings_with_local(tmp_path / "local", monkeypatch)
-    root = staging.staging_root(settings)
-    for i in range(staging.SWEEP_LIMIT + 50):
+    root = context.staging_root(settings)
+    for i in range(context.SWEEP_LIMIT + 50):
         (root / f"dead-{i}").mkdir(parents=True)
         os.utime(root / f"dead-{i}", (1, 1))
-    removed = staging.sweep(root, "mine", logging.getLogger("test"))
-    assert removed == staging.SWEEP_LIMIT
+    removed = context.sweep(root, "mine", logging.getLogger("test"))
+    assert removed == context.SWEEP_LIMIT
     assert len(list(root.iterdir())) == 50
 
 
@@ -253,11 +263,11 @@ def test_a_second_live_attempt_of_the_same_run_on_one_host_is_refused_not_overwr
     from meccano.errors import ExportError
 
     settings = _settings_with_local(tmp_path / "local", monkeypatch)
-    root = staging.staging_root(settings)
+    root = context.staging_root(settings)
     root.mkdir(parents=True)
-    held = staging._lock(root / "run-1.lock")
+    held = context._lock(root / "run-1.lock")
     try:
         with pytest.raises(ExportError, match="another export attempt of this run still holds"):
-            staging._lock(root / "run-1.lock", wait=0.5)
+            context._lock(root / "run-1.lock", wait=0.5)
     finally:
         os.close(held)

@@ -331,18 +331,17 @@ def test_published_schema_agrees_with_the_model_on_the_fixtures():
 
 
 def test_no_trailing_newline_slips_through_a_name_pattern():
-    from meccano.errors import ConfigError
-    from meccano.export.options import table_specs
     from meccano.plugins.contract import split_plugin_id
     from meccano.reports.store import FILE_RE, NAME_RE, STAMP_RE
+    from meccano.settings.tables import parse_tables
 
     assert split_plugin_id("a:1.0\n") is None and split_plugin_id("a\n:1.0") is None
     assert not NAME_RE.fullmatch("report\n") and not FILE_RE.fullmatch("a.png\n")
     assert not STAMP_RE.fullmatch("20261126T200005123456Z\n")
-    with pytest.raises(ConfigError, match=r"export\.tables"):  # a config.yml problem: raised at load
-        table_specs({"tables": [{"table": "Facts\n"}]}, 1)
-    with pytest.raises(ConfigError, match="prefix"):
-        table_specs({"tables": [{"table": "Facts", "prefix": "facts\n"}]}, 1)
+    with pytest.raises(ValueError, match=r"export\.tables"):  # a config.yml problem: raised at load
+        parse_tables([{"table": "Facts\n"}])
+    with pytest.raises(ValueError, match="prefix"):
+        parse_tables([{"table": "Facts", "prefix": "facts\n"}])
 
 
 def test_folder_name_that_is_not_utf8(tmp_path: Path):

@@ -98,7 +98,7 @@ def test_every_product_module_imports_in_the_image(docker) -> None:
                         if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts)
     spec = {"modules": _modules(), "files": files, "imports": _imported_top_level(_product_files()),
             "data_files": data_files}
-    assert "meccano.export.parts" in spec["modules"] and "zlib_ng" in spec["imports"]
+    assert "meccano.export.csvformat" in spec["modules"] and "zlib_ng" in spec["imports"]
     assert "web/templates/page.html" in data_files
     env = {"AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_FOLDER": f"{SRC}/dags",
            "AIRFLOW__CORE__PLUGINS_FOLDER": f"{SRC}/plugins", "HOME": "/tmp", "AIRFLOW_HOME": "/tmp/airflow",

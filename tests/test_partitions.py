@@ -11,12 +11,22 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from meccano.errors import PartitionError, PurgeStopped
-from meccano.export import chain, partition_purge
+from meccano.export import chain, purge
 from meccano.export.ledger import Ledger
 from meccano.iotdb import partition_ops as ops
 from meccano.iotdb import partitions as pt
 from meccano.settings.config import load_settings
-from tests.support.export import DAYS, WorkerDied, as_tuple, day_facts, db_rows, insert_facts, run_chain, seed_export
+from tests.support.export import (
+    DAYS,
+    WorkerDied,
+    as_tuple,
+    day_facts,
+    db_rows,
+    insert_facts,
+    ledger_entries,
+    run_chain,
+    seed_export,
+)
 
 NOW = datetime(2024, 3, 10, 2, 0, 0)
 TODAY = NOW.date()
@@ -192,7 +202,7 @@ def world(iotdb, s3_server, tmp_path, monkeypatch):
             run_chain(load_settings(), iotdb, run_id=run_id, when=NOW)
             self.conserved()
             assert all(k[-1] >= "2024-03-09" for k in db_rows(iotdb))  # every old day gone from Facts
-            assert {e.state for e in Ledger(iotdb).entries()} == {"purged"}
+            assert {e.state for e in ledger_entries(iotdb)} == {"purged"}
             assert not [t for t in iotdb.query("SHOW TABLES") if "_purge_" in next(iter(t.values()))]
 
     return World()
@@ -241,21 +251,21 @@ def test_late_row_in_the_instant_before_the_exchange_goes_back(world, monkeypatc
     holds one row too many: every row goes back and the chunked purge takes over."""
     planned = world.until_verify("run1")
     late = day_facts(DAYS[0], 1, seed=7, offset=90_000)
-    real = partition_purge._exchange
+    real = purge._exchange
 
     def racing(db, table, partition, holding, dialect):
         if partition == "p20240301":
             world.add(late)
         real(db, table, partition, holding, dialect)
 
-    monkeypatch.setattr(partition_purge, "_exchange", racing)
+    monkeypatch.setattr(purge, "_exchange", racing)
     caplog.set_level(logging.INFO)
     with pytest.raises(PurgeStopped):
         chain.purge_step(load_settings(), world.db, planned)
     assert "held 1201 row(s) (0 outside the day), not the 1200 verified: the rows went back" in caplog.text
     assert db_rows(world.db)[as_tuple(late[0])] == 1
     world.nothing_lost()
-    monkeypatch.setattr(partition_purge, "_exchange", real)
+    monkeypatch.setattr(purge, "_exchange", real)
     world.rerun_completes("rerun")
 
 
@@ -263,18 +273,18 @@ def test_late_row_in_the_instant_before_the_exchange_goes_back(world, monkeypatc
 def test_late_row_just_after_the_exchange_stays_and_is_exported_next(world, monkeypatch):
     planned = world.until_verify("run1")
     late = day_facts(DAYS[2], 1, seed=8, offset=95_000)
-    real = partition_purge._exchange
+    real = purge._exchange
 
     def then_insert(db, table, partition, holding, dialect):
         real(db, table, partition, holding, dialect)
         if partition == "p20240303":
             world.add(late)
 
-    monkeypatch.setattr(partition_purge, "_exchange", then_insert)
+    monkeypatch.setattr(purge, "_exchange", then_insert)
     assert chain.purge_step(load_settings(), world.db, planned)["purged"] == 3 * 1200
     assert _per_partition(world.db)["p20240303"] == 1  # the late row, in the emptied partition
     world.conserved()
-    monkeypatch.setattr(partition_purge, "_exchange", real)
+    monkeypatch.setattr(purge, "_exchange", real)
     world.rerun_completes("run2")  # reconcile mode appends it to the day in the target
 
 
@@ -282,21 +292,21 @@ def test_late_row_just_after_the_exchange_stays_and_is_exported_next(world, monk
 @pytest.mark.parametrize("when", ["after_exchange", "before_exchange"])
 def test_worker_killed_during_the_drop_then_rerun(world, monkeypatch, when):
     planned = world.until_verify("crashed")
-    real = partition_purge._exchange
+    real = purge._exchange
 
     def dies(db, table, partition, holding, dialect):
         if when == "after_exchange":
             real(db, table, partition, holding, dialect)
         raise WorkerDied
 
-    monkeypatch.setattr(partition_purge, "_exchange", dies)
+    monkeypatch.setattr(purge, "_exchange", dies)
     with pytest.raises(WorkerDied):
         chain.purge_step(load_settings(), world.db, planned)
     held = Counter(as_tuple(r) for r in world.db.query("SELECT * FROM Facts_purge_20240301"))
     assert sum(held.values()) == (1200 if when == "after_exchange" else 0)
     assert Ledger(world.db).get("Facts", DAYS[0]).manifest.drop is not None
     assert not world.inserted - (world.reader.rows() + db_rows(world.db) + held)  # the held rows are not lost
-    monkeypatch.setattr(partition_purge, "_exchange", real)
+    monkeypatch.setattr(purge, "_exchange", real)
     world.rerun_completes("rerun")  # the plan step settles the interrupted drop first
 
 
@@ -307,7 +317,7 @@ def test_exchange_that_cannot_get_its_lock_falls_back(world, monkeypatch, caplog
     def refused(db, table, partition, holding, dialect):
         raise RuntimeError("Lock wait timeout exceeded")
 
-    monkeypatch.setattr(partition_purge, "_exchange", refused)
+    monkeypatch.setattr(purge, "_exchange", refused)
     caplog.set_level(logging.INFO)
     assert chain.purge_step(load_settings(), world.db, planned)["purged"] == 3 * 1200
     assert caplog.text.count("failed (Lock wait timeout exceeded): purged by chunks") == 3

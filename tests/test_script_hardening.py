@@ -281,7 +281,7 @@ def test_script_limits_default_and_errors(tmp_path: Path):
 def test_run_ids_never_become_dot_folders(tmp_path: Path, run_id: str):
     import logging
 
-    from meccano.export.staging import STAGING, staging_root, work_folder
+    from meccano.export.context import STAGING, staging_root, work_folder
     from meccano.files.names import safe_component
     from meccano.settings.config import ExportSettings, Settings
 

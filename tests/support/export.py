@@ -229,3 +229,50 @@ def seed_export(db, s3_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     bucket, remote = new_bucket(s3_server, monkeypatch)
     old, recent = seed_facts(db, recent_rows)
     return Seeded(db, local, TargetReader(s3_server.client(), bucket, prefix=f"{remote}/facts"), old, recent)
+
+
+def ledger_entries(db, table: str | None = None) -> list:
+    """Every ``ExportLedger`` entry (of ``table``), by table and day."""
+    from meccano.export.ledger import Ledger
+
+    sql = "SELECT tableName, day FROM ExportLedger" + (" WHERE tableName = :t" if table else "") + \
+          " ORDER BY tableName, day"
+    ledger = Ledger(db)
+    entries = [ledger.get(r["tableName"], r["day"]) for r in db.query(sql, **({"t": table} if table else {}))]
+    return [e for e in entries if e]
+
+
+def build_chunks(histogram, start: str, end: str, chunk_rows: int) -> list:
+    """The plain reference of ``DaySeconds.chunks``: contiguous ranges over ``[start, end)`` of at most
+    ``chunk_rows`` rows from ``(timestamp text, rows)`` pairs (one second is never split)."""
+    from meccano.export.model import Chunk
+
+    chunks = []
+    lower, acc = start, 0
+    for ts, n in histogram:
+        if acc and acc + n > chunk_rows:
+            chunks.append(Chunk(lower, ts, acc))
+            lower, acc = ts, 0
+        acc += n
+    chunks.append(Chunk(lower, end, acc))
+    return chunks
+
+
+def busy_seconds(day) -> list[tuple[str, int]]:
+    """``('YYYY-MM-DD HH:MM:SS', rows)`` of each second of a ``DaySeconds`` holding rows, ascending."""
+    return [(f"{day.day} {s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}", n) for s, n in enumerate(day.counts) if n]
+
+
+def write_days_to(db, days: list, options, folder_of, run_id: str = "run-1", log=None) -> list:
+    """``write.write_days`` of one run with each day's part files in ``folder_of(day)``."""
+    import logging
+
+    from meccano.export import write
+    from meccano.export.context import RunContext
+    from meccano.settings.config import load_settings
+
+    class Run(RunContext):
+        def local(self, day) -> Path:
+            return folder_of(day)
+
+    return write.write_days(Run(load_settings(), db, options, run_id, log or logging.getLogger("test")), days)

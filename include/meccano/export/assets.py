@@ -26,7 +26,7 @@ def outlet_uris(template: str, settings: Settings) -> list[str]:
               "remote_directory": settings.export.remote_directory.strip("/")}
     if "{table}" not in template:
         return [_tidy(template.format(**values))]
-    specs = table_specs(settings.section("export"), settings.export.days)
+    specs = table_specs(settings)
     return [_tidy(template.format(**values, table=spec.prefix)) for spec in specs]
 
 
@@ -52,7 +52,7 @@ def describe_events(settings: Settings, planned: dict[str, Any], outlet_events: 
 
     options = planned.get("options", {})
     purging = bool(options.get("purge")) and not options.get("dry_run")
-    for spec in table_specs(settings.section("export"), settings.export.days):
+    for spec in table_specs(settings):
         days = [p["day"] for p in planned["partitions"] if p["table"] == spec.table]
         outlet_events[Asset(table_asset_uri(settings, spec.prefix))].extra = {
             "table": spec.table, "days": days, "runId": planned["run_id"], "purged": purging and bool(days)}

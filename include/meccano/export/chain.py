@@ -3,152 +3,133 @@
 ``plan -> export -> verify -> purge``
 
 Any task may run on any worker, on another host than the task before it: what a task needs comes
-from XCom (the plan: partitions and options, as JSON), the ``ExportLedger`` in the IOTDB (each day's
+from XCom (the plan: table-days and options, as JSON), the ``ExportLedger`` in the IOTDB (each day's
 manifest and purge chunks) and the target, never from a worker's disk. The only local files are the
 export task's own part files, written, uploaded and removed within that one task
-(:mod:`meccano.export.staging`); a retried export writes them again (safe: nothing of the run is
-purged before verify). Every task can fail and be retried alone, and any later run picks up what an
-earlier one left.
+(:meth:`meccano.export.context.RunContext.work_folder`); a retried export writes them again (safe:
+nothing of the run is purged before verify). Every task can fail and be retried alone, and any later
+run picks up what an earlier one left.
+
+Each task builds one :class:`~meccano.export.context.RunContext` and hands it down; the walk of the
+export task: ``export_step`` -> ``write`` (full days) or ``reconcile`` (late rows) -> ``target``
+(upload) -> ``ledger``.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from meccano.errors import ExportError, VerifyError
-from meccano.export.ledger import Ledger, LedgerEntry
-from meccano.export.model import Manifest, Part, Partition
+from meccano.export.context import RunContext, table_days
+from meccano.export.ledger import LedgerEntry, LedgerState
+from meccano.export.model import Manifest, Mode, Part, TableDay
 from meccano.export.options import ExportOptions, load_options
-from meccano.export.partition_purge import recover_all
 from meccano.export.plan import plan
-from meccano.export.purge import purge_partition
+from meccano.export.purge import purge_day, recover_all
 from meccano.export.reconcile import reconcile_day
-from meccano.export.staging import work_folder
-from meccano.export.target import day_dir, local_target_problem, preflight, target_root, target_url
-from meccano.export.upload import check_target_unknown, upload_day
-from meccano.export.verify import verify_partition
+from meccano.export.target import check_target_unknown, local_target_problem, target_url, upload_day
+from meccano.export.verify import verify_day
 from meccano.export.write import scan_groups, write_days
 from meccano.fleet.clock import reference_time
 from meccano.iotdb.db import Iotdb
 from meccano.settings.config import Settings
 
-if TYPE_CHECKING:
-    from airflow.sdk import ObjectStoragePath
-
-__all__ = ["export_step", "plan_step", "purge_step", "target_url", "verify_step"]
+__all__ = ["export_step", "plan_step", "purge_step", "verify_step"]
 log = logging.getLogger("meccano.export")
-
-
-def _partitions(planned: dict[str, Any]) -> list[Partition]:
-    return [Partition.from_json(p) for p in planned["partitions"]]
 
 
 def plan_step(settings: Settings, db: Iotdb, conf: dict[str, Any], run_id: str,
               when: datetime | None = None, logger: logging.Logger = log) -> dict[str, Any]:
-    options = load_options(settings, conf)
+    run = RunContext(settings, db, load_options(settings, conf), run_id, logger)
     problem = local_target_problem(settings)
     if problem:
         raise ExportError(problem)
-    recover_all(db, logger)  # a partition drop interrupted by a crash is finished or undone first
+    recover_all(run)  # a partition drop interrupted by a crash is finished or undone first
     reference = reference_time(settings, when, db)
-    partitions = plan(db, options, reference)
-    logger.info("export to %s: %d partition(s) planned (%s)%s", target_url(settings), len(partitions),
-                ", ".join(p.label for p in partitions) or "nothing older than the retention",
+    days = plan(run, reference)
+    options = run.options
+    logger.info("export to %s: %d partition(s) planned (%s)%s", target_url(settings), len(days),
+                ", ".join(p.label for p in days) or "nothing older than the retention",
                 " [dry run: nothing will be purged]" if options.dry_run else
                 ("" if options.purge else " [EXPORT_PURGE=false: nothing will be purged]"))
     return {"run_id": run_id, "reference": reference.isoformat(), "options": options.to_json(),
-            "partitions": [p.to_json() for p in partitions]}
+            "partitions": [p.to_json() for p in days]}
 
 
 def export_step(settings: Settings, db: Iotdb, planned: dict[str, Any],
                 logger: logging.Logger = log) -> dict[str, Any]:
     """Write, upload and record every planned day; the local part files live only inside this call."""
-    partitions = _partitions(planned)
-    if not partitions:
+    if not table_days(planned):
         return {"partitions": []}
-    options = ExportOptions.from_json(planned["options"])
-    run_id = planned["run_id"]
-    preflight(settings)
-    root = target_root(settings)
-
-    def folder_of(p: Partition) -> ObjectStoragePath:
-        return day_dir(root, p.prefix, p.day)
-
-    ledger = Ledger(db)
-    for p in partitions:  # before anything of this run is written
-        if ledger.get(p.table, p.day) is None:
-            check_target_unknown(settings, p, folder_of(p), run_id)
+    run = RunContext.of_plan(settings, db, planned, logger)
+    run.target.prepare()
+    for day in run.days:  # before anything of this run is written
+        if run.ledger.get(day.table, day.day) is None:
+            check_target_unknown(run.target, day, run.run_id)
     out: list[dict[str, Any]] = []
-    with work_folder(settings, run_id, logger) as work:
-        for group in scan_groups(partitions):
-            out += _export_group(settings, db, group, options, run_id, work, folder_of, logger)
+    with run.work_folder():
+        for group in scan_groups(run.days):
+            out += _export_group(run, group)
     return {"partitions": out}
 
 
-def _export_group(settings: Settings, db: Iotdb, group: list[Partition], options: ExportOptions, run_id: str,
-                  work: Path, folder_of: Callable[[Partition], ObjectStoragePath],
-                  logger: logging.Logger) -> list[dict[str, Any]]:
+def _export_group(run: RunContext, group: list[TableDay]) -> list[dict[str, Any]]:
     """One scan group: written, uploaded, recorded; its local files removed whatever happens."""
-    ledger = Ledger(db)
-
-    def local(p: Partition) -> Path:
-        return work / p.table / p.day
-
     try:
-        if group[0].mode == "reconcile":
-            p = group[0]
-            previous = ledger.get(p.table, p.day)
-            manifest, new = reconcile_day(db, p, options, local(p), run_id, logger, previous, folder_of(p))
-            upload_day(settings, p, local(p), folder_of(p), manifest, new, logger)
-            # recorded only now: a retry before this line starts again from the same base
-            assert previous is not None
-            ledger.put(LedgerEntry(p.table, p.day, "uploaded", run_id, manifest, previous.purged_rows))
-            return [_summary(p, manifest, new)]
-        _refuse_purged(ledger, group)
-        manifests = write_days(db, group, options, local, run_id, logger)
+        if group[0].mode == Mode.RECONCILE:
+            return [_export_late_rows(run, group[0])]
+        _refuse_purged(run, group)
+        manifests = write_days(run, group)
         out = []
-        for p, manifest in zip(group, manifests, strict=True):
+        for day, manifest in zip(group, manifests, strict=True):
             # recorded before the upload: the ledger then knows the day if the upload dies half-way
-            ledger.put(LedgerEntry(p.table, p.day, "exported", run_id, manifest, 0))
-            upload_day(settings, p, local(p), folder_of(p), manifest, manifest.parts, logger)
-            ledger.set_state(p.table, p.day, "uploaded")
-            out.append(_summary(p, manifest, manifest.parts))
+            run.ledger.put(LedgerEntry(day.table, day.day, LedgerState.EXPORTED, run.run_id, manifest, 0))
+            upload_day(run.target, day, run.local(day), manifest, manifest.parts, run.log)
+            run.ledger.set_state(day.table, day.day, LedgerState.UPLOADED)
+            out.append(_summary(day, manifest, manifest.parts))
         return out
     finally:
-        for p in group:
-            shutil.rmtree(local(p), ignore_errors=True)
+        for day in group:
+            shutil.rmtree(run.local(day), ignore_errors=True)
 
 
-def _refuse_purged(ledger: Ledger, group: list[Partition]) -> None:
-    for p in group:
-        previous = ledger.get(p.table, p.day)
+def _export_late_rows(run: RunContext, day: TableDay) -> dict[str, Any]:
+    previous = run.ledger.get(day.table, day.day)
+    manifest, new = reconcile_day(run, day, previous)
+    upload_day(run.target, day, run.local(day), manifest, new, run.log)
+    # recorded only now: a retry before this line starts again from the same base
+    assert previous is not None
+    run.ledger.put(LedgerEntry(day.table, day.day, LedgerState.UPLOADED, run.run_id, manifest,
+                               previous.purged_rows))
+    return _summary(day, manifest, new)
+
+
+def _refuse_purged(run: RunContext, group: list[TableDay]) -> None:
+    for day in group:
+        previous = run.ledger.get(day.table, day.day)
         if previous is not None and previous.has_purged:
-            raise ExportError(f"{p.label}: part of this day was already purged; a full re-export "
+            raise ExportError(f"{day.label}: part of this day was already purged; a full re-export "
                               "would drop rows from the target. Re-run the plan task (it picks reconcile mode)")
 
 
-def _summary(p: Partition, manifest: Manifest, new: list[Part]) -> dict[str, Any]:
-    return {"table": p.table, "day": p.day, "rows": manifest.rows, "new_parts": [part.key for part in new]}
+def _summary(day: TableDay, manifest: Manifest, new: list[Part]) -> dict[str, Any]:
+    return {"table": day.table, "day": day.day, "rows": manifest.rows, "new_parts": [part.key for part in new]}
 
 
 def verify_step(settings: Settings, db: Iotdb, planned: dict[str, Any], logger: logging.Logger = log) -> dict[str, Any]:
-    run_id = planned["run_id"]
-    partitions = _partitions(planned)
-    if not partitions:
+    if not table_days(planned):
         return {"verified": 0}
-    preflight(settings)
-    root = target_root(settings)
+    run = RunContext.of_plan(settings, db, planned, logger)
+    run.target.prepare()
     problems: list[str] = []
-    for p in partitions:
-        problems += verify_partition(db, settings, p, day_dir(root, p.prefix, p.day), run_id, logger)
+    for day in run.days:
+        problems += verify_day(run, day)
     if problems:
         raise VerifyError("verification failed, nothing purged:\n" + "\n".join(f"- {m}" for m in problems))
-    return {"verified": len(partitions)}
+    return {"verified": len(run.days)}
 
 
 def purge_step(settings: Settings, db: Iotdb, planned: dict[str, Any], logger: logging.Logger = log,
@@ -158,7 +139,8 @@ def purge_step(settings: Settings, db: Iotdb, planned: dict[str, Any], logger: l
         why = "dry run" if options.dry_run else "EXPORT_PURGE is false"
         logger.info("purge skipped (%s): the exported rows stay in the database", why)
         return {"purged": 0, "skipped": why}
+    run = RunContext.of_plan(settings, db, planned, logger)
     total = 0
-    for p in _partitions(planned):
-        total += purge_partition(db, p, planned["run_id"], logger, after_chunk)
+    for day in run.days:
+        total += purge_day(run, day, after_chunk)
     return {"purged": total}

@@ -1,4 +1,5 @@
-"""The export's CSV dialect, and the fast way MySQL rows become it.
+"""The CSV format (``export.format: csv``): its dialect, the fast way MySQL rows become it, its gzip
+part files, their names, and how stored parts are read back.
 
 Dialect (RFC 4180, what Spark, Athena and Python's ``csv`` read by default): comma-separated,
 ``\\n`` line ends, no header; a field is quoted with ``"`` (inner quotes doubled) only when it
@@ -9,29 +10,41 @@ Fast path: the server joins each row's values with the ASCII unit separator (``C
 the raw columns, NULL as the ASCII record separator), which costs it no more than sending the
 columns (``SELECT *``); every quoting decision is then made per batch in C: when a batch holds
 no comma, quote, CR, record separator or empty field, and exactly the expected number of unit
-separators and line ends, it becomes CSV by one ``bytes.replace`` (about 0.2 us a row). Only the rare batch that
+separators and line ends, it becomes CSV by one ``bytes.replace``. Only the rare batch that
 fails the test is formatted row by row. A value that itself contains a unit or record
 separator makes a row ambiguous: :class:`AmbiguousValue` tells the caller to read the
-partition again through :func:`csv_fields`, the exact (slower) path. Server-side quoting
-(``REPLACE`` and ``CONCAT`` per string column) cost about 30 % more server CPU per row here.
+days again through :func:`csv_fields`, the exact (slower) path. Server-side quoting
+(``REPLACE`` and ``CONCAT`` per string column) cost measurably more server CPU per row.
+
+Part files: gzip (zlib-ng's deflate, which releases the GIL and gives files as small as ``gzip -6`` at a
+fraction of its CPU; see ``bench/README.md``). The gzip header carries no name and no time, so the same
+rows give the same bytes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import csv
+import gzip
+import io
+from collections.abc import Iterator, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from zlib_ng import zlib_ng
+
 from meccano.errors import AmbiguousValue
+from meccano.export.model import Column, FileFormat
+from meccano.export.partfile import HashingFile, PartFile
 
 US = b"\x1f"  # field separator of the fast path
 RS = b"\x1e"  # NULL marker of the fast path (nullable columns)
 GS = b"\x1d"  # empty-string marker of the fast path (nullable string columns)
 _SPECIAL = (b",", b'"', b"\r", b"\n")
 # the manifest's description of gzip CSV parts
-LAYOUT = {"format": "csv", "compression": "gzip", "header": False, "delimiter": ",", "quote": '"'}
-
-
+LAYOUT = {"format": FileFormat.CSV.value, "compression": "gzip", "header": False, "delimiter": ",", "quote": '"'}
+EXTENSION = ".csv.gz"
+GZIP_WBITS = 31  # deflate with a gzip header and trailer
 
 def fields_expr(names: Sequence[str], nullable: Sequence[bool], strings: Sequence[bool]) -> str:
     """The server expression joining a row's raw values for :func:`csv_block`."""
@@ -117,3 +130,56 @@ def format_row(row: Sequence[Any], kinds: Sequence[str], nullable: Sequence[bool
         else:
             out.append(_quoted(str(value).encode("utf-8"), null).decode("utf-8"))
     return ",".join(out)
+
+
+class GzipPart(PartFile):
+    """One gzip CSV part file; its methods run on the export's file thread only."""
+
+    def __init__(self, path: Path, level: int) -> None:
+        super().__init__(path)
+        self.level = level
+        self._deflate: Any = None
+
+    def write(self, data: bytes) -> None:
+        if self._file is None:
+            self._file = HashingFile(self.path)
+            self._deflate = zlib_ng.compressobj(self.level, zlib_ng.DEFLATED, GZIP_WBITS)
+        self._file.write(self._deflate.compress(data))
+
+    def close(self) -> None:
+        if self._file is not None and not self._file.closed:
+            self._file.write(self._deflate.flush())
+            self._file.close()
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def _parse(line: str) -> tuple[str, ...]:
+    return tuple(next(csv.reader(io.StringIO(line))))
+
+
+class CsvParts:
+    """The CSV format for the parts of one pass: gzip at ``level``; rows seen as their text fields."""
+
+    file_format = FileFormat.CSV
+
+    def __init__(self, columns: Sequence[Column], level: int) -> None:
+        self.columns, self.level = columns, level
+
+    def name(self, index: int) -> str:
+        return f"part-{index:05d}{EXTENSION}"
+
+    def new_part(self, path: Path) -> GzipPart:
+        return GzipPart(path, self.level)
+
+    def row_keys(self, lines: list[str]) -> list[tuple[Any, ...]]:
+        """How a reader of the stored parts sees each CSV line (no newline): its text fields."""
+        return [_parse(line) for line in lines]
+
+    def stored_rows(self, path: Any) -> Iterator[tuple[Any, ...]]:
+        """The rows of a stored part (a local path or an ``ObjectStoragePath``), as :meth:`row_keys` sees them."""
+        with path.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8", newline="") as text:
+            for row in csv.reader(text):
+                yield tuple(row)

@@ -4,10 +4,10 @@ It lives in the same database as the rows it describes, so a purge chunk and the
 record of it commit in one transaction: after any crash the ledger says exactly which
 ranges of a day are gone from the database (and so exist only in the target).
 
-States: ``exported`` (a full export's parts written and being uploaded by the export task) ->
-``uploaded`` (parts + manifest in the target) -> ``verified`` -> ``purging`` (some chunks deleted) ->
-``purged``. The manifest kept here (:class:`~meccano.export.model.Manifest`, with its purge chunks) is
-everything the later tasks need: none of them reads a file an earlier task left on its worker.
+States (:class:`LedgerState`, stored as their text): ``exported`` (a full export's parts written and being
+uploaded by the export task) -> ``uploaded`` (parts + manifest in the target) -> ``verified`` -> ``purging``
+(some chunks deleted) -> ``purged``. The manifest kept here (:class:`~meccano.export.model.Manifest`, with its
+purge chunks) is everything the later tasks need: none of them reads a file an earlier task left on its worker.
 """
 
 from __future__ import annotations
@@ -15,19 +15,30 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from meccano.export.model import Manifest
 from meccano.iotdb.db import Iotdb
 
-STATES = ("exported", "uploaded", "verified", "purging", "purged")
+
+class LedgerState(StrEnum):
+    """Where a table-day stands in the chain (the ``state`` column holds the value)."""
+
+    EXPORTED = "exported"
+    UPLOADED = "uploaded"
+    VERIFIED = "verified"
+    PURGING = "purging"
+    PURGED = "purged"
 
 
 @dataclass
 class LedgerEntry:
+    """One ``ExportLedger`` row: a table-day's state, the run that left it, its manifest and purged rows."""
+
     table: str
     day: str
-    state: str
+    state: LedgerState
     run_id: str
     manifest: Manifest
     purged_rows: int = 0
@@ -50,16 +61,19 @@ _PROGRESS = ("UPDATE ExportLedger SET state = :s, purgedRows = :p, manifest = :m
              "WHERE tableName = :t AND day = :d")
 
 
-def record_progress(con: Any, entry: LedgerEntry, state: str) -> None:
+def record_progress(con: Any, entry: LedgerEntry, state: LedgerState) -> None:
     """Write ``entry``'s purge progress (``state``, purged rows, the manifest with its chunks and any drop
     under way) inside ``con``'s transaction: a purge's ``DELETE`` and the ledger's record of it commit together."""
     from sqlalchemy import text
 
-    con.execute(text(_PROGRESS), {"s": state, "p": entry.purged_rows, "m": json.dumps(entry.manifest.to_json()),
-                                  "u": datetime.now(UTC).isoformat(), "t": entry.table, "d": entry.day})
+    con.execute(text(_PROGRESS), {"s": LedgerState(state).value, "p": entry.purged_rows,
+                                  "m": json.dumps(entry.manifest.to_json()), "u": datetime.now(UTC).isoformat(),
+                                  "t": entry.table, "d": entry.day})
 
 
 class Ledger:
+    """The ``ExportLedger`` rows of the IOTDB."""
+
     def __init__(self, db: Iotdb) -> None:
         self.db = db
 
@@ -69,10 +83,11 @@ class Ledger:
         if not rows or not rows[0]["manifest"]:
             return None
         r = rows[0]
-        return LedgerEntry(table, day, r["state"], r["runId"], Manifest.from_json(json.loads(r["manifest"])),
-                           int(r["purgedRows"]))
+        return LedgerEntry(table, day, LedgerState(r["state"]), r["runId"],
+                           Manifest.from_json(json.loads(r["manifest"])), int(r["purgedRows"]))
 
-    def of_run(self, table: str, day: str, run_id: str, states: tuple[str, ...]) -> tuple[LedgerEntry | None, str]:
+    def of_run(self, table: str, day: str, run_id: str,
+               states: tuple[LedgerState, ...]) -> tuple[LedgerEntry | None, str]:
         """The entry if this run left it in one of ``states``, else None; and its state for messages."""
         entry = self.get(table, day)
         state = entry.state if entry else "none"
@@ -84,7 +99,7 @@ class Ledger:
         """Insert or replace the entry (inside ``con``'s transaction when given)."""
         from sqlalchemy import text
 
-        params = {"t": entry.table, "d": entry.day, "s": entry.state, "r": entry.run_id,
+        params = {"t": entry.table, "d": entry.day, "s": LedgerState(entry.state).value, "r": entry.run_id,
                   "n": entry.rows, "p": entry.purged_rows, "m": json.dumps(entry.manifest.to_json()), "u": _now()}
         statements = [
             "DELETE FROM ExportLedger WHERE tableName = :t AND day = :d",
@@ -99,17 +114,6 @@ class Ledger:
             for sql in statements:
                 own.execute(text(sql), params)
 
-    def set_state(self, table: str, day: str, state: str) -> None:
-        assert state in STATES
+    def set_state(self, table: str, day: str, state: LedgerState) -> None:
         self.db.execute("UPDATE ExportLedger SET state = :s, updatedAt = :u WHERE tableName = :t AND day = :d",
-                        s=state, u=_now(), t=table, d=day)
-
-    def entries(self, table: str | None = None) -> list[LedgerEntry]:
-        sql = "SELECT tableName, day FROM ExportLedger" + (" WHERE tableName = :t" if table else "") + \
-              " ORDER BY tableName, day"
-        out = []
-        for r in self.db.query(sql, **({"t": table} if table else {})):
-            entry = self.get(r["tableName"], r["day"])
-            if entry:
-                out.append(entry)
-        return out
+                        s=LedgerState(state).value, u=_now(), t=table, d=day)

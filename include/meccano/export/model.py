@@ -1,25 +1,54 @@
-"""The records the export chain hands from room to room: day partitions, purge chunks, part
-files and the manifest of a day.
+"""The export's vocabulary: the records the chain hands from room to room (a table-day, its purge
+chunks, part files, the manifest of a day, a table's columns) and the enums of its modes and formats.
 
 They travel as these typed records inside a task; across tasks they travel as JSON (XCom for
-partitions, the ``ExportLedger`` row and the target's ``manifest.json`` for manifests), through
-``to_json``/``from_json`` here, so the JSON field names stay those of the manifests already written.
+table-days, the ``ExportLedger`` row and the target's ``manifest.json`` for manifests), through
+``to_json``/``from_json`` here, so the JSON field names and values stay those already written.
+A *table-day* (:class:`TableDay`) is one calendar day of one table; a MySQL *partition* is
+something else (``meccano.iotdb.partitions``).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 SECONDS_PER_DAY = 86_400
 MANIFEST_NAME = "manifest.json"  # next to a day's parts in the target
-FORMATS = ("csv", "parquet")  # export.format values
 Range = tuple[str, str]  # [from, to) as 'YYYY-MM-DD HH:MM:SS' texts
 
 
+class FileFormat(StrEnum):
+    """``export.format``: how part files are written (:mod:`meccano.export.formats` holds each one's rules)."""
+
+    CSV = "csv"
+    PARQUET = "parquet"
+
+
+FORMATS = tuple(f.value for f in FileFormat)  # the export.format values accepted by the options
+
+
+class Mode(StrEnum):
+    """How a planned table-day is exported."""
+
+    FULL = "full"  # nothing of the day purged yet: every row, in one snapshot
+    RECONCILE = "reconcile"  # part of the day is only in the target: only the rows it lacks
+
+
 @dataclass(frozen=True)
-class Partition:
+class Column:
+    """A table's column as the export needs it."""
+
+    name: str
+    kind: str  # "string", "number" or "datetime"
+    type: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class TableDay:
     """One calendar day of one table, as planned."""
 
     table: str
@@ -28,18 +57,21 @@ class Partition:
     day: str  # YYYY-MM-DD
     start: str  # inclusive, 'YYYY-MM-DD 00:00:00'
     end: str  # exclusive
-    mode: str  # "full" (nothing purged yet) or "reconcile" (part of the day is only in the target)
+    mode: Mode
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", Mode(self.mode))  # from JSON or a caller's text: always the enum
 
     @property
     def label(self) -> str:
         return f"{self.table} {self.day}"
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "mode": self.mode.value}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Partition:
-        return cls(**data)
+    def from_json(cls, data: dict[str, Any]) -> TableDay:
+        return cls(**{**data, "mode": Mode(data["mode"])})
 
 
 @dataclass
@@ -102,7 +134,7 @@ class Manifest:
     min_date: str | None = None
     max_date: str | None = None
     written_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    # A partition drop in progress (``export/partition_purge.py``): {"partition", "holding", "rows"}.
+    # A partition drop in progress (:mod:`meccano.export.purge`): {"partition", "holding", "rows"}.
     # Ledger only, never uploaded; absent when no drop is under way.
     drop: dict[str, Any] | None = None
 
@@ -115,8 +147,9 @@ class Manifest:
         return sum(p.bytes for p in self.parts)
 
     @property
-    def file_format(self) -> str:
-        return str(self.layout.get("format", "csv"))
+    def file_format(self) -> FileFormat:
+        """The format of the day's parts (the oldest manifests name none: they are CSV)."""
+        return FileFormat(self.layout.get("format", FileFormat.CSV))
 
     @property
     def keys(self) -> set[str]:

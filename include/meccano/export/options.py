@@ -27,10 +27,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from meccano.errors import ConfigError, ExportError
+from meccano.errors import ExportError
 from meccano.settings.config import Settings
 from meccano.settings.rules import parse_bool, parse_number, range_problem
-from meccano.settings.tables import TableEntry, parse_tables
+from meccano.settings.tables import TableEntry
 
 __all__ = ["ExportOptions", "TableSpec", "load_options", "table_specs"]
 
@@ -75,14 +75,9 @@ class ExportOptions:
         return cls(**{**data, "tables": tables})
 
 
-def table_specs(section: dict[str, Any], default_days: int) -> list[TableSpec]:
-    """The tables of an ``export:`` section (config.yml's, validated at load: ``Settings.export.table_specs``);
-    a bad one raises :class:`ConfigError` naming it."""
-    try:
-        entries = parse_tables(section.get("tables"))
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    return [TableSpec.of(entry, default_days) for entry in entries]
+def table_specs(settings: Settings) -> list[TableSpec]:
+    """The tables of ``export.tables`` (validated at load), each with its retention."""
+    return [TableSpec.of(entry, settings.export.days) for entry in settings.export.tables]
 
 
 def _conf_days(value: Any) -> int:
@@ -123,7 +118,7 @@ def load_options(settings: Settings, conf: dict[str, Any] | None = None) -> Expo
     ``dag_run.conf`` value raises a clear :class:`ExportError`."""
     conf = dict(conf or {})
     export = settings.export
-    specs = [TableSpec.of(entry, export.days) for entry in export.tables]
+    specs = table_specs(settings)
     if conf.get("days") is not None:
         days = _conf_days(conf["days"])
         specs = [TableSpec(s.table, s.date_column, days, s.prefix) for s in specs]

@@ -1,12 +1,13 @@
-"""Parquet output (``export.format: parquet``): the export's CSV blocks, typed by Arrow.
+"""The Parquet format (``export.format: parquet``): the export's CSV blocks typed by Arrow, its part
+files, their names, and how stored parts are read back.
 
 The read path is the same as for CSV (the server joins the raw values, see
 :mod:`meccano.export.csvformat`); each block of CSV lines is parsed by Arrow's C++ CSV reader
 with an explicit schema taken from the table's column types, and the typed blocks are written
 as row groups of ``ROW_GROUP_ROWS`` rows. Only typed blocks wait in memory, and the parts of one
-pass (several days) share that bound. The dialect maps exactly: an unquoted empty field is
-NULL, a quoted empty field (``""``) is the empty string, and a NOT NULL string column's empty
-field is the empty string.
+pass (several days) share that bound (one :class:`ParquetParts` per pass). The dialect maps exactly:
+an unquoted empty field is NULL, a quoted empty field (``""``) is the empty string, and a NOT NULL
+string column's empty field is the empty string.
 
 Column types (SQLAlchemy's names of the MySQL/SQLite types):
 
@@ -21,23 +22,23 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meccano.errors import ExportError
+from meccano.export.model import Column, FileFormat
 from meccano.export.partfile import HashingFile, PartFile
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from meccano.export.schema import Column
-
 COMPRESSION = "zstd"  # read by Spark 3, Athena engine 3, Trino, DuckDB, pandas
-LAYOUT = {"format": "parquet", "compression": COMPRESSION}  # the manifest's description of the files
-# Rows per row group, the bound of the typed rows waiting in memory (~8 MB of Arrow data for Facts; all days of
-# a pass share it). Measured on 5 days of 1 M Facts rows: 65,536 keeps the export's own peak at 63-69 MB where
-# 131,072 reached 70-97 MB, for files 7 % larger (0.65 MB per million rows instead of 0.61 MB).
+LAYOUT = {"format": FileFormat.PARQUET.value, "compression": COMPRESSION}  # the manifest's description of the files
+EXTENSION = ".parquet"
+# Rows per row group, the bound of the typed rows waiting in memory (all days of a pass share it). Measured on
+# Facts (bench/README.md): half the next power of two keeps the export's own memory peak clearly lower, for
+# files only a few per cent larger.
 ROW_GROUP_ROWS = 65_536
 _DECIMAL = re.compile(r"^(?:DECIMAL|NUMERIC)\((\d+),\s*(\d+)\)")
 
@@ -162,7 +163,7 @@ def _empty_for_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
 
     The reader's only null is the empty field, so a null slot's bytes are already empty: dropping
     the validity bitmap is enough. (``pyarrow.compute.fill_null`` does the same but its first call
-    costs the process ~28 MB of kernel set-up, a quarter of the export's memory bound.)
+    costs the process a large share of the export's memory bound in kernel set-up.)
     """
     import pyarrow as pa
 
@@ -183,3 +184,28 @@ def parquet_rows(path: Any, converter: CsvToArrow) -> list[tuple[Any, ...]]:
 
 def _rows_of(table: pa.Table) -> list[tuple[Any, ...]]:
     return list(zip(*(column.to_pylist() for column in table.columns), strict=True)) if table.num_rows else []
+
+
+class ParquetParts:
+    """The Parquet format for the parts of one pass: one converter shared by all its writers (it bounds their
+    waiting rows together); rows seen as their typed values."""
+
+    file_format = FileFormat.PARQUET
+
+    def __init__(self, columns: Sequence[Column], level: int = 0) -> None:
+        """``level`` (gzip's) is not used: Parquet parts are always ``COMPRESSION``."""
+        self.converter = CsvToArrow(columns)
+
+    def name(self, index: int) -> str:
+        return f"part-{index:05d}{EXTENSION}"
+
+    def new_part(self, path: Path) -> ParquetPart:
+        return ParquetPart(path, self.converter)
+
+    def row_keys(self, lines: list[str]) -> list[tuple[Any, ...]]:
+        """How a reader of the stored parts sees each CSV line (no newline): its typed values."""
+        return self.converter.rows(("\n".join(lines) + "\n").encode("utf-8")) if lines else []
+
+    def stored_rows(self, path: Any) -> Iterator[tuple[Any, ...]]:
+        """The rows of a stored part (a local path or an ``ObjectStoragePath``), as :meth:`row_keys` sees them."""
+        yield from parquet_rows(path, self.converter)

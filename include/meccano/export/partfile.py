@@ -1,6 +1,6 @@
 """What every part file is, whatever its format: a file written once, whose size and SHA-256 are
 taken from the bytes as they are written (no second read), and the :class:`~meccano.export.model.Part`
-record it ends as. The formats build on it: gzip CSV in :mod:`meccano.export.parts`, Parquet in
+record it ends as. The formats build on it: :mod:`meccano.export.csvformat`,
 :mod:`meccano.export.parquetformat`.
 """
 
@@ -12,10 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from meccano.export.model import Part
-
-
-def part_name(index: int, file_format: str = "csv") -> str:
-    return f"part-{index:05d}.parquet" if file_format == "parquet" else f"part-{index:05d}.csv.gz"
 
 
 class HashingFile(io.RawIOBase):
@@ -52,6 +48,18 @@ class PartFile:
         self.path = path
         self.rows = self.raw = 0
         self._file: HashingFile | None = None
+
+    def write(self, data: bytes) -> None:
+        """Take one block of CSV lines (on the file thread)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Finish the file (on the file thread)."""
+        raise NotImplementedError
+
+    def discard(self) -> None:
+        """Give up: close whatever is open."""
+        raise NotImplementedError
 
     def record(self) -> Part:
         assert self._file is not None  # a part exists only once a block was written to it

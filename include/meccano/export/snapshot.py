@@ -1,4 +1,5 @@
-"""Read one or more day partitions inside one consistent snapshot, as blocks of CSV bytes per day.
+"""Read the IOTDB for the export: a table's columns and date index, and one or more days inside one
+consistent snapshot, as blocks of CSV bytes per day.
 
 On MySQL/MariaDB the server joins each row's raw values (see :mod:`meccano.export.csvformat`) and
 the rows are streamed through the low-level MySQLdb result (``query`` + ``use_result`` +
@@ -9,7 +10,7 @@ purge chunks' histogram), and several days are exported by one pass over the tab
 routed to its day's files. The time key of a row is the tail of its own line when the date
 column is the table's last (``'YYYY-MM-DD HH:MM:SS'``, as ``TIMESTAMP`` and ``DATETIME`` columns
 print): counting those tails in C costs the client less than a per-row ``TO_SECONDS`` costs the
-server (about a fifth of its CPU for the read). Other layouts, and the exact path, have the server
+server (a large share of its CPU for the read). Other layouts, and the exact path, have the server
 add ``TO_SECONDS(column)``. On SQLite (the embedded demo) a plain cursor with ``fetchmany`` is used
 and Python formats the lines in the same dialect.
 """
@@ -20,9 +21,9 @@ from collections.abc import Generator, Iterator, Sequence
 from operator import itemgetter
 from typing import Any, TypeVar
 
+from meccano.errors import ExportError, MissingTable
 from meccano.export.csvformat import csv_block, csv_fields, fields_expr, format_row, ts_text
-from meccano.export.model import Range
-from meccano.export.schema import Column
+from meccano.export.model import Column, Range
 from meccano.export.stream import (
     TEXT_KEY_WIDTH,
     Block,
@@ -39,13 +40,51 @@ BATCH_ROWS = 10_000
 T = TypeVar("T")
 
 
+def _kind(type_name: str) -> str:
+    upper = type_name.upper()
+    if any(k in upper for k in ("CHAR", "TEXT", "ENUM", "JSON", "CLOB")):
+        return "string"
+    if any(k in upper for k in ("DATE", "TIME")):
+        return "datetime"
+    return "number"
+
+
+def table_columns(db: Iotdb, table: str) -> list[Column]:
+    from sqlalchemy import inspect
+
+    insp = inspect(db.engine)
+    if table not in insp.get_table_names():
+        raise MissingTable(f"table {table!r} does not exist in the IOTDB; fix config.yml export.tables "
+                          "or run `python -m meccano db upgrade`")
+    return [Column(c["name"], _kind(str(c["type"])), str(c["type"]), bool(c.get("nullable", True)))
+            for c in insp.get_columns(table)]
+
+
+def date_index(db: Iotdb, table: str, column: str) -> str | None:
+    """An index whose first column is ``column`` (the export's range scans use it), or None."""
+    from sqlalchemy import inspect
+
+    for index in inspect(db.engine).get_indexes(table):
+        if index["column_names"] and index["column_names"][0] == column:
+            return str(index["name"])
+    return None
+
+
+def checked_columns(db: Iotdb, table: str, date_column: str) -> list[Column]:
+    """The table's columns; a clear error when the configured date column is not one of them."""
+    columns = table_columns(db, table)
+    if date_column not in {c.name for c in columns}:
+        raise ExportError(f"{table} has no column {date_column!r}; fix config.yml export.tables dateColumn")
+    return columns
+
+
 def access_hint(index: str | None, full_scan: bool) -> str:
     """The index hint of the rows query: read the whole table, or only the date range through ``index``.
 
-    A range read through a secondary index costs an extra B-tree lookup per row (about 2 us here,
-    against 1.3 us per row for a full scan), so when the exported days hold most of the table one
-    sequential pass is cheaper. MariaDB's own choice was wrong both ways here (a full scan for one day
-    of five), so the caller decides from the share of the table it exports.
+    A range read through a secondary index costs an extra B-tree lookup per row (measurably more per
+    row than a full scan), so when the exported days hold most of the table one sequential pass is
+    cheaper. MariaDB's own choice was wrong both ways here (a full scan for one day of five), so the
+    caller decides from the share of the table it exports.
     """
     if not index:
         return ""
@@ -70,8 +109,9 @@ def _joined_lines(rows: Sequence[Sequence[Any]]) -> bytes:
 class Snapshot:
     """A read-only consistent view of the IOTDB for one export pass (one or more days)."""
 
-    def __init__(self, db: Iotdb) -> None:
-        self.db = db
+    def __init__(self, db: Iotdb, batch: int = BATCH_ROWS) -> None:
+        """``batch``: rows per fetch of :meth:`blocks`."""
+        self.db, self.batch = db, batch
         self.mysql = db.dialect == "mysql"
         self.mark = "%s" if self.mysql else "?"
         self.con: Any = None
@@ -117,8 +157,8 @@ class Snapshot:
         """Rows per distinct date value, ascending; an index-only scan (the reconcile mode's view of a day)."""
         where, params = self._where(column, ranges)
         cur = self.con.cursor()
-        # MySQL: the server formats the second (the same text as ts_text); building 86,400
-        # datetime objects per day only to format them again cost ~20% of a day's export.
+        # MySQL: the server formats the second (the same text as ts_text); building a datetime object per
+        # second of the day only to format it again was a noticeable share of a day's export.
         shown = f"CAST({column} AS CHAR)" if self.mysql else column
         cur.execute(f"SELECT {shown}, COUNT(*) FROM {table} WHERE {where} GROUP BY {column} ORDER BY {column}",
                     params)
@@ -156,8 +196,8 @@ class Snapshot:
         return int(row[0]) if row and row[0] is not None else None
 
     def blocks(self, table: str, column: str, columns: Sequence[Column], ranges: Sequence[Range],
-               batch: int = BATCH_ROWS, hint: str = "", exact: bool = False) -> Iterator[Block]:
-        """The rows in ``ranges`` as :class:`Block` s of up to ``batch`` rows.
+               hint: str = "", exact: bool = False) -> Iterator[Block]:
+        """The rows in ``ranges`` as :class:`Block` s of up to ``self.batch`` rows.
 
         Rows come in the table's order (no sort); a batch spanning several days is split by day.
         On MySQL the server joins each row's values (see :mod:`meccano.export.csvformat`) and
@@ -167,6 +207,7 @@ class Snapshot:
         path raises :class:`AmbiguousValue` when a value holds one of its separators (or a line does
         not end in its date); ``exact=True`` then reads the raw columns and quotes them in Python.
         """
+        batch = self.batch
         if not self.mysql:
             for rows in self._sqlite_rows(table, column, columns, ranges, batch):
                 yield from by_day(rows, _joined_lines, itemgetter(-1), decode_seconds_key)
@@ -194,7 +235,7 @@ class Snapshot:
 
             def to_csv(rows: Sequence[Sequence[Any]]) -> bytes:
                 return csv_block([row[0] for row in rows], nullable)
-        # TO_SECONDS: the cheapest per-row time key the server computes (a CAST to text cost ~20 % of the read)
+        # TO_SECONDS: the cheapest per-row time key the server computes (a CAST to text cost a noticeable share)
         for raw in self._read_ahead(self._raw_rows(f"SELECT {values}, TO_SECONDS({column}) FROM {table}{hint}",
                                                    column, ranges, batch)):
             yield from by_day(raw, to_csv, itemgetter(-1), decode_seconds_key)

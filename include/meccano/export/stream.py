@@ -1,28 +1,46 @@
-"""Rows as they stream off the database: blocks of CSV lines of one day each, with their per-second
-counts, and a read-ahead thread that keeps the server's rows coming while the last ones are formatted.
+"""Rows as they stream off the database: blocks of CSV lines of one day each with their per-second
+counts, the day's counts and the purge chunks cut from them, and the threads that keep the rows moving
+(a read-ahead of the server's rows; the export's CPU work below the database's priority).
 
 Each row's time key is either the tail of its own CSV line (``'YYYY-MM-DD HH:MM:SS'``, when the date
 column is the table's last and a whole-second ``TIMESTAMP``/``DATETIME``: counted in C, only the few
 hundred distinct seconds of a batch decoded in Python) or the server's ``TO_SECONDS`` of the date.
 The reader that produces the rows is :mod:`meccano.export.snapshot`.
+
+Per-second counts: a full export counts the rows it streams into a fixed array per day (one counter per
+second of the day) whatever the number of rows; no separate ``GROUP BY`` query reads the date index
+again, and the counts are by construction those of the exported rows. Purge chunks are contiguous
+``[from, to)`` ranges of whole seconds, so the purge can later check that the database still holds
+exactly the exported rows of each range before deleting it.
+
+Priority: when the IOTDB shares a host with the worker (the original ServiceManager ran next to MySQL;
+so do the benchmark and small installations), the export's reading and compression compete for the
+same cores as the database thread that serves it and the gateway's inserts. Lowered to nice 10, they
+take what the server leaves: the server's thread, the slowest stage of the pipeline, keeps a whole
+core, and the gateway keeps its latency. On a separate host this changes nothing. Linux gives each
+thread its own nice value; elsewhere the work simply runs at the process's priority.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import threading
+from array import array
+from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import groupby
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 from meccano.errors import AmbiguousValue
-from meccano.export.model import SECONDS_PER_DAY
-from meccano.export.schema import Column
+from meccano.export.model import SECONDS_PER_DAY, Chunk, Column
 
 READ_AHEAD = 4  # batches fetched ahead of the formatting (about 0.6 MB each)
+EXPORT_NICE = 10
 T = TypeVar("T")
 
 
@@ -155,3 +173,93 @@ def read_ahead(batches: Iterator[T], depth: int = READ_AHEAD) -> Generator[T, No
             except queue.Empty:
                 pass
         worker.join()
+
+
+def counts_per_chunk(histogram: Iterable[tuple[str, int]], chunks: list[Chunk]) -> list[int]:
+    """Rows of ``(timestamp text, rows)`` falling in each ``[start, end)`` chunk (contiguous, ascending):
+    one binary search per second instead of a scan of the day per chunk."""
+    starts = [ch.start for ch in chunks]
+    counts = [0] * len(chunks)
+    for ts, n in histogram:
+        i = bisect_right(starts, ts) - 1
+        if i >= 0 and ts < chunks[i].end:
+            counts[i] += n
+    return counts
+
+
+@dataclass
+class DaySeconds:
+    """The rows of one day counted per second of the day, and the first and last second."""
+
+    day: str  # YYYY-MM-DD
+    counts: array[int] = field(default_factory=lambda: array("q", bytes(8 * SECONDS_PER_DAY)))
+    rows: int = 0
+    low: int | None = None  # second of the day of the first and last row
+    high: int | None = None
+
+    def add(self, seconds: Mapping[int, int]) -> None:
+        """Count rows given as second of the day -> rows."""
+        counts = self.counts
+        for second, n in seconds.items():
+            counts[second] += n
+            self.rows += n
+        low, high = min(seconds), max(seconds)
+        self.low = low if self.low is None else min(self.low, low)
+        self.high = high if self.high is None else max(self.high, high)
+
+    def _text(self, second: int) -> str:
+        return f"{self.day} {second // 3600:02d}:{second % 3600 // 60:02d}:{second % 60:02d}"
+
+    @property
+    def first(self) -> str | None:
+        return self._text(self.low) if self.low is not None else None
+
+    @property
+    def last(self) -> str | None:
+        return self._text(self.high) if self.high is not None else None
+
+    def chunks(self, start: str, end: str, chunk_rows: int) -> list[Chunk]:
+        """Contiguous ranges over ``[start, end)`` of at most ``chunk_rows`` rows (one second is never split),
+        formatting only the chunk boundaries (formatting every busy second of a large day cost measurably)."""
+        chunks: list[Chunk] = []
+        lower, acc = start, 0
+        for second, n in enumerate(self.counts):
+            if n:
+                if acc and acc + n > chunk_rows:
+                    boundary = self._text(second)
+                    chunks.append(Chunk(lower, boundary, acc))
+                    lower, acc = boundary, 0
+                acc += n
+        chunks.append(Chunk(lower, end, acc))
+        return chunks
+
+
+def lower_this_thread(steps: int = EXPORT_NICE) -> None:
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + steps))
+    except (AttributeError, OSError):
+        pass
+
+
+def run_lowered(work: Callable[[], T], name: str) -> T:
+    """``work()`` on a daemon thread at lower priority; its result or its exception, here.
+
+    A daemon thread, so that a task killed while waiting here is not held up at exit by the
+    rest of the read.
+    """
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        lower_this_thread()
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # handed back to the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return cast(T, box["value"])

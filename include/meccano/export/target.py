@@ -1,20 +1,30 @@
-"""Where exports go: ``s3://EXPORT_BUCKET/EXPORT_REMOTEDIRECTORY`` or, when EXPORT_BUCKET is
-empty (the embedded demo), ``file://<EXPORT_LOCALDIRECTORY>/meccano-export/<remoteDirectory>``.
+"""The export target: where exports go, and how a day's objects are put there, read back and listed.
 
-Both are :class:`airflow.sdk.ObjectStoragePath`, so one code path writes, lists, reads back
-and deletes. Storage errors are turned into :class:`StorageError` messages that say what
+``s3://EXPORT_BUCKET/EXPORT_REMOTEDIRECTORY`` or, when EXPORT_BUCKET is empty (the embedded demo),
+``file://<EXPORT_LOCALDIRECTORY>/meccano-export/<remoteDirectory>``. Both are
+:class:`airflow.sdk.ObjectStoragePath`, so one code path writes, lists, reads back and deletes.
+Storage errors are turned by :meth:`Target.guarded` into :class:`StorageError` messages that say what
 to fix and never contain a credential.
+
+Upload of a day (:func:`upload_day`): its new parts, then its manifest, then stale parts removed. The
+manifest is written after every part it lists, and it is the single source of truth of a day: a stale
+part (left by an earlier export of the same day with more parts, or by an attempt that died mid-upload)
+is deleted right after, so the day's folder ends up holding exactly what the manifest lists.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import shutil
 from collections.abc import Callable
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from meccano.errors import StorageError
+from meccano.export.model import MANIFEST_NAME, Manifest, Part, TableDay
 from meccano.settings.config import Settings
 from meccano.settings.connections import aws_conn_id
 
@@ -73,20 +83,54 @@ def local_target_problem(settings: Settings) -> str | None:
             f"({SHARED_TARGET_ENV}=true). Nothing was exported")
 
 
-def preflight(settings: Settings) -> None:
-    """Fail early and clearly when the S3 bucket is missing, unreachable or refuses the credentials
-    (some S3 servers would otherwise create a missing bucket on the first write)."""
-    url = target_url(settings)
-    if not url.startswith("s3://"):
-        return
-    bucket = url[len("s3://"):].split("/", 1)[0]
+class Target:
+    """The export target of one task: its root, and storage actions whose failures are explained and
+    redacted (the secrets are gathered only when an error needs them)."""
 
-    def head() -> None:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.url = target_url(settings)
 
-        S3Hook(aws_conn_id=aws_conn_id(settings)).get_conn().head_bucket(Bucket=bucket)
+    @cached_property
+    def root(self) -> ObjectStoragePath:
+        return target_root(self._settings)
 
-    guarded(settings, f"check bucket {bucket!r}", head)
+    def day_folder(self, day: TableDay) -> ObjectStoragePath:
+        """Hive-style folder of a table-day: ``<prefix>/year=YYYY/month=MM/day=DD``."""
+        return day_dir(self.root, day.prefix, day.day)
+
+    def preflight(self) -> None:
+        """Fail early and clearly when the S3 bucket is missing, unreachable or refuses the credentials
+        (some S3 servers would otherwise create a missing bucket on the first write)."""
+        if not self.url.startswith("s3://"):
+            return
+        bucket = self.url[len("s3://"):].split("/", 1)[0]
+
+        def head() -> None:
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+            S3Hook(aws_conn_id=aws_conn_id(self._settings)).get_conn().head_bucket(Bucket=bucket)
+
+        self.guarded(f"check bucket {bucket!r}", head)
+
+    def prepare(self) -> ObjectStoragePath:
+        """:meth:`preflight`, then the root (a local target's folder is created): what a task checks first."""
+        self.preflight()
+        return self.root
+
+    def describe(self, exc: BaseException, where: str) -> str:
+        """A short, secret-free explanation of a storage failure with the fix."""
+        return describe_storage_error(exc, where, self._settings)
+
+    def guarded(self, where: str, action: Callable[[], T]) -> T:
+        """Run a storage action; failures become a :class:`StorageError` without secrets or chained traces."""
+        try:
+            return action()
+        except StorageError:
+            raise
+        except Exception as exc:
+            message = self.describe(exc, where)
+        raise StorageError(message)
 
 
 def day_dir(root: ObjectStoragePath, prefix: str, day: str) -> ObjectStoragePath:
@@ -119,17 +163,6 @@ def describe_storage_error(exc: BaseException, where: str, settings: Settings) -
     else:
         hint = "nothing was purged; fix the cause and re-run"
     return f"{where}: {hint} ({text[:300]})"
-
-
-def guarded(settings: Settings, where: str, action: Callable[[], T]) -> T:
-    """Run a storage action; failures become a :class:`StorageError` without secrets or chained traces."""
-    try:
-        return action()
-    except StorageError:
-        raise
-    except Exception as exc:
-        message = describe_storage_error(exc, where, settings)
-    raise StorageError(message)
 
 
 def put_file(local: Path, remote: ObjectStoragePath) -> None:
@@ -170,3 +203,38 @@ def fresh_listing(folder: ObjectStoragePath) -> list[ObjectStoragePath]:
     if not folder.exists():
         return []
     return [p for p in folder.iterdir() if p.is_file()]
+
+
+def upload_day(target: Target, day: TableDay, folder: Path, manifest: Manifest, new_parts: list[Part],
+               log: logging.Logger) -> int:
+    """Upload ``new_parts`` from ``folder`` and the manifest; returns the stale objects removed."""
+    day_folder = target.day_folder(day)
+    where = f"upload {day.label} to {day_folder}"
+    if day_folder.protocol in ("file", "local"):  # S3 has no folders (and must never create the bucket)
+        day_folder.mkdir(parents=True, exist_ok=True)
+    for part in new_parts:
+        local = folder / part.key
+        target.guarded(where, partial(put_file, local, day_folder / part.key))
+        log.info("uploaded %s (%d bytes)", day_folder / part.key, part.bytes)
+    body = json.dumps(manifest.public_json(), indent=1).encode()
+    target.guarded(where, lambda: put_bytes(body, day_folder / MANIFEST_NAME))
+    listed = manifest.keys
+    stale = [p for p in target.guarded(where, lambda: fresh_listing(day_folder)) if p.name not in listed]
+    for path in stale:
+        target.guarded(where, path.unlink)
+        log.info("removed stale object %s (not in the manifest)", path)
+    return len(stale)
+
+
+def check_target_unknown(target: Target, day: TableDay, run_id: str) -> None:
+    """Refuse to overwrite a day in the target that the ledger does not know (called before anything of
+    the day is written, only when the ledger has no entry for it)."""
+    day_folder = target.day_folder(day)
+    where = f"upload {day.label} to {day_folder}"
+    path = day_folder / MANIFEST_NAME
+    if not target.guarded(where, lambda: path.exists()):
+        return
+    remote = json.loads(target.guarded(where, lambda: read_bytes(path)))
+    if remote.get("runId") != run_id:
+        raise StorageError(f"{where}: the target already holds an export of this day that the ledger "
+                           "(ExportLedger) does not know; move it away or restore the ledger before re-running")

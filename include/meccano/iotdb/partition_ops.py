@@ -27,10 +27,9 @@ DEFAULT_AHEAD = 14  # future daily partitions kept ready
 MAX_DAILY = 1000  # older days go to p0 on conversion (they are purged by chunks)
 DDL_LOCK_WAIT_S = 3
 DDL_ATTEMPTS = 4
-# Conversion speed measured by bench/bench_partitions.py (MariaDB 10.11, 2 shared cores, busy machine,
-# gateway schema with its two indexes; bench/README.md "Daily partitions"): 1.95 M rows, 367 MB in 30.7 s,
-# 63.7k rows/s and 12.0 MB/s (an idle scratch run: 122k rows/s, 18 MB/s). The copy rebuilds rows and
-# indexes, so rows and bytes both give an estimate; the larger wins (conservative: the busy figures).
+# Conversion speed measured by bench/bench_partitions.py on a busy machine (bench/README.md "Daily partitions").
+# The copy rebuilds rows and indexes, so rows and bytes both give an estimate; the larger wins (conservative:
+# the busy machine's rates, not an idle one's).
 CONVERT_ROWS_PER_S = 60_000
 CONVERT_BYTES_PER_S = 12_000_000
 
@@ -126,7 +125,7 @@ def describe(plan: ConversionPlan, database: str) -> str:
         "the lock above in a quiet hour, or convert a replica and switch "
         "over, or add a key first, e.g.:",
         "  " + pt.pt_osc_command(database, plan.table, plan.sql),
-        "Undo: ALTER TABLE Facts REMOVE PARTITIONING (copies the table back, the same lock time).",
+        f"Undo: {pt.remove_sql(plan.table)} (copies the table back, the same lock time).",
         *plan.notes,
     ]
     return "\n".join(lines)

@@ -4,7 +4,7 @@ MariaDB 10.11 and MySQL 8 partition a ``TIMESTAMP`` column only through
 ``UNIX_TIMESTAMP(col)`` (``RANGE COLUMNS`` refuses TIMESTAMP; other functions on it are not
 allowed in a partitioning expression), so every bound is an integer epoch. The epoch of a day's
 start is asked from the database itself (``SELECT UNIX_TIMESTAMP(:start)``) with the export's
-own day boundaries (:func:`meccano.export.plan.day_bounds`) on the export's own connection:
+own day boundaries (:func:`day_bounds`, which the export plans its table-days by) on the export's own connection:
 a partition then holds exactly the rows that the export's ``creationDate >= start AND < end``
 selects for that day, in whatever zone the session compares them.
 
@@ -126,10 +126,13 @@ def inspect(db: Iotdb, table: str) -> Layout:
     return Layout(table, str(rows[0]["method"]), str(rows[0]["expr"] or ""), parts)
 
 
+def day_bounds(day: date) -> tuple[str, str]:
+    """The ``[start, end)`` of a day as the export selects it (and a daily partition holds it)."""
+    return f"{day.isoformat()} 00:00:00", f"{(day + timedelta(days=1)).isoformat()} 00:00:00"
+
+
 def day_starts(db: Iotdb, days: Sequence[date]) -> dict[date, int]:
     """Epoch of each day's start as the export defines the day (its bounds, this session's zone)."""
-    from meccano.export.plan import day_bounds
-
     out: dict[date, int] = {}
     for i in range(0, len(days), 200):
         batch = list(days[i:i + 200])

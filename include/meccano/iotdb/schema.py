@@ -97,7 +97,7 @@ TABLES: dict[str, tuple[str, str]] = {
         devices INT NOT NULL,
         runAt VARCHAR(40) NOT NULL,
         creationDate TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP){tail}"""),
-    # S3 export/purge ledger (issue 4): one row per exported (table, day) partition; the
+    # S3 export/purge ledger: one row per exported (table, day) partition; the
     # manifest JSON (parts, checksums, purge chunks) is the single source of truth for re-runs.
     "ExportLedger": ("servicemanager", """CREATE TABLE ExportLedger (
         tableName VARCHAR(64) NOT NULL,
@@ -109,7 +109,7 @@ TABLES: dict[str, tuple[str, str]] = {
         manifest LONGTEXT NULL,
         updatedAt VARCHAR(32) NOT NULL,
         PRIMARY KEY (tableName, day)){tail}"""),
-    # sensorStatistics (issue 3): exact partial sums per device, sensor and hour of Facts.creationDate
+    # sensorStatistics: exact partial sums per device, sensor and hour of Facts.creationDate
     # (hourStart in the DB clock's zone); DECIMAL(65,0) because sums of squares of INT overflow BIGINT.
     "DeviceStatisticsHour": ("servicemanager", """CREATE TABLE DeviceStatisticsHour (
         device VARCHAR(20) NOT NULL,
@@ -126,7 +126,7 @@ INDEXES: tuple[tuple[str, str, str], ...] = (
     ("Facts", "Facts_idx", "CREATE INDEX Facts_idx ON Facts "
      "(channel, year, month, day, hour, minute, second, device)"),
     ("Facts", "Facts_creationDate_idx", "CREATE INDEX Facts_creationDate_idx ON Facts (creationDate)"),
-    # sensorStatistics (issue 3) no longer needs a covering index on Facts: it re-aggregates only
+    # sensorStatistics no longer needs a covering index on Facts: it re-aggregates only
     # recent hours through Facts_creationDate_idx into DeviceStatisticsHour. Facts_stats_idx, which
     # older versions created here, is no longer added (ensure_schema never drops it; operators may).
     # sensorStatistics re-aggregates and prunes DeviceStatisticsHour by hour.
@@ -137,7 +137,7 @@ INDEXES: tuple[tuple[str, str, str], ...] = (
      "CREATE INDEX DeviceHistoryStatus_date_idx ON DeviceHistoryStatus (creationDate)"),
     ("DeviceStatistics", "DeviceStatistics_idx",
      "CREATE INDEX DeviceStatistics_idx ON DeviceStatistics (device, sensor, creationDate)"),
-    # S3 export/purge finds and deletes day partitions by creationDate (issue 4).
+    # S3 export/purge finds and deletes day partitions by creationDate.
     ("DeviceStatistics", "DeviceStatistics_date_idx",
      "CREATE INDEX DeviceStatistics_date_idx ON DeviceStatistics (creationDate)"),
 )

@@ -1,8 +1,14 @@
-"""The export task's local work folder: where part files are written before they are uploaded.
+"""One export task's run context: what every room of the chain works with, in one object.
 
-It lives only as long as one export task attempt: ``<EXPORT_LOCALDIRECTORY>/meccano-export-staging/<run>``,
-created empty when the attempt starts and removed when it ends (success or failure). No other task
-reads it, so the next task of the run may land on any worker.
+:class:`RunContext` holds the settings, the IOTDB, the run's options and id, the task's logger, the
+planned table-days, the target (whose storage errors are explained and redacted) and the ledger; the
+export task adds its local work folder. Each task of the chain builds one from its inputs (XCom, the
+configuration) and hands it down, so no room takes these one by one.
+
+The work folder is where part files are written before they are uploaded. It lives only as long as one
+export task attempt: ``<EXPORT_LOCALDIRECTORY>/meccano-export-staging/<run>``, created empty when the
+attempt starts and removed when it ends (success or failure). No other task reads it, so the next task
+of the run may land on any worker.
 
 An attempt that died (SIGKILL, a lost worker) cannot remove its own folder. The next export attempt on
 the same host removes it: every folder is guarded by a lock file next to it (``<run>.lock``, an
@@ -10,6 +16,8 @@ the same host removes it: every folder is guarded by a lock file next to it (``<
 attempt sweeps the staging root for folders whose lock nobody holds. The sweep stays inside the staging
 root (symbolic links are removed, never followed) and looks at ``SWEEP_LIMIT`` entries at most. A folder
 without a lock file (the layout of earlier versions) is removed once it is ``LOCKLESS_STALE_SECONDS`` old.
+
+Progress lines in the task log (:class:`Progress`): rows so far, rate, estimated time left.
 """
 
 from __future__ import annotations
@@ -21,11 +29,19 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from meccano.errors import ExportError
+from meccano.export.ledger import Ledger
+from meccano.export.model import TableDay
+from meccano.export.options import ExportOptions
+from meccano.export.target import Target
 from meccano.files.names import safe_component
+from meccano.iotdb.db import Iotdb
 from meccano.settings.config import Settings
 
 STAGING = "meccano-export-staging"
@@ -33,6 +49,90 @@ LOCK_SUFFIX = ".lock"
 SWEEP_LIMIT = 200  # entries of the staging root looked at per attempt
 LOCK_WAIT_SECONDS = 30.0  # another live attempt of the same run on this host: give up after this
 LOCKLESS_STALE_SECONDS = 3600  # a folder without a lock file (older versions wrote none) is removed after this
+
+
+def table_days(planned: dict[str, Any]) -> list[TableDay]:
+    """The table-days of a plan (XCom)."""
+    return [TableDay.from_json(p) for p in planned["partitions"]]
+
+
+@dataclass
+class RunContext:
+    """One task's run of the export chain (see the module docstring)."""
+
+    settings: Settings
+    db: Iotdb
+    options: ExportOptions
+    run_id: str
+    log: logging.Logger
+    days: list[TableDay] = field(default_factory=list)
+    work: Path | None = None  # the export task's work folder, while it lives
+
+    @classmethod
+    def of_plan(cls, settings: Settings, db: Iotdb, planned: dict[str, Any], log: logging.Logger) -> RunContext:
+        """The context of a task after the plan, from the plan's XCom."""
+        return cls(settings, db, ExportOptions.from_json(planned["options"]), planned["run_id"], log,
+                   table_days(planned))
+
+    @cached_property
+    def target(self) -> Target:
+        return Target(self.settings)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.db)
+
+    def local(self, day: TableDay) -> Path:
+        """The work folder's folder of a table-day's part files."""
+        assert self.work is not None, "only inside work_folder()"
+        return self.work / day.table / day.day
+
+    def progress(self, label: str, total: int | None, estimated: bool = False) -> Progress:
+        return Progress(self.log, label, total, estimated=estimated)
+
+    @contextmanager
+    def work_folder(self) -> Iterator[Path]:
+        """This export attempt's empty local folder, removed when the attempt ends."""
+        with work_folder(self.settings, self.run_id, self.log) as work:
+            self.work = work
+            try:
+                yield work
+            finally:
+                self.work = None
+
+
+class Progress:
+    """Progress lines of one long step (rows so far, rate, time left) every ``every_seconds``."""
+
+    def __init__(self, log: logging.Logger, label: str, total: int | None, every_seconds: float = 5.0,
+                 estimated: bool = False) -> None:
+        self.about = "~" if estimated else ""
+        self.log, self.label, self.total, self.every = log, label, total, every_seconds
+        self.done = 0
+        self.started = self.last = time.monotonic()
+
+    def add(self, rows: int) -> None:
+        self.done += rows
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            self.log.info("%s", self.line(now))
+
+    def line(self, now: float | None = None) -> str:
+        elapsed = max((now or time.monotonic()) - self.started, 1e-6)
+        rate = self.done / elapsed
+        if not self.total:  # unknown (or estimated as none): no share, no ETA
+            return f"{self.label}: {self.done:,} rows, {rate:,.0f} rows/s, {elapsed:,.1f}s elapsed"
+        left = max(self.total - self.done, 0)
+        eta = f"{left / rate:,.0f}s" if rate > 0 else "?"
+        pct = f" ({min(100, 100 * self.done / self.total):.0f}%)"
+        return (f"{self.label}: {self.done:,}/{self.about}{self.total:,} rows{pct}, {rate:,.0f} rows/s, "
+                f"{elapsed:,.1f}s elapsed, ETA {eta}")
+
+    def finish(self) -> str:
+        line = self.line()
+        self.log.info("%s (done)", line)
+        return line
 
 
 def staging_root(settings: Settings) -> Path:
