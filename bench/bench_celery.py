@@ -1,4 +1,4 @@
-"""Benchmark: the HA deployment on Celery workers (issue 13), run by hand.
+"""Benchmark: the HA deployment on Celery workers, run by hand.
 
     flock /tmp/meccano-bench.lock .venv/bin/python bench/bench_celery.py --runs 200 --export-rows 1000000
 

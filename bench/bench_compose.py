@@ -1,4 +1,4 @@
-"""The deployment's figures (issue 22): image size, cold and warm builds, and the container test's timings.
+"""The deployment's figures: image size, cold and warm builds, and the container test's timings.
 
     .venv/bin/python bench/bench_compose.py [--skip-cold] [--skip-stack]
 

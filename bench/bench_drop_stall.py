@@ -1,4 +1,4 @@
-"""Benchmark (issue 18, diagnosis): what in the partition drop holds up the gateway's inserts?
+"""Benchmark (diagnosis): what in the partition drop holds up the gateway's inserts?
 
     flock /tmp/meccano-bench.lock .venv/bin/python bench/bench_drop_stall.py
     flock /tmp/meccano-bench.lock .venv/bin/python bench/bench_drop_stall.py --innodb-flush-log-at-trx-commit=2

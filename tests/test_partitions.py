@@ -1,4 +1,4 @@
-"""Daily partitions of Facts (issue 18): SQL for MariaDB 10.11 and MySQL 8, conversion and
+"""Daily partitions of Facts: SQL for MariaDB 10.11 and MySQL 8, conversion and
 maintenance on a real MariaDB, and the purge by partition with its fallbacks. Conservation
 everywhere: rows in the target + rows in Facts == rows inserted, late rows included."""
 
