@@ -100,12 +100,12 @@ def test_without_topic_logged_and_stored(tmp_path, sqlite_iotdb, monkeypatch, ru
 
 
 def test_error_tail_redacts_encoded_secrets_too():
-    """The notification's error lines go through meccano.scripts.redaction: base64 (a Basic header), URL-encoded and
-    JSON-escaped forms of a secret are removed, not only the bare value."""
+    """The notification's error lines go through the one redaction (redact_text): base64 (a Basic header),
+    URL-encoded and JSON-escaped forms of a secret are removed, not only the bare value."""
     import base64
     from urllib.parse import quote
 
-    from meccano.plugins.failure_notices import redact
+    from meccano.scripts.redaction import redact_text as redact
 
     secret = 'Notify-Pass/77"x'
     basic = base64.b64encode(f"sm:{secret}".encode()).decode()

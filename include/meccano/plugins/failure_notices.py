@@ -19,7 +19,6 @@ On by default; ``"notifyOnFailure": false`` in a plugin's ``plugin.json`` turns 
 from __future__ import annotations
 
 import logging
-import re
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,37 +27,25 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseNotifier
 
+from meccano.scripts.redaction import mask_in_airflow, redact_text
+
 log = logging.getLogger("meccano.failure")
 
 KIND = "plugin_failure"
 TAIL_LINES = 15
 TAIL_CHARS = 4000
-# key=value / key: value pairs whose value is a secret, whatever the plugin printed
-_SECRET_PAIR = re.compile(r"(?i)\b([\w-]*(?:password|passwd|secret|token|secretaccesskey)[\w-]*)(\s*[=:]\s*)"
-                          r"(\"[^\"]*\"|'[^']*'|\S+)")
-_URI_PASSWORD = re.compile(r"(\w+://[^:/\s@]+:)([^@\s]+)(@)")
-
-
-def redact(text: str, secrets: list[str] | None = None) -> str:
-    """``text`` with known secret values and anything that looks like one replaced by ``***``."""
-    from meccano.scripts.redaction import StreamRedactor, usable_secrets
-
-    known = sorted({s for s in (secrets or []) if s and len(s) >= 3}, key=len, reverse=True)
-    for secret in known:
-        text = text.replace(secret, "***")
-    # their encoded forms too (base64 in a Basic header, URL-encoded, JSON-escaped): meccano.scripts.redaction
-    text = StreamRedactor(usable_secrets(known)[0]).redact(text.encode()).decode("utf-8", errors="replace")
-    text = _SECRET_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
-    return _URI_PASSWORD.sub(r"\1***\3", text)
 
 
 def _known_secrets() -> list[str]:
-    """Every configured secret (:func:`meccano.scripts.environment.known_secrets`), best effort."""
+    """Every configured secret (:func:`meccano.scripts.environment.known_secrets`), best effort; handed to
+    Airflow's masker as well."""
     try:
         from meccano.scripts.environment import known_secrets
         from meccano.settings.config import load_settings
 
-        return known_secrets(load_settings())
+        secrets = known_secrets(load_settings())
+        mask_in_airflow(secrets)  # whatever the callback logs or raises is masked by Airflow too
+        return secrets
     except Exception as exc:  # the notification still goes out, redacted by the secret-looking patterns only
         log.warning("failure notification: the configured secrets could not be read (%s); only values that look "
                     "like secrets are redacted", type(exc).__name__)
@@ -71,7 +58,7 @@ def error_tail(exc: BaseException | None) -> str:
         return ""
     lines = "".join(traceback.format_exception_only(type(exc), exc)).rstrip().splitlines()
     tail = "\n".join(lines[-TAIL_LINES:])[-TAIL_CHARS:]
-    return redact(tail, _known_secrets())
+    return redact_text(tail, _known_secrets())
 
 
 def run_link(dag_id: str, run_id: str) -> str:
@@ -131,7 +118,7 @@ class RecordFailure:
                                 error_tail(context.get("exception")))
         try:
             with _outbox() as (db, notifier), db.begin() as con:
-                notifier.queue(con, KIND, subject, redact(body, _known_secrets()))
+                notifier.queue(con, KIND, subject, redact_text(body, _known_secrets()))
         except Exception as exc:  # the run's notifier still sends, without the error's lines
             log.warning("could not store the failure notification of %s: %s", dag_id, type(exc).__name__)
 
@@ -168,7 +155,7 @@ class PluginFailureNotifier(BaseNotifier):
         task_id = getattr(ti, "task_id", None)
         subject, body = compose(plugin_of(context), str(dag_id), run_id, task_id, "",
                                 str(context.get("reason") or ""))
-        deliver(subject, redact(body, _known_secrets()))
+        deliver(subject, redact_text(body, _known_secrets()))
 
 
 @contextmanager

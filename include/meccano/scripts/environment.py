@@ -176,3 +176,11 @@ def known_secrets(settings: Settings) -> list[str]:
             return None
 
     return script_secrets(settings, built(iotdb_connection), built(aws_if_configured))
+
+
+def mask_known_secrets(settings: Settings) -> int:
+    """Hand every known secret (:func:`known_secrets`) and its encoded forms to Airflow's masker: called where a
+    task, a notifier or the web view starts, so Airflow hides them in every log line and traceback there."""
+    from meccano.scripts.redaction import mask_in_airflow
+
+    return mask_in_airflow(known_secrets(settings))

@@ -38,7 +38,7 @@ class PluginScriptOperator(BashOperator):
         """The script's whole environment; BashOperator's (the worker's + AIRFLOW_CTX_*) is not used."""
         from meccano.plugins.engines import interpreter_path, merged_parameters, report_output_dir, runtime_manifest
         from meccano.scripts.environment import aws_if_configured, build_script_env, script_limits, script_secrets
-        from meccano.scripts.redaction import usable_secrets
+        from meccano.scripts.redaction import mask_in_airflow, usable_secrets
         from meccano.settings.config import load_settings
         from meccano.settings.connections import iotdb_connection
 
@@ -50,7 +50,9 @@ class PluginScriptOperator(BashOperator):
         env = build_script_env(manifest, ctx, settings, interpreter=interpreter_path(manifest.engine),
                                report_dir=report_output_dir(manifest, str(ctx.get("run_id")), fresh=True),
                                parameters=merged_parameters(manifest, ctx), limits=limits, iotdb=iotdb, aws=aws)
-        self._secrets, short = usable_secrets(script_secrets(settings, iotdb, aws))
+        secrets = script_secrets(settings, iotdb, aws)
+        mask_in_airflow(secrets)  # the task's own log lines and tracebacks (the script's output: StreamRedactor)
+        self._secrets, short = usable_secrets(secrets)
         if short:
             self.log.warning("%d secret value(s) given to the plugin are shorter than 4 characters and are NOT "
                              "redacted from its output; use longer passwords and keys", len(short))

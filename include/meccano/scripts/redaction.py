@@ -1,10 +1,13 @@
-"""Secrets removed from a stream of output, also in their encoded forms.
+"""Secrets removed from what the project writes, also in their encoded forms.
 
 A script that prints a secret rarely prints it bare only: ``Authorization: Basic``
 headers carry it in base64, URLs carry it percent-encoded, JSON carries it escaped.
 :func:`secret_forms` lists every form of a secret that may appear in output;
 :class:`StreamRedactor` replaces them with ``***`` in a byte stream, also when a form is
-split across two reads.
+split across two reads (script output); :func:`redact_text` is the one redaction of every
+other text the project writes itself (notifications, storage errors); :func:`mask_in_airflow`
+hands the same forms to Airflow's masker, which then hides them in every task log line,
+rendered field and traceback of the process (and its supervisor).
 
 Secrets shorter than :data:`MIN_SECRET_LENGTH` characters are **not used for redaction**
 (replacing every ``a`` of a log by ``***`` helps no one, and such a secret protects
@@ -107,3 +110,32 @@ class StreamRedactor:
             if match.start() < cut < match.end():
                 return match.start()
         return cut
+
+
+# key=value / key: value pairs whose value is a secret, and the password of a URL: hidden whatever their value
+_SECRET_PAIR = re.compile(r"(?i)\b([\w-]*(?:password|passwd|secret|token|secretaccesskey)[\w-]*)(\s*[=:]\s*)"
+                          r"(\"[^\"]*\"|'[^']*'|\S+)")
+_URI_PASSWORD = re.compile(r"(\w+://[^:/\s@]+:)([^@\s]+)(@)")
+
+
+def redact_text(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every known secret (in each of its forms) and anything that looks like one replaced by
+    ``***``: the one redaction of the texts the project writes itself."""
+    usable, _short = usable_secrets(secrets)
+    text = StreamRedactor(usable).redact(text.encode()).decode("utf-8", errors="replace")
+    text = _SECRET_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
+    return _URI_PASSWORD.sub(r"\1***\3", text)
+
+
+def mask_in_airflow(secrets: Iterable[str]) -> int:
+    """Register every usable secret and each of its text forms with Airflow's masker (``mask_secret``);
+    the number of forms handed over. Airflow skips values shorter than its ``[logging]
+    min_length_masked_secret``: those are still redacted from script output by :class:`StreamRedactor`."""
+    from airflow.sdk.log import mask_secret
+
+    forms = {form.decode("utf-8", errors="ignore") for secret in usable_secrets(secrets)[0]
+             for form in secret_forms(secret)}
+    for form in sorted(forms, key=len, reverse=True):
+        if len(form) >= MIN_FORM_LENGTH:
+            mask_secret(form)
+    return len(forms)

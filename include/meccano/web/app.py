@@ -22,6 +22,7 @@ from __future__ import annotations
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from meccano.scripts.environment import mask_known_secrets
 from meccano.web.access import allow_console_origins
 from meccano.web.context import build_context, get_roots
 from meccano.web.routes import ROUTERS
@@ -47,6 +48,7 @@ def create_app(settings_override: WebSettings | None = None) -> FastAPI:
     app = FastAPI(title="Meccano plugins", version="1.0", docs_url=None, redoc_url=None,
                   description="The Meccano ServiceManager's plugins, their runs, reports and docs.")
     app.state.meccano = context = build_context(settings_override)
+    mask_known_secrets(context.settings)  # Airflow's masker hides them in the API server's logs and tracebacks
     allow_console_origins(app, context.web)
     app.add_exception_handler(HTTPException, http_error)
     for router in ROUTERS:
