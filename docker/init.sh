@@ -20,10 +20,10 @@ else
   echo "  user ${AIRFLOW_ADMIN_USER}: created"
 fi
 
-echo "meccano: IOTDB schema (python -m meccano db init)"
-python -m meccano db init
+echo "meccano: IOTDB schema, buckets, the pool 'iotdb' (python -m meccano db upgrade)"
+python -m meccano db upgrade
 
-echo "meccano: S3 buckets"
+echo "meccano: the remote-logging bucket"
 python - <<'PY'
 import os
 
@@ -32,21 +32,15 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from meccano.settings.config import load_settings
 from meccano.settings.connections import aws_conn_id
 
-# the effective settings (config.yml, MECCANO_ENV's section, then the environment: README, Configuration)
-settings = load_settings()
-hook = S3Hook(aws_conn_id=aws_conn_id(settings))  # the project's one AWS connection
-wanted = {settings.export.bucket, os.environ.get("MECCANO_LOGS_BUCKET", "")}
-if settings.reports_dir.startswith("s3://"):
-    wanted.add(settings.reports_dir[5:].split("/", 1)[0])
-for bucket in sorted(b for b in wanted if b):
+bucket = os.environ.get("MECCANO_LOGS_BUCKET", "")  # Airflow's remote logging (compose), not a Meccano setting
+if bucket:
+    hook = S3Hook(aws_conn_id=aws_conn_id(load_settings()))  # the project's one AWS connection
     if hook.check_for_bucket(bucket):
         print(f"  bucket {bucket}: exists")
     else:
         hook.create_bucket(bucket_name=bucket)
         print(f"  bucket {bucket}: created")
 PY
-echo "meccano: Airflow pool 'iotdb' (MYSQL_CONNECTIONLIMIT slots)"
-python -m meccano pool sync
 
 echo "meccano: plugins"
 python -m meccano plugins list || echo "meccano: some plugins are invalid (see above); they show as meccano_invalid_* DAGs"

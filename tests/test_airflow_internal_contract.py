@@ -61,3 +61,12 @@ def test_require_user_accepts_airflow_tokens_and_refuses_the_rest():
     assert client.get("/who", cookies={"_token": token}).json() == "ada"
     assert client.get("/who").status_code == 401
     assert client.get("/who", headers={"Authorization": "Bearer forged"}).status_code in (401, 403)
+
+
+def test_pool_slots_reads_the_pool_model(airflow_db):
+    from airflow.models.pool import Pool
+
+    missing = [c for c in airflow_internal.POOL_COLUMNS if not hasattr(Pool, c)]
+    assert not missing, f"Airflow's Pool lost {missing}; adapt meccano/web/airflow_internal.py"
+    assert airflow_internal.pool_slots("default_pool") == 128  # Airflow's own pool, made by the migration
+    assert airflow_internal.pool_slots("no_such_pool") is None

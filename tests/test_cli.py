@@ -9,6 +9,7 @@ from pathlib import Path
 
 from meccano.cli.main import main
 from meccano.plugins.discovery import DEFAULT_PLUGINS_DIR
+from meccano.settings.config import load_settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "plugins"
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,9 +41,10 @@ def test_validate_one_folder_and_a_folder_of_plugins(capsys):
     assert "5 valid, 9 invalid" in out
 
 
-def test_db_init_is_idempotent(sqlite_iotdb, capsys):
+def test_db_init_is_idempotent(sqlite_iotdb, airflow_db, capsys):
     assert main(["db", "init"]) == 0
-    assert "0 created" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "0 created" in out and "pool 'iotdb': 10 slots" in out  # the pool plugin tasks need, made too
     sqlite_iotdb.execute("DROP INDEX Facts_creationDate_idx")
     assert main(["db", "check"]) == 1
     assert "WARNING: Facts has no index on creationDate" in capsys.readouterr().out
@@ -51,8 +53,11 @@ def test_db_init_is_idempotent(sqlite_iotdb, capsys):
     assert main(["db", "check"]) == 0
 
 
-def test_config_errors_exit_2_and_secrets_stay_hidden(monkeypatch, capsys):
+def test_config_errors_exit_2_and_secrets_stay_hidden(airflow_db, monkeypatch, capsys):
+    from meccano.settings.pool import sync_pool
+
     monkeypatch.setenv("MYSQL_PASSWORD", "cli-Secret-Password")
+    sync_pool(load_settings())
     assert main(["config", "show"]) == 0
     out = capsys.readouterr().out
     assert "cli-Secret-Password" not in out and "Secret('***')" in out

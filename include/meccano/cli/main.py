@@ -22,7 +22,7 @@ from meccano.errors import ConfigError
 from meccano.iotdb.partition_ops import DEFAULT_AHEAD
 from meccano.plugins.contract import invalid_dag_id, json_schema, load_plugin
 from meccano.plugins.discovery import SKIP_RULE, discover, plugins_dir, scan
-from meccano.settings.config import load_settings
+from meccano.settings.config import Settings, load_settings
 
 
 def _plugins_list(args: argparse.Namespace) -> int:
@@ -115,16 +115,45 @@ def _db(args: argparse.Namespace) -> int:
             print(warning or f"{db!r}: Facts has its creationDate index")
             lines, problem = check_lines(db, settings)
             print("\n".join(lines))
-            return 1 if warning or problem else 0
+            missing = _report_missing(settings)
+            return 1 if warning or problem or missing else 0
+        print(f"step 1 of 2: the IOTDB schema ({db!r})", flush=True)
         report = ensure_schema(db)
     finally:
         db.dispose()
     for item in report.created:
-        print(f"created {item}")
-    print(f"{len(report.created)} created, {len(report.present)} already present")
+        print(f"  created {item}")
+    print(f"  {len(report.created)} created, {len(report.present)} already present")
     for warning in report.warnings:
         print(warning, file=sys.stderr)
+    print("step 2 of 2: what plugin tasks need in Airflow and S3 (buckets, the pool)", flush=True)
+    return _create_prerequisites(settings)
+
+
+def _create_prerequisites(settings: Settings) -> int:
+    import subprocess
+
+    from meccano.settings.prerequisites import create_prerequisites
+
+    try:
+        create_prerequisites(settings, lambda line: print(f"  {line}", flush=True))
+    except subprocess.CalledProcessError as exc:
+        print(f"error: `{' '.join(map(str, exc.cmd[2:5]))} ...` failed (exit {exc.returncode}): is Airflow's metadata "
+              "database reachable and migrated (`airflow db migrate`)? Then re-run this command.", file=sys.stderr)
+        return 1
     return 0
+
+
+def _report_missing(settings: Settings) -> bool:
+    """Print every missing prerequisite (stderr) and whether there was any."""
+    from meccano.settings.prerequisites import cli_pool_slots, missing_prerequisites, s3_bucket_problem
+
+    missing = missing_prerequisites(settings, cli_pool_slots, s3_bucket_problem(settings))
+    for item in missing:
+        print(str(item), file=sys.stderr)
+    if not missing:
+        print("prerequisites: the pool and the buckets plugin tasks need are there")
+    return bool(missing)
 
 
 def _config_show(args: argparse.Namespace) -> int:
@@ -136,7 +165,7 @@ def _config_show(args: argparse.Namespace) -> int:
         print(f"ignored: {item}")
     for warning in settings.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    return 0
+    return 1 if _report_missing(settings) else 0
 
 
 def _pool(args: argparse.Namespace) -> int:
@@ -163,8 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_schema.set_defaults(func=_plugins_schema)
     db = sub.add_parser("db", help="IOTDB schema")
     db.add_argument("action", choices=["init", "upgrade", "check", "partition"],
-                    help="init/upgrade: create what is missing (idempotent); check: the Facts index and "
-                         "partitions; partition: plan (and with --yes run) daily partitions of Facts")
+                    help="init/upgrade: create what is missing (idempotent): the schema, the buckets, the pool "
+                         "'iotdb'; check: the Facts index, partitions and what plugin tasks need (exit 1 when "
+                         "anything is missing); partition: plan (and with --yes run) daily partitions of Facts")
     db.add_argument("--yes", action="store_true", help="partition: convert now (it locks writes; read the plan)")
     db.add_argument("--dry-run", action="store_true", help="partition: print the SQL, change nothing")
     db.add_argument("--ahead", type=int, default=DEFAULT_AHEAD,

@@ -1,4 +1,4 @@
-"""The only two things the web view takes from Airflow's internals, in one place.
+"""The only three things the web view takes from Airflow's internals, in one place.
 
 Airflow 3.3 documents no public interface for either, from inside a plugin's FastAPI app:
 
@@ -8,6 +8,9 @@ Airflow 3.3 documents no public interface for either, from inside a plugin's Fas
 * **the DAGs' pause state, next run and latest run**: Airflow's ORM models ``DagModel`` and
   ``DagRun`` with ``airflow.utils.session.create_session`` (the public REST API would need a
   token of the caller, which the console token's callers do not have).
+
+* **a pool's slots** (is the ``iotdb`` pool there?): Airflow's ORM model ``Pool``, read in the
+  same kind of session (the CLI's ``airflow pools get`` would start a process per page).
 
 ``tests/test_airflow_internal_contract.py`` pins what is used here (names, signature,
 columns): an Airflow upgrade that changes any of it fails that test loudly instead of
@@ -27,6 +30,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 USER_DEPENDENCY = "airflow.api_fastapi.core_api.security.get_user"
 # get_user(request, _oauth_token, bearer_credentials): the parameters this module passes.
 USER_DEPENDENCY_PARAMETERS = ("request", "_oauth_token", "bearer_credentials")
+POOL_COLUMNS = ("pool", "slots")
 DAG_COLUMNS = ("dag_id", "is_paused", "next_dagrun_create_after")
 RUN_COLUMNS = ("id", "dag_id", "state", "run_id", "start_date", "queued_at", "logical_date", "run_after", "end_date")
 
@@ -82,3 +86,13 @@ def latest_runs(dag_ids: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
 def _columns(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
     """Plain values, read while the session is open (nothing lazy escapes it)."""
     return {name: getattr(row, name) for name in names}
+
+
+def pool_slots(name: str) -> int | None:
+    """The slots of the pool ``name``; None when it does not exist."""
+    from airflow.models.pool import Pool
+    from sqlalchemy import select
+
+    with metadata_session() as session:
+        slots = session.scalar(select(Pool.slots).where(Pool.pool == name))
+    return None if slots is None else int(slots)

@@ -4,6 +4,7 @@ machines often have no internet)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from markupsafe import Markup
 
+from meccano.settings.prerequisites import Missing
 from meccano.web.listing import PluginRow
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -32,11 +34,13 @@ def _template() -> tuple[Template, Markup]:
     return env.get_template("page.html"), Markup((TEMPLATES / "page.css").read_text(encoding="utf-8"))
 
 
-def render_page(rows: list[PluginRow], listing_href: str, timezone: str = "UTC") -> str:
-    """The page; every time shown in ``timezone`` (the fleet's zone, the one the crons run in)."""
+def render_page(rows: list[PluginRow], listing_href: str, timezone: str = "UTC",
+                missing: Sequence[Missing] = ()) -> str:
+    """The page; every time shown in ``timezone`` (the fleet's zone, the one the crons run in); what plugin tasks
+    need and is ``missing`` at the top."""
     template, css = _template()
     valid = [r for r in rows if r.valid]
     return template.render(
         rows=rows, valid=valid, invalid=[r for r in rows if not r.valid],
         reports=[r for r in valid if r.type == "report" and not r.shadowed_by],
-        listing_href=listing_href, now=datetime.now(UTC), css=css, timezone=timezone)
+        listing_href=listing_href, now=datetime.now(UTC), css=css, timezone=timezone, missing=missing)

@@ -9,6 +9,7 @@ from meccano.web.access import LOGGED_IN
 from meccano.web.context import Context, Roots
 from meccano.web.listing import build_listing
 from meccano.web.page import render_page
+from meccano.web.setup import missing_now
 
 # Shown inside the Airflow UI (an iframe on the same origin): no other framing, no
 # scripts, nothing loaded from elsewhere.
@@ -22,6 +23,6 @@ router = APIRouter()
 def page(ctx: Context, roots: Roots) -> HTMLResponse:
     zone = ctx.settings.timezone
     html = render_page(build_listing(ctx.store, roots.app, roots.airflow, timezone=zone), f"{roots.app}/plugins",
-                       zone)
+                       zone, missing=missing_now(ctx.settings))
     return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-store",
                                        "X-Frame-Options": "SAMEORIGIN"})

@@ -1,0 +1,139 @@
+"""What plugin tasks need before they can run, created by every set-up path and named when missing.
+
+Airflow leaves a task whose pool does not exist in ``scheduled`` with one scheduler log line, and a
+missing bucket fails the export at its first write. So:
+
+* :func:`create_prerequisites` makes them (the buckets of the S3 targets, the ``iotdb`` pool): run by
+  ``python -m meccano db init`` / ``db upgrade``, the demo and compose's ``airflow-init``;
+* :func:`missing_prerequisites` names what is still missing and the command that creates it: shown by
+  ``python -m meccano db check`` and ``config show`` (both exit non-zero) and at the top of the Meccano
+  page in the Airflow UI.
+
+How the pool and a bucket are looked up is passed in: the command line asks Airflow's own CLI
+(:func:`cli_pool_slots`), the web view reads the metadata database it already has a session on.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from meccano.settings.config import Settings
+from meccano.settings.pool import IOTDB_POOL, sync_pool
+
+SETUP_COMMAND = "python -m meccano db upgrade"
+
+PoolSlots = Callable[[str], int | None]  # pool name -> its slots; None: it does not exist
+BucketProblem = Callable[[str], str | None]  # bucket -> None when it exists and is usable, else why not
+
+
+@dataclass(frozen=True)
+class Missing:
+    """One missing prerequisite: what, what it breaks, and the command that creates it."""
+
+    what: str
+    why: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"MISSING {self.what}: {self.why}. Fix: {self.fix}"
+
+
+def required_buckets(settings: Settings) -> list[str]:
+    """The S3 buckets the configuration writes to: the export target's and the report store's."""
+    wanted = []
+    bucket = settings.export.bucket
+    if bucket and ("://" not in bucket or bucket.startswith("s3://")):
+        wanted.append(bucket.removeprefix("s3://").split("/", 1)[0])
+    if settings.reports_dir.startswith("s3://"):
+        wanted.append(settings.reports_dir[len("s3://"):].split("/", 1)[0])
+    return sorted({b for b in wanted if b})
+
+
+def missing_prerequisites(settings: Settings, pool_slots: PoolSlots, bucket_problem: BucketProblem) -> list[Missing]:
+    """Everything plugin tasks need that is not there (empty: all set)."""
+    found: list[Missing] = []
+    limit = settings.mysql.connection_limit
+    try:
+        slots = pool_slots(IOTDB_POOL)
+    except Exception as exc:  # noqa: BLE001 - the check must say why it could not look, not crash
+        found.append(Missing(f"pool {IOTDB_POOL!r}", f"Airflow's metadata database could not be asked ({exc})",
+                             "run `airflow db migrate`, then " + SETUP_COMMAND))
+        slots = limit
+    if slots is None:
+        found.append(Missing(f"pool {IOTDB_POOL!r}", "every plugin task takes a slot of it; without it Airflow "
+                             "leaves the tasks in 'scheduled' forever",
+                             f"{SETUP_COMMAND} (or python -m meccano pool sync)"))
+    elif slots != limit:
+        found.append(Missing(f"pool {IOTDB_POOL!r} with {limit} slots",
+                             f"it has {slots} slots, mysql.connectionLimit (MYSQL_CONNECTIONLIMIT) says {limit}",
+                             "python -m meccano pool sync"))
+    for bucket in required_buckets(settings):
+        why = bucket_problem(bucket)
+        if why:
+            found.append(Missing(f"bucket {bucket!r}", why, f"{SETUP_COMMAND} (creates it) or fix export.bucket / "
+                                 "reports.directory and the AWS connection"))
+    return found
+
+
+def cli_pool_slots(name: str) -> int | None:
+    """The pool's slots through Airflow's public CLI (``airflow pools get -o json``); None when it does not
+    exist. Raises :class:`RuntimeError` with Airflow's own message when the CLI fails otherwise."""
+    done = subprocess.run([sys.executable, "-m", "airflow", "pools", "get", name, "-o", "json"],
+                          capture_output=True, text=True, timeout=180)
+    if done.returncode:
+        if "does not exist" in (done.stderr + done.stdout):
+            return None
+        tail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"`airflow pools get` failed: {tail[0][:300]}")
+    rows = json.loads(done.stdout or "[]")
+    return int(rows[0]["slots"]) if rows else None
+
+
+def s3_bucket_problem(settings: Settings) -> BucketProblem:
+    """A bucket check through the project's AWS connection (``head_bucket``): why a bucket is not usable."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+
+    from meccano.settings.connections import aws_conn_id
+
+    conn_id = aws_conn_id(settings)
+
+    def problem(bucket: str) -> str | None:
+        try:
+            S3Hook(aws_conn_id=conn_id).get_conn().head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                return "it does not exist; the export and the report store write to it"
+            if code in ("403", "AccessDenied", "Forbidden"):
+                return f"the AWS connection {conn_id!r} may not use it (access denied)"
+            return f"S3 answered {code or 'an error'}"
+        except BotoCoreError as exc:
+            return f"S3 cannot be reached through the AWS connection {conn_id!r} ({type(exc).__name__})"
+        return None
+
+    return problem
+
+
+def create_prerequisites(settings: Settings, say: Callable[[str], None]) -> None:
+    """Create what is missing, saying each step: the buckets, then the pool (``airflow pools set``)."""
+    buckets = required_buckets(settings)
+    if buckets:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        from meccano.settings.connections import aws_conn_id
+
+        hook = S3Hook(aws_conn_id=aws_conn_id(settings))
+        for index, bucket in enumerate(buckets, 1):
+            if hook.check_for_bucket(bucket):
+                say(f"bucket {bucket} ({index} of {len(buckets)}): exists")
+            else:
+                hook.create_bucket(bucket_name=bucket)
+                say(f"bucket {bucket} ({index} of {len(buckets)}): created")
+    say(f"pool {IOTDB_POOL!r}: setting {settings.mysql.connection_limit} slots (airflow pools set) ...")
+    sync_pool(settings)
+    say(f"pool {IOTDB_POOL!r}: {settings.mysql.connection_limit} slots (mysql.connectionLimit)")

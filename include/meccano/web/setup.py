@@ -1,0 +1,40 @@
+"""The Meccano page's banner: what plugin tasks need and is missing (:mod:`meccano.settings.prerequisites`).
+
+The pool is read from the metadata database (:func:`meccano.web.airflow_internal.pool_slots`), the buckets
+through the project's AWS connection; the answer is kept for :data:`TTL_SECONDS` so that a page load
+does not ask S3 every time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from threading import Lock
+
+from meccano.settings.config import Settings
+from meccano.settings.prerequisites import Missing, missing_prerequisites, s3_bucket_problem
+
+log = logging.getLogger(__name__)
+
+TTL_SECONDS = 30.0
+_cache: dict[str, tuple[float, list[Missing]]] = {}
+_lock = Lock()
+
+
+def missing_now(settings: Settings, ttl: float = TTL_SECONDS) -> list[Missing]:
+    """What is missing, at most ``ttl`` seconds old; a check that fails is itself shown as a problem."""
+    key = repr(settings)
+    with _lock:
+        cached = _cache.get(key)
+        if cached and time.monotonic() - cached[0] < ttl:
+            return cached[1]
+    from meccano.web.airflow_internal import pool_slots
+
+    try:
+        found = missing_prerequisites(settings, pool_slots, s3_bucket_problem(settings))
+    except Exception as exc:  # noqa: BLE001 - the page answers whatever the check meets
+        log.warning("Meccano page: the set-up check failed: %s", type(exc).__name__)
+        found = [Missing("set-up check", f"it could not run ({type(exc).__name__})", "python -m meccano db check")]
+    with _lock:
+        _cache[key] = (time.monotonic(), found)
+    return found
