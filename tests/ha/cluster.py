@@ -59,6 +59,7 @@ class Cluster:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     started: list[subprocess.Popen] = field(default_factory=list)  # all, including replaced ones
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    extra_env: dict[str, str] = field(default_factory=dict)  # more variables for every process (a test's secrets)
 
     # --- environment -----------------------------------------------------------------
     def env(self, **extra: str) -> dict[str, str]:
@@ -88,6 +89,7 @@ class Cluster:
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.ha.hostname.from_env",
             "PYTHONPATH": str(ROOT),  # tests.ha.hostname; meccano itself is the installed package
         })
+        env.update(self.extra_env)
         env.update(extra)
         return env
 
