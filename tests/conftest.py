@@ -48,6 +48,16 @@ def airflow_db() -> None:
     db.resetdb()
 
 
+@pytest.fixture
+def airflow_pool(airflow_db: None) -> None:
+    """The ``iotdb`` pool in the session's metadata DB, as every set-up path makes it (``db check`` and
+    ``config show`` exit 1 without it)."""
+    from meccano.settings.config import load_settings
+    from meccano.settings.pool import sync_pool
+
+    sync_pool(load_settings())
+
+
 _counter = iter(range(10_000))
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from meccano.cli.main import main
 from meccano.plugins.discovery import DEFAULT_PLUGINS_DIR
-from meccano.settings.config import load_settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "plugins"
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,11 +52,8 @@ def test_db_init_is_idempotent(sqlite_iotdb, airflow_db, capsys):
     assert main(["db", "check"]) == 0
 
 
-def test_config_errors_exit_2_and_secrets_stay_hidden(airflow_db, monkeypatch, capsys):
-    from meccano.settings.pool import sync_pool
-
+def test_config_errors_exit_2_and_secrets_stay_hidden(airflow_pool, monkeypatch, capsys):
     monkeypatch.setenv("MYSQL_PASSWORD", "cli-Secret-Password")
-    sync_pool(load_settings())
     assert main(["config", "show"]) == 0
     out = capsys.readouterr().out
     assert "cli-Secret-Password" not in out and "Secret('***')" in out
@@ -132,7 +128,7 @@ def test_schema_command_prints_the_published_schema():
     assert json.loads(out.stdout) == json.loads((ROOT / "plugin.schema.json").read_text())
 
 
-def test_config_show_masks_url_credentials_and_warns(tmp_path: Path):
+def test_config_show_masks_url_credentials_and_warns(tmp_path: Path, airflow_pool):
     cfg = tmp_path / "c.yml"
     cfg.write_text("default:\n  warninglimt: 30\n  aws:\n    endpointUrl: 'http://minio:Url-Pa55word@s3.local:9000'\n")
     out = _cli("config", "show", env={"MECCANO_CONFIG": str(cfg)})

@@ -149,7 +149,7 @@ def test_keep_ahead_leaves_an_unpartitioned_table_alone(iotdb):
 
 
 @pytest.mark.services
-def test_cli_plans_without_yes_dry_run_prints_sql_yes_converts(iotdb, capsys, monkeypatch):
+def test_cli_plans_without_yes_dry_run_prints_sql_yes_converts(iotdb, airflow_pool, capsys, monkeypatch):
     from meccano.cli.main import main
 
     insert_facts(iotdb, day_facts("2024-03-01", 50))
@@ -352,3 +352,19 @@ def test_facts_partitions_dag_keeps_partitions_ahead(iotdb, airflow_db):
     run()
     st = ops.status(iotdb, "Facts", "creationDate", today)
     assert (st.ahead, st.last_day, st.problems) == (14, today + timedelta(days=14), [])
+
+
+@pytest.mark.services
+def test_a_long_conversion_reports_its_progress(iotdb):
+    """``db partition --yes`` is one ALTER that copies every row: while it runs, a line on how far it is
+    (MariaDB's stage and percentage, read from another session) goes out at the chosen interval."""
+    insert_facts(iotdb, day_facts("2024-03-01", 2000))
+    for _ in range(7):  # 2,000 -> 256,000 rows: an ALTER that lasts long enough to be watched
+        iotdb.execute("INSERT INTO Facts SELECT * FROM Facts")
+    lines: list[str] = []
+    ops.convert(iotdb, ops.plan_conversion(iotdb, "Facts", "creationDate", TODAY, ahead=1), out=lines.append,
+                every=0.05)
+    assert lines, "no progress line while the ALTER ran"
+    assert all(line.startswith("converting Facts: ") for line in lines), lines
+    assert any(" of " in line and "%" in line for line in lines), lines  # MariaDB's STAGE/MAX_STAGE/PROGRESS
+    assert sum(_per_partition(iotdb).values()) == 256_000

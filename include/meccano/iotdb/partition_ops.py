@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from meccano.errors import PartitionError
 from meccano.iotdb import partitions as pt
 from meccano.iotdb.db import Iotdb
+from meccano.iotdb.ddl_progress import reporting
 
 if TYPE_CHECKING:
     from meccano.settings.config import Settings
@@ -132,8 +133,9 @@ def describe(plan: ConversionPlan, database: str) -> str:
 
 
 def run_ddl(db: Iotdb, sql: str, lock_wait_s: int = DDL_LOCK_WAIT_S, attempts: int = DDL_ATTEMPTS,
-            logger: logging.Logger = log) -> None:
-    """One DDL statement; gives up waiting for a metadata lock after ``lock_wait_s`` and retries."""
+            logger: logging.Logger = log, on_start: Callable[[int], None] | None = None) -> None:
+    """One DDL statement; gives up waiting for a metadata lock after ``lock_wait_s`` and retries.
+    ``on_start`` is told the session's id before the statement runs (to watch its progress)."""
     from sqlalchemy import text
     from sqlalchemy.exc import OperationalError
 
@@ -142,6 +144,8 @@ def run_ddl(db: Iotdb, sql: str, lock_wait_s: int = DDL_LOCK_WAIT_S, attempts: i
         # validation read of the holding table until innodb_lock_wait_timeout (seen here, 10.11.19)
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as con:
             con.execute(text(f"SET SESSION lock_wait_timeout = {int(lock_wait_s)}"))
+            if on_start is not None:
+                on_start(int(con.execute(text("SELECT CONNECTION_ID()")).scalar_one()))
             try:
                 con.exec_driver_sql(sql.replace("%", "%%"))
                 return
@@ -154,10 +158,12 @@ def run_ddl(db: Iotdb, sql: str, lock_wait_s: int = DDL_LOCK_WAIT_S, attempts: i
         time.sleep(attempt)
 
 
-def convert(db: Iotdb, plan: ConversionPlan, lock_wait_s: int = 30) -> float:
-    """Run the conversion; returns the seconds it took."""
+def convert(db: Iotdb, plan: ConversionPlan, lock_wait_s: int = 30, out: Callable[[str], None] | None = None,
+            every: float = 10.0) -> float:
+    """Run the conversion; returns the seconds it took. With ``out``, a progress line every ``every`` seconds."""
     began = time.monotonic()
-    run_ddl(db, plan.sql, lock_wait_s=lock_wait_s, attempts=2)
+    with reporting(db, f"converting {plan.table}", out or (lambda line: None), every) as on_start:
+        run_ddl(db, plan.sql, lock_wait_s=lock_wait_s, attempts=2, on_start=on_start if out else None)
     return time.monotonic() - began
 
 
@@ -279,8 +285,8 @@ def partition_command(db: Iotdb, settings: Settings, yes: bool, dry_run: bool, a
     if not yes:
         out("\nNothing done. Run again with --yes to convert now, or --dry-run to see the SQL.")
         return 0
-    out(f"\nConverting {plan.table} ...")
-    seconds = convert(db, plan)
+    out(f"\nConverting {plan.table} (one ALTER TABLE; a line on its progress every 10 s) ...")
+    seconds = convert(db, plan, out=out)
     out(f"done in {seconds:,.1f} s")
     out(status(db, FACTS, FACTS_DATE, today_of_export(settings)).text())
     return 0

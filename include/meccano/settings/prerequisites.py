@@ -87,8 +87,9 @@ def cli_pool_slots(name: str) -> int | None:
     if done.returncode:
         if "does not exist" in (done.stderr + done.stdout):
             return None
-        tail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"`airflow pools get` failed: {tail[0][:300]}")
+        lines = (done.stderr.strip() or done.stdout.strip()).splitlines() or ["no output"]
+        cause = next((line for line in reversed(lines) if "Error" in line), lines[-1])  # the exception, not a URL
+        raise RuntimeError(f"`airflow pools get` failed: {cause.strip()[:300]}")
     rows = json.loads(done.stdout or "[]")
     return int(rows[0]["slots"]) if rows else None
 
