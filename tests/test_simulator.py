@@ -32,11 +32,14 @@ def test_simulator_builds_a_fleet_with_history(any_iotdb):
     assert history < db.scalar("SELECT COUNT(*) FROM Facts") <= history + 24
 
 
-def test_fleet_differs_between_boards_and_charts_have_data_at_once(sqlite_iotdb):
-    """Rates, gaps, noise and failing boards differ; what the report charts read is back-filled."""
+def test_fleet_differs_between_boards_and_charts_have_data_at_once(sqlite_iotdb, caplog):
+    """Rates, gaps, noise and failing boards differ; what the report charts read is back-filled, with a
+    progress line per simulated day."""
     db = sqlite_iotdb
+    caplog.set_level("INFO", logger="meccano")
     assert main(["--stores", "4", "--devices-per-store", "6", "--backfill-days", "2", "--once",
                  "--silence-rate", "0"]) == 0
+    assert any(r.getMessage().startswith("backfill: day 1 of 2 done, ") for r in caplog.records)
     per_board = [r["n"] for r in db.query("SELECT device, COUNT(*) AS n FROM Facts GROUP BY device")]
     assert len(set(per_board)) > 5  # different rates and gaps, not one count for all
     assert max(per_board) > 2 * min(per_board)

@@ -211,6 +211,9 @@ def backfill(db: Iotdb, fleet: Fleet, days: int, now: datetime, rng: random.Rand
             total += len(rows)
             rows = []
         when += timedelta(minutes=10)
+        if (when - start) % timedelta(days=1) < timedelta(minutes=10):  # one line per simulated day
+            log.info("backfill: day %d of %d done, %d Facts rows so far", (when - start) // timedelta(days=1),
+                     days, total + len(rows))
     with db.begin() as con:
         if rows:
             con.execute(FACT_INSERT, rows)
