@@ -155,3 +155,13 @@ def test_folder_name_that_is_not_utf8(tmp_path: Path):
     assert "error: latin\ufffd:1.0: folder: folder name" in out.stdout
     out = _cli("plugins", "validate", str(tmp_path))
     assert out.returncode == 1 and "0 valid, 1 invalid" in out.stdout
+
+
+def test_an_unreachable_iotdb_is_named_not_a_traceback(monkeypatch, capsys):
+    monkeypatch.delenv("AIRFLOW_CONN_MECCANO_IOTDB", raising=False)
+    monkeypatch.delenv("MECCANO_IOTDB_SQLITE", raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_MECCANO_IOTDB", "mysql://sm:Unreachable-Pass-31@127.0.0.1:1/IOTDB")
+    assert main(["db", "check"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("MISSING IOTDB connection: ") and "Can't connect" in err and "'meccano_iotdb'" in err
+    assert "Traceback" not in err and "Unreachable-Pass-31" not in err

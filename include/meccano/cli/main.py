@@ -216,8 +216,25 @@ def main(argv: list[str] | None = None) -> int:
 
         return demo_main(argv[1:])
     args = build_parser().parse_args(argv)
+    from sqlalchemy.exc import DBAPIError
+
     try:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except DBAPIError as exc:  # the IOTDB cannot be reached or refused: name it and the fix, no traceback
+        print(_iotdb_unreachable(exc), file=sys.stderr)
+        return 1
+
+
+def _iotdb_unreachable(exc: BaseException) -> str:
+    from meccano.scripts.environment import known_secrets
+    from meccano.scripts.redaction import redact_text
+
+    settings = load_settings()
+    cause = getattr(exc, "orig", None) or exc
+    reason = redact_text(f"{type(cause).__name__}: {cause}", known_secrets(settings))
+    return (f"MISSING IOTDB connection: the IOTDB could not be used ({reason[:300]}). Fix: define the Airflow "
+            f"connection {settings.iotdb.conn_id!r} (or mysql.host/port/user/password, MYSQL_HOST ...) so that it "
+            "reaches the gateway's database, then re-run")
