@@ -224,3 +224,16 @@ def test_a_revision_this_version_does_not_know_is_named(new_db):
         ensure_schema(db)
     with pytest.raises(MigrationError, match="0099_from_the_future"):
         migrate.downgrade(db)
+
+
+def test_the_guard_knows_every_gateway_table_and_the_revisions_ship_with_the_package():
+    import tomllib
+
+    assert set(migrate.GATEWAY_TABLES) == set(TABLES) and not set(OWN_TABLES) & set(TABLES)
+    root = Path(__file__).resolve().parents[1]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    package = root / "include" / "meccano" / "iotdb"
+    shipped = {path for pattern in patterns["meccano.iotdb"] for path in package.glob(pattern)}
+    revisions = set(migrate.MIGRATIONS_DIR.glob("versions/*.py"))
+    assert len(revisions) == len(REVISIONS) and revisions <= shipped  # a non-editable install (the image) has them
+    assert [s.revision for s in reversed(list(migrate.scripts().walk_revisions()))] == REVISIONS

@@ -22,6 +22,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +48,9 @@ def quiet(line: str) -> None:
     """The default ``say``: callers that print nothing (fixtures, the demo's own log)."""
 
 
+@cache
 def scripts() -> ScriptDirectory:
+    """The revisions shipped with this version (read once per process)."""
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory(str(MIGRATIONS_DIR))
