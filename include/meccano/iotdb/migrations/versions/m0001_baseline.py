@@ -52,6 +52,8 @@ TABLES = {
         devices INT NOT NULL,
         runAt VARCHAR(40) NOT NULL,
         creationDate TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP){tail}""",
+    # S3 export/purge ledger: one row per exported (table, day) partition; the
+    # manifest JSON (parts, checksums, purge chunks) is the single source of truth for re-runs.
     "ExportLedger": """CREATE TABLE ExportLedger (
         tableName VARCHAR(64) NOT NULL,
         day VARCHAR(10) NOT NULL,
@@ -62,6 +64,8 @@ TABLES = {
         manifest LONGTEXT NULL,
         updatedAt VARCHAR(32) NOT NULL,
         PRIMARY KEY (tableName, day)){tail}""",
+    # sensorStatistics: exact partial sums per device, sensor and hour of Facts.creationDate
+    # (hourStart in the DB clock's zone); DECIMAL(65,0) because sums of squares of INT overflow BIGINT.
     "DeviceStatisticsHour": """CREATE TABLE DeviceStatisticsHour (
         device VARCHAR(20) NOT NULL,
         sensor INT NOT NULL,
@@ -72,7 +76,7 @@ TABLES = {
         PRIMARY KEY (device, sensor, hourStart)){tail}""",
 }
 
-# (table, index, DDL)
+# (table, index, DDL): sensorStatistics prunes DeviceStatisticsHour by hour; deviceAlert finds open alarms
 INDEXES = (
     ("DeviceStatisticsHour", "DeviceStatisticsHour_hour_idx",
      "CREATE INDEX DeviceStatisticsHour_hour_idx ON DeviceStatisticsHour (hourStart)"),
