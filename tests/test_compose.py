@@ -309,7 +309,7 @@ def test_console_port_and_settings_come_from_the_environment(compose: list[str],
     assert env["MECCANO_WEB_CONSOLE_TOKEN"] == "tok-from-env" and env["MECCANO_WEB_CONSOLE_ALLOW"] == "10.1.2.0/24"
     assert env["MECCANO_WEB_CORS_ORIGINS"] == "https://console.example"
     assert services["worker"]["environment"]["MYSQL_CONNECTIONLIMIT"] == "6"
-    assert "python -m meccano pool sync" in (ROOT / "docker" / "init.sh").read_text()
+    assert "python -m meccano db upgrade" in (ROOT / "docker" / "init.sh").read_text()  # schema, buckets, pool
 
 
 # --- the container test's override changes only what the test machine forces -----------------------------

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 from meccano.errors import PluginError
 from meccano.files.names import safe_component
 from meccano.plugins.contract import PluginManifest, load_plugin
-from meccano.scripts.environment import mask_known_secrets
 from meccano.settings.config import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -180,6 +179,8 @@ def run_native(plugin_folder: str, entry: str = "entrypoint", last: bool = True,
     A plugin declaring ``tasks`` gets one task per function; the report (if any) is
     published after the ``last`` one.
     """
+    from meccano.scripts.environment import mask_known_secrets  # at run time only: the DAG parse never needs it
+
     settings = load_settings()
     mask_known_secrets(settings)  # before the plugin's code runs: whatever it logs or raises is masked
     manifest = runtime_manifest(plugin_folder)
