@@ -37,6 +37,12 @@ class ReportStoreError(MeccanoError, RuntimeError):
     """The report store cannot be used or a report is unusable; the message says why."""
 
 
+class MigrationError(MeccanoError, RuntimeError):
+    """The ServiceManager's tables cannot be migrated as asked (a table that is not ours, an unknown
+    revision, a downgrade that would drop rows or touch the gateway's tables); nothing was changed by
+    the refused step, and the message says what to do."""
+
+
 class ExportError(MeccanoError, RuntimeError):
     """The export chain cannot go on; the message names the table, day and the fix."""
 

@@ -3,7 +3,7 @@
     python -m meccano plugins list [--json]
     python -m meccano plugins validate [PATH ...]
     python -m meccano plugins schema            (plugin.schema.json, generated from the model)
-    python -m meccano db init | db upgrade | db check
+    python -m meccano db init | db upgrade | db check | db downgrade
     python -m meccano db partition [--dry-run] [--yes] [--ahead N]   (daily partitions of Facts)
     python -m meccano config show
     python -m meccano demo [--port 8080] [--fresh]   (the embedded demo; README)
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from meccano.errors import ConfigError
+from meccano.errors import ConfigError, MigrationError
 from meccano.iotdb.partition_ops import DEFAULT_AHEAD
 from meccano.plugins.contract import invalid_dag_id, json_schema, load_plugin
 from meccano.plugins.discovery import SKIP_RULE, discover, plugins_dir, scan
@@ -102,6 +102,7 @@ def _plugins_schema(args: argparse.Namespace) -> int:
 
 def _db(args: argparse.Namespace) -> int:
     from meccano.iotdb.db import Iotdb
+    from meccano.iotdb.migrate import migration_command
     from meccano.iotdb.partition_ops import check_lines, partition_command
     from meccano.iotdb.schema import creation_date_index_warning, ensure_schema
 
@@ -110,20 +111,22 @@ def _db(args: argparse.Namespace) -> int:
     try:
         if args.action == "partition":
             return partition_command(db, settings, args.yes, args.dry_run, args.ahead)
+        if args.action == "downgrade":
+            return migration_command(db, "downgrade")
         if args.action == "check":
             warning = creation_date_index_warning(db)
             print(warning or f"{db!r}: Facts has its creationDate index")
             lines, problem = check_lines(db, settings)
             print("\n".join(lines))
+            pending = migration_command(db, "check")
             missing = _report_missing(settings)
-            return 1 if warning or problem or missing else 0
+            return 1 if warning or problem or pending or missing else 0
         print(f"step 1 of 2: the IOTDB schema ({db!r})", flush=True)
-        report = ensure_schema(db)
+        report = ensure_schema(db, say=lambda line: print(f"  {line}", flush=True))
     finally:
         db.dispose()
-    for item in report.created:
-        print(f"  created {item}")
-    print(f"  {len(report.created)} created, {len(report.present)} already present")
+    print(f"  {len(report.created)} created, {len(report.present)} already present, "
+          f"{len(report.migrations)} migration(s) applied")
     for warning in report.warnings:
         print(warning, file=sys.stderr)
     print("step 2 of 2: what plugin tasks need in Airflow and S3 (buckets, the pool)", flush=True)
@@ -191,10 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_schema = plugins.add_parser("schema", help="print plugin.schema.json (the contract as a JSON schema)")
     p_schema.set_defaults(func=_plugins_schema)
     db = sub.add_parser("db", help="IOTDB schema")
-    db.add_argument("action", choices=["init", "upgrade", "check", "partition"],
-                    help="init/upgrade: create what is missing (idempotent): the schema, the buckets, the pool "
-                         "'iotdb'; check: the Facts index, partitions and what plugin tasks need (exit 1 when "
-                         "anything is missing); partition: plan (and with --yes run) daily partitions of Facts")
+    db.add_argument("action", choices=["init", "upgrade", "check", "downgrade", "partition"],
+                    help="init/upgrade: create what is missing (idempotent) and apply pending migrations: the "
+                         "schema, the buckets, the pool 'iotdb'; check: the Facts index, partitions, pending "
+                         "migrations and what plugin tasks need (exit 1 when anything is missing); downgrade: "
+                         "revert the last migration (one step); partition: plan (and with --yes run) daily "
+                         "partitions of Facts")
     db.add_argument("--yes", action="store_true", help="partition: convert now (it locks writes; read the plan)")
     db.add_argument("--dry-run", action="store_true", help="partition: print the SQL, change nothing")
     db.add_argument("--ahead", type=int, default=DEFAULT_AHEAD,
@@ -223,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except MigrationError as exc:  # a refused or failed migration of `db init/upgrade`: what and the fix
+        print(f"migration error: {exc}", file=sys.stderr)
+        return 1
     except DBAPIError as exc:  # the IOTDB cannot be reached or refused: name it and the fix, no traceback
         print(_iotdb_unreachable(exc), file=sys.stderr)
         return 1

@@ -1,0 +1,181 @@
+"""Migrations of the ServiceManager's own tables (alembic), run on the Iotdb's engine.
+
+The revisions live in ``migrations/versions/`` next to this module (installed as package data) and
+are applied one at a time through alembic's ``MigrationContext``/``Operations``, each stamped in
+its own version table, ``meccano_alembic_version``: Airflow's metadata database keeps
+``alembic_version`` for itself and may share the server.
+
+The gateway's tables (:data:`GATEWAY_TABLES`) belong to the gateway: a revision never creates,
+alters, writes or drops them. :func:`gateway_guard` enforces it on every statement a revision runs;
+a revision may only name, in ``gateway_indexes``, indexes the ServiceManager itself once added to a
+gateway table and now removes. The gateway's tables themselves are created when missing by
+``meccano.iotdb.schema.ensure_schema`` (the demo, the tests), which then runs :func:`upgrade`.
+
+Every revision is idempotent (it creates only what is missing and drops only what is there), so an
+upgrade interrupted between a revision's DDL and its stamp is re-run safely: MySQL commits DDL at
+once, whatever the transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from meccano.errors import MigrationError
+from meccano.iotdb.db import Iotdb
+
+if TYPE_CHECKING:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import Script, ScriptDirectory
+    from sqlalchemy.engine import Connection
+
+VERSION_TABLE = "meccano_alembic_version"
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+UPGRADE_COMMAND = "python -m meccano db upgrade"
+GATEWAY_TABLES = ("Registration", "Announcement", "Facts", "Messages", "DeviceStatistics",
+                  "DeviceHistoryStatus", "User")
+_WRITES = re.compile(r"^\s*(CREATE|ALTER|DROP|RENAME|TRUNCATE|INSERT|UPDATE|DELETE|REPLACE)\b", re.I)
+
+Say = Callable[[str], None]
+
+
+def quiet(line: str) -> None:
+    """The default ``say``: callers that print nothing (fixtures, the demo's own log)."""
+
+
+@cache
+def scripts() -> ScriptDirectory:
+    """The revisions shipped with this version (read once per process)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS_DIR))
+
+
+def _context(con: Connection) -> MigrationContext:
+    """alembic's context on ``con`` with our version table; its INFO lines ("Context impl ...") are left out:
+    the command line says each step itself."""
+    from alembic.runtime.migration import MigrationContext
+
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+    return MigrationContext.configure(con, opts={"version_table": VERSION_TABLE})
+
+
+def current_revision(db: Iotdb) -> str | None:
+    """The revision the IOTDB is at; None when no revision was ever applied (or stamped)."""
+    with db.engine.connect() as con:
+        return _context(con).get_current_revision()
+
+
+def pending(db: Iotdb) -> list[Script]:
+    """The revisions still to apply, oldest first. Raises :class:`MigrationError` when the IOTDB is at a
+    revision this version does not know (a newer ServiceManager upgraded it)."""
+    directory = scripts()
+    current = current_revision(db)
+    known = {s.revision for s in directory.walk_revisions()}
+    if current is not None and current not in known:
+        raise MigrationError(
+            f"the IOTDB's {VERSION_TABLE} says revision {current!r}, which this version of the ServiceManager "
+            f"does not know (it knows {', '.join(sorted(known))}): a newer version upgraded it. Run that "
+            "version, or its `python -m meccano db downgrade` down to a revision this one knows")
+    return list(reversed(list(directory.iterate_revisions(directory.get_current_head(), current))))
+
+
+@contextmanager
+def gateway_guard(con: Connection, allowed: tuple[str, ...] = ()) -> Iterator[None]:
+    """Refuse, before it reaches the server, any statement on ``con`` that would create, alter, write or
+    drop one of the gateway's tables, unless it names one of the ``allowed`` (index) names."""
+    from sqlalchemy import event
+
+    tables = re.compile(r"\b(" + "|".join(GATEWAY_TABLES) + r")\b", re.I)
+    allowed_names = re.compile(r"\b(" + "|".join(map(re.escape, allowed)) + r")\b", re.I) if allowed else None
+
+    def check(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        hit = tables.search(statement) if _WRITES.match(statement) else None
+        if hit and not (allowed_names and allowed_names.search(statement)):
+            raise MigrationError(
+                f"refused: a migration may not change the gateway's table {hit.group(1)} "
+                f"({' '.join(statement.split())[:120]!r}); nothing of that statement ran. Only the gateway "
+                "changes its own tables")
+
+    event.listen(con, "before_cursor_execute", check)
+    try:
+        yield
+    finally:
+        event.remove(con, "before_cursor_execute", check)
+
+
+def _run(db: Iotdb, script: Script, direction: str, stamp: str, say: Say) -> None:
+    """Run one revision's ``upgrade``/``downgrade`` under the guard, then stamp ``stamp`` ("base": none)."""
+    from alembic.operations import Operations
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with db.begin() as con:
+            context = _context(con)
+            allowed = tuple(getattr(script.module, "gateway_indexes", ()))
+            with Operations.context(context), gateway_guard(con, allowed):
+                for line in getattr(script.module, direction)() or ():
+                    say(f"  {line}")
+            context.stamp(scripts(), stamp)
+    except DBAPIError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        raise MigrationError(
+            f"{script.revision} ({direction}) failed: {type(cause).__name__}: {str(cause)[:300]}. The IOTDB stays at "
+            f"its previous revision; the revision only does what is still missing, so fix the cause and re-run "
+            f"the command") from exc
+
+
+def upgrade(db: Iotdb, say: Say = quiet) -> list[str]:
+    """Apply every pending revision, saying one line per revision before it runs; the revisions applied."""
+    todo = pending(db)
+    for index, script in enumerate(todo, 1):
+        say(f"applying {script.revision} ({index} of {len(todo)}): {script.doc}")
+        _run(db, script, "upgrade", script.revision, say)
+    head = scripts().get_current_head()
+    say(f"ServiceManager tables at revision {head} (head)" + ("" if todo else ", nothing to apply"))
+    return [s.revision for s in todo]
+
+
+def downgrade(db: Iotdb, say: Say = quiet) -> str:
+    """Revert the current revision (one step); the revision the IOTDB is at afterwards."""
+    current = current_revision(db)
+    if current is None:
+        raise MigrationError(f"nothing to downgrade: the IOTDB has no ServiceManager revision ({VERSION_TABLE} is "
+                             f"missing or empty). `{UPGRADE_COMMAND}` brings it to the head revision")
+    pending(db)  # names a revision this version does not know
+    script = scripts().get_revision(current)
+    target = script.down_revision
+    if not isinstance(target, str):  # the first revision: its downgrade refuses
+        target = "base"
+    say(f"reverting {current} -> {target}: {script.doc}")
+    _run(db, script, "downgrade", target, say)
+    say(f"ServiceManager tables at revision {target}; `{UPGRADE_COMMAND}` re-applies {current}")
+    return target
+
+
+def check_lines(db: Iotdb) -> tuple[list[str], bool]:
+    """``db check``'s lines about the migrations, and whether any revision is pending."""
+    todo = pending(db)
+    if not todo:
+        return [f"ServiceManager tables at revision {current_revision(db)} (head)"], False
+    lines = [f"PENDING migration {s.revision}: {s.doc}" for s in todo]
+    return [*lines, f"{len(todo)} migration(s) pending; run: {UPGRADE_COMMAND}"], True
+
+
+def migration_command(db: Iotdb, action: str, out: Say = print) -> int:
+    """``db check`` (pending revisions; exit 1 when any) and ``db downgrade`` (one step) for the command line.
+    A refused downgrade raises :class:`MigrationError`; the command line prints it."""
+    if action == "downgrade":
+        downgrade(db, out)
+        return 0
+    try:
+        lines, problem = check_lines(db)
+    except MigrationError as exc:
+        lines, problem = [f"migrations: {exc}"], True
+    out("\n".join(lines))
+    return 1 if problem else 0
