@@ -52,7 +52,7 @@ def test_db_init_is_idempotent(sqlite_iotdb, airflow_db, capsys):
     assert main(["db", "check"]) == 0
 
 
-def test_config_errors_exit_2_and_secrets_stay_hidden(airflow_pool, monkeypatch, capsys):
+def test_config_errors_exit_2_and_secrets_stay_hidden(airflow_pool, sqlite_iotdb, monkeypatch, capsys):
     monkeypatch.setenv("MYSQL_PASSWORD", "cli-Secret-Password")
     assert main(["config", "show"]) == 0
     out = capsys.readouterr().out
@@ -128,7 +128,7 @@ def test_schema_command_prints_the_published_schema():
     assert json.loads(out.stdout) == json.loads((ROOT / "plugin.schema.json").read_text())
 
 
-def test_config_show_masks_url_credentials_and_warns(tmp_path: Path, airflow_pool):
+def test_config_show_masks_url_credentials_and_warns(tmp_path: Path, airflow_pool, sqlite_iotdb):
     cfg = tmp_path / "c.yml"
     cfg.write_text("default:\n  warninglimt: 30\n  aws:\n    endpointUrl: 'http://minio:Url-Pa55word@s3.local:9000'\n")
     out = _cli("config", "show", env={"MECCANO_CONFIG": str(cfg)})

@@ -143,7 +143,7 @@ def test_page_and_listing_show_times_in_the_fleet_zone():
     assert "2026-11-28 02:00 -03" in html and "Schedule (Brazil/East)" in html
 
 
-def test_replaced_original_settings_warn_once_and_show(airflow_pool, monkeypatch, caplog, capsys):
+def test_replaced_original_settings_warn_once_and_show(airflow_pool, sqlite_iotdb, monkeypatch, caplog, capsys):
     from meccano.cli.main import main
     from meccano.settings import legacy
 

@@ -147,15 +147,18 @@ def _create_prerequisites(settings: Settings) -> int:
     return 0
 
 
-def _report_missing(settings: Settings) -> bool:
-    """Print every missing prerequisite (stderr) and whether there was any."""
+def _report_missing(settings: Settings, with_iotdb: bool = False) -> bool:
+    """Print every missing prerequisite (stderr) and whether there was any; ``with_iotdb``: the IOTDB's
+    connection and pending migrations too (``db check`` prints those itself)."""
+    from meccano.iotdb.migrate import iotdb_missing
     from meccano.settings.prerequisites import cli_pool_slots, missing_prerequisites, s3_bucket_problem
 
-    missing = missing_prerequisites(settings, cli_pool_slots, s3_bucket_problem(settings))
+    missing = [*(iotdb_missing(settings) if with_iotdb else []),
+               *missing_prerequisites(settings, cli_pool_slots, s3_bucket_problem(settings))]
     for item in missing:
         print(str(item), file=sys.stderr)
     if not missing:
-        print("prerequisites: the pool and the buckets plugin tasks need are there")
+        print("prerequisites: what plugin tasks need is there")
     return bool(missing)
 
 
@@ -168,7 +171,7 @@ def _config_show(args: argparse.Namespace) -> int:
         print(f"ignored: {item}")
     for warning in settings.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    return 1 if _report_missing(settings) else 0
+    return 1 if _report_missing(settings, with_iotdb=True) else 0
 
 
 def _pool(args: argparse.Namespace) -> int:

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from alembic.script import Script, ScriptDirectory
     from sqlalchemy.engine import Connection
 
+    from meccano.settings.config import Settings
+    from meccano.settings.prerequisites import Missing
+
 VERSION_TABLE = "meccano_alembic_version"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 UPGRADE_COMMAND = "python -m meccano db upgrade"
@@ -179,3 +182,22 @@ def migration_command(db: Iotdb, action: str, out: Say = print) -> int:
         lines, problem = [f"migrations: {exc}"], True
     out("\n".join(lines))
     return 1 if problem else 0
+
+
+def iotdb_missing(settings: Settings) -> list[Missing]:
+    """The IOTDB as a prerequisite of plugin tasks: reachable, and no migration pending (for ``config show``
+    and the Meccano page; ``db check`` prints the same in full)."""
+    from meccano.settings.prerequisites import Missing
+
+    try:
+        db = Iotdb.from_settings(settings)
+        try:
+            todo = [s.revision for s in pending(db)]
+        finally:
+            db.dispose()
+    except Exception as exc:  # noqa: BLE001 - named, not raised: the check reports what it meets
+        return [Missing("IOTDB connection", f"the IOTDB could not be used ({type(exc).__name__})",
+                        f"define the Airflow connection {settings.iotdb.conn_id!r} (or mysql.host/port/user/password)")]
+    if todo:
+        return [Missing("IOTDB schema migrations", f"{len(todo)} pending ({', '.join(todo)})", UPGRADE_COMMAND)]
+    return []

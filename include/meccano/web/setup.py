@@ -11,6 +11,7 @@ import logging
 import time
 from threading import Lock
 
+from meccano.iotdb.migrate import iotdb_missing
 from meccano.settings.config import Settings
 from meccano.settings.prerequisites import Missing, missing_prerequisites, s3_bucket_problem
 
@@ -31,7 +32,7 @@ def missing_now(settings: Settings, ttl: float = TTL_SECONDS) -> list[Missing]:
     from meccano.web.airflow_internal import pool_slots
 
     try:
-        found = missing_prerequisites(settings, pool_slots, s3_bucket_problem(settings))
+        found = [*iotdb_missing(settings), *missing_prerequisites(settings, pool_slots, s3_bucket_problem(settings))]
     except Exception as exc:  # noqa: BLE001 - the page answers whatever the check meets
         log.warning("Meccano page: the set-up check failed: %s", type(exc).__name__)
         found = [Missing("set-up check", f"it could not run ({type(exc).__name__})", "python -m meccano db check")]
