@@ -71,6 +71,12 @@ def test_the_installed_package_declares_the_airflow_plugins_entry_point():
     assert declared == {NAME: TARGET}
 
 
+def test_the_demo_checks_the_same_entry_point():
+    from meccano.cli.demo import web_plugin_installed
+
+    assert web_plugin_installed(), REINSTALL
+
+
 def test_the_plugins_folder_holds_no_copy_of_the_plugin():
     """Airflow loads the folder first and skips the entry point's plugin of the same name (an import error)."""
     assert (ROOT / "plugins" / "README.md").is_file()  # the folder stays, for the operator's own plugins

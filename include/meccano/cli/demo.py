@@ -167,6 +167,14 @@ def startup_plan(root: Path | None = None) -> StartupPlan:
     return plan
 
 
+def web_plugin_installed() -> bool:
+    """Airflow mounts the web view from the installed package's ``airflow.plugins`` entry point
+    (pyproject.toml): an install that predates it, or a bare PYTHONPATH, has no web view."""
+    from importlib.metadata import entry_points
+
+    return any(ep.name == "meccano_web" for ep in entry_points(group="airflow.plugins"))
+
+
 def _pause_held(airflow: str, plan: StartupPlan, env: dict[str, str]) -> None:
     """Pause the held plugins' DAGs left unpaused by an earlier demo on the same state folder (a new DAG is
     created paused: MECCANO_PLUGIN_PAUSE_WITHOUT_INTERPRETER). Before the scheduler starts: no run begins."""
@@ -267,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         spawn("simulator", sim)  # part of the package: a demo without its fleet is not a demo
         airflow = str(Path(sys.executable).parent / "airflow")
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+        if not web_plugin_installed():
+            print("demo: the package's `airflow.plugins` entry point meccano_web is not installed, so Airflow "
+                  "serves no web view (/meccano/): reinstall the package (scripts/install-venv.sh)", file=sys.stderr)
         plan = startup_plan()
         for line in plan.held.values():
             print(f"demo: {line}", flush=True)
