@@ -17,7 +17,7 @@ test-unit: venv                         ## only the tests that need no service
 lint: venv
 	.venv/bin/ruff check .
 
-typecheck: venv                         ## mypy over include/ and plugins/ (settings in pyproject.toml [tool.mypy])
+typecheck: venv                         ## mypy over include/ (settings in pyproject.toml [tool.mypy])
 	.venv/bin/mypy
 
 bench: venv                             ## benchmarks, run by hand; figures go to bench/README.md (tools: requirements-dev.txt)

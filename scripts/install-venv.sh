@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates .venv: the runtime pins (requirements.txt) and the test/bench tools (requirements-dev.txt),
 # once per change of either list, then installs this checkout's package `meccano` (include/meccano,
-# pyproject.toml) in editable mode, so dags/, plugins/ and the tests import it without any PYTHONPATH.
+# pyproject.toml) in editable mode, so dags/ and the tests import it without any PYTHONPATH (and Airflow
+# finds its plugin through the package's entry point).
 # An editable install points at ONE checkout: a .venv shared by several checkouts imports the one
 # that ran this script last (re-run it in the checkout you work in).
 set -euo pipefail
@@ -21,7 +22,16 @@ fi
 root=$(pwd -P)
 here=$root/include/meccano/__init__.py
 got=$(cd / && "$root/.venv/bin/python" -c "import meccano; print(meccano.__file__)" 2>/dev/null || true)
-if [ "$got" != "$here" ]; then
+# reinstalled when the checkout or pyproject.toml changes: the installed metadata carries the package's
+# entry points (Airflow finds the web view's plugin through `airflow.plugins`)
+package_stamp=.venv/.package.sha
+package_want=$( (echo "$root"; cat pyproject.toml) | sha256sum | cut -d' ' -f1)
+if [ "$got" != "$here" ] || [ "$(cat "$package_stamp" 2>/dev/null)" != "$package_want" ]; then
   .venv/bin/pip install -q --no-deps -e .
+  echo "$package_want" > "$package_stamp"
   echo "virtualenv: package meccano installed from $root (editable)"
 fi
+# setuptools leaves a copy of the metadata in include/*.egg-info, and the editable install puts include/ on
+# sys.path: Airflow would then see the distribution twice and load its plugin twice ("Plugin 'meccano_web'
+# already registered" as a plugin import error). The dist-info in .venv is the one that counts.
+rm -rf include/*.egg-info

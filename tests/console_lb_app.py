@@ -1,5 +1,5 @@
 """What the API server mounts, for the load-balancer test: the web view at /meccano and the console API at
-/meccano-console (plugins/meccano_web.py), served by uvicorn: ``uvicorn --factory tests.console_lb_app:app``."""
+/meccano-console (meccano.web.airflow_plugin), served by uvicorn: ``uvicorn --factory tests.console_lb_app:app``."""
 
 from __future__ import annotations
 

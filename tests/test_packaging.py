@@ -8,7 +8,8 @@ list itself is the constraint: it pins apache-airflow and every transitive depen
 This test runs, in the image the tests build (the ``docker`` fixture: docker/Dockerfile on this machine's
 Debian 12), with the checkout mounted read-only and without PYTHONPATH:
 
-* imports every module under ``include/meccano``, every file of ``plugins/`` and ``dags/``;
+* imports every module under ``include/meccano``, every file of ``plugins/`` (none of the project's) and ``dags/``;
+* finds the package's ``airflow.plugins`` entry point (the web view's Airflow plugin) in the installed metadata;
 * finds every top-level module any of those files imports anywhere (function-level imports too,
   from the source's AST), so a lazy ``import pyarrow`` in a function cannot hide a missing package.
 
@@ -83,6 +84,8 @@ import meccano, pathlib
 result["meccano"] = meccano.__file__
 package = pathlib.Path(meccano.__file__).parent
 result["data_missing"] = [f for f in spec["data_files"] if not (package / f).is_file()]
+from importlib.metadata import entry_points
+result["plugin_entry_points"] = [[ep.name, ep.value] for ep in entry_points(group="airflow.plugins")]
 print(json.dumps(result))
 '''
 
@@ -112,6 +115,9 @@ def test_every_product_module_imports_in_the_image(docker) -> None:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     # the installed package, not the checkout's include/ (nothing puts it on sys.path)
     assert result["meccano"].startswith("/opt/venv/"), result["meccano"]
+    # the web view's Airflow plugin is declared in the installed (non-editable) package's metadata
+    ours = [ep for ep in result["plugin_entry_points"] if ep[0] == "meccano_web"]
+    assert ours == [["meccano_web", "meccano.web.airflow_plugin:MeccanoWebPlugin"]], result["plugin_entry_points"]
     assert not result["data_missing"], f"files the package reads are not installed with it: {result['data_missing']}"
     assert not result["missing"], f"imported by product code but not in requirements.txt: {result['missing']}"
     assert not result["module_errors"], "\n".join(f"{k}:\n{v}" for k, v in result["module_errors"].items())

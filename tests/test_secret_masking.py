@@ -75,8 +75,8 @@ def cluster(postgres: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Ite
             "aws_secret_access_key": SECRETS["aws_key"], "aws_session_token": SECRETS["session"]}}),
         "AIRFLOW_CONN_MECCANO_IOTDB": f"mysql://sm:{SECRETS['iotdb']}@127.0.0.1:1/IOTDB",
         "MECCANO_IOTDB_SQLITE": str(base / "iotdb.sqlite"),
-        # no Airflow plugin folder: the task's own start (run_native) must register the secrets, not the
-        # web view's app built when a process happens to load the plugins
+        # an empty Airflow plugins folder: the task's own start (run_native) registers the secrets; the web
+        # view (the package's entry point) registers them too in a process that loads the plugins
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(empty),
     }
     ha = Cluster(home=home, plugins_dir=plugins, db_uri=postgres.uri("airflow_masking"), dsn=dsn, extra_env=extra)

@@ -262,3 +262,29 @@ def test_listing_and_page_routes_use_the_configured_zone(plugins_root, jwt, airf
     page = client.get("/meccano/")
     assert page.status_code == 200
     assert "times in Europe/Lisbon" in page.text and "Schedule (Europe/Lisbon)" in page.text
+
+
+def test_listing_marks_a_plugin_whose_interpreter_is_missing(plugins_root, jwt, airflow_db, tmp_path, monkeypatch):
+    """deviceAvgTime is an R plugin: without Rscript on this host's PATH the listing says "needs R"."""
+    bare = tmp_path / "bin-without-r"
+    bare.mkdir()
+    monkeypatch.setenv("PATH", str(bare))
+    client = _client(jwt)
+    rows = {r["folder"]: r for r in client.get("/meccano/plugins").json()}
+    assert rows["deviceAvgTime:1.0"]["needs"] == "R"
+    assert rows["deviceAvgTime:1.0"]["needs_detail"] == "Rscript not found on PATH; install r-base-core to run it"
+    assert rows["updatesByDevice:1.0"]["needs"] is None and rows["updatesByDevice:1.0"]["needs_detail"] is None
+    page = client.get("/meccano/").text
+    row = page[page.index('<tr data-plugin="deviceAvgTime:1.0"'):]
+    row = row[:row.index("</tr>")]
+    assert '<span class="badge needs" data-needs="R"' in row and ">needs R</span>" in row
+    assert page.count('data-needs="') == 1  # only the R plugin
+
+    with_r = tmp_path / "bin-with-r"
+    with_r.mkdir()
+    (with_r / "Rscript").write_text("#!/bin/sh\nexit 0\n")
+    (with_r / "Rscript").chmod(0o755)
+    monkeypatch.setenv("PATH", str(with_r))
+    rows = {r["folder"]: r for r in client.get("/meccano/plugins").json()}
+    assert rows["deviceAvgTime:1.0"]["needs"] is None
+    assert 'data-needs="' not in client.get("/meccano/").text

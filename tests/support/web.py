@@ -1,5 +1,5 @@
 """The web view as the tests reach it: an Airflow login token, and a client of the app mounted
-under ``/meccano`` as ``plugins/meccano_web.py`` mounts it in Airflow's API server."""
+under ``/meccano`` as ``meccano.web.airflow_plugin`` mounts it in Airflow's API server."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from meccano.settings.config import PROJECT_ROOT
@@ -31,11 +32,14 @@ def demo_environment(port: int, state: Path = STATE) -> dict[str, str]:
         **os.environ,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        # the operator's own Airflow plugins; the web view comes from the installed package (entry point)
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "2",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        # one host: a plugin whose interpreter is missing here (R without Rscript) is created paused
+        "MECCANO_PLUGIN_PAUSE_WITHOUT_INTERPRETER": "true",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "demo-passwords.json"),
         "AIRFLOW__API__HOST": "127.0.0.1",
@@ -132,11 +136,55 @@ def _healthy(port: int) -> bool:
         return False
 
 
-def _enabled_dag_ids() -> list[str]:
-    """Enabled plugins' DAGs start unpaused (``is_paused_upon_creation``); disabled ones stay paused."""
-    from meccano.plugins.discovery import discover
+@dataclass(frozen=True)
+class StartupPlan:
+    """Which enabled plugins' DAGs the demo runs, and which it leaves paused because this machine lacks
+    their engine's interpreter (with the start-up line saying so). Disabled plugins stay paused anyway."""
 
-    return [p.manifest.dag_id for p in discover().active if p.manifest and p.manifest.enabled]
+    unpaused: list[str] = field(default_factory=list)
+    held: dict[str, str] = field(default_factory=dict)  # DAG id -> the start-up line naming what is missing
+
+
+def startup_plan(root: Path | None = None) -> StartupPlan:
+    """The demo's plan for the plugins under ``root`` (the configured folder when None), from the one
+    check :func:`meccano.plugins.engines.missing_interpreter`, on this host's PATH."""
+    from meccano.plugins.contract import display_name
+    from meccano.plugins.discovery import discover
+    from meccano.plugins.engines import missing_interpreter
+
+    plan = StartupPlan()
+    for load in discover(root).active:
+        manifest = load.manifest
+        if manifest is None or not manifest.enabled:
+            continue
+        spec = missing_interpreter(manifest.engine)
+        if spec is None:
+            plan.unpaused.append(manifest.dag_id)
+        else:
+            plan.held[manifest.dag_id] = (
+                f"plugin {display_name(load.folder)} needs {spec.needs} ({spec.interpreter} not found on PATH): "
+                f"left paused; install {spec.package} to run it")
+    return plan
+
+
+def web_plugin_installed() -> bool:
+    """Airflow mounts the web view from the installed package's ``airflow.plugins`` entry point
+    (pyproject.toml): an install that predates it, or a bare PYTHONPATH, has no web view."""
+    from importlib.metadata import entry_points
+
+    return any(ep.name == "meccano_web" for ep in entry_points(group="airflow.plugins"))
+
+
+def _pause_held(airflow: str, plan: StartupPlan, env: dict[str, str]) -> None:
+    """Pause the held plugins' DAGs left unpaused by an earlier demo on the same state folder (a new DAG is
+    created paused: MECCANO_PLUGIN_PAUSE_WITHOUT_INTERPRETER). Before the scheduler starts: no run begins."""
+    if not plan.held:
+        return
+    import re
+
+    pattern = "^(" + "|".join(re.escape(dag_id) for dag_id in sorted(plan.held)) + ")$"
+    subprocess.run([airflow, "dags", "pause", "--treat-dag-id-as-regex", "--yes", pattern], env=env, check=True,
+                   capture_output=True, timeout=180)
 
 
 def _wait_healthy(port: int, children: list[tuple[str, subprocess.Popen[bytes]]], logs: Path,
@@ -227,6 +275,13 @@ def main(argv: list[str] | None = None) -> int:
         spawn("simulator", sim)  # part of the package: a demo without its fleet is not a demo
         airflow = str(Path(sys.executable).parent / "airflow")
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+        if not web_plugin_installed():
+            print("demo: the package's `airflow.plugins` entry point meccano_web is not installed, so Airflow "
+                  "serves no web view (/meccano/): reinstall the package (scripts/install-venv.sh)", file=sys.stderr)
+        plan = startup_plan()
+        for line in plan.held.values():
+            print(f"demo: {line}", flush=True)
+        _pause_held(airflow, plan, env)
         from meccano.settings.pool import pool_command
 
         # MYSQL_CONNECTIONLIMIT: the pool 'iotdb' every plugin task takes a slot of
@@ -239,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         if not _wait_healthy(args.port, children, state / "logs", stop):
             return 1
         up = time.monotonic() - t0
-        enabled = _enabled_dag_ids()
+        held = (f"\n  Left paused:       {', '.join(plan.held)}   (interpreter not installed here, see above)"
+                if plan.held else "")
         print(f"""
 Meccano ServiceManager demo is up ({up:.0f} s)
   Airflow UI:        http://127.0.0.1:{args.port}/      login: admin / admin
@@ -247,7 +303,7 @@ Meccano ServiceManager demo is up ({up:.0f} s)
   Plugin listing:    http://127.0.0.1:{args.port}/meccano/plugins
   Web console API:   http://127.0.0.1:{args.console_port}/plugins   (the original console's URL)
                      header X-Meccano-Token: {env['MECCANO_WEB_CONSOLE_TOKEN']}
-  Unpaused DAGs:     {', '.join(enabled) or '-'}
+  Unpaused DAGs:     {', '.join(plan.unpaused) or '-'}{held}
   IOTDB (SQLite):    {env['MECCANO_IOTDB_SQLITE']}
 Press Ctrl-C to stop everything.""", flush=True)
         while all(proc.poll() is None for _, proc in children):

@@ -28,7 +28,7 @@ from meccano.plugins.contract import (
     invalid_dag_id,
 )
 from meccano.plugins.discovery import Catalog, discover
-from meccano.plugins.engines import SCRIPT_ENGINES, run_native
+from meccano.plugins.engines import SCRIPT_ENGINES, missing_interpreter, run_native
 from meccano.scripts.operators import PluginScriptOperator
 from meccano.settings.config import Settings, load_settings
 from meccano.settings.pool import IOTDB_POOL
@@ -180,7 +180,8 @@ def build_plugin_dag(manifest: PluginManifest, settings: Settings, shadowed: lis
         max_active_tasks=16,
         max_consecutive_failed_dag_runs=0,
         disable_bundle_versioning=False,
-        is_paused_upon_creation=schedule is None,
+        is_paused_upon_creation=schedule is None or (
+            settings.plugins.pause_without_interpreter and missing_interpreter(manifest.engine) is not None),
         tags=["meccano", f"type:{manifest.type}", f"engine:{manifest.engine}", f"version:{manifest.version}",
               *(["disabled"] if schedule is None else [])],
         doc_md=_docs(manifest, shadowed or []),

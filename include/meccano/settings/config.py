@@ -313,7 +313,8 @@ class WebSettings:
 
 @model(frozen=True, config=_MODEL)
 class PluginLimits:
-    """Limits of a script plugin's run (see :mod:`meccano.scripts.environment`)."""
+    """Limits of a script plugin's run (see :mod:`meccano.scripts.environment`), and whether a plugin whose
+    interpreter is missing starts paused."""
 
     default_timeout_minutes: Annotated[Positive, Key(
         "plugins.defaultTimeoutMinutes", "MECCANO_PLUGIN_TIMEOUT_MINUTES", where_env=NAMED_BY_VARIABLE,
@@ -321,6 +322,11 @@ class PluginLimits:
     kill_grace_seconds: Annotated[Positive, Key(
         "plugins.killGraceSeconds", "MECCANO_PLUGIN_KILL_GRACE", where_env=NAMED_BY_VARIABLE,
         help="SIGTERM -> SIGKILL wait when it is stopped")] = 10.0
+    # Off in production: the dag-processor's host need not have the workers' interpreters. The demo (one
+    # host) turns it on, so an R plugin on a machine without R is created paused instead of failing its runs.
+    pause_without_interpreter: Annotated[Flag, Key(
+        "plugins.pauseWithoutInterpreter", "MECCANO_PLUGIN_PAUSE_WITHOUT_INTERPRETER",
+        help="a new DAG whose engine's interpreter is not on the parsing host's PATH starts paused")] = False
 
 
 # Options of the fleet plugins (meccano.fleet): these defaults, the YAML section, then the plugin's

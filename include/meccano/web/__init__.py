@@ -1,1 +1,1 @@
-"""The web view: a FastAPI app mounted in Airflow's API server (see plugins/meccano_web.py)."""
+"""The web view: a FastAPI app mounted in Airflow's API server (see meccano.web.airflow_plugin)."""

@@ -1,4 +1,4 @@
-"""The FastAPI app of the web view, mounted by ``plugins/meccano_web.py`` under ``/meccano``.
+"""The FastAPI app of the web view, mounted by :mod:`meccano.web.airflow_plugin` under ``/meccano``.
 
 Endpoints (all GET, all need an Airflow login unless stated), one router each in
 :mod:`meccano.web.routes`:

@@ -3,7 +3,7 @@
 The Node.js ServiceManager answered ``GET http://<load balancer>:<PORT>/plugins`` with its
 *loaded* plugins (their ``plugin.json`` objects) and served each report plugin's
 ``assets/output.png``. This app gives a console configured for it the same answers. It is
-mounted in Airflow's API server at ``/meccano-console`` (``plugins/meccano_web.py``); the
+mounted in Airflow's API server at ``/meccano-console`` (:mod:`meccano.web.airflow_plugin`); the
 load balancer maps the console's port and paths onto it (``docker/nginx/nginx.conf``), and
 the demo serves it on the console port directly.
 

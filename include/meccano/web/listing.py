@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from meccano.plugins.contract import PluginLoad, display_name, invalid_dag_id
 from meccano.plugins.discovery import Catalog, discover
+from meccano.plugins.engines import missing_interpreter
 from meccano.reports.store import ReportEntry, ReportStore
 from meccano.web.runs import DagState, dag_states
 
@@ -69,6 +70,9 @@ class PluginRow(BaseModel):
                                       "(ISO 8601 with its offset); null if paused/none")
     timezone: str = Field("UTC", description="The zone the schedule's cron runs in (timezone / TZ)")
     report: ReportInfo | None
+    needs: str | None = Field(None, description="What the plugin's engine needs and this host lacks (\"R\", "
+                              "\"Node.js\"): its interpreter is not on PATH, so its runs fail here; null when it runs")
+    needs_detail: str | None = Field(None, description="The missing interpreter and the package that brings it")
     links: Links
 
 
@@ -121,6 +125,14 @@ def _safe_row(entry: _Entry, where: _Where) -> PluginRow:
                                      report_data=None, report_history=None))
 
 
+def _needs(engine: str | None) -> tuple[str | None, str | None]:
+    """A row's ``needs`` and ``needs_detail``: set when the engine's interpreter is missing on this host."""
+    spec = missing_interpreter(engine) if engine is not None else None
+    if spec is None:
+        return None, None
+    return spec.needs, f"{spec.interpreter} not found on PATH; install {spec.package} to run it"
+
+
 def _row(entry: _Entry, where: _Where) -> PluginRow:
     load, dag_id, shadowed_by, state, report = entry.load, entry.dag_id, entry.shadowed_by, entry.state, entry.report
     base, airflow_base, timezone = where.base, where.airflow_base, where.timezone
@@ -130,6 +142,7 @@ def _row(entry: _Entry, where: _Where) -> PluginRow:
     fq = quote(folder, safe=":")
     report_name = manifest.name if manifest is not None and manifest.type == "report" else None
     is_report = report_name is not None
+    needs, needs_detail = _needs(manifest.engine if manifest is not None else None)
     docs = f"{base}/plugins/{fq}/docs" if (load.folder / "assets" / "index.html").is_file() else None
     chart = data = None
     if report is not None and report_name is not None:
@@ -153,6 +166,8 @@ def _row(entry: _Entry, where: _Where) -> PluginRow:
         timezone=timezone,
         report=ReportInfo(created_at=report.created_at, stamp=report.stamp, files=list(report.files))
         if report is not None and is_report else None,
+        needs=needs,
+        needs_detail=needs_detail,
         links=Links(dag=f"{airflow_base}/dags/{quote(dag_id)}", docs=docs, report=chart, report_data=data,
                     report_history=f"{base}/reports/{quote(report_name)}" if report_name is not None else None),
     )
