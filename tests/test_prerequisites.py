@@ -103,7 +103,6 @@ def test_the_meccano_page_shows_what_is_missing_at_the_top(airflow_db, sqlite_io
     from airflow.models.pool import Pool
 
     from meccano.iotdb.migrate import downgrade
-
     from meccano.web import setup
     from tests.support.web import admin_token, web_client
 
