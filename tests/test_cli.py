@@ -165,3 +165,20 @@ def test_an_unreachable_iotdb_is_named_not_a_traceback(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith("MISSING IOTDB connection: ") and "Can't connect" in err and "'meccano_iotdb'" in err
     assert "Traceback" not in err and "Unreachable-Pass-31" not in err
+
+
+def test_the_demo_relays_progress_lines_as_they_come(tmp_path: Path, capsys):
+    from meccano.cli.demo import LogRelay
+
+    log = tmp_path / "simulator.log"
+    log.write_text("an earlier run: backfill: day 9 of 9 done\n")
+    relay = LogRelay(log, "backfill:")
+    with log.open("a") as out:
+        out.write("2026-12-05 INFO meccano.cli.simulator backfill: day 1 of 3 done, 500 Facts rows so far\nnoise\n")
+        out.write("backfill: day 2 of 3")  # not a whole line yet
+    relay()
+    assert capsys.readouterr().out == "demo: backfill: day 1 of 3 done, 500 Facts rows so far\n"
+    with log.open("a") as out:
+        out.write(" done, 900 Facts rows so far\n")
+    relay()
+    assert capsys.readouterr().out == "demo: backfill: day 2 of 3 done, 900 Facts rows so far\n"

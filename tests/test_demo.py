@@ -119,6 +119,8 @@ def test_make_demo_runs_the_fleet_and_stops_cleanly(tmp_path: Path):
         _poll("the demo's 'is up' banner", lambda: b"demo is up" in (tmp_path / "demo.out").read_bytes(), 400)
         banner = (tmp_path / "demo.out").read_text()
         assert f"http://127.0.0.1:{port}/" in banner and "admin / admin" in banner and "Ctrl-C" in banner
+        assert "demo: step 1 of 3: " in banner and "demo: step 3 of 3: " in banner  # progress while starting
+        assert "demo: backfill: 1 days ..." in banner  # the simulator's back-fill, relayed as it goes
         token = _poll("a login token", lambda: _token(base), 120)  # a loaded machine may answer slowly
 
         def succeeded() -> list[str]:

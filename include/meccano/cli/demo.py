@@ -187,12 +187,35 @@ def _pause_held(airflow: str, plan: StartupPlan, env: dict[str, str]) -> None:
                    capture_output=True, timeout=180)
 
 
+class LogRelay:
+    """Prints, as they come, the lines of a child's log that carry ``marker`` (the simulator's back-fill
+    progress), so the demo's terminal says how far the start-up is."""
+
+    def __init__(self, path: Path, marker: str) -> None:
+        self.path, self.marker = path, marker
+        self.offset = path.stat().st_size if path.exists() else 0  # an earlier run's lines are not news
+
+    def __call__(self) -> None:
+        try:
+            with self.path.open("rb") as log:
+                log.seek(self.offset)
+                data = log.read(1 << 20)
+        except OSError:
+            return
+        complete = data[: data.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        for line in complete.decode("utf-8", errors="replace").splitlines():
+            if self.marker in line:
+                print(f"demo: {line[line.index(self.marker):]}", flush=True)
+
+
 def _wait_healthy(port: int, children: list[tuple[str, subprocess.Popen[bytes]]], logs: Path,
-                  stop: Callable[[], None]) -> bool:
-    """Wait up to 10 minutes for Airflow's health check; False (said on stderr) when it does not come,
-    or when a child exits first (then everything is stopped)."""
+                  stop: Callable[[], None], relay: Callable[[], None] = lambda: None) -> bool:
+    """Wait up to 10 minutes for Airflow's health check, relaying progress lines; False (said on stderr) when
+    it does not come, or when a child exits first (then everything is stopped)."""
     deadline = time.monotonic() + 600
     while not _healthy(port):
+        relay()
         if time.monotonic() > deadline:
             print(f"demo: Airflow not healthy after 10 minutes; see {logs / 'airflow.log'}", file=sys.stderr)
             return False
@@ -272,9 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sim = [sys.executable, "-m", "meccano.cli.simulator", "--stores", str(args.stores),
                "--devices-per-store", str(args.devices_per_store), "--backfill-days", str(args.backfill_days)]
+        relay = LogRelay(state / "logs" / "simulator.log", "backfill:")
         spawn("simulator", sim)  # part of the package: a demo without its fleet is not a demo
         airflow = str(Path(sys.executable).parent / "airflow")
+        print("demo: step 1 of 3: Airflow's metadata database (airflow db migrate) ...", flush=True)
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+        relay()
         if not web_plugin_installed():
             print("demo: the package's `airflow.plugins` entry point meccano_web is not installed, so Airflow "
                   "serves no web view (/meccano/): reinstall the package (scripts/install-venv.sh)", file=sys.stderr)
@@ -285,14 +311,17 @@ def main(argv: list[str] | None = None) -> int:
         from meccano.settings.pool import pool_command
 
         # MYSQL_CONNECTIONLIMIT: the pool 'iotdb' every plugin task takes a slot of
+        print("demo: step 2 of 3: the pool 'iotdb' (airflow pools set) ...", flush=True)
         subprocess.run(pool_command(load_settings()), env=env, check=True, capture_output=True, timeout=180)
         spawn("airflow", [airflow, "standalone"])
         # The original web console's URL shape: GET http://127.0.0.1:<console port>/plugins (token)
         spawn("console", [sys.executable, "-m", "uvicorn", "--factory", "meccano.web.console:create_console_app",
                           "--host", "127.0.0.1", "--port", str(args.console_port), "--no-access-log"])
-        print(f"demo: starting Airflow on http://127.0.0.1:{args.port} (logs in {state / 'logs'}) ...", flush=True)
-        if not _wait_healthy(args.port, children, state / "logs", stop):
+        print(f"demo: step 3 of 3: starting Airflow on http://127.0.0.1:{args.port} (logs in {state / 'logs'}) ...",
+              flush=True)
+        if not _wait_healthy(args.port, children, state / "logs", stop, relay):
             return 1
+        relay()
         up = time.monotonic() - t0
         held = (f"\n  Left paused:       {', '.join(plan.held)}   (interpreter not installed here, see above)"
                 if plan.held else "")
