@@ -5,7 +5,8 @@ code needs on this host.
 What is looked at, beyond the contract: the R packages an R plugin loads (``library(x)``,
 ``require(x)``, ``requireNamespace("x")``, checked with one ``Rscript`` call when R is here), the
 modules a python plugin imports (in this Python, the one that runs scripts), whether a node.js
-plugin is one of the original's in-process modules (``exports.entrypoint``, ``require('../mysql')``),
+plugin is one of the original's in-process modules (``exports.entrypoint``, ``require('../mysql')``:
+they run through :mod:`meccano.scripts.original_node`, once its npm packages are installed),
 an ``executionContext`` of ``both``, and a schedule Airflow reads differently. Sources are read
 bounded (:func:`meccano.files.bounded.read_bounded`: regular files only, never a link).
 """
@@ -24,11 +25,11 @@ from meccano.files.bounded import read_bounded
 from meccano.migrate.report import Note, PluginItem
 from meccano.plugins.contract import PluginLoad, PluginManifest, display_name
 from meccano.plugins.discovery import Catalog, discover
+from meccano.scripts.original_node import is_in_process_text, runner_problem
 
 MAX_SOURCE_BYTES = 2 * 1024 * 1024
 _R_PACKAGE = re.compile(
     r"\b(?:library|require|requireNamespace)\s*\(\s*['\"]?([A-Za-z][A-Za-z0-9.]*)['\"]?\s*[,)]")
-_NODE_IN_PROCESS = re.compile(r"\bexports\.entrypoint\b|require\(\s*['\"]\.\./(?:config|mysql|aws)['\"]\s*\)")
 _NODE_REQUIRE = re.compile(r"require\(\s*['\"]([^'\"./][^'\"]*)['\"]\s*\)")
 _R_INSTALL = "install it here (Debian: apt-get install r-cran-{lower}; else install.packages('{name}'))"
 
@@ -116,11 +117,14 @@ def node_notes(source: str, folder: Path) -> list[Note]:
     if builtins is None:
         return [Note("Node.js is not installed here (node is not on PATH): install it (apt-get install nodejs)",
                      action=True)]
-    if _NODE_IN_PROCESS.search(source):
-        return [Note("an in-process node.js plugin of the original (exports.entrypoint, require('../config'), "
-                     "require('../mysql'), require('../aws')): the nodejs engine runs `node <plugin>.js`, so "
-                     "entrypoint() is never called; port it to a standalone script reading MYSQL_*/AWS_* or to a "
-                     "native plugin (README, Migration)", kind="change")]
+    if is_in_process_text(source):
+        problem = runner_problem()
+        if problem:
+            return [Note(f"an in-process node.js plugin of the original (exports.entrypoint): {problem}",
+                         action=True)]
+        return [Note("an in-process node.js plugin of the original (exports.entrypoint): it runs through the "
+                     "shipped runner, which provides ../config, ../mysql and ../aws; check that it uses them as "
+                     "README, \"Original node.js plugins\" describes")]
     notes = []
     for match in _NODE_REQUIRE.finditer(source):
         name = match.group(1)
