@@ -257,3 +257,13 @@ def test_migrated_r_and_python_plugins_run_on_mariadb(tmp_path, capfd, iotdb, ru
         out = capfd.readouterr()
         assert run.state == "success", dag_id
         assert "facts: 3" in out.out + out.err, dag_id
+
+
+def test_without_to_it_fills_the_folders_this_installation_reads(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MECCANO_PLUGINS_DIR", str(tmp_path / "plugins-here"))
+    monkeypatch.setenv("MECCANO_CONFIG", str(tmp_path / "conf" / "meccano.yml"))
+    assert main(["migrate", "apply", str(ORIGINAL), "--env-file", str(PROFILE)]) == 1
+    out = capsys.readouterr().out
+    assert f"COPIED    plugins/helloR:1.0 -> {tmp_path}/plugins-here/helloR:1.0" in out
+    assert f"WROTE {tmp_path}/conf/meccano.yml: sections default, prod; 23 settings carried over" in out
+    assert load_settings(env={"MECCANO_CONFIG": str(tmp_path / "conf" / "meccano.yml")}).warninglimit == 30

@@ -1,18 +1,20 @@
 """``migrate apply``: carry an original installation over, as ``migrate check`` reported it.
 
-* Plugins that pass the contract (``unchanged`` or ``warning``) are copied into
-  ``<target>/meccano_plugins/``, shadowed versions too (the same version wins there as in the
-  original). A folder already there with the same files is skipped; a *different* plugin of the
-  same ``name:version`` is never overwritten (the operator decides). Each copy is made in a hidden
-  folder next to its place, then renamed: a crash leaves no half-copied plugin, and discovery skips
-  the hidden leftover, which the next run removes.
-* ``<target>/config/config.yml`` is written with every section of the original and the settings
-  carried over; the variables of the variables file are folded in (they won over every section,
-  so each section that sets the key gets the variable's value). Replaced and ignored keys are left
-  out. Secrets are never written: the configuration loader reads no ``${...}`` references, and
-  every secret has its environment variable, so the variables to set are printed instead. An
-  existing different file is kept as ``config.yml.before-migrate`` (numbered when that exists)
-  before the new one is put in place. While any setting is a problem, config.yml is not written.
+* Plugins that pass the contract (``unchanged`` or ``warning``) are copied into the plugins folder
+  (``--to DIR``: ``DIR/meccano_plugins/``; else ``MECCANO_PLUGINS_DIR`` or the project's
+  ``meccano_plugins/``), shadowed versions too (the same version wins there as in the original).
+  A folder already there with the same files is skipped; a *different* plugin of the same
+  ``name:version`` is never overwritten (the operator decides). Each copy is made in a hidden
+  folder next to its place, then renamed: a crash leaves no half-copied plugin, and discovery
+  skips the hidden leftover, which the next run removes.
+* The configuration file (``DIR/config/config.yml``; else ``MECCANO_CONFIG`` or
+  ``config/config.yml``) is written with every section of the original and the settings carried
+  over; the variables of the variables file are folded in (they won over every section, so each
+  section that sets the key gets the variable's value). Replaced and ignored keys are left out.
+  Secrets are never written: the configuration loader reads no ``${...}`` references, and every
+  secret has its environment variable, so the variables to set are printed instead. An existing
+  different file is kept as ``config.yml.before-migrate`` (numbered when that exists) before the
+  new one is put in place. While any setting is a problem, config.yml is not written.
 
 A second run finds everything in place and changes nothing.
 """
@@ -29,16 +31,32 @@ from typing import Any
 
 from meccano.migrate.check import Installation
 from meccano.migrate.report import EXIT_ACTION, EXIT_CLEAN
-from meccano.settings.config import PROJECT_ROOT
 
 MAX_PLUGIN_FILES = 10_000
 MAX_PLUGIN_BYTES = 512 * 1024 * 1024
 TMP_PREFIX = ".migrate-"
 
 
-def default_target() -> Path:
-    """The project's folder: ``meccano_plugins/`` and ``config/`` live there."""
-    return PROJECT_ROOT
+@dataclass(frozen=True)
+class Target:
+    """Where the installation goes: the plugins folder and the configuration file."""
+
+    plugins: Path
+    config: Path
+
+    @classmethod
+    def folder(cls, root: Path) -> Target:
+        """``--to DIR``: ``DIR/meccano_plugins/`` and ``DIR/config/config.yml``."""
+        return cls(root / "meccano_plugins", root / "config" / "config.yml")
+
+
+def default_target() -> Target:
+    """The folders this installation reads: ``MECCANO_PLUGINS_DIR`` (else ``meccano_plugins/``) and
+    ``MECCANO_CONFIG`` (else ``config/config.yml``), as compose and the image set them."""
+    from meccano.plugins.discovery import plugins_dir
+    from meccano.settings.config import config_file_path
+
+    return Target(plugins_dir(), config_file_path())
 
 
 @dataclass
@@ -137,8 +155,8 @@ def _remove_leftovers(dest_root: Path) -> None:
                 shutil.rmtree(entry.path, ignore_errors=True)
 
 
-def copy_plugins(installation: Installation, target: Path, dry_run: bool, outcome: Outcome) -> None:
-    dest_root = target / "meccano_plugins"
+def copy_plugins(installation: Installation, target: Target, dry_run: bool, outcome: Outcome) -> None:
+    dest_root = target.plugins
     if not dry_run:
         _remove_leftovers(dest_root)
     for item in installation.report.plugins:
@@ -212,8 +230,8 @@ def _backup_name(cfg: Path) -> Path:
     return candidate
 
 
-def write_config(installation: Installation, target: Path, dry_run: bool, outcome: Outcome) -> None:
-    cfg = target / "config" / "config.yml"
+def write_config(installation: Installation, target: Target, dry_run: bool, outcome: Outcome) -> None:
+    cfg = target.config
     problems = sum(s.status == "problem" for s in installation.report.settings)
     if problems:
         outcome.refused += 1
@@ -243,7 +261,7 @@ def write_config(installation: Installation, target: Path, dry_run: bool, outcom
         outcome.lines.append(f"SET       {line}: a secret, set it in the environment of the Airflow components")
 
 
-def apply_installation(installation: Installation, target: Path, dry_run: bool = False) -> Outcome:
+def apply_installation(installation: Installation, target: Target, dry_run: bool = False) -> Outcome:
     outcome = Outcome()
     if dry_run:
         outcome.lines.append("dry run: nothing is changed")

@@ -24,8 +24,9 @@ def add_migrate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
                                                "read, never run")
     check.add_argument("--format", choices=["text", "json"], default="text")
     apply.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
-    apply.add_argument("--to", help="the Meccano folder to fill (meccano_plugins/, config/config.yml; default: "
-                                    "this project's folder)")
+    apply.add_argument("--to", help="the Meccano folder to fill (DIR/meccano_plugins/, DIR/config/config.yml; "
+                                    "default: MECCANO_PLUGINS_DIR and MECCANO_CONFIG, else this project's "
+                                    "meccano_plugins/ and config/config.yml)")
     migrate.set_defaults(func=migrate_command)
 
 
@@ -45,9 +46,9 @@ def migrate_command(args: argparse.Namespace) -> int:
         else:
             print("\n".join(report.lines()))
         return report.exit_code
-    from meccano.migrate.apply import apply_installation, default_target
+    from meccano.migrate.apply import Target, apply_installation, default_target
 
-    target = Path(args.to).expanduser() if args.to else default_target()
+    target = Target.folder(Path(args.to).expanduser()) if args.to else default_target()
     outcome = apply_installation(installation, target, dry_run=args.dry_run)
     print("\n".join(outcome.lines))
     return outcome.exit_code

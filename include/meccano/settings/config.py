@@ -592,6 +592,11 @@ def _config_path(path: str | os.PathLike[str] | None, env: Mapping[str, str]) ->
     return DEFAULT_CONFIG_FILE, None
 
 
+def config_file_path() -> Path:
+    """The configuration file this process reads: ``MECCANO_CONFIG``/``CONFIG_FILE``, else ``config/config.yml``."""
+    return _config_path(None, os.environ)[0]
+
+
 def _merged_sections(raw: dict[str, Any], environment: str, cfg_path: Path) -> dict[str, Any]:
     """The ``default`` section with the ``environment`` section merged over it, old key names
     moved to their new place."""
