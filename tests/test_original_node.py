@@ -25,9 +25,9 @@ def _plugin(tmp_path: Path, source: str) -> Path:
     return folder / "p:1.0.js"
 
 
-def _run(script: Path, timeout_seconds: float = 60) -> subprocess.CompletedProcess[str]:
+def _run(script: Path, timeout_seconds: float = 60, **extra: str) -> subprocess.CompletedProcess[str]:
     """The Python runner, as the script engines start it, with the node runner selected."""
-    env = {"PATH": os.environ["PATH"], "MECCANO_INTERPRETER": "node", "MECCANO_NODE_RUNNER": str(NODE_RUNNER),
+    env = {**extra, "PATH": os.environ["PATH"], "MECCANO_INTERPRETER": "node", "MECCANO_NODE_RUNNER": str(NODE_RUNNER),
            "MECCANO_PLUGIN_SOURCE": str(script), "MECCANO_TIMEOUT_SECONDS": str(timeout_seconds),
            "MECCANO_KILL_GRACE_SECONDS": "1", "MYSQL_PORT": "3306", "WARNINGLIMIT": "30"}
     return subprocess.run([sys.executable, SCRIPT_RUNNER], env=env, capture_output=True, text=True, timeout=120,
@@ -81,6 +81,14 @@ def test_the_time_limit_stops_a_plugin_that_never_finishes(tmp_path):
     done = _run(script, timeout_seconds=2)
     assert done.returncode == 124
     assert "[meccano] plugin timed out after 2 s: SIGTERM to its processes" in done.stdout
+
+
+def test_mysql_on_the_demos_sqlite_iotdb_is_named(tmp_path):
+    script = _plugin(tmp_path, "var mysql = require('../mysql');\n"
+                               "exports.entrypoint = function () { mysql.query('SELECT 1', function () {}); };\n")
+    done = _run(script, MECCANO_IOTDB_SQLITE=str(tmp_path / "iotdb.sqlite"))
+    assert done.returncode == 1
+    assert "require('../mysql'): the IOTDB here is the demo's SQLite file (MECCANO_IOTDB_SQLITE)" in done.stdout
 
 
 @pytest.fixture

@@ -117,15 +117,14 @@ def node_notes(source: str, folder: Path) -> list[Note]:
     if builtins is None:
         return [Note("Node.js is not installed here (node is not on PATH): install it (apt-get install nodejs)",
                      action=True)]
+    notes = []
     if is_in_process_text(source):
         problem = runner_problem()
-        if problem:
-            return [Note(f"an in-process node.js plugin of the original (exports.entrypoint): {problem}",
-                         action=True)]
-        return [Note("an in-process node.js plugin of the original (exports.entrypoint): it runs through the "
-                     "shipped runner, which provides ../config, ../mysql and ../aws; check that it uses them as "
-                     "README, \"Original node.js plugins\" describes")]
-    notes = []
+        notes.append(Note(f"an in-process node.js plugin of the original (exports.entrypoint): {problem}", action=True)
+                     if problem else
+                     Note("an in-process node.js plugin of the original (exports.entrypoint): it runs through the "
+                          "shipped runner, which provides ../config, ../mysql and ../aws; check that it uses them as "
+                          "README, \"Original node.js plugins\" describes"))
     for match in _NODE_REQUIRE.finditer(source):
         name = match.group(1)
         base = name.removeprefix("node:").split("/")[0]

@@ -8,6 +8,16 @@ const mysql = require('mysql2');
 const env = process.env;
 const CLOSE = Symbol.for('meccano.close');
 
+if (!env.MYSQL_HOST && env.MECCANO_IOTDB_SQLITE) {
+  // the embedded demo's IOTDB is SQLite: there is no MySQL to give the plugin
+  const refuse = () => {
+    throw new Error("require('../mysql'): the IOTDB here is the demo's SQLite file (MECCANO_IOTDB_SQLITE), not "
+                    + 'MySQL/MariaDB; run this plugin against a MySQL IOTDB');
+  };
+  module.exports = { query: refuse, execute: refuse, getConnection: refuse, promise: refuse };
+  return;
+}
+
 const pool = mysql.createPool({
   host: env.MYSQL_HOST || 'localhost',
   port: Number(env.MYSQL_PORT || 3306),
