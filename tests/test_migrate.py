@@ -267,3 +267,17 @@ def test_without_to_it_fills_the_folders_this_installation_reads(tmp_path, capsy
     assert f"COPIED    plugins/helloR:1.0 -> {tmp_path}/plugins-here/helloR:1.0" in out
     assert f"WROTE {tmp_path}/conf/meccano.yml: sections default, prod; 23 settings carried over" in out
     assert load_settings(env={"MECCANO_CONFIG": str(tmp_path / "conf" / "meccano.yml")}).warninglimit == 30
+
+
+def test_links_inside_a_plugin_are_left_out_of_the_copy(tmp_path, capsys):
+    install = _copy(tmp_path)
+    folder = install / "plugins" / "helloPython:1.0"
+    os.symlink("/etc/passwd", folder / "passwd")
+    os.symlink("/etc", folder / "etc")
+    target = tmp_path / "meccano"
+    assert main(["migrate", "apply", str(install), "--to", str(target)]) == 1
+    out = capsys.readouterr().out
+    assert (f"COPIED    plugins/helloPython:1.0 -> {target}/meccano_plugins/helloPython:1.0 (left out, not regular "
+            "files: etc, passwd)") in out
+    copied = target / "meccano_plugins" / "helloPython:1.0"
+    assert sorted(p.name for p in copied.iterdir()) == ["assets", "helloPython:1.0.py", "plugin.json"]

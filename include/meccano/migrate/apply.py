@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meccano.files.bounded import read_bounded
 from meccano.migrate.check import Installation
 from meccano.migrate.report import EXIT_ACTION, EXIT_CLEAN
 
@@ -75,9 +76,8 @@ def _files(root: Path) -> Iterator[tuple[str, Path | None]]:
     for folder, dirs, files in os.walk(root, followlinks=False):
         base = Path(folder)
         dirs.sort()
-        for name in sorted(dirs):
-            if not (base / name).is_symlink():
-                yield str((base / name).relative_to(root)), None
+        for name in sorted(dirs):  # a link to a folder is not walked: it comes out as a file, and is left out
+            yield str((base / name).relative_to(root)), (base / name) if (base / name).is_symlink() else None
         for name in sorted(files):
             yield str((base / name).relative_to(root)), base / name
 
@@ -101,7 +101,7 @@ def _tree(root: Path) -> tuple[dict[str, bytes | None], list[str]]:
         total += info.st_size
         if total > MAX_PLUGIN_BYTES:
             raise ValueError(f"more than {MAX_PLUGIN_BYTES:,} bytes")
-        out[rel] = path.read_bytes()
+        out[rel] = read_bounded(path, MAX_PLUGIN_BYTES)
     return out, left_out
 
 
