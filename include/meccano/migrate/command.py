@@ -20,13 +20,14 @@ def add_migrate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
     apply = actions.add_parser("apply", help="copy the plugins that pass and write config/config.yml (idempotent)")
     for parser in (check, apply):
         parser.add_argument("path", help="the original installation's folder (config/config.yml, plugins/)")
-        parser.add_argument("--env-file", help="a file exporting the original's variables (e.g. ~/.bash_profile); "
-                                               "read, never run")
+        parser.add_argument("--env-file", metavar="FILE",
+                            help="a file exporting the original's variables (e.g. ~/.bash_profile); read, never run")
     check.add_argument("--format", choices=["text", "json"], default="text")
     apply.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
-    apply.add_argument("--to", help="the Meccano folder to fill (DIR/meccano_plugins/, DIR/config/config.yml; "
-                                    "default: MECCANO_PLUGINS_DIR and MECCANO_CONFIG, else this project's "
-                                    "meccano_plugins/ and config/config.yml)")
+    apply.add_argument("--to", metavar="DIR",
+                       help="the Meccano folder to fill (DIR/meccano_plugins/, DIR/config/config.yml; default: "
+                            "MECCANO_PLUGINS_DIR and MECCANO_CONFIG, else this project's meccano_plugins/ and "
+                            "config/config.yml)")
     migrate.set_defaults(func=migrate_command)
 
 
