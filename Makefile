@@ -25,6 +25,7 @@ bench: venv                             ## benchmarks, run by hand; figures go t
 
 venv:
 	scripts/install-venv.sh
+	scripts/install-node-deps.sh
 
 system-deps-test:
 	scripts/install-system-deps.sh test

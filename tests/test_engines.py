@@ -43,7 +43,7 @@ def test_missing_interpreter_says_how_to_install(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(PluginError, match=r"needs `Rscript`.*apt-get install r-base-core"):
         interpreter_path("R")
-    with pytest.raises(PluginError, match=r"needs `node`.*must be ported"):
+    with pytest.raises(PluginError, match=r"needs `node`.*apt-get install nodejs.*scripts/install-node-deps.sh"):
         interpreter_path("nodejs")
 
 

@@ -66,3 +66,8 @@ class MissingTable(ExportError, LookupError):
 class AmbiguousValue(MeccanoError):
     """A value holds the CSV fast path's unit or record separator: the writer reads those rows
     the exact way instead. Never reaches a user: the export catches it and falls back."""
+
+
+class SwitchOverError(MeccanoError, ValueError):
+    """An original installation cannot be read as asked (not one, or its variables file is unusable);
+    the message names the path and what ``migrate`` expects there."""

@@ -6,6 +6,7 @@
     python -m meccano db init | db upgrade | db check | db downgrade
     python -m meccano db partition [--dry-run] [--yes] [--ahead N]   (daily partitions of Facts)
     python -m meccano config show
+    python -m meccano migrate check|apply PATH [--env-file FILE]   (switching over from the original)
     python -m meccano demo [--port 8080] [--fresh]   (the embedded demo; README)
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 
 from meccano.errors import ConfigError, MigrationError
 from meccano.iotdb.partition_ops import DEFAULT_AHEAD
+from meccano.migrate.command import add_migrate_parser
 from meccano.plugins.contract import invalid_dag_id, json_schema, load_plugin
 from meccano.plugins.discovery import SKIP_RULE, discover, plugins_dir, scan
 from meccano.settings.config import Settings, load_settings
@@ -214,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     pool = sub.add_parser("pool", help="the Airflow pool 'iotdb' (MYSQL_CONNECTIONLIMIT slots)")
     pool.add_argument("action", choices=["sync"], help="create or resize it with `airflow pools set`")
     pool.set_defaults(func=_pool)
+    add_migrate_parser(sub)
     return parser
 
 

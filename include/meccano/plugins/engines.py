@@ -47,8 +47,8 @@ SCRIPT_ENGINES: dict[str, ScriptEngine] = {
     "R": ScriptEngine("Rscript", "install R with `apt-get install r-base-core r-cran-dbi r-cran-rmysql` "
                       "(or your distribution's R and RMySQL packages)", "R", "r-base-core"),
     "python": ScriptEngine(sys.executable, "install Python 3", "Python", "python3"),
-    "nodejs": ScriptEngine("node", "install Node.js (`apt-get install nodejs`); note that the original "
-                           "in-process node.js plugins must be ported to a script or to a native plugin",
+    "nodejs": ScriptEngine("node", "install Node.js (`apt-get install nodejs`); the original in-process node.js "
+                           "plugins also need the runner's npm packages (scripts/install-node-deps.sh)",
                            "Node.js", "nodejs"),
 }
 

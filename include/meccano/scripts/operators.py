@@ -65,6 +65,8 @@ class PluginScriptOperator(BashOperator):
                 from airflow.sdk.exceptions import AirflowFailException
 
                 raise AirflowFailException(problem)  # a retry cannot help
+        if manifest.engine == "nodejs":
+            _original_node_plugin(manifest.source, env)
         # A read-only plugin folder (compose): run in a writable copy so assets/output.png still works.
         workdir, self._scratch = script_workdir(Path(self.plugin_folder))
         self.cwd = str(workdir)
@@ -108,3 +110,16 @@ class PluginScriptOperator(BashOperator):
         publish_if_report(self._manifest, out, self._settings)
         return result
 
+
+def _original_node_plugin(source: Path, env: dict[str, str]) -> None:
+    """An original in-process node.js plugin runs through the shipped runner (``MECCANO_NODE_RUNNER``)."""
+    from meccano.scripts.original_node import NODE_RUNNER, RUNNER_VARIABLE, is_in_process, runner_problem
+
+    if not is_in_process(source):
+        return
+    problem = runner_problem()
+    if problem:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(problem)  # a retry cannot help
+    env[RUNNER_VARIABLE] = str(NODE_RUNNER)

@@ -41,7 +41,8 @@ from typing import BinaryIO
 TIMEOUT_EXIT = 124
 PR_SET_CHILD_SUBREAPER = 36
 # Names the runner reads; not passed on to the script.
-CONTROL = ("MECCANO_PYTHON", "MECCANO_SCRIPT_RUNNER", "MECCANO_TIMEOUT_SECONDS", "MECCANO_KILL_GRACE_SECONDS")
+CONTROL = ("MECCANO_PYTHON", "MECCANO_SCRIPT_RUNNER", "MECCANO_TIMEOUT_SECONDS", "MECCANO_KILL_GRACE_SECONDS",
+           "MECCANO_NODE_RUNNER")
 READ_CHUNK = 65536
 TICK = 0.2
 
@@ -209,7 +210,9 @@ def main() -> int:
         signal.signal(sig, on_signal)
     env = {k: v for k, v in os.environ.items() if k not in CONTROL}
     out = sys.stdout.buffer
-    script = subprocess.Popen([os.environ["MECCANO_INTERPRETER"], os.environ["MECCANO_PLUGIN_SOURCE"]],
+    # an original in-process node.js plugin: node runs the shipped runner, which loads the plugin module
+    loader = [os.environ["MECCANO_NODE_RUNNER"]] if os.environ.get("MECCANO_NODE_RUNNER") else []
+    script = subprocess.Popen([os.environ["MECCANO_INTERPRETER"], *loader, os.environ["MECCANO_PLUGIN_SOURCE"]],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                               env=env, close_fds=True)
     assert script.stdout is not None

@@ -474,7 +474,8 @@ def field_info(target: tuple[str, ...]) -> Any:
 
 # The original wrote "export: active: true" in its README example and read "enabled":
 # accept both spellings.
-_ALIASES: dict[tuple[str, ...], tuple[str, ...]] = {("export", "active"): ("export", "enabled")}
+# old YAML paths still read, and the key they now mean
+KEY_ALIASES: dict[tuple[str, ...], tuple[str, ...]] = {("export", "active"): ("export", "enabled")}
 
 
 def _known_keys() -> tuple[dict[str, set[str]], set[str]]:
@@ -483,7 +484,7 @@ def _known_keys() -> tuple[dict[str, set[str]], set[str]]:
     from meccano.settings.legacy import IGNORED
 
     known: dict[str, set[str]] = {}
-    paths = [key.path for key, _ in declared_keys()] + list(_ALIASES) + [path for path, _ in IGNORED.values()]
+    paths = [key.path for key, _ in declared_keys()] + list(KEY_ALIASES) + [path for path, _ in IGNORED.values()]
     for path in paths:
         known.setdefault(path[0], set()).update(path[1:2])
     return known, set(known)
@@ -598,6 +599,11 @@ def _config_path(path: str | os.PathLike[str] | None, env: Mapping[str, str]) ->
     return DEFAULT_CONFIG_FILE, None
 
 
+def config_file_path() -> Path:
+    """The configuration file this process reads: ``MECCANO_CONFIG``/``CONFIG_FILE``, else ``config/config.yml``."""
+    return _config_path(None, os.environ)[0]
+
+
 def _merged_sections(raw: dict[str, Any], environment: str, cfg_path: Path) -> dict[str, Any]:
     """The ``default`` section with the ``environment`` section merged over it, old key names
     moved to their new place."""
@@ -612,7 +618,7 @@ def _merged_sections(raw: dict[str, Any], environment: str, cfg_path: Path) -> d
     merged = _merge(dict(raw.get("default") or {}), raw.get(environment) or {}) \
         if environment != "default" else dict(raw.get("default") or {})
     merged = {str(k): v for k, v in merged.items()}
-    for alias, real in _ALIASES.items():
+    for alias, real in KEY_ALIASES.items():
         found, value = _lookup(merged, alias)
         if found and not _lookup(merged, real)[0]:
             node = merged.setdefault(real[0], {})

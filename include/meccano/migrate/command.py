@@ -1,0 +1,55 @@
+"""``python -m meccano migrate check|apply PATH``: the command line of the switch-over (the CLI stays thin:
+:mod:`meccano.cli.main` only adds this parser)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from meccano.errors import SwitchOverError
+from meccano.migrate.report import EXIT_NOT_ORIGINAL
+
+
+def add_migrate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    migrate = sub.add_parser("migrate", help="read an original ServiceManager installation and carry it over")
+    actions = migrate.add_subparsers(dest="action", required=True)
+    check = actions.add_parser("check", help="report what carries over, what is replaced and what needs action "
+                                             "(exit 0 ready, 1 action needed, 2 not an original installation)")
+    apply = actions.add_parser("apply", help="copy the plugins that pass and write config/config.yml (idempotent)")
+    for parser in (check, apply):
+        parser.add_argument("path", help="the original installation's folder (config/config.yml, plugins/)")
+        parser.add_argument("--env-file", metavar="FILE",
+                            help="a file exporting the original's variables (e.g. ~/.bash_profile); read, never run")
+    check.add_argument("--format", choices=["text", "json"], default="text")
+    apply.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
+    apply.add_argument("--to", metavar="DIR",
+                       help="the Meccano folder to fill (DIR/meccano_plugins/, DIR/config/config.yml; default: "
+                            "MECCANO_PLUGINS_DIR and MECCANO_CONFIG, else this project's meccano_plugins/ and "
+                            "config/config.yml)")
+    migrate.set_defaults(func=migrate_command)
+
+
+def migrate_command(args: argparse.Namespace) -> int:
+    from meccano.migrate.check import check_installation
+
+    env_file = Path(args.env_file).expanduser() if args.env_file else None
+    try:
+        installation = check_installation(Path(args.path).expanduser(), env_file)
+    except SwitchOverError as exc:
+        print(f"migrate: {exc}", file=sys.stderr)
+        return EXIT_NOT_ORIGINAL
+    if args.action == "check":
+        report = installation.report
+        if args.format == "json":
+            print(json.dumps(report.as_json(), indent=2))
+        else:
+            print("\n".join(report.lines()))
+        return report.exit_code
+    from meccano.migrate.apply import Target, apply_installation, default_target
+
+    target = Target.folder(Path(args.to).expanduser()) if args.to else default_target()
+    outcome = apply_installation(installation, target, dry_run=args.dry_run)
+    print("\n".join(outcome.lines))
+    return outcome.exit_code
