@@ -148,3 +148,22 @@ def test_each_storage_failure_names_its_cause_and_fix_without_the_secret(failure
     assert SECRET_KEY not in message and wrong not in message
     assert err.value.__cause__ is None and err.value.__context__ is None  # no chained trace carries a secret
     assert not s3_server.client().list_objects_v2(Bucket="meccano-export-tests", Prefix=f"{remote}/").get("Contents")
+
+
+def test_a_local_target_gets_the_whole_file_and_the_upload_is_recorded_as_lineage(tmp_path, monkeypatch):
+    """The target object is the task's lineage output, as ``ObjectStoragePath``'s own writes record it."""
+    from airflow.sdk import lineage
+
+    collector = lineage.HookLineageCollector()
+    monkeypatch.setattr(lineage, "get_hook_lineage_collector", lambda: collector)
+    _config(tmp_path, monkeypatch)
+    monkeypatch.delenv("EXPORT_BUCKET", raising=False)
+    target = Target(load_settings())
+    folder = target.root / "facts" / "day=01"
+    folder.mkdir(parents=True, exist_ok=True)
+    local = tmp_path / "part-00000.csv.gz"
+    data = os.urandom(3 * MIB)
+    local.write_bytes(data)
+    target.guarded("upload", partial(put_file, local, folder / local.name, **target.transfer))
+    assert (folder / local.name).read_bytes() == data
+    assert [info.asset.uri for info in collector.collected_assets.outputs] == [str(folder / local.name)]
