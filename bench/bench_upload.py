@@ -3,7 +3,8 @@ through ``ObjectStoragePath.open("wb")`` and ``shutil.copyfileobj``) against the
 (``target.put_file``: fsspec ``put_file``, s3fs's multipart upload with ``export.uploadChunkMegabytes`` chunks,
 ``export.uploadConcurrency`` at once), alternating, on incompressible files (a gzip or zstd part is).
 
-    flock /tmp/meccano-bench.lock .venv/bin/python bench/bench_upload.py --sizes 10,40,160 --repeat 3
+    flock /tmp/meccano-bench.lock .venv/bin/python bench/bench_upload.py --sizes 10,40,160 --repeat 3 \
+        [--chunk-mb 16] [--concurrency 2]
 
 Starts its own SeaweedFS (tests/services); every upload runs in a child process (one task's process), which
 reports its seconds and its peak RSS above the floor (imports and a first request, before the upload).
@@ -53,6 +54,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10,40,160", help="file sizes in MiB, comma-separated")
     ap.add_argument("--repeat", type=int, default=3, help="alternate the two methods this many times; medians")
+    ap.add_argument("--chunk-mb", type=int, default=0, help="export.uploadChunkMegabytes (0: the default)")
+    ap.add_argument("--concurrency", type=int, default=0, help="export.uploadConcurrency (0: the default)")
     ap.add_argument("--child", nargs=3, metavar=("METHOD", "LOCAL", "KEY"))
     a = ap.parse_args()
     if a.child:
@@ -66,7 +69,9 @@ def main() -> None:
     try:
         s3.client().create_bucket(Bucket="bench")
         cfg = work / "config.yml"
-        cfg.write_text("default:\n  export:\n    tables:\n      - {table: Facts, dateColumn: creationDate}\n")
+        cfg.write_text("default:\n  export:\n    tables:\n      - {table: Facts, dateColumn: creationDate}\n"
+                       + (f"    uploadChunkMegabytes: {a.chunk_mb}\n" if a.chunk_mb else "")
+                       + (f"    uploadConcurrency: {a.concurrency}\n" if a.concurrency else ""))
         env = {**os.environ, "AIRFLOW_CONN_AWS_DEFAULT": s3.connection_uri(), "EXPORT_BUCKET": "bench",
                "EXPORT_LOCALDIRECTORY": str(work / "local"), "MECCANO_CONFIG": str(cfg),
                "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING", "PYTHONPATH": f"{ROOT / 'include'}:{ROOT}"}
