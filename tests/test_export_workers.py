@@ -125,11 +125,11 @@ def test_an_export_attempt_that_dies_is_retried_on_another_host(iotdb, seeded, t
     real_put, real_upload = target.put_file, chain.upload_day
     calls = []
 
-    def put_then_die(local, remote):
+    def put_then_die(local, remote, **transfer):
         calls.append(remote)
         if len(calls) == 3:
             raise WorkerDied
-        real_put(local, remote)
+        real_put(local, remote, **transfer)
 
     def upload_then_die(*args, **kwargs):
         real_upload(*args, **kwargs)

@@ -4,7 +4,14 @@
 ``file://<EXPORT_LOCALDIRECTORY>/meccano-export/<remoteDirectory>``. Both are
 :class:`airflow.sdk.ObjectStoragePath`, so one code path writes, lists, reads back and deletes.
 Storage errors are turned by :meth:`Target.guarded` into :class:`StorageError` messages that say what
-to fix and never contain a credential.
+to fix and never contain a credential; the cause is told by the exception's type (:func:`storage_fault`:
+botocore's error codes, the ``PermissionError``/``FileNotFoundError`` s3fs turns them into, connection
+errors), never by words of its message.
+
+A part file goes up through the filesystem's own transfer (:func:`put_file`, fsspec ``put_file``): on S3,
+s3fs sends a file of at least two ``export.uploadChunkMegabytes`` chunks as a multipart upload,
+``export.uploadConcurrency`` parts at a time, and S3 shows the object only once every part is in (a
+failed upload is aborted); a smaller file is one ``PUT``. The stored size is checked right after.
 
 Upload of a day (:func:`upload_day`): its new parts, then its manifest, then stale parts removed. The
 manifest is written after every part it lists, and it is the single source of truth of a day: a stale
@@ -14,11 +21,12 @@ is deleted right after, so the day's folder ends up holding exactly what the man
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
-import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from enum import StrEnum
 from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,6 +41,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 COPY_BUFFER = 8 * 1024 * 1024
+MEBIBYTE = 1024 * 1024
 LOCAL_TARGET = "meccano-export"
 SHARED_TARGET_ENV = "EXPORT_LOCAL_TARGET_SHARED"
 
@@ -95,6 +104,15 @@ class Target:
     def root(self) -> ObjectStoragePath:
         return target_root(self._settings)
 
+    @cached_property
+    def transfer(self) -> dict[str, int]:
+        """Options of the filesystem's own upload: s3fs's multipart chunk size and parts sent at once (none for
+        other filesystems, whose ``put_file`` has no such options)."""
+        if not self.url.startswith("s3://"):
+            return {}
+        e = self._settings.export
+        return {"chunksize": e.upload_chunk_megabytes * MEBIBYTE, "max_concurrency": e.upload_concurrency}
+
     def day_folder(self, day: TableDay) -> ObjectStoragePath:
         """Hive-style folder of a table-day: ``<prefix>/year=YYYY/month=MM/day=DD``."""
         return day_dir(self.root, day.prefix, day.day)
@@ -139,35 +157,141 @@ def day_dir(root: ObjectStoragePath, prefix: str, day: str) -> ObjectStoragePath
     return root / prefix / f"year={year}" / f"month={month}" / f"day={dom}"
 
 
-def describe_storage_error(exc: BaseException, where: str, settings: Settings) -> str:
-    """A short, secret-free explanation of a storage failure with the fix."""
-    text = f"{type(exc).__name__}: {exc}"
+class Fault(StrEnum):
+    """What went wrong with the storage, as told by the exception's type (and S3's error code)."""
+
+    NO_BUCKET = "no_bucket"
+    DENIED = "denied"
+    NO_CREDENTIALS = "no_credentials"
+    UNREACHABLE = "unreachable"
+    LOCAL_DENIED = "local_denied"
+    LOCAL_FULL = "local_full"
+    OTHER = "other"
+
+
+# S3 error codes (botocore's ClientError ``Error.Code``): a HEAD has no body, so its code is the HTTP status
+NO_BUCKET_CODES = frozenset({"NoSuchBucket"})
+DENIED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId",
+                          "ExpiredToken", "InvalidToken", "TokenRefreshRequired", "AllAccessDisabled",
+                          "AccountProblem", "Forbidden", "403"})
+
+
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it was raised from or while handling (s3fs keeps botocore's error as the cause)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def unreachable_types() -> tuple[type[BaseException], ...]:
+    """Exceptions of an endpoint that cannot be reached: botocore's connection and timeout errors
+    (``EndpointConnectionError``, ``ConnectTimeoutError``, ``ReadTimeoutError``, ...), aiohttp's connection
+    errors, fsspec's timeout, and the operating system's (refused, reset, unknown host, timed out)."""
+    import socket
+
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+    from fsspec.exceptions import FSTimeoutError
+
+    found: list[type[BaseException]] = [ConnectionError, TimeoutError, socket.gaierror, BotoConnectionError,
+                                        HTTPClientError, FSTimeoutError]
+    try:
+        from aiohttp import ClientConnectionError, ServerTimeoutError
+
+        found += [ClientConnectionError, ServerTimeoutError]
+    except ImportError:  # pragma: no cover - s3fs brings aiohttp; without s3fs there is no s3:// target
+        pass
+    return tuple(found)
+
+
+def client_error_fault(exc: BaseException) -> Fault | None:
+    """The fault a botocore ``ClientError`` names by its error code (or its HTTP status), else None."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict) or "Error" not in response:
+        return None
+    code = str(response["Error"].get("Code", ""))
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if code in NO_BUCKET_CODES or (getattr(exc, "operation_name", "") == "HeadBucket" and status == 404):
+        return Fault.NO_BUCKET
+    if code in DENIED_CODES or status == 403:
+        return Fault.DENIED
+    return Fault.OTHER
+
+
+def storage_fault(exc: BaseException, local: bool = False) -> Fault:
+    """Classify a storage failure by the types in its chain: S3's error code first, then missing credentials,
+    then connection errors, then the ``OSError`` subclasses (s3fs's translation of a code it had)."""
+    from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
+
+    chain = list(exception_chain(exc))
+    for err in chain:
+        if isinstance(err, ClientError):
+            return client_error_fault(err) or Fault.OTHER
+    if any(isinstance(err, (NoCredentialsError, PartialCredentialsError)) for err in chain):
+        return Fault.NO_CREDENTIALS
+    if not local and any(isinstance(err, unreachable_types()) for err in chain):
+        return Fault.UNREACHABLE
+    if isinstance(exc, PermissionError):
+        return Fault.LOCAL_DENIED if local else Fault.DENIED
+    if local and isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return Fault.LOCAL_FULL
+    return Fault.OTHER
+
+
+def redacted(text: str, settings: Settings) -> str:
+    """``text`` with every secret the project knows of replaced by ``***``."""
     from meccano.scripts.environment import known_secrets
 
     for secret in known_secrets(settings):
         text = text.replace(secret, "***")
-    lowered = text.lower()
+    return text
+
+
+def fault_hint(fault: Fault, settings: Settings) -> str:
+    """What a fault means for this configuration, and its fix."""
     bucket = settings.export.bucket or "(local folder)"
     conn = settings.aws.conn_id
-    if "nosuchbucket" in lowered or "bucket does not exist" in lowered or "specified bucket" in lowered or (
-            "headbucket" in lowered and ("404" in lowered or "not found" in lowered)):
-        hint = f"the bucket {bucket!r} does not exist: create it or fix EXPORT_BUCKET (export.bucket)"
-    elif any(k in lowered for k in ("invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied",
-                                    "access denied", "forbidden", "403", "invalidclienttokenid")):
-        hint = (f"S3 rejected the credentials of the Airflow connection {conn!r} (or aws.accessKeyId/"
-                "secretAccessKey): check the key pair and its permissions on the bucket")
-    elif any(k in lowered for k in ("could not connect", "connect", "endpoint", "timeout", "timed out",
-                                    "name or service not known", "connection refused")):
-        hint = (f"cannot reach the S3 endpoint of connection {conn!r}: check endpoint_url/network; "
-                "nothing was purged, re-run when it is reachable")
-    else:
-        hint = "nothing was purged; fix the cause and re-run"
-    return f"{where}: {hint} ({text[:300]})"
+    hints = {
+        Fault.NO_BUCKET: f"the bucket {bucket!r} does not exist: create it or fix EXPORT_BUCKET (export.bucket)",
+        Fault.DENIED: (f"S3 rejected the credentials of the Airflow connection {conn!r} (or aws.accessKeyId/"
+                       "secretAccessKey): check the key pair and its permissions on the bucket"),
+        Fault.NO_CREDENTIALS: (f"no S3 credentials were found for the Airflow connection {conn!r}: set its login "
+                               "and password (or aws.accessKeyId/secretAccessKey)"),
+        Fault.UNREACHABLE: (f"cannot reach the S3 endpoint of connection {conn!r}: check endpoint_url/network; "
+                            "nothing was purged, re-run when it is reachable"),
+        Fault.LOCAL_DENIED: ("the worker's user may not write the export folder (EXPORT_LOCALDIRECTORY, or the "
+                             "file:// EXPORT_BUCKET): fix its permissions; nothing was purged, re-run"),
+        Fault.LOCAL_FULL: ("the export folder's disk is full: free space or point EXPORT_LOCALDIRECTORY elsewhere; "
+                           "nothing was purged, re-run"),
+    }
+    return hints.get(fault, "nothing was purged; fix the cause and re-run")
 
 
-def put_file(local: Path, remote: ObjectStoragePath) -> None:
-    with local.open("rb") as src, remote.open("wb") as dst:
-        shutil.copyfileobj(src, dst, COPY_BUFFER)
+def describe_storage_error(exc: BaseException, where: str, settings: Settings) -> str:
+    """A short, secret-free explanation of a storage failure with the fix."""
+    fault = storage_fault(exc, local=target_url(settings).startswith("file://"))
+    text = redacted(f"{type(exc).__name__}: {exc}", settings)
+    return f"{where}: {fault_hint(fault, settings)} ({text[:300]})"
+
+
+def put_file(local: Path, remote: ObjectStoragePath, **transfer: int) -> None:
+    """Upload one file with the filesystem's own transfer (``transfer``: :attr:`Target.transfer`), then check
+    the stored size. fsspec's ``put_file`` takes the path as it is (``put``/``ObjectStoragePath.copy`` would
+    glob it and list the destination first); the target object is recorded as the task's lineage output,
+    as ``ObjectStoragePath``'s own writes are."""
+    from airflow.sdk.lineage import get_hook_lineage_collector
+
+    expected = local.stat().st_size
+    remote.fs.put_file(str(local), remote.path, **transfer)
+    get_hook_lineage_collector().add_output_asset(context=remote, uri=str(remote))
+    stored = remote.size()
+    if stored != expected:
+        raise StorageError(f"{remote} holds {stored} bytes after the upload of {local.name} ({expected} bytes): "
+                           "the upload is incomplete and is not counted as exported; nothing was purged, re-run "
+                           "the export")
 
 
 def put_bytes(data: bytes, remote: ObjectStoragePath) -> None:
@@ -214,7 +338,7 @@ def upload_day(target: Target, day: TableDay, folder: Path, manifest: Manifest, 
         day_folder.mkdir(parents=True, exist_ok=True)
     for part in new_parts:
         local = folder / part.key
-        target.guarded(where, partial(put_file, local, day_folder / part.key))
+        target.guarded(where, partial(put_file, local, day_folder / part.key, **target.transfer))
         log.info("uploaded %s (%d bytes)", day_folder / part.key, part.bytes)
     body = json.dumps(manifest.public_json(), indent=1).encode()
     target.guarded(where, lambda: put_bytes(body, day_folder / MANIFEST_NAME))

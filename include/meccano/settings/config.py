@@ -256,6 +256,10 @@ class ExportSettings:
     part_bytes: Annotated[Whole, Field(ge=1024), Key("export.partBytes", where=IN_CONFIG_YML)] = 0  # 0: partMegabytes
     purge_chunk_rows: Annotated[Whole, Field(ge=1), Key("export.purgeChunkRows", where=IN_CONFIG_YML)] = 20_000
     gzip_level: Annotated[Whole, Field(ge=1, le=9), Key("export.gzipLevel", where=IN_CONFIG_YML)] = 5
+    # S3's multipart parts are 5 MiB at least (but the last); s3fs uploads a file of two chunks or more in parts
+    upload_chunk_megabytes: Annotated[Whole, Field(ge=5, le=5120),
+                                      Key("export.uploadChunkMegabytes", where=IN_CONFIG_YML)] = 8
+    upload_concurrency: Annotated[Whole, Field(ge=1, le=64), Key("export.uploadConcurrency", where=IN_CONFIG_YML)] = 4
     format: Annotated[str, BeforeValidator(_file_format), Key("export.format", where=IN_CONFIG_YML)] = "csv"
 
     @property
