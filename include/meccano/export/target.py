@@ -242,12 +242,11 @@ def storage_fault(exc: BaseException, local: bool = False) -> Fault:
 
 
 def redacted(text: str, settings: Settings) -> str:
-    """``text`` with every secret the project knows of replaced by ``***``."""
+    """``text`` through the project's one redaction: every known secret, in its encoded forms too."""
     from meccano.scripts.environment import known_secrets
+    from meccano.scripts.redaction import redact_text
 
-    for secret in known_secrets(settings):
-        text = text.replace(secret, "***")
-    return text
+    return redact_text(text, known_secrets(settings))
 
 
 def fault_hint(fault: Fault, settings: Settings) -> str:
