@@ -97,7 +97,7 @@ def cli_pool_slots(name: str) -> int | None:
 def s3_bucket_problem(settings: Settings) -> BucketProblem:
     """A bucket check through the project's AWS connection (``head_bucket``): why a bucket is not usable."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+    from botocore.exceptions import BotoCoreError, ClientError
 
     from meccano.settings.connections import aws_conn_id
 
