@@ -32,6 +32,7 @@ from typing import Any
 from meccano.files.bounded import read_bounded
 from meccano.migrate.check import Installation
 from meccano.migrate.report import EXIT_ACTION, EXIT_CLEAN
+from meccano.migrate.settings_check import has_key_path
 
 MAX_PLUGIN_FILES = 10_000
 MAX_PLUGIN_BYTES = 512 * 1024 * 1024
@@ -177,15 +178,6 @@ def _put(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = value
 
 
-def _has(tree: dict[str, Any], path: tuple[str, ...]) -> bool:
-    node: Any = tree
-    for part in path:
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
 def new_config(installation: Installation) -> tuple[dict[str, Any], list[str]]:
     """(the sections to write, the secret variables to set in the new environment)."""
     sections: dict[str, dict[str, Any]] = {name: {} for name in installation.raw} or {"default": {}}
@@ -202,7 +194,7 @@ def new_config(installation: Installation) -> tuple[dict[str, Any], list[str]]:
     for found in installation.found:  # the variables won over every section: fold them in last
         if found.section is None and found.path and found.item.status != "problem":
             for name, body in sections.items():
-                if name == "default" or _has(body, found.path):
+                if name == "default" or has_key_path(body, found.path):
                     _put(body, found.path, found.value)
     ordered = {"default": sections.pop("default"), **sections}
     return ordered, [f"{var} (from {', '.join(where)})" for var, where in sorted(secrets.items())]

@@ -258,7 +258,7 @@ def variable_settings(env_file: EnvFile, sections: list[str]) -> list[Found]:
 def _overriding(found: Found, raw: Mapping[str, Any]) -> Found:
     """A variable that set a key the file sets too: say which sections it won over."""
     sections = [str(name) for name, body in raw.items()
-                if isinstance(body, Mapping) and _lookup(body, found.path)]
+                if isinstance(body, Mapping) and has_key_path(body, found.path)]
     if not sections or found.item.status != "carried" or found.item.detail:
         return found
     item = SettingItem(found.item.source, found.item.key, found.item.value, found.item.status,
@@ -266,7 +266,8 @@ def _overriding(found: Found, raw: Mapping[str, Any]) -> Found:
     return Found(item, found.section, found.path, found.value, found.secret_var)
 
 
-def _lookup(tree: Mapping[str, Any], path: tuple[str, ...]) -> bool:
+def has_key_path(tree: Mapping[str, Any], path: tuple[str, ...]) -> bool:
+    """Whether the nested mapping ``tree`` has the key ``path`` (``("export", "days")``), whatever its value."""
     node: Any = tree
     for part in path:
         if not isinstance(node, Mapping) or part not in node:
