@@ -7,7 +7,10 @@ set -euo pipefail
 profile=${1:-test}
 pkgs=(default-libmysqlclient-dev pkg-config build-essential)
 if [ "$profile" = test ]; then
-  pkgs+=(mariadb-server mariadb-client postgresql redis-server r-base-core r-cran-dbi r-cran-rmysql r-cran-rsqlite chromium nodejs npm nginx-light docker.io debootstrap)
+  pkgs+=(mariadb-server mariadb-client postgresql redis-server r-base-core r-cran-dbi r-cran-rmysql r-cran-rsqlite chromium nodejs nginx-light docker.io debootstrap)
+  # npm for the node runner's lock file: Debian's package only where no npm is there yet (a NodeSource nodejs
+  # brings its own npm, and Debian's npm conflicts with it)
+  command -v npm >/dev/null || pkgs+=(npm)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
