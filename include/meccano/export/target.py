@@ -281,11 +281,11 @@ def put_file(local: Path, remote: ObjectStoragePath, **transfer: int) -> None:
     the stored size. fsspec's ``put_file`` takes the path as it is (``put``/``ObjectStoragePath.copy`` would
     glob it and list the destination first); the target object is recorded as the task's lineage output,
     as ``ObjectStoragePath``'s own writes are."""
-    from airflow.sdk.lineage import get_hook_lineage_collector
+    from airflow.sdk import lineage  # the public airflow.sdk namespace's lineage module
 
     expected = local.stat().st_size
     remote.fs.put_file(str(local), remote.path, **transfer)
-    get_hook_lineage_collector().add_output_asset(context=remote, uri=str(remote))
+    lineage.get_hook_lineage_collector().add_output_asset(context=remote, uri=str(remote))
     stored = remote.size()
     if stored != expected:
         raise StorageError(f"{remote} holds {stored} bytes after the upload of {local.name} ({expected} bytes): "
