@@ -102,6 +102,39 @@ def test_bad_options_are_named(tables, conf, message, error, tmp_path, monkeypat
         load_options(load_settings(), conf)
 
 
+def _config(tmp_path, monkeypatch, export: dict) -> None:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(json.dumps({"default": {"export": export}}))
+    monkeypatch.setenv("MECCANO_CONFIG", str(cfg))
+
+
+HISTORY = [{"table": "Facts", "dateColumn": "creationDate"},
+           {"table": "DeviceHistoryStatus", "dateColumn": "creationDate", "days": 365}]
+
+
+@pytest.mark.parametrize(("conf", "message"), [
+    ({"purge": True}, "dag_run.conf purge: not an export option; allowed: days, tables, dry_run"),
+    ({"days": 30, "target": "s3://elsewhere", "maxAgeDays": 1},
+     "dag_run.conf maxAgeDays, target: not an export option"),
+    ({"days": 0}, "days: 0 is shorter than the configured retention of Facts (3), DeviceHistoryStatus (365)"),
+    ({"days": 30}, "days: 30 is shorter than the configured retention of DeviceHistoryStatus (365)"),
+])
+def test_a_run_may_not_widen_what_it_purges(conf, message, tmp_path, monkeypatch):
+    _config(tmp_path, monkeypatch, {"days": 3, "tables": HISTORY})
+    with pytest.raises(ExportError, match=re.escape(message)):
+        load_options(load_settings(), conf)
+
+
+def test_a_run_may_keep_more_and_the_configuration_may_allow_less(tmp_path, monkeypatch):
+    _config(tmp_path, monkeypatch, {"days": 3, "tables": HISTORY})
+    opts = load_options(load_settings(), {"days": 30, "tables": ["Facts"], "dry_run": True})
+    assert [(s.table, s.days) for s in opts.tables] == [("Facts", 30)] and opts.dry_run
+    opts = load_options(load_settings(), {"days": 400})
+    assert [s.days for s in opts.tables] == [400, 400]
+    _config(tmp_path, monkeypatch, {"days": 3, "tables": HISTORY, "confMayWiden": True})
+    assert [s.days for s in load_options(load_settings(), {"days": 0}).tables] == [0, 0]
+
+
 def test_other_tables_come_from_configuration(tmp_path, monkeypatch):
     cfg = tmp_path / "c.yml"
     tables = [{"table": "DeviceHistoryStatus", "dateColumn": "creationDate", "days": 30}]
