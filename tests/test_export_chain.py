@@ -245,6 +245,26 @@ def test_s3_export_dag_end_to_end(iotdb, s3_server, airflow_db, tmp_path, monkey
     assert extra == {"table": "Facts", "days": list(DAYS), "runId": run.run_id, "purged": True}
 
 
+@pytest.mark.services
+def test_a_triggered_run_asking_for_zero_days_fails_and_deletes_nothing(iotdb, s3_server, airflow_db, tmp_path,
+                                                                         monkeypatch, caplog):
+    from meccano.plugins.factory import build_dags
+
+    configure_export(tmp_path, monkeypatch)
+    bucket, remote = new_bucket(s3_server, monkeypatch)
+    old, recent = seed(iotdb)
+    dag = build_dags(only_dag_id="s3_export")["s3_export"]
+    caplog.set_level(logging.INFO)
+
+    run = dag.test(logical_date=datetime(2024, 3, 10, 2, 0, tzinfo=UTC), run_conf={"days": 0})
+
+    assert run.state == "failed"
+    assert "dag_run.conf days: 0 is shorter than the configured retention of Facts (1)" in caplog.text
+    assert db_rows(iotdb) == old + recent
+    assert TargetReader(s3_server.client(), bucket, prefix=f"{remote}/facts").keys() == []
+    assert ledger_entries(iotdb) == []
+
+
 def _asset_events(uri: str, run_id: str) -> list[dict]:
     """The extras of the asset events Airflow recorded for ``uri`` by the run (test-side read of the metadata DB)."""
     from airflow.models.asset import AssetEvent, AssetModel
