@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections import Counter
 from datetime import UTC, datetime
@@ -170,7 +171,8 @@ def test_export_purges_exactly_the_exported_days(iotdb, s3_server, tmp_path, mon
     assert reader.rows() == old  # every old row exactly once (quoted commas included)
     assert db_rows(iotdb) == recent  # exactly the exported days purged
     assert {e.state for e in ledger_entries(iotdb, "Facts")} == {"purged"}
-    assert not any((local / "meccano-export-staging").iterdir())  # the export task removed its part files
+    # the export task removed its part files
+    assert not any((local / f"meccano-export-staging-{os.getuid()}").iterdir())
     assert "rows/s" in caplog.text and "ETA" in caplog.text
 
 
