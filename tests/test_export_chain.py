@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections import Counter
 from datetime import UTC, datetime
@@ -102,6 +103,39 @@ def test_bad_options_are_named(tables, conf, message, error, tmp_path, monkeypat
         load_options(load_settings(), conf)
 
 
+def _config(tmp_path, monkeypatch, export: dict) -> None:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(json.dumps({"default": {"export": export}}))
+    monkeypatch.setenv("MECCANO_CONFIG", str(cfg))
+
+
+HISTORY = [{"table": "Facts", "dateColumn": "creationDate"},
+           {"table": "DeviceHistoryStatus", "dateColumn": "creationDate", "days": 365}]
+
+
+@pytest.mark.parametrize(("conf", "message"), [
+    ({"purge": True}, "dag_run.conf purge: not an export option; allowed: days, tables, dry_run"),
+    ({"days": 30, "target": "s3://elsewhere", "maxAgeDays": 1},
+     "dag_run.conf maxAgeDays, target: not an export option"),
+    ({"days": 0}, "days: 0 is shorter than the configured retention of Facts (3), DeviceHistoryStatus (365)"),
+    ({"days": 30}, "days: 30 is shorter than the configured retention of DeviceHistoryStatus (365)"),
+])
+def test_a_run_may_not_widen_what_it_purges(conf, message, tmp_path, monkeypatch):
+    _config(tmp_path, monkeypatch, {"days": 3, "tables": HISTORY})
+    with pytest.raises(ExportError, match=re.escape(message)):
+        load_options(load_settings(), conf)
+
+
+def test_a_run_may_keep_more_and_the_configuration_may_allow_less(tmp_path, monkeypatch):
+    _config(tmp_path, monkeypatch, {"days": 3, "tables": HISTORY})
+    opts = load_options(load_settings(), {"days": 30, "tables": ["Facts"], "dry_run": True})
+    assert [(s.table, s.days) for s in opts.tables] == [("Facts", 30)] and opts.dry_run
+    opts = load_options(load_settings(), {"days": 400})
+    assert [s.days for s in opts.tables] == [400, 400]
+    _config(tmp_path, monkeypatch, {"days": 3, "tables": HISTORY, "confMayWiden": True})
+    assert [s.days for s in load_options(load_settings(), {"days": 0}).tables] == [0, 0]
+
+
 def test_other_tables_come_from_configuration(tmp_path, monkeypatch):
     cfg = tmp_path / "c.yml"
     tables = [{"table": "DeviceHistoryStatus", "dateColumn": "creationDate", "days": 30}]
@@ -137,7 +171,8 @@ def test_export_purges_exactly_the_exported_days(iotdb, s3_server, tmp_path, mon
     assert reader.rows() == old  # every old row exactly once (quoted commas included)
     assert db_rows(iotdb) == recent  # exactly the exported days purged
     assert {e.state for e in ledger_entries(iotdb, "Facts")} == {"purged"}
-    assert not any((local / "meccano-export-staging").iterdir())  # the export task removed its part files
+    # the export task removed its part files
+    assert not any((local / f"meccano-export-staging-{os.getuid()}").iterdir())
     assert "rows/s" in caplog.text and "ETA" in caplog.text
 
 
@@ -210,6 +245,26 @@ def test_s3_export_dag_end_to_end(iotdb, s3_server, airflow_db, tmp_path, monkey
     assert db_rows(iotdb) == recent
     [extra] = _asset_events(f"s3://{bucket}/{remote}/facts", run.run_id)  # what downstream DAGs wait for
     assert extra == {"table": "Facts", "days": list(DAYS), "runId": run.run_id, "purged": True}
+
+
+@pytest.mark.services
+def test_a_triggered_run_asking_for_zero_days_fails_and_deletes_nothing(iotdb, s3_server, airflow_db, tmp_path,
+                                                                         monkeypatch, caplog):
+    from meccano.plugins.factory import build_dags
+
+    configure_export(tmp_path, monkeypatch)
+    bucket, remote = new_bucket(s3_server, monkeypatch)
+    old, recent = seed(iotdb)
+    dag = build_dags(only_dag_id="s3_export")["s3_export"]
+    caplog.set_level(logging.INFO)
+
+    run = dag.test(logical_date=datetime(2024, 3, 10, 2, 0, tzinfo=UTC), run_conf={"days": 0})
+
+    assert run.state == "failed"
+    assert "dag_run.conf days: 0 is shorter than the configured retention of Facts (1)" in caplog.text
+    assert db_rows(iotdb) == old + recent
+    assert TargetReader(s3_server.client(), bucket, prefix=f"{remote}/facts").keys() == []
+    assert ledger_entries(iotdb) == []
 
 
 def _asset_events(uri: str, run_id: str) -> list[dict]:

@@ -264,7 +264,7 @@ def test_a_second_live_attempt_of_the_same_run_on_one_host_is_refused_not_overwr
 
     settings = _settings_with_local(tmp_path / "local", monkeypatch)
     root = context.staging_root(settings)
-    root.mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)  # staging_root makes it (private)
     held = context._lock(root / "run-1.lock")
     try:
         with pytest.raises(ExportError, match="another export attempt of this run still holds"):

@@ -138,3 +138,30 @@ def test_notifications_and_storage_errors_redact_every_known_secret(monkeypatch,
     for out in (error_tail(RuntimeError(text)), describe_storage_error(RuntimeError(text), "export", load_settings())):
         assert not any(s in out for s in (token, aws_secret, DB_SECRET, console)), out
         assert "boto said" in out
+
+
+def test_two_dags_on_one_schedule_each_get_their_notice(sqlite_iotdb, sns):
+    """DAGs on the same cron share run ids: a stored notice of one DAG's run never stands for another's."""
+    from types import SimpleNamespace
+
+    from meccano.plugins.failure_notices import PluginFailureNotifier, RecordFailure
+
+    run_id = "scheduled__2026-12-05T02:00:00+00:00"
+
+    def context(dag_id: str) -> dict:
+        dag = SimpleNamespace(dag_id=dag_id, tags=["version:1.0"])
+        ti = SimpleNamespace(dag_id=dag_id, run_id=run_id, task_id="run")
+        return {"dag": dag, "ti": ti, "run_id": run_id, "exception": RuntimeError(f"{dag_id} broke")}
+
+    RecordFailure()(context("nightlyA"))  # nightlyB's task callback never stored its row
+    PluginFailureNotifier().notify(context("nightlyA"))
+    PluginFailureNotifier().notify(context("nightlyB"))
+
+    messages = sns()
+    assert sorted(m["Subject"].split(" failed")[0] for m in messages) == [
+        "Meccano plugin nightlyA:1.0", "Meccano plugin nightlyB:1.0"]
+    assert all(f"Run: {run_id}" in m["Message"] for m in messages)
+    assert "nightlyA broke" in next(m["Message"] for m in messages if "nightlyA" in m["Subject"])
+    stored = sqlite_iotdb.query("SELECT dagId, runId, delivered FROM Notification ORDER BY dagId")
+    assert [(r["dagId"], r["runId"], r["delivered"]) for r in stored] == [
+        ("nightlyA", run_id, SENT), ("nightlyB", run_id, SENT)]

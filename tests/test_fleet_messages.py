@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
+
+import pytest
+
+from meccano.errors import ConfigError
 from meccano.fleet.clock import db_now
 from meccano.fleet.messages import clean_messages
 from meccano.settings.config import load_settings
@@ -11,7 +17,7 @@ from tests.support.fleet import ago, message
 any_iotdb = fleet.any_iotdb  # the MariaDB/SQLite fixture
 
 
-def test_clean_messages(any_iotdb):
+def test_clean_messages(any_iotdb, tmp_path, monkeypatch):
     db = any_iotdb
     now = db_now(db)
     keep, gone = {}, {}
@@ -30,7 +36,22 @@ def test_clean_messages(any_iotdb):
     assert left == set(keep.values())
     assert clean_messages(db, load_settings(), now=now).deleted == 0  # re-runnable
 
-    # a shorter age (config section) reaches the 29-day-old PERSISTENT messages
+    # a run may not ask for a shorter age than configured: nothing goes
+    with pytest.raises(ConfigError, match=re.escape("maxAgeDays (from plugin parameter / dag_run.conf "
+                                                    "'maxAgeDays'): 0.001 is below the configured 30")):
+        clean_messages(db, load_settings(), params={"maxAgeDays": 0.001}, now=now)
+    with pytest.raises(ConfigError, match=re.escape("purge (plugin parameter / dag_run.conf): not an option of "
+                                                    "cleanMessages; allowed: maxAgeDays, batchSize")):
+        clean_messages(db, load_settings(), params={"purge": 1, "batchSize": 3}, now=now)
+    with pytest.raises(ConfigError, match=r"confMayWiden .*not an option"):
+        clean_messages(db, load_settings(), params={"confMayWiden": True, "maxAgeDays": 1}, now=now)
+    assert {r["ID"] for r in db.query("SELECT ID FROM Messages")} == set(keep.values())
+    assert clean_messages(db, load_settings(), params={"maxAgeDays": 60}, now=now).deleted == 0  # more: allowed
+
+    # a shorter age reaches the 29-day-old PERSISTENT messages when the configuration allows it
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(json.dumps({"default": {"cleanMessages": {"confMayWiden": True}}}))
+    monkeypatch.setenv("MECCANO_CONFIG", str(cfg))
     run = clean_messages(db, load_settings(), params={"maxAgeDays": 1}, now=now)
     assert run.deleted == 2
     assert {r["ID"] for r in db.query("SELECT ID FROM Messages")} == {keep["transient unread"]}

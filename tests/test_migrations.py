@@ -24,9 +24,10 @@ from meccano.iotdb.schema import OWN_TABLES, TABLES, ensure_schema
 from meccano.settings.config import load_settings
 
 SCHEMAS = Path(__file__).parent / "fixtures" / "iotdb_schemas"
-HEAD = "0002_drop_facts_stats_idx"
-REVISIONS = ["0001_baseline", HEAD]
+HEAD = "0003_notification_run_key"
+REVISIONS = ["0001_baseline", "0002_drop_facts_stats_idx", HEAD]
 _names = count()
+ADDED_COLUMNS = {"Notification": ("dagId", "runId")}  # by 0003_notification_run_key
 
 # one row in each of the ServiceManager's tables (DeviceStatisticsHour only where the version had it)
 OWN_ROWS = {
@@ -105,7 +106,14 @@ def definitions(db: Iotdb, names: list[str] | tuple[str, ...]) -> dict[str, list
 
 
 def rows(db: Iotdb, names: list[str] | tuple[str, ...]) -> dict[str, list[tuple[Any, ...]]]:
-    return {name: sorted(tuple(map(str, r.values())) for r in db.query(f"SELECT * FROM {name}")) for name in names}
+    """Each table's rows as (column, value) pairs; a column a later revision added, NULL in every row
+    that was there before it, is left out, so rows kept across an upgrade compare equal."""
+    out = {}
+    for name in names:
+        found = db.query(f"SELECT * FROM {name}")
+        added = {c for c in ADDED_COLUMNS.get(name, ()) if all(r.get(c) is None for r in found)}
+        out[name] = sorted(tuple((k, str(v)) for k, v in r.items() if k not in added) for r in found)
+    return out
 
 
 def seed(db: Iotdb) -> None:
@@ -121,9 +129,11 @@ def test_a_fresh_database_reaches_head_and_a_second_run_applies_nothing(new_db):
     assert report.migrations == REVISIONS and migrate.current_revision(db) == HEAD
     assert tables(db) == {*TABLES, *OWN_TABLES, migrate.VERSION_TABLE}
     applying = [line for line in said if line.startswith("applying")]
-    assert applying[0].startswith("applying 0001_baseline (1 of 2): the ServiceManager's tables as earlier versions")
-    assert applying[1].startswith(f"applying {HEAD} (2 of 2): drop Facts_stats_idx")
-    assert len(applying) == 2
+    assert applying[0].startswith("applying 0001_baseline (1 of 3): the ServiceManager's tables as earlier versions")
+    assert applying[1].startswith("applying 0002_drop_facts_stats_idx (2 of 3): drop Facts_stats_idx")
+    assert applying[2].startswith(f"applying {HEAD} (3 of 3): Notification: dagId and runId columns")
+    assert len(applying) == 3
+    assert "  added column Notification.dagId" in said and "  added column Notification.runId" in said
     assert "  created table Forecast_Day" in said and "created table Facts" in said
     assert "alembic_version" not in tables(db)  # Airflow's version table name stays free
     again = ensure_schema(db)
@@ -163,13 +173,18 @@ def test_downgrade_one_step_check_names_it_then_upgrade_again(new_db, airflow_po
 
     assert main(["db", "downgrade"]) == 0
     out = capsys.readouterr().out
-    assert f"reverting {HEAD} -> 0001_baseline" in out and "Facts_stats_idx is not re-created" in out
+    assert f"reverting {HEAD} -> 0002_drop_facts_stats_idx" in out and "dropped column Notification.runId" in out
+    assert migrate.current_revision(db) == "0002_drop_facts_stats_idx"
+    assert main(["db", "downgrade"]) == 0
+    out = capsys.readouterr().out
+    assert "reverting 0002_drop_facts_stats_idx -> 0001_baseline" in out and "Facts_stats_idx is not re-created" in out
     assert migrate.current_revision(db) == "0001_baseline"
 
     assert main(["db", "check"]) == 1
     out = capsys.readouterr().out
-    assert f"PENDING migration {HEAD}: drop Facts_stats_idx" in out
-    assert "1 migration(s) pending; run: python -m meccano db upgrade" in out
+    assert "PENDING migration 0002_drop_facts_stats_idx: drop Facts_stats_idx" in out
+    assert f"PENDING migration {HEAD}: Notification: dagId and runId columns" in out
+    assert "2 migration(s) pending; run: python -m meccano db upgrade" in out
 
     assert main(["db", "downgrade"]) == 1  # below the baseline: it would drop our tables with their rows
     err = capsys.readouterr().err
@@ -178,7 +193,7 @@ def test_downgrade_one_step_check_names_it_then_upgrade_again(new_db, airflow_po
 
     assert main(["db", "upgrade"]) == 0
     out = capsys.readouterr().out
-    assert f"  applying {HEAD} (1 of 1): " in out and "1 migration(s) applied" in out
+    assert f"  applying {HEAD} (2 of 2): " in out and "2 migration(s) applied" in out
     assert main(["db", "check"]) == 0
     assert f"ServiceManager tables at revision {HEAD} (head)" in capsys.readouterr().out
     assert rows(db, [*TABLES, *OWN_TABLES]) == data and definitions(db, tuple(TABLES)) == gateway

@@ -53,6 +53,37 @@ def test_publish_keeps_latest_and_bounded_history(tmp_path, manifest):
     assert store.names() == ["updatesByDevice"]
 
 
+def test_links_in_the_report_folder_are_not_followed(tmp_path, manifest, caplog):
+    out = tmp_path / "out"
+    charts.no_data_image(out / "output.png", title="report")
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("JWT_SECRET=hunter2")
+    (out / "data.csv").symlink_to(secret)  # to a file outside
+    (out / "more.json").symlink_to(secret.parent)  # to a folder outside
+    store = ReportStore("file://" + str(tmp_path / "store"))
+
+    entry = store.publish(manifest, out, when=T0)
+
+    assert entry.files == ("output.png",)
+    published = [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
+    assert not any(b"hunter2" in p.read_bytes() for p in published)
+    assert sorted(p.name for p in published) == ["meta.json", "output.png"]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(f"{out / 'data.csv'} is a symbolic link" in m for m in warned)
+    assert any(f"{out / 'more.json'} is a symbolic link" in m for m in warned)
+
+
+def test_a_linked_chart_is_no_chart(tmp_path, manifest):
+    outside = tmp_path / "elsewhere"
+    charts.no_data_image(outside / "output.png", title="not the script's")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "output.png").symlink_to(outside / "output.png")
+    with pytest.raises(ReportStoreError, match=r"wrote no output\.png"):
+        ReportStore("file://" + str(tmp_path / "store")).publish(manifest, out, when=T0)
+
+
 def test_incomplete_entry_is_not_latest(tmp_path, manifest):
     store = ReportStore("file://" + str(tmp_path / "store"))
     done = store.publish(manifest, _output(tmp_path, 1), when=T0)

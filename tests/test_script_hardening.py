@@ -291,9 +291,9 @@ def test_run_ids_never_become_dot_folders(tmp_path: Path, run_id: str):
     keep = tmp_path / "keep.txt"
     keep.write_text("kept")
     with work_folder(settings, run_id, logging.getLogger("test")) as folder:
-        assert folder.parent == staging_root(settings) == (tmp_path / STAGING).resolve()
+        assert folder.parent == staging_root(settings) == (tmp_path / f"{STAGING}-{os.getuid()}").resolve()
         (folder / "part.gz").write_text("x")
-    assert keep.read_text() == "kept" and (tmp_path / STAGING).is_dir()
+    assert keep.read_text() == "kept" and (tmp_path / f"{STAGING}-{os.getuid()}").is_dir()
 
 
 def test_report_output_dir_stays_in_its_folder():
@@ -304,6 +304,6 @@ def test_report_output_dir_stays_in_its_folder():
     class M:
         name = "updatesByDevice"
 
-    base = Path(tempfile.gettempdir()) / "meccano-reports" / "updatesByDevice"
+    base = Path(tempfile.gettempdir()) / f"meccano-reports-{os.getuid()}" / "updatesByDevice"
     for run_id in ("..", ".", "../x"):
         assert report_output_dir(M(), run_id).parent == base  # type: ignore[arg-type]

@@ -9,6 +9,15 @@ from meccano.export import assets, chain
 
 
 def plan(context):
+    from meccano.errors import ExportError
+    from meccano.export.options import load_options
+
+    try:
+        load_options(context.settings, context.params)
+    except ExportError as exc:  # a refused dag_run.conf: a retry cannot help, fail the run now
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(str(exc)) from exc
     return chain.plan_step(context.settings, context.iotdb, context.params, context.run_id,
                            context.data_interval_end, context.log)
 

@@ -6,7 +6,7 @@ export task adds its local work folder. Each task of the chain builds one from i
 configuration) and hands it down, so no room takes these one by one.
 
 The work folder is where part files are written before they are uploaded. It lives only as long as one
-export task attempt: ``<EXPORT_LOCALDIRECTORY>/meccano-export-staging/<run>``, created empty when the
+export task attempt: ``<EXPORT_LOCALDIRECTORY>/meccano-export-staging-<uid>/<run>``, created empty when the
 attempt starts and removed when it ends (success or failure). No other task reads it, so the next task
 of the run may land on any worker.
 
@@ -41,6 +41,7 @@ from meccano.export.model import TableDay
 from meccano.export.options import ExportOptions
 from meccano.export.target import Target
 from meccano.files.names import safe_component
+from meccano.files.private import private_folder
 from meccano.iotdb.db import Iotdb
 from meccano.settings.config import Settings
 
@@ -136,7 +137,8 @@ class Progress:
 
 
 def staging_root(settings: Settings) -> Path:
-    return Path(settings.export.local_directory or "/tmp").resolve() / STAGING
+    """This OS user's staging folder (``meccano-export-staging-<uid>``, mode 0700) in ``EXPORT_LOCALDIRECTORY``."""
+    return private_folder(Path(settings.export.local_directory or "/tmp").resolve(), STAGING)
 
 
 def safe_name(run_id: str) -> str:

@@ -19,7 +19,9 @@
 The ``export:`` keys are declared and validated at load with every other setting
 (:class:`meccano.settings.config.ExportSettings`); this module adds the run's own choices:
 ``dag_run.conf`` may override ``days`` (all tables), ``tables`` (names to run) and
-``dry_run`` (export and verify, purge nothing).
+``dry_run`` (export and verify, purge nothing). A run may only keep more than the configuration
+(a longer ``days`` than each chosen table's, fewer tables, a dry run): any other key, or a shorter
+``days``, is refused unless ``export.confMayWiden: true`` (config.yml only).
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from meccano.settings.config import Settings
 from meccano.settings.rules import parse_bool, parse_number, range_problem
 from meccano.settings.tables import TableEntry
 
-__all__ = ["ExportOptions", "TableSpec", "load_options", "table_specs"]
+__all__ = ["CONF_KEYS", "ExportOptions", "TableSpec", "load_options", "table_specs"]
+
+CONF_KEYS = ("days", "tables", "dry_run")
 
 
 @dataclass(frozen=True)
@@ -113,17 +117,36 @@ def _chosen(specs: list[TableSpec], asked: Any) -> list[TableSpec]:
     return [known[w] for w in wanted]
 
 
+def _conf_keys(conf: dict[str, Any]) -> None:
+    unknown = sorted(str(k) for k in conf if k not in CONF_KEYS)
+    if unknown:
+        raise ExportError(f"dag_run.conf {', '.join(unknown)}: not an export option; "
+                          f"allowed: {', '.join(CONF_KEYS)}")
+
+
+def _with_days(specs: list[TableSpec], days: int, may_widen: bool) -> list[TableSpec]:
+    """Every chosen table with the run's ``days``; a shorter retention than configured is refused
+    unless the configuration allows it (it would export and purge younger rows)."""
+    shorter = [s for s in specs if days < s.days]
+    if shorter and not may_widen:
+        named = ", ".join(f"{s.table} ({s.days})" for s in shorter)
+        raise ExportError(f"dag_run.conf days: {days} is shorter than the configured retention of {named} "
+                          f"and would purge younger rows; a run may only keep more (set config.yml "
+                          f"export.confMayWiden: true to allow)")
+    return [TableSpec(s.table, s.date_column, days, s.prefix) for s in specs]
+
+
 def load_options(settings: Settings, conf: dict[str, Any] | None = None) -> ExportOptions:
     """Options of this run: the settings (validated at load) with the run's ``dag_run.conf``; a bad
     ``dag_run.conf`` value raises a clear :class:`ExportError`."""
     conf = dict(conf or {})
+    _conf_keys(conf)
     export = settings.export
     specs = table_specs(settings)
-    if conf.get("days") is not None:
-        days = _conf_days(conf["days"])
-        specs = [TableSpec(s.table, s.date_column, days, s.prefix) for s in specs]
     if conf.get("tables") is not None:
         specs = _chosen(specs, conf["tables"])
+    if conf.get("days") is not None:
+        specs = _with_days(specs, _conf_days(conf["days"]), export.conf_may_widen)
     return ExportOptions(
         tables=tuple(specs),
         purge=export.purge,

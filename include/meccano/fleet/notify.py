@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 PENDING, SENT, LOGGED, FAILED = 0, 1, 2, 3
 SUBJECT_LIMIT = 100  # SNS: ASCII, no line breaks, at most 100 characters
 BODY_LIMIT = 250_000  # SNS: 256 KB per message
+RunKey = tuple[str, str]  # (DAG id, run id): DAGs on one schedule share run ids, so both name a run
 
 
 
@@ -89,17 +90,25 @@ class Notifier:
             self._hook = settings_sns_hook(self.settings)
         return self._hook
 
-    def queue(self, con: SAConnection, kind: str, subject: str, body: str) -> int:
-        """Store a notification inside the caller's transaction; returns its ID."""
+    def queue(self, con: SAConnection, kind: str, subject: str, body: str, run: RunKey | None = None) -> int:
+        """Store a notification inside the caller's transaction; returns its ID. ``run``: the DAG run it is
+        about, stored in its own columns so it is found by exactly that DAG and run (:meth:`stored_for`)."""
         subject, body = clean_subject(subject), clean_body(body)
         state = PENDING if self.topic else LOGGED
-        result = con.execute(text("INSERT INTO Notification (kind, subject, body, topic, delivered) "
-                                  "VALUES (:kind, :subject, :body, :topic, :state)"),
-                             {"kind": kind, "subject": subject, "body": body, "topic": self.topic, "state": state})
+        dag_id, run_id = run or (None, None)
+        result = con.execute(text("INSERT INTO Notification (kind, subject, body, topic, delivered, dagId, runId) "
+                                  "VALUES (:kind, :subject, :body, :topic, :state, :dag, :run)"),
+                             {"kind": kind, "subject": subject, "body": body, "topic": self.topic, "state": state,
+                              "dag": dag_id, "run": run_id})
         if state == LOGGED:
             log.warning("no SNS topic configured (aws.topicArn / AWS_TOPICARN): notification stored, not sent\n"
                         "Subject: %s\n%s", subject, body)
         return int(result.lastrowid)
+
+    def stored_for(self, kind: str, run: RunKey) -> int:
+        """How many notifications of ``kind`` about exactly this DAG run are stored (in any state)."""
+        return int(self.db.scalar("SELECT COUNT(*) FROM Notification WHERE kind = :k AND dagId = :d AND runId = :r",
+                                  k=kind, d=run[0], r=run[1]) or 0)
 
     def pending(self, kind: str, only_id: int | None = None) -> list[Stored]:
         sql = "SELECT ID, kind, subject, body, topic FROM Notification WHERE kind = :kind AND delivered = :pending"
@@ -133,10 +142,10 @@ class Notifier:
             sent.append(item.id)
         return sent
 
-    def send(self, kind: str, subject: str, body: str) -> int:
+    def send(self, kind: str, subject: str, body: str, run: RunKey | None = None) -> int:
         """Store and publish one notification now; a failure marks it FAILED and raises."""
         with self.db.begin() as con:
-            nid = self.queue(con, kind, subject, body)
+            nid = self.queue(con, kind, subject, body, run)
         for item in self.pending(kind, only_id=nid):
             try:
                 self._publish(item)

@@ -1,7 +1,11 @@
 """Plugin options: declared once with every setting (``meccano.settings.config``: the
 ``forecast``, ``sensorStatistics``, ``cleanMessages`` and ``alerts`` sections, validated at
 load), overridden by the plugin's ``parameters`` / the run's ``dag_run.conf``, which are
-checked here against the same declaration. Each bad value names its key and its source."""
+checked here against the same declaration. Each bad value names its key and its source.
+
+A run's parameters are not trusted with more than the configuration: a key the section does not
+declare is refused, and an option whose smaller value deletes more (``AT_LEAST_CONFIGURED``) may
+only be raised, unless the section's ``confMayWiden`` is true (only config.yml can set it)."""
 
 from __future__ import annotations
 
@@ -15,13 +19,17 @@ from meccano.errors import ConfigError
 from meccano.settings.config import Settings, declared_keys, field_info
 from meccano.settings.messages import error_text
 
+WIDEN_KEY = "confMayWiden"
+# (section, option): a smaller value destroys more (deletes younger rows).
+AT_LEAST_CONFIGURED = frozenset({("cleanMessages", "maxAgeDays")})
+
 
 @functools.cache
 def _adapters(section: str) -> dict[str, TypeAdapter[Any]]:
     """YAML name -> a validator of that option's declared type and range."""
     out: dict[str, TypeAdapter[Any]] = {}
     for key, target in declared_keys():
-        if key.path[0] == section and len(key.path) == 2:
+        if key.path[0] == section and len(key.path) == 2 and key.path[1] != WIDEN_KEY:
             info = field_info(target)
             out[key.path[1]] = TypeAdapter(Annotated[info.annotation, *info.metadata])  # type: ignore[arg-type]
     return out
@@ -30,11 +38,21 @@ def _adapters(section: str) -> dict[str, TypeAdapter[Any]]:
 def read_options(section: str, settings: Settings, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The options of ``section`` by their YAML names; raises :class:`ConfigError` naming key and source."""
     out = settings.options(section)
-    for key, adapter in _adapters(section).items():
+    adapters = _adapters(section)
+    unknown = sorted(str(k) for k in (params or {}) if k not in adapters)
+    if unknown:
+        raise ConfigError(f"{', '.join(unknown)} (plugin parameter / dag_run.conf): not an option of {section}; "
+                          f"allowed: {', '.join(adapters)}")
+    for key, adapter in adapters.items():
         if params and key in params:
             try:
-                out[key] = adapter.validate_python(params[key])
+                value = adapter.validate_python(params[key])
             except ValidationError as exc:
                 text = error_text(exc.errors(include_url=False)[0], str(params[key]))
                 raise ConfigError(f"{key} (from plugin parameter / dag_run.conf {key!r}): {text}") from None
+            if (section, key) in AT_LEAST_CONFIGURED and value < out[key] and not out.get(WIDEN_KEY):
+                raise ConfigError(f"{key} (from plugin parameter / dag_run.conf {key!r}): {value} is below the "
+                                  f"configured {out[key]} and would delete more; a run may only raise it "
+                                  f"(set config.yml {section}.{WIDEN_KEY}: true to allow)")
+            out[key] = value
     return out

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from meccano.errors import PluginError
 from meccano.files.names import safe_component
+from meccano.files.private import private_folder
 from meccano.plugins.contract import PluginManifest, load_plugin
 from meccano.settings.config import Settings, load_settings
 
@@ -81,7 +82,7 @@ def interpreter_path(engine: str) -> str:
 def report_output_dir(manifest: PluginManifest, run_id: str, fresh: bool = False) -> Path:
     """The run's scratch folder for report files, on this worker's disk only. ``fresh`` (a task
     starting): emptied first, so what an earlier attempt or task left there is never published."""
-    path = (Path(tempfile.gettempdir()) / "meccano-reports" / safe_component(manifest.name)
+    path = (private_folder(Path(tempfile.gettempdir()), "meccano-reports") / safe_component(manifest.name)
             / safe_component(run_id))
     if fresh:
         shutil.rmtree(path, ignore_errors=True)

@@ -118,7 +118,7 @@ class RecordFailure:
                                 error_tail(context.get("exception")))
         try:
             with _outbox() as (db, notifier), db.begin() as con:
-                notifier.queue(con, KIND, subject, redact_text(body, _known_secrets()))
+                notifier.queue(con, KIND, subject, redact_text(body, _known_secrets()), (str(dag_id), run_id))
         except Exception as exc:  # the run's notifier still sends, without the error's lines
             log.warning("could not store the failure notification of %s: %s", dag_id, type(exc).__name__)
 
@@ -140,10 +140,8 @@ class PluginFailureNotifier(BaseNotifier):
         dag_id = getattr(dag, "dag_id", None) or getattr(ti, "dag_id", "?")
         run_id = str(context.get("run_id") or getattr(ti, "run_id", "?"))
         try:
-            with _outbox() as (db, notifier):
-                stored = db.scalar("SELECT COUNT(*) FROM Notification WHERE kind = :k AND body LIKE :run",
-                                   k=KIND, run=f"%Run: {run_id}%")
-                if stored:
+            with _outbox() as (_, notifier):
+                if notifier.stored_for(KIND, (str(dag_id), run_id)):
                     notifier.flush(KIND)  # the failed task's message (its error included), once
                     return
         except Exception as exc:
@@ -155,7 +153,7 @@ class PluginFailureNotifier(BaseNotifier):
         task_id = getattr(ti, "task_id", None)
         subject, body = compose(plugin_of(context), str(dag_id), run_id, task_id, "",
                                 str(context.get("reason") or ""))
-        deliver(subject, redact_text(body, _known_secrets()))
+        deliver(subject, redact_text(body, _known_secrets()), (str(dag_id), run_id))
 
 
 @contextmanager
@@ -182,12 +180,12 @@ def _settings() -> Any:
         return Settings()
 
 
-def deliver(subject: str, body: str) -> None:
+def deliver(subject: str, body: str, run: tuple[str, str] | None = None) -> None:
     """Through the outbox (stored, then SNS or log); straight to SNS when the IOTDB is unreachable."""
     settings = _settings()
     try:
         with _outbox() as (_, notifier):
-            notifier.send(KIND, subject, body)
+            notifier.send(KIND, subject, body, run)
         return
     except Exception as exc:
         from meccano.errors import NotificationError

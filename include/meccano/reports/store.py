@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -161,7 +162,7 @@ class ReportStore:
                 extra_meta: dict[str, Any] | None = None) -> ReportEntry:
         """Copy a report's chart and numbers into a new history entry, then prune."""
         files = publishable_files(output_dir)
-        if CHART not in {f.name for f in files}:
+        if CHART not in files:
             found = ", ".join(sorted(p.name for p in output_dir.iterdir())) if output_dir.is_dir() else "nothing"
             raise ReportStoreError(
                 f"report plugin {manifest.plugin} wrote no {CHART} into {output_dir} (found: {found or 'nothing'}); "
@@ -171,10 +172,10 @@ class ReportStore:
         stamp = stamp_of(when)
         target = self.root / manifest.name / stamp
         target.mkdir(parents=True, exist_ok=True)
-        for path in files:
-            (target / path.name).write_bytes(path.read_bytes())
+        for name, data in files.items():
+            (target / name).write_bytes(data)
         meta = {"plugin": manifest.plugin, "name": manifest.name, "created_at": when.isoformat(),
-                "files": sorted(p.name for p in files), **(extra_meta or {})}
+                "files": sorted(files), **(extra_meta or {})}
         (target / META).write_text(json.dumps(meta, indent=1))  # last: the entry is now complete
         entry = ReportEntry(manifest.name, manifest.plugin, stamp, when, tuple(meta["files"]))
         removed = self.prune(manifest.name)
@@ -305,19 +306,34 @@ def valid_stamp(stamp: str) -> bool:
     return True
 
 
-def publishable_files(output_dir: Path) -> list[Path]:
+def publishable_files(output_dir: Path) -> dict[str, bytes]:
+    """The report's files by name, each read beneath ``output_dir`` without following a link
+    (:mod:`meccano.files.guard`): a symlink the script left there, to a file or a folder, is not
+    published, and a warning names it."""
     if not output_dir.is_dir():
-        return []
-    out = []
-    for path in sorted(output_dir.iterdir()):
-        if path.is_file() and FILE_RE.fullmatch(path.name) and path.name != META:
-            size = path.stat().st_size
-            if size == 0:
-                raise ReportStoreError(f"{path}: empty file; a report must not publish an empty {path.suffix}")
-            if size > MAX_FILE_BYTES:
-                raise ReportStoreError(f"{path}: {size} bytes is over the {MAX_FILE_BYTES} byte limit of a report "
-                                       "file; publish a smaller chart or summary")
-            out.append(path)
+        return {}
+    out: dict[str, bytes] = {}
+    with os.scandir(output_dir) as entries:
+        found = sorted(entries, key=lambda e: e.name)
+    for entry in found:
+        if not FILE_RE.fullmatch(entry.name) or entry.name == META:
+            continue
+        if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
+            if entry.is_symlink():
+                log.warning("report file %s is a symbolic link: not published (a report publishes only the "
+                            "regular files its script wrote)", Path(output_dir) / entry.name)
+            continue
+        size = entry.stat(follow_symlinks=False).st_size
+        if size == 0:
+            raise ReportStoreError(f"{entry.path}: empty file; a report must not publish an empty "
+                                   f"{Path(entry.name).suffix}")
+        if size > MAX_FILE_BYTES:
+            raise ReportStoreError(f"{entry.path}: {size} bytes is over the {MAX_FILE_BYTES} byte limit of a report "
+                                   "file; publish a smaller chart or summary")
+        try:
+            out[entry.name] = read_beneath(output_dir, [entry.name], MAX_FILE_BYTES)
+        except FileNotFoundError as exc:  # replaced by a link (or removed) since it was listed
+            log.warning("report file %s: not published (%s)", entry.path, exc)
     return out
 
 

@@ -261,6 +261,8 @@ class ExportSettings:
                                       Key("export.uploadChunkMegabytes", where=IN_CONFIG_YML)] = 8
     upload_concurrency: Annotated[Whole, Field(ge=1, le=64), Key("export.uploadConcurrency", where=IN_CONFIG_YML)] = 4
     format: Annotated[str, BeforeValidator(_file_format), Key("export.format", where=IN_CONFIG_YML)] = "csv"
+    # A triggered run's dag_run.conf may only keep more (longer days, fewer tables, dry run) unless this is on.
+    conf_may_widen: Annotated[Flag, Key("export.confMayWiden", where=IN_CONFIG_YML)] = False
 
     @property
     def part_size(self) -> int:
@@ -365,6 +367,9 @@ class CleanMessagesOptions:
         "cleanMessages.maxAgeDays", help="delete any message older than this many days")] = 30
     batch_size: Annotated[Whole, Field(ge=1), Key(
         "cleanMessages.batchSize", help="messages deleted per transaction")] = 5000
+    conf_may_widen: Annotated[Flag, Key(
+        "cleanMessages.confMayWiden",
+        help="true: a run's parameters may set a shorter maxAgeDays than this configuration")] = False
 
 
 @model(frozen=True, config=_MODEL)
