@@ -20,27 +20,8 @@ else
   echo "  user ${AIRFLOW_ADMIN_USER}: created"
 fi
 
-echo "meccano: IOTDB schema, buckets, the pool 'iotdb' (python -m meccano db upgrade)"
+echo "meccano: IOTDB schema, buckets (export, reports, remote task logs), the pool 'iotdb' (python -m meccano db upgrade)"
 python -m meccano db upgrade
-
-echo "meccano: the remote-logging bucket"
-python - <<'PY'
-import os
-
-from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-from meccano.settings.config import load_settings
-from meccano.settings.connections import aws_conn_id
-
-bucket = os.environ.get("MECCANO_LOGS_BUCKET", "")  # Airflow's remote logging (compose), not a Meccano setting
-if bucket:
-    hook = S3Hook(aws_conn_id=aws_conn_id(load_settings()))  # the project's one AWS connection
-    if hook.check_for_bucket(bucket):
-        print(f"  bucket {bucket}: exists")
-    else:
-        hook.create_bucket(bucket_name=bucket)
-        print(f"  bucket {bucket}: created")
-PY
 
 echo "meccano: plugins"
 python -m meccano plugins list || echo "meccano: some plugins are invalid (see above); they show as meccano_invalid_* DAGs"

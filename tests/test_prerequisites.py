@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from meccano.settings.config import load_settings
-from meccano.settings.prerequisites import SETUP_COMMAND, missing_prerequisites, required_buckets
+from meccano.settings.prerequisites import SETUP_COMMAND, missing_prerequisites, required_buckets, wanted_buckets
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _no_bucket_problem(bucket: str) -> None:
+def _no_bucket_problem(bucket: str, conn_id: str) -> None:
     return None
 
 
@@ -51,6 +51,22 @@ def test_buckets_of_s3_targets_only(monkeypatch):
     assert required_buckets(load_settings()) == []
 
 
+def test_the_remote_log_bucket_is_wanted_with_its_own_connection(monkeypatch):
+    monkeypatch.setenv("EXPORT_BUCKET", "ml-iot")
+    monkeypatch.setenv("MECCANO_REPORTS_DIR", "/srv/reports")
+    monkeypatch.setenv("AIRFLOW__LOGGING__REMOTE_LOGGING", "False")
+    monkeypatch.setenv("AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER", "s3://task-logs/airflow")
+    assert [b for b, _ in wanted_buckets(load_settings())] == ["ml-iot"]  # remote logging off: not wanted
+    monkeypatch.setenv("AIRFLOW__LOGGING__REMOTE_LOGGING", "True")
+    monkeypatch.setenv("AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID", "logs_conn")
+    assert wanted_buckets(load_settings())[1] == ("task-logs", "logs_conn")
+    missing = missing_prerequisites(load_settings(), lambda name: load_settings().mysql.connection_limit,
+                                    lambda bucket, conn: "it does not exist" if conn == "logs_conn" else None)
+    assert [m.what for m in missing] == ["bucket 'task-logs'"]
+    monkeypatch.setenv("AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER", "s3://ml-iot/logs")  # one bucket, named once
+    assert [b for b, _ in wanted_buckets(load_settings())] == ["ml-iot"]
+
+
 def _fresh_env(tmp_path: Path, s3_server) -> dict[str, str]:
     home = tmp_path / "airflow"
     home.mkdir()
@@ -62,6 +78,9 @@ def _fresh_env(tmp_path: Path, s3_server) -> dict[str, str]:
         "MECCANO_PLUGINS_DIR": str(ROOT / "meccano_plugins"),
         "EXPORT_BUCKET": "prereq-export", "MECCANO_REPORTS_DIR": str(tmp_path / "reports"),
         "AIRFLOW_CONN_AWS_DEFAULT": s3_server.connection_uri(),
+        # Airflow's remote task logs go to S3: their bucket is a prerequisite like the export's
+        "AIRFLOW__LOGGING__REMOTE_LOGGING": "True", "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID": "aws_default",
+        "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": "s3://prereq-logs/airflow-logs",
     })
     return env
 
@@ -83,13 +102,16 @@ def test_fresh_airflow_after_only_db_migrate(tmp_path: Path, s3_server):
         assert done.returncode == 1, (command, done.stdout[-1500:], done.stderr[-1500:])
         assert "MISSING pool 'iotdb'" in done.stderr and SETUP_COMMAND in done.stderr, done.stderr[-1500:]
         assert "MISSING bucket 'prereq-export': it does not exist" in done.stderr, done.stderr[-1500:]
+        assert "MISSING bucket 'prereq-logs': it does not exist" in done.stderr, done.stderr[-1500:]
 
     upgraded = _run(env, "-m", "meccano", "db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr[-2000:]
     out = upgraded.stdout
     assert "step 1 of 2: the IOTDB schema" in out and "step 2 of 2" in out
-    assert "bucket prereq-export (1 of 1): created" in out and "pool 'iotdb': 10 slots" in out
-    assert s3_server.client().head_bucket(Bucket="prereq-export")["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert "bucket prereq-export (1 of 2): created" in out and "pool 'iotdb': 10 slots" in out
+    assert "bucket prereq-logs (2 of 2): created" in out
+    for bucket in ("prereq-export", "prereq-logs"):
+        assert s3_server.client().head_bucket(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] == 200
     pools = json.loads(_run(env, "-m", "airflow", "pools", "get", "iotdb", "-o", "json").stdout)
     assert int(pools[0]["slots"]) == 10
 

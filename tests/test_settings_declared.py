@@ -86,7 +86,7 @@ def _compose_settings() -> set[str]:
 
 
 # compose variables of the project that are not settings of config.yml
-NOT_SETTINGS = {"MECCANO_ENV", "MECCANO_CONFIG", "MECCANO_PLUGINS_DIR", "MECCANO_LOGS_BUCKET"}
+NOT_SETTINGS = {"MECCANO_ENV", "MECCANO_CONFIG", "MECCANO_PLUGINS_DIR"}
 
 
 def test_compose_passes_every_declared_variable_and_no_other():

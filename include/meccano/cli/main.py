@@ -156,7 +156,7 @@ def _report_missing(settings: Settings, with_iotdb: bool = False) -> bool:
     from meccano.settings.prerequisites import cli_pool_slots, missing_prerequisites, s3_bucket_problem
 
     missing = [*(iotdb_missing(settings) if with_iotdb else []),
-               *missing_prerequisites(settings, cli_pool_slots, s3_bucket_problem(settings))]
+               *missing_prerequisites(settings, cli_pool_slots, s3_bucket_problem)]
     for item in missing:
         print(str(item), file=sys.stderr)
     if not missing:

@@ -3,7 +3,8 @@
 Airflow leaves a task whose pool does not exist in ``scheduled`` with one scheduler log line, and a
 missing bucket fails the export at its first write. So:
 
-* :func:`create_prerequisites` makes them (the buckets of the S3 targets, the ``iotdb`` pool): run by
+* :func:`create_prerequisites` makes them (the buckets of the S3 targets and of Airflow's remote task
+  logs, the ``iotdb`` pool): run by
   ``python -m meccano db init`` / ``db upgrade``, the demo and compose's ``airflow-init``;
 * :func:`missing_prerequisites` names what is still missing and the command that creates it: shown by
   ``python -m meccano db check`` and ``config show`` (both exit non-zero) and at the top of the Meccano
@@ -27,7 +28,7 @@ from meccano.settings.pool import IOTDB_POOL, sync_pool
 SETUP_COMMAND = "python -m meccano db upgrade"
 
 PoolSlots = Callable[[str], int | None]  # pool name -> its slots; None: it does not exist
-BucketProblem = Callable[[str], str | None]  # bucket -> None when it exists and is usable, else why not
+BucketProblem = Callable[[str, str], str | None]  # (bucket, connection id) -> None when usable, else why not
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,31 @@ def required_buckets(settings: Settings) -> list[str]:
     return sorted({b for b in wanted if b})
 
 
+def remote_log_bucket() -> tuple[str, str] | None:
+    """(bucket, connection id) of Airflow's remote task logs when they go to S3 (``[logging] remote_logging``
+    with an ``s3://`` ``remote_base_log_folder``): without the bucket no task log is kept, so it is a
+    prerequisite like the export's."""
+    from airflow.sdk import conf
+
+    if not conf.getboolean("logging", "remote_logging", fallback=False):
+        return None
+    folder = conf.get("logging", "remote_base_log_folder", fallback="") or ""
+    bucket = folder[len("s3://"):].split("/", 1)[0] if folder.startswith("s3://") else ""
+    return (bucket, conf.get("logging", "remote_log_conn_id", fallback="") or "aws_default") if bucket else None
+
+
+def wanted_buckets(settings: Settings) -> list[tuple[str, str]]:
+    """Every bucket a run writes to, with the connection that reaches it: the configuration's, then the logs'."""
+    from meccano.settings.connections import aws_conn_id
+
+    conn_id = aws_conn_id(settings)
+    wanted = [(bucket, conn_id) for bucket in required_buckets(settings)]
+    logs = remote_log_bucket()
+    if logs and logs[0] not in {bucket for bucket, _ in wanted}:
+        wanted.append(logs)
+    return wanted
+
+
 def missing_prerequisites(settings: Settings, pool_slots: PoolSlots, bucket_problem: BucketProblem) -> list[Missing]:
     """Everything plugin tasks need that is not there (empty: all set)."""
     found: list[Missing] = []
@@ -71,11 +97,11 @@ def missing_prerequisites(settings: Settings, pool_slots: PoolSlots, bucket_prob
         found.append(Missing(f"pool {IOTDB_POOL!r} with {limit} slots",
                              f"it has {slots} slots, mysql.connectionLimit (MYSQL_CONNECTIONLIMIT) says {limit}",
                              "python -m meccano pool sync"))
-    for bucket in required_buckets(settings):
-        why = bucket_problem(bucket)
+    for bucket, conn_id in wanted_buckets(settings):
+        why = bucket_problem(bucket, conn_id)
         if why:
             found.append(Missing(f"bucket {bucket!r}", why, f"{SETUP_COMMAND} (creates it) or fix export.bucket / "
-                                 "reports.directory and the AWS connection"))
+                                 "reports.directory / [logging] remote_base_log_folder and the AWS connection"))
     return found
 
 
@@ -94,42 +120,33 @@ def cli_pool_slots(name: str) -> int | None:
     return int(rows[0]["slots"]) if rows else None
 
 
-def s3_bucket_problem(settings: Settings) -> BucketProblem:
-    """A bucket check through the project's AWS connection (``head_bucket``): why a bucket is not usable."""
+def s3_bucket_problem(bucket: str, conn_id: str) -> str | None:
+    """Why ``bucket`` is not usable through the AWS connection ``conn_id`` (``head_bucket``); None when it is."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from meccano.settings.connections import aws_conn_id
-
-    conn_id = aws_conn_id(settings)
-
-    def problem(bucket: str) -> str | None:
-        try:
-            S3Hook(aws_conn_id=conn_id).get_conn().head_bucket(Bucket=bucket)
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in ("404", "NoSuchBucket", "NotFound"):
-                return "it does not exist; the export and the report store write to it"
-            if code in ("403", "AccessDenied", "Forbidden"):
-                return f"the AWS connection {conn_id!r} may not use it (access denied)"
-            return f"S3 answered {code or 'an error'}"
-        except BotoCoreError as exc:
-            return f"S3 cannot be reached through the AWS connection {conn_id!r} ({type(exc).__name__})"
-        return None
-
-    return problem
+    try:
+        S3Hook(aws_conn_id=conn_id).get_conn().head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            return "it does not exist; the export, the report store or the task logs write to it"
+        if code in ("403", "AccessDenied", "Forbidden"):
+            return f"the AWS connection {conn_id!r} may not use it (access denied)"
+        return f"S3 answered {code or 'an error'}"
+    except BotoCoreError as exc:
+        return f"S3 cannot be reached through the AWS connection {conn_id!r} ({type(exc).__name__})"
+    return None
 
 
 def create_prerequisites(settings: Settings, say: Callable[[str], None]) -> None:
     """Create what is missing, saying each step: the buckets, then the pool (``airflow pools set``)."""
-    buckets = required_buckets(settings)
+    buckets = wanted_buckets(settings)
     if buckets:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        from meccano.settings.connections import aws_conn_id
-
-        hook = S3Hook(aws_conn_id=aws_conn_id(settings))
-        for index, bucket in enumerate(buckets, 1):
+        for index, (bucket, conn_id) in enumerate(buckets, 1):
+            hook = S3Hook(aws_conn_id=conn_id)
             if hook.check_for_bucket(bucket):
                 say(f"bucket {bucket} ({index} of {len(buckets)}): exists")
             else:

@@ -32,7 +32,7 @@ def missing_now(settings: Settings, ttl: float = TTL_SECONDS) -> list[Missing]:
     from meccano.web.airflow_internal import pool_slots
 
     try:
-        found = [*iotdb_missing(settings), *missing_prerequisites(settings, pool_slots, s3_bucket_problem(settings))]
+        found = [*iotdb_missing(settings), *missing_prerequisites(settings, pool_slots, s3_bucket_problem)]
     except Exception as exc:  # noqa: BLE001 - the page answers whatever the check meets
         log.warning("Meccano page: the set-up check failed: %s", type(exc).__name__)
         found = [Missing("set-up check", f"it could not run ({type(exc).__name__})", "python -m meccano db check")]
