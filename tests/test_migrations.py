@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from itertools import count
 from pathlib import Path
@@ -252,3 +253,30 @@ def test_the_guard_knows_every_gateway_table_and_the_revisions_ship_with_the_pac
     revisions = set(migrate.MIGRATIONS_DIR.glob("versions/*.py"))
     assert len(revisions) == len(REVISIONS) and revisions <= shipped  # a non-editable install (the image) has them
     assert [s.revision for s in reversed(list(migrate.scripts().walk_revisions()))] == REVISIONS
+
+
+def test_one_migration_at_a_time(new_db):
+    """An upgrade while another run holds the lock waits, saying so; when the wait runs out it fails and applies
+    nothing; once the lock is released it proceeds."""
+    db = new_db()
+    first = Iotdb.from_settings(load_settings())  # another process's engine on the same IOTDB
+    said: list[str] = []
+    with migrate.migration_lock(first):
+        busy = re.escape("held the IOTDB's migration lock for 0.5 s; nothing was applied")
+        with pytest.raises(MigrationError, match=busy):
+            migrate.upgrade(db, said.append, lock_wait=0.5)
+        assert migrate.current_revision(db) is None and migrate.VERSION_TABLE not in tables(db)
+        assert any(line.startswith("another migration holds the lock") for line in said), said
+
+        waited: list[str] = []
+        applied: list[str] = []
+        second = threading.Thread(target=lambda: applied.extend(migrate.upgrade(db, waited.append)))
+        second.start()
+        while not any(line.startswith("another migration holds the lock") for line in waited):
+            assert second.is_alive(), waited
+            second.join(0.05)
+        assert migrate.current_revision(db) is None  # still waiting: nothing ran
+    second.join()
+    assert applied == REVISIONS, waited
+    assert migrate.current_revision(db) == HEAD
+    first.dispose()

@@ -18,8 +18,11 @@ once, whatever the transaction.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 VERSION_TABLE = "meccano_alembic_version"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 UPGRADE_COMMAND = "python -m meccano db upgrade"
+LOCK_WAIT_SECONDS = 600.0  # how long a second upgrade waits for the first before giving up
 GATEWAY_TABLES = ("Registration", "Announcement", "Facts", "Messages", "DeviceStatistics",
                   "DeviceHistoryStatus", "User")
 _WRITES = re.compile(r"^\s*(CREATE|ALTER|DROP|RENAME|TRUNCATE|INSERT|UPDATE|DELETE|REPLACE)\b", re.I)
@@ -133,12 +137,79 @@ def _run(db: Iotdb, script: Script, direction: str, stamp: str, say: Say) -> Non
             f"the command") from exc
 
 
-def upgrade(db: Iotdb, say: Say = quiet) -> list[str]:
-    """Apply every pending revision, saying one line per revision before it runs; the revisions applied."""
-    todo = pending(db)
-    for index, script in enumerate(todo, 1):
-        say(f"applying {script.revision} ({index} of {len(todo)}): {script.doc}")
-        _run(db, script, "upgrade", script.revision, say)
+@contextmanager
+def migration_lock(db: Iotdb, say: Say = quiet, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
+    """One migration at a time on an IOTDB.
+
+    Two ``db upgrade`` runs at once (two deploys, an init container restarted while the first still runs)
+    would both find a revision pending and apply it twice, and MySQL commits DDL at once. MySQL/MariaDB:
+    the server's named lock (``GET_LOCK``), held by one connection and released by the server when that
+    connection ends, so a crashed run never leaves it behind. SQLite: ``flock`` on a file next to the
+    database, released by the kernel when the process ends. A second run waits up to ``wait_seconds``,
+    saying so, then fails with :class:`MigrationError`; nothing of it ran.
+    """
+    if db.dialect == "mysql":
+        with _mysql_lock(db, say, wait_seconds):
+            yield
+    elif db.sqlite_path and db.sqlite_path != ":memory:":
+        with _file_lock(f"{db.sqlite_path}.migrate-lock", say, wait_seconds):
+            yield
+    else:
+        yield
+
+
+def _busy(wait_seconds: float) -> MigrationError:
+    return MigrationError(
+        f"another `{UPGRADE_COMMAND}` (or downgrade) held the IOTDB's migration lock for {wait_seconds:g} s; "
+        "nothing was applied. Let it finish (or stop it), then re-run the command")
+
+
+@contextmanager
+def _mysql_lock(db: Iotdb, say: Say, wait_seconds: float) -> Iterator[None]:
+    from sqlalchemy import text
+
+    with db.engine.connect() as con:
+        name = f"meccano_migrate:{con.exec_driver_sql('SELECT DATABASE()').scalar() or ''}"[:64]
+        lock = text("SELECT GET_LOCK(:name, :wait)")
+        if con.execute(lock, {"name": name, "wait": 0}).scalar() != 1:
+            say(f"another migration holds the lock {name!r}; waiting up to {wait_seconds:g} s")
+            if con.execute(lock, {"name": name, "wait": wait_seconds}).scalar() != 1:
+                raise _busy(wait_seconds)
+        try:
+            yield
+        finally:
+            con.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+
+
+@contextmanager
+def _file_lock(path: str, say: Say, wait_seconds: float) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        deadline, waiting = time.monotonic() + wait_seconds, False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise _busy(wait_seconds) from None
+                if not waiting:
+                    say(f"another migration holds the lock {path}; waiting up to {wait_seconds:g} s")
+                    waiting = True
+                time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def upgrade(db: Iotdb, say: Say = quiet, lock_wait: float = LOCK_WAIT_SECONDS) -> list[str]:
+    """Apply every pending revision, saying one line per revision before it runs; the revisions applied.
+    Runs under :func:`migration_lock`: a second run waits, then finds nothing pending."""
+    with migration_lock(db, say, lock_wait):
+        todo = pending(db)
+        for index, script in enumerate(todo, 1):
+            say(f"applying {script.revision} ({index} of {len(todo)}): {script.doc}")
+            _run(db, script, "upgrade", script.revision, say)
     head = scripts().get_current_head()
     say(f"ServiceManager tables at revision {head} (head)" + ("" if todo else ", nothing to apply"))
     return [s.revision for s in todo]
@@ -146,6 +217,11 @@ def upgrade(db: Iotdb, say: Say = quiet) -> list[str]:
 
 def downgrade(db: Iotdb, say: Say = quiet) -> str:
     """Revert the current revision (one step); the revision the IOTDB is at afterwards."""
+    with migration_lock(db, say):
+        return _downgrade(db, say)
+
+
+def _downgrade(db: Iotdb, say: Say) -> str:
     current = current_revision(db)
     if current is None:
         raise MigrationError(f"nothing to downgrade: the IOTDB has no ServiceManager revision ({VERSION_TABLE} is "
