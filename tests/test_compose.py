@@ -6,6 +6,7 @@ and validates the file the same way ``docker compose up`` would before starting 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -127,7 +128,7 @@ def test_two_schedulers_on_postgres_and_a_scalable_worker(compose: list[str], se
     # `--scale worker=N` needs no fixed container name and no published host port
     assert "container_name" not in worker and not worker.get("ports")
     assert worker["deploy"]["replicas"] >= 2, "at least two Celery workers by default"
-    api_servers = [n for n, s in services.items() if s.get("command") == ["api-server"]]
+    api_servers = [n for n, s in services.items() if (s.get("command") or [""])[0] == "api-server"]
     assert len(api_servers) >= 2, api_servers
     assert not any(services[n].get("ports") for n in api_servers), "API servers are reached through the load balancer"
     # the load balancer's template names every API server, and only those
@@ -320,7 +321,9 @@ _PORT_ENV = {"AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT", "AIRFLOW_
              "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
              "MECCANO_API_SERVER_1", "MECCANO_API_SERVER_2", "MECCANO_LB_PORT", "MECCANO_CONSOLE_LB_PORT",
              # scaled workers share the machine's hostname on the host network: named by container id
-             "AIRFLOW__CORE__HOSTNAME_CALLABLE", "PYTHONPATH"}
+             "AIRFLOW__CORE__HOSTNAME_CALLABLE", "PYTHONPATH",
+             # the load balancer reaches the API servers from 127.0.0.1 on the host network, not its fixed address
+             "FORWARDED_ALLOW_IPS"}
 _FORCED_KEYS = {"network_mode", "networks", "extra_hosts", "image", "ports"}
 
 
@@ -350,6 +353,8 @@ def test_the_container_tests_override_changes_only_what_the_machine_forces(compo
                 changed = {k for k in set(service[key]) | set(original[key])
                            if service[key].get(k) != original[key].get(k)}
                 assert changed <= _PORT_ENV, f"{name}: the override changes environment {changed - _PORT_ENV}"
+                if "FORWARDED_ALLOW_IPS" in changed:
+                    assert service[key]["FORWARDED_ALLOW_IPS"] == "127.0.0.1", name
             elif key == "command" and name == "s3":  # the same command, plus flags that move SeaweedFS's ports
                 port_flag = re.compile(r"-(ip|ip\.bind|(s3|master|volume|filer)\.port(\.grpc)?)=[\w.]+")
                 kept = [a for a in original[key] if not a.startswith("-s3.port=")]
@@ -398,3 +403,142 @@ def test_compose_secrets_fills_every_required_secret_once(compose: list[str], tm
 def test_dot_env_is_ignored_by_git() -> None:
     done = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT, timeout=30)
     assert done.returncode == 0, ".env (the operator's secrets) must be ignored by git"
+
+
+# --- the console allow-list behind the load balancer: forwarded headers trusted from it alone ---------------
+
+NGINX_TEMPLATES = (ROOT / "docker" / "nginx" / "templates" / "meccano.conf.template",
+                   ROOT / "docker" / "nginx" / "tls" / "meccano-tls.conf.template")
+TLS_OVERRIDE = ROOT / "docker-compose.tls.yaml"
+
+
+def _project(compose: list[str], *env_files: Path, extra_env: dict[str, str] | None = None,
+             files: tuple[Path, ...] = (COMPOSE_FILE,)) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS and not k.startswith(("COMPOSE_", "MECCANO_"))}
+    env.update(extra_env or {})
+    args = [a for f in env_files for a in ("--env-file", str(f))] + [a for f in files for a in ("-f", str(f))]
+    done = subprocess.run([*compose, *args, "config", "--format", "json"], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=60)
+    assert done.returncode == 0, f"docker compose config failed:\n{done.stderr}"
+    return json.loads(done.stdout)
+
+
+def _blocks(text: str, keyword: str) -> list[tuple[str, str]]:
+    """``(header, body)`` of every ``keyword ... { body }`` block of an nginx file, nested braces included."""
+    found = []
+    for match in re.finditer(rf"(?m)^\s*{keyword}\b([^{{;]*)\{{", text):
+        depth, i = 1, match.end()
+        while depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        found.append((match.group(1).strip(), text[match.end():i - 1]))
+    return found
+
+
+def test_api_servers_trust_forwarded_headers_from_the_load_balancer_only(compose: list[str], secrets_env: Path) -> None:
+    """Each API server runs with --proxy-headers and FORWARDED_ALLOW_IPS = the load balancer's fixed address, an
+    address of the compose network outside the range other containers are given; MECCANO_NETWORK_PREFIX moves
+    both together."""
+    for prefix, extra in (("172.30.80", {}), ("10.77.3", {"MECCANO_NETWORK_PREFIX": "10.77.3"})):
+        project = _project(compose, ENV_EXAMPLE, secrets_env, extra_env=extra)
+        services = project["services"]
+        lb_address = services["load-balancer"]["networks"]["default"]["ipv4_address"]
+        assert lb_address == f"{prefix}.2"
+        (pool,) = project["networks"]["default"]["ipam"]["config"]
+        assert ipaddress.ip_address(lb_address) in ipaddress.ip_network(pool["subnet"])
+        assert ipaddress.ip_address(lb_address) not in ipaddress.ip_network(pool["ip_range"])
+        assert ipaddress.ip_address(lb_address) != ipaddress.ip_address(pool["gateway"])
+        api_servers = [n for n, s in services.items() if (s.get("command") or [""])[0] == "api-server"]
+        assert sorted(api_servers) == ["api-server-1", "api-server-2"], api_servers
+        for name in api_servers:
+            assert services[name]["command"] == ["api-server", "--proxy-headers"], name
+            assert services[name]["environment"]["FORWARDED_ALLOW_IPS"] == lb_address, name
+        others = [n for n, s in services.items() if n not in api_servers and "FORWARDED_ALLOW_IPS" in
+                  (s.get("environment") or {})]
+        assert not others, f"only the API servers trust forwarded headers: {others}"
+
+
+def test_the_load_balancer_sets_x_forwarded_for_to_its_peer() -> None:
+    """Every proxied location of every load-balancer template replaces X-Forwarded-For with the client's address
+    (never appends to what the client sent) and forwards the scheme."""
+    for template in NGINX_TEMPLATES:
+        text = template.read_text()
+        assert "proxy_add_x_forwarded_for" not in text, template.name
+        proxied = [(h, b) for h, b in _blocks(text, "location") if "proxy_pass" in b]
+        assert len(proxied) >= 3, (template.name, proxied)
+        for header, body in proxied:
+            settings = re.findall(r"proxy_set_header\s+(\S+)\s+([^;]+);", body)
+            forwarded = [v for k, v in settings if k.lower() == "x-forwarded-for"]
+            assert forwarded == ["$remote_addr"], (template.name, header, forwarded)
+            assert ("X-Forwarded-Proto", "$scheme") in settings, (template.name, header)
+            assert "proxy_pass http://meccano_api_servers;" in body, (template.name, header)
+
+
+# --- the shipped deployment is locked down -------------------------------------------------------------------
+
+def test_the_deployment_ships_locked(compose: list[str], secrets_env: Path) -> None:
+    """Only the load balancer and the IOTDB publish ports, the IOTDB on the host's loopback unless
+    MYSQL_PUBLISH_ADDRESS widens it; no secret on any command line (command, entrypoint, health check), with
+    and without HTTPS; no LOCAL INFILE outside the benchmarks; .env is ignored by git."""
+    services = _project(compose, ENV_EXAMPLE, secrets_env)["services"]
+    published = {n for n, s in services.items() if s.get("ports")}
+    assert published == {"load-balancer", "iotdb"}, published
+    assert [p.get("host_ip") for p in services["iotdb"]["ports"]] == ["127.0.0.1"]
+    assert not services["redis"].get("ports") and not services["postgres"].get("ports")
+    wide = _project(compose, ENV_EXAMPLE, secrets_env, extra_env={"MYSQL_PUBLISH_ADDRESS": "0.0.0.0"})["services"]
+    assert [p.get("host_ip") for p in wide["iotdb"]["ports"]] == ["0.0.0.0"]
+    sentinels = [line.split("=", 1)[1] for line in secrets_env.read_text().splitlines()]
+    tls = _project(compose, ENV_EXAMPLE, secrets_env, extra_env={"MECCANO_TLS_DIR": "/srv/tls"},
+                   files=(COMPOSE_FILE, TLS_OVERRIDE))["services"]
+    for project in (services, tls):
+        for name, service in project.items():
+            argv = json.dumps([service.get("command"), service.get("entrypoint"),
+                               (service.get("healthcheck") or {}).get("test")])
+            leaked = [s for s in sentinels if s in argv]
+            assert not leaked, f"{name}: a secret on a command line ({leaked})"
+    # the Redis password reaches redis-server on its standard input, the health checks take theirs from the env
+    assert "requirepass $$REDIS_PASSWORD" in " ".join(services["redis"]["command"])
+    assert "REDISCLI_AUTH" in services["redis"]["environment"]
+    shipped = [COMPOSE_FILE, TLS_OVERRIDE, *(ROOT / "docker").rglob("*"), *(ROOT / "scripts").rglob("*"),
+               *(ROOT / "tests" / "compose").rglob("*")]
+    infile = [p.relative_to(ROOT).as_posix() for p in shipped if p.is_file() and p.suffix not in (".crt", ".pem")
+              and re.search(r"local[-_ ]infile", p.read_text(errors="replace"), re.I)]
+    assert not infile, f"LOCAL INFILE enabled outside bench/: {infile}"
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT, timeout=30)
+    assert ignored.returncode == 0, ".env (the operator's secrets) must be ignored by git"
+
+
+def test_https_override_publishes_tls_and_a_redirect_only(compose: list[str], secrets_env: Path) -> None:
+    """docker-compose.tls.yaml: the nginx image renders both templates (every variable they use is set), the
+    certificate folder is mounted read-only, the published ports are HTTPS, the redirect and the console over
+    TLS; the plain ports stay inside the compose network; without MECCANO_TLS_DIR compose names it."""
+    project = _project(compose, ENV_EXAMPLE, secrets_env, extra_env={"MECCANO_TLS_DIR": "/srv/tls"},
+                       files=(COMPOSE_FILE, TLS_OVERRIDE))
+    lb = project["services"]["load-balancer"]
+    env = lb["environment"]
+    published = {(int(p["published"]), p["target"]) for p in lb["ports"]}
+    assert published == {(443, int(env["MECCANO_LB_HTTPS_PORT"])), (8080, int(env["MECCANO_LB_REDIRECT_PORT"])),
+                         (8000, int(env["MECCANO_CONSOLE_LB_HTTPS_PORT"]))}, published
+    rendered_from = env["NGINX_ENVSUBST_TEMPLATE_DIR"]
+    mounts = {v["target"]: v for v in lb["volumes"]}
+    for template in NGINX_TEMPLATES:
+        mount = mounts[f"{rendered_from}/{template.name}"]
+        assert Path(mount["source"]) == template and mount["read_only"], mount
+        used = set(re.findall(r"\$\{([A-Z0-9_]+)\}", template.read_text()))
+        assert used <= set(env), f"{template.name}: {used - set(env)} not set on the load balancer"
+    assert mounts["/etc/nginx/tls"]["source"] == "/srv/tls" and mounts["/etc/nginx/tls"]["read_only"]
+    for key in ("MECCANO_TLS_CERTIFICATE", "MECCANO_TLS_CERTIFICATE_KEY"):
+        assert env[key].startswith("/etc/nginx/tls/"), env[key]
+    tls_text = NGINX_TEMPLATES[1].read_text()
+    assert re.search(r"^ssl_protocols TLSv1\.2 TLSv1\.3;$", tls_text, re.M)
+    servers = _blocks(tls_text, "server")
+    assert all('add_header Strict-Transport-Security "max-age=' in b for _, b in servers if " ssl;" in b)
+    assert any("return 301 https://" in b for _, b in servers)
+    # the plain template is unchanged underneath: the upstream and map the TLS servers use are defined there once
+    assert "upstream meccano_api_servers" not in tls_text and "upstream meccano_api_servers" in \
+        NGINX_TEMPLATES[0].read_text()
+    missing = subprocess.run([*compose, "--env-file", str(ENV_EXAMPLE), "--env-file", str(secrets_env),
+                              "-f", str(COMPOSE_FILE), "-f", str(TLS_OVERRIDE), "config", "-q"], capture_output=True,
+                             text=True, timeout=60, cwd=ROOT,
+                             env={k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "MECCANO_"))})
+    assert missing.returncode != 0 and "MECCANO_TLS_DIR is required" in missing.stderr, missing.stderr

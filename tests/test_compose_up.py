@@ -8,7 +8,8 @@ local images). Every Airflow service runs as docker-compose.yaml writes it: comm
 health checks, user. Cases, in order, on the same deployment:
 
 1. the image is the tested closure (pip freeze == requirements.txt), runs as uid 50000, has no compiler;
-2. every service healthy; the admin login and the ``iotdb`` pool exist (airflow-init);
+2. every service healthy; the admin login and the ``iotdb`` pool exist (airflow-init); the console allow-list
+   sees the client behind the load balancer, a client-chosen ``X-Forwarded-For`` changes nothing;
 3. every shipped plugin DAG (the R report included) runs to success on the Celery workers;
 4. ``airflow dags trigger s3_export`` inside a container: rows conserved (S3 + Facts == inserted);
 5. a real browser through the load balancer: FAB's login form, Browse -> Meccano plugins, a rendered chart;
@@ -50,6 +51,7 @@ WAIT = 420  # seconds: a safety net against hangs on a loaded 2-core machine, no
 TIMINGS: dict[str, float] = {}
 EXPORT_BUCKET, LOGS_BUCKET = "meccano-export", "meccano-logs"
 CONSOLE_TOKEN = "compose-console-token-4711"
+CONSOLE_CLIENT, OTHER_CLIENT = "127.0.0.5", "127.0.0.6"  # loopback source addresses; only the first allow-listed
 QUICK = ("example_native", "example_python")  # the batch DAGs of the kill cases: short, independent runs
 
 
@@ -237,7 +239,7 @@ def _env_file(workdir: Path) -> tuple[Path, dict[str, str]]:
         # two cores run the whole deployment: fewer concurrent tasks, faster failure detection for the kills
         "AIRFLOW_WORKER_CONCURRENCY": "2", "AIRFLOW_PARALLELISM": "8",
         "AIRFLOW_TASK_HEARTBEAT_TIMEOUT": "30", "AIRFLOW_MAX_TASK_RETRY_DELAY": "5",
-        "MECCANO_WEB_CONSOLE_TOKEN": CONSOLE_TOKEN,
+        "MECCANO_WEB_CONSOLE_TOKEN": CONSOLE_TOKEN, "MECCANO_WEB_CONSOLE_ALLOW": f"{CONSOLE_CLIENT}/32",
     })
     env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     return env_file, values
@@ -389,6 +391,21 @@ def test_every_service_is_healthy_and_init_did_its_work(stack: Stack) -> None:
     assert stack.query("SELECT count(*) FROM ab_user WHERE username = %s", admin)[0][0] == 1
     buckets = {b["Name"] for b in stack.s3().list_buckets()["Buckets"]}
     assert {EXPORT_BUCKET, LOGS_BUCKET, "meccano-reports"} <= buckets, buckets
+
+
+def test_console_allow_list_sees_the_client_behind_the_load_balancer(stack: Stack) -> None:
+    """The API servers as compose runs them (--proxy-headers, FORWARDED_ALLOW_IPS = the load balancer): no token,
+    an allow-listed client gets the listing through nginx; another client naming the allow-listed address in
+    X-Forwarded-For is refused, through nginx and straight at an API server."""
+    from tests.test_console_nginx import _from
+
+    console = f"http://127.0.0.1:{stack.values['CONSOLE_PORT']}/plugins"
+    assert _from(CONSOLE_CLIENT, console).status == 200
+    spoofed = {"X-Forwarded-For": CONSOLE_CLIENT}
+    assert _from(OTHER_CLIENT, console, spoofed).status in (401, 403)
+    direct = f"http://127.0.0.1:{stack.values['API_SERVER_1_PORT']}/meccano-console/plugins"
+    assert _from(OTHER_CLIENT, direct, spoofed).status in (401, 403)
+    assert _from(CONSOLE_CLIENT, direct).status == 200
 
 
 # --- 3. every shipped plugin ---------------------------------------------------------------------------------

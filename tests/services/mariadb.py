@@ -59,7 +59,7 @@ def start_mariadb(base: Path, options: Sequence[str] = ()) -> MariaDB:
     proc = start(["mariadbd", "--no-defaults", "--user=root", f"--datadir={data}", f"--socket={sock}",
                   f"--port={port}", "--bind-address=127.0.0.1", f"--pid-file={base / 'mysqld.pid'}",
                   "--skip-log-bin", "--innodb-buffer-pool-size=256M", "--max-connections=500",
-                  "--local-infile=1", *options], log)
+                  "--local-infile=0", *options], log)
 
     def ping() -> bool:
         return subprocess.run(["mariadb-admin", "--no-defaults", f"--socket={sock}", "-uroot", "ping"],
