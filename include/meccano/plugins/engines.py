@@ -23,7 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meccano.errors import PluginError
+from meccano.errors import ConfigError, PluginError
 from meccano.files.names import safe_component
 from meccano.files.private import private_folder
 from meccano.plugins.contract import PluginManifest, load_plugin
@@ -243,6 +243,10 @@ def run_native(plugin_folder: str, entry: str = "entrypoint", last: bool = True,
     ctx = PluginContext(manifest, settings, context, report_dir)
     try:
         result = getattr(module, entry)(ctx)
+    except ConfigError as exc:  # a refused option or dag_run.conf: a retry would run with the same ones
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(str(exc)) from exc
     finally:
         ctx.close()
     if last:
