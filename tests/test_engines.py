@@ -109,3 +109,38 @@ def test_a_multi_task_report_publishes_only_what_its_last_task_wrote(tmp_path: P
     [entry] = ReportStore.from_settings(load_settings()).history_of("twostep")
     assert entry.files == ("output.png",)  # first.csv, written by the first task, is not published
     assert "only the last task's report files are published" in caplog.text
+
+
+@pytest.mark.parametrize("engine", ["python", "native"])
+def test_a_conf_key_the_plugin_does_not_declare_fails_the_run_before_its_code_runs(tmp_path: Path, run_plugin_dag,
+                                                                                 capfd, engine):
+    marker = tmp_path / "ran.json"
+    if engine == "python":
+        code = f"import os, pathlib\npathlib.Path({str(marker)!r}).write_text(os.environ['MECCANO_PARAMETERS'])\n"
+    else:
+        code = (f"import json, pathlib\ndef entrypoint(context):\n"
+                f"    pathlib.Path({str(marker)!r}).write_text(json.dumps(dict(context.params)))\n")
+    write_plugin(tmp_path, "declared:1.0", code, engine=engine, parameters={"windowHours": 24},
+                 retries=3, retryDelayMinutes=0.01)
+
+    run = run_plugin_dag("declared", tmp_path, conf={"windowHours": 48, "purge": True, "where": "1=1"})
+
+    assert run.state == "failed"
+    assert not marker.exists()  # neither the script nor the entrypoint started
+    out = capfd.readouterr()
+    assert ("dag_run.conf purge, where: not a parameter of declared:1.0; allowed: windowHours; nothing was run"
+            in out.out + out.err)
+    tries = [ti.try_number for ti in run.get_task_instances()]
+    assert tries == [1]  # failed at once: a retry cannot help
+
+    assert run_plugin_dag("declared", tmp_path, conf={"windowHours": 48}).state == "success"
+    assert json.loads(marker.read_text())["windowHours"] == 48
+
+
+def test_a_plugin_without_parameters_takes_no_conf_key(tmp_path: Path, run_plugin_dag, capfd):
+    write_plugin(tmp_path, "bare:1.0", "def entrypoint(context):\n    return 1\n", engine="native")
+    run = run_plugin_dag("bare", tmp_path, conf={"days": 0})
+    assert run.state == "failed"
+    out = capfd.readouterr()
+    assert ("dag_run.conf days: not a parameter of bare:1.0; allowed: none (plugin.json declares no parameters)"
+            in out.out + out.err)

@@ -55,3 +55,25 @@ def test_clean_messages(any_iotdb, tmp_path, monkeypatch):
     run = clean_messages(db, load_settings(), params={"maxAgeDays": 1}, now=now)
     assert run.deleted == 2
     assert {r["ID"] for r in db.query("SELECT ID FROM Messages")} == {keep["transient unread"]}
+
+
+def test_a_triggered_run_asking_for_a_shorter_age_fails_at_once_and_deletes_nothing(iotdb, run_plugin_dag, capfd):
+    now = db_now(iotdb)
+    kept = {message(iotdb, "d1", "PERSISTENT", ago(now, minutes=60), None),
+            message(iotdb, "d1", "TRANSIENT", ago(now, minutes=60), None)}
+
+    run = run_plugin_dag("cleanMessages", conf={"maxAgeDays": 0.001})
+
+    assert run.state == "failed"
+    assert [ti.try_number for ti in run.get_task_instances()] == [1]  # no retry: the conf would be the same
+    out = capfd.readouterr()
+    assert "maxAgeDays (from plugin parameter / dag_run.conf 'maxAgeDays'): 0.001 is below the configured 30" in (
+        out.out + out.err)
+    assert {r["ID"] for r in iotdb.query("SELECT ID FROM Messages")} == kept
+
+    run = run_plugin_dag("cleanMessages", conf={"purge": True})
+    assert run.state == "failed"
+    out = capfd.readouterr()
+    assert ("dag_run.conf purge: not a parameter of cleanMessages:1.0; allowed: maxAgeDays, batchSize; "
+            "nothing was run" in out.out + out.err)
+    assert {r["ID"] for r in iotdb.query("SELECT ID FROM Messages")} == kept

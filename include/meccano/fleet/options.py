@@ -35,6 +35,11 @@ def _adapters(section: str) -> dict[str, TypeAdapter[Any]]:
     return out
 
 
+def option_names(section: str) -> tuple[str, ...]:
+    """The options of ``section`` a run's parameters may set (``confMayWiden`` is config.yml's alone)."""
+    return tuple(_adapters(section))
+
+
 def read_options(section: str, settings: Settings, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The options of ``section`` by their YAML names; raises :class:`ConfigError` naming key and source."""
     out = settings.options(section)

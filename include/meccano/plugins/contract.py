@@ -34,6 +34,8 @@ TYPES = ("report", "worker", "stream")
 CONTEXTS = ("master", "both")
 ENABLED_CONFIG_KEYS = ("export.enabled",)
 SCHEDULE_CONFIG_KEYS = ("warninglimit",)
+# config.yml sections whose options a run's dag_run.conf may override (read by meccano.fleet.options)
+OPTIONS_CONFIG_SECTIONS = ("cleanMessages", "sensorStatistics", "alerts", "forecast")
 OUTLET_FIELDS = ("export_target", "table", "bucket", "remote_directory")
 # Names no plugin may take: the factory's own DAGs (invalid plugins, broken configuration).
 INVALID_PREFIX = "meccano_invalid_"
@@ -88,6 +90,9 @@ class PluginSpec(BaseModel):
     owner: str = Field(default="meccano", min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
     enabledFromConfig: Literal["export.enabled"] | None = Field(
         default=None, description="export.enabled: unscheduled when EXPORT_ENABLED is false")
+    optionsFromConfig: Literal["cleanMessages", "sensorStatistics", "alerts", "forecast"] | None = Field(
+        default=None, description="the config.yml section whose options (declared in meccano.settings.config) a "
+                                  "run's dag_run.conf may set besides parameters; any other conf key is refused")
     tasks: list[Identifier] | None = Field(
         default=None, min_length=1, max_length=50,
         description="native only: functions of <plugin>.py run in order, one task each")
@@ -143,7 +148,8 @@ class PluginSpec(BaseModel):
 
 _ALLOWED_FIELDS = ", ".join(f.alias or name for name, f in PluginSpec.model_fields.items())
 _ENUM = {"engine": ("engine", tuple(ENGINES)), "type": ("type", TYPES), "executionContext": ("context", CONTEXTS),
-         "scheduleFromConfig": ("key", SCHEDULE_CONFIG_KEYS), "enabledFromConfig": ("key", ENABLED_CONFIG_KEYS)}
+         "scheduleFromConfig": ("key", SCHEDULE_CONFIG_KEYS), "enabledFromConfig": ("key", ENABLED_CONFIG_KEYS),
+         "optionsFromConfig": ("section", OPTIONS_CONFIG_SECTIONS)}
 
 
 def outlet_problem(uri: str) -> str | None:
@@ -202,6 +208,7 @@ class PluginManifest:
     tasks: tuple[str, ...] = ()
     outlets: tuple[str, ...] = ()
     parameter_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    options_from_config: str | None = None  # a config.yml section whose options dag_run.conf may set
     notify_on_failure: bool = True  # tell the administrators when a run fails (plugins/failure_notices.py)
 
     @property
@@ -562,6 +569,7 @@ def _manifest(folder: Path, spec: PluginSpec, parts: tuple[str, str], raw: dict[
         outlets=tuple(spec.outlets),
         parameter_schemas={k: dict(v) for k, v in spec.parameterSchemas.items()},
         notify_on_failure=spec.notifyOnFailure,
+        options_from_config=spec.optionsFromConfig,
     )
 
 

@@ -23,7 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meccano.errors import PluginError
+from meccano.errors import ConfigError, PluginError
 from meccano.files.names import safe_component
 from meccano.files.private import private_folder
 from meccano.plugins.contract import PluginManifest, load_plugin
@@ -107,6 +107,43 @@ def merged_parameters(manifest: PluginManifest, context: dict[str, Any]) -> dict
     if isinstance(conf, dict):
         params.update(conf)
     return params
+
+
+def allowed_conf_keys(manifest: PluginManifest) -> tuple[str, ...]:
+    """What a run's ``dag_run.conf`` may set: the plugin's declared parameters (its Airflow Params) and,
+    for a plugin with ``optionsFromConfig``, the options of that config.yml section."""
+    keys = list(manifest.parameters)
+    if manifest.options_from_config:
+        from meccano.fleet.options import option_names
+
+        keys += [k for k in option_names(manifest.options_from_config) if k not in keys]
+    return tuple(keys)
+
+
+def undeclared_conf_problem(manifest: PluginManifest, context: dict[str, Any]) -> str | None:
+    """Why this run's ``dag_run.conf`` is refused (keys the plugin does not declare), else None.
+
+    Airflow accepts any conf key and hands it to the run as a param; a key no one declared could
+    reach a plugin's code or a script's ``MECCANO_PARAMETERS`` and change what it does. Checked when every
+    task starts, before the plugin's code or script runs; a retry cannot help, so the task fails."""
+    conf = getattr(context.get("dag_run"), "conf", None) or {}
+    if not isinstance(conf, dict):
+        return f"dag_run.conf of {manifest.plugin} must be a JSON object, not {type(conf).__name__}"
+    allowed = allowed_conf_keys(manifest)
+    unknown = sorted(str(k) for k in conf if k not in allowed)
+    if not unknown:
+        return None
+    return (f"dag_run.conf {', '.join(unknown)}: not a parameter of {manifest.plugin}; allowed: "
+            f"{', '.join(allowed) or 'none (plugin.json declares no parameters)'}; nothing was run")
+
+
+def refuse_undeclared_conf(manifest: PluginManifest, context: dict[str, Any]) -> None:
+    """Fail the task at once (no retry) when :func:`undeclared_conf_problem` finds one."""
+    problem = undeclared_conf_problem(manifest, context)
+    if problem:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(problem)
 
 
 @dataclass
@@ -200,11 +237,16 @@ def run_native(plugin_folder: str, entry: str = "entrypoint", last: bool = True,
     settings = load_settings()
     mask_known_secrets(settings)  # before the plugin's code runs: whatever it logs or raises is masked
     manifest = runtime_manifest(plugin_folder)
+    refuse_undeclared_conf(manifest, context)  # before the plugin's code is even imported
     module = load_native_module(manifest, entry)
     report_dir = report_output_dir(manifest, str(context.get("run_id")), fresh=True)
     ctx = PluginContext(manifest, settings, context, report_dir)
     try:
         result = getattr(module, entry)(ctx)
+    except ConfigError as exc:  # a refused option or dag_run.conf: a retry would run with the same ones
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(str(exc)) from exc
     finally:
         ctx.close()
     if last:

@@ -36,13 +36,20 @@ class PluginScriptOperator(BashOperator):
 
     def get_env(self, context: Any) -> dict[str, str]:
         """The script's whole environment; BashOperator's (the worker's + AIRFLOW_CTX_*) is not used."""
-        from meccano.plugins.engines import interpreter_path, merged_parameters, report_output_dir, runtime_manifest
+        from meccano.plugins.engines import (
+            interpreter_path,
+            merged_parameters,
+            refuse_undeclared_conf,
+            report_output_dir,
+            runtime_manifest,
+        )
         from meccano.scripts.environment import aws_if_configured, build_script_env, script_limits, script_secrets
         from meccano.scripts.redaction import mask_in_airflow, usable_secrets
         from meccano.settings.config import load_settings
         from meccano.settings.connections import iotdb_connection
 
         self._manifest = manifest = runtime_manifest(self.plugin_folder)
+        refuse_undeclared_conf(manifest, dict(context))  # before any connection is read or the script starts
         self._settings = settings = load_settings()
         ctx = dict(context)
         iotdb, aws = iotdb_connection(settings), aws_if_configured(settings)
