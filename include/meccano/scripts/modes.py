@@ -5,6 +5,10 @@
   folder cannot be written, the script runs in a private, writable copy of its folder
   (one per run, removed afterwards), so the relative path works and the chart is picked
   up from the copy; the deployed folder is never changed.
+* **A run folder per run** (:func:`run_folder`): a script runs as another OS user (``plugins.runAs``),
+  in a fresh ``mkdtemp`` folder holding a copy of its plugin folder, its report folder, ``HOME`` and
+  ``TMPDIR``; the runner hands that folder to the plugin user and back (``runner.py``). The deployed
+  plugin folder is never written by a script.
 * **The embedded SQLite IOTDB** (the demo): an original plugin reads ``MYSQL_*`` with
   RMySQL or MySQLdb, which cannot open a SQLite file. Such a script is refused before it
   starts, with what to do, instead of failing inside the database driver.
@@ -17,6 +21,7 @@ import os
 import shutil
 import stat
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -48,6 +53,29 @@ def script_workdir(folder: Path) -> tuple[Path, Path | None]:
     shutil.copytree(folder, copy, symlinks=True, ignore=_special_files)
     log.info("%s is read-only: running the script in a writable copy (%s)", folder, copy)
     return copy, scratch
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One run's folder (``root``) and what is in it: the plugin folder's copy, the report folder, HOME, TMPDIR."""
+
+    root: Path
+    workdir: Path
+    report: Path
+    home: Path
+    tmp: Path
+
+
+def run_folder(folder: Path) -> RunFolder:
+    """A fresh run folder (mode 0700, random name, in the temporary folder) with a copy of ``folder``; the
+    plugin user reaches it through the temporary folder, which must be searchable by everyone (``/tmp``)."""
+    root = Path(tempfile.mkdtemp(prefix="meccano-plugin-run-"))
+    copy = root / folder.name
+    shutil.copytree(folder, copy, symlinks=True, ignore=_special_files)
+    out = RunFolder(root, copy, root / "report", root / "home", root / "tmp")
+    for path in (out.report, out.home, out.tmp):
+        path.mkdir(mode=0o700)
+    return out
 
 
 def _special_files(directory: str, names: list[str]) -> set[str]:
