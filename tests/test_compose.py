@@ -398,3 +398,23 @@ def test_compose_secrets_fills_every_required_secret_once(compose: list[str], tm
 def test_dot_env_is_ignored_by_git() -> None:
     done = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT, timeout=30)
     assert done.returncode == 0, ".env (the operator's secrets) must be ignored by git"
+
+
+SERVER_ONLY = ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+
+
+def test_workers_hold_only_what_a_worker_needs(compose: list[str], secrets_env: Path) -> None:
+    """A script plugin runs on a worker: the worker's environment holds no fernet key, no JWT secret (it mints
+    admin logins) and no metadata DB URL; every other Airflow service still has them (docs/security.md)."""
+    services = _airflow_services(_services(compose, ENV_EXAMPLE, secrets_env))
+    values = dict(line.split("=", 1) for line in secrets_env.read_text().splitlines() if "=" in line)
+    worker = services.pop("worker")["environment"]
+    assert [k for k in SERVER_ONLY if k in worker] == []
+    assert values["AIRFLOW_JWT_SECRET"] not in json.dumps(worker)
+    assert values["AIRFLOW_FERNET_KEY"] not in json.dumps(worker)
+    # what it does need: the broker, the result backend, the execution API, the log server's key, the connections
+    for key in ("AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+                "AIRFLOW__API__SECRET_KEY", "AIRFLOW_CONN_MECCANO_IOTDB", "AIRFLOW_CONN_AWS_DEFAULT"):
+        assert worker.get(key), key
+    for name, service in services.items():
+        assert [k for k in SERVER_ONLY if not service["environment"].get(k)] == [], name
