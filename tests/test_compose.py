@@ -413,8 +413,9 @@ def test_workers_hold_only_what_a_worker_needs(compose: list[str], secrets_env: 
     assert values["AIRFLOW_JWT_SECRET"] not in json.dumps(worker)
     assert values["AIRFLOW_FERNET_KEY"] not in json.dumps(worker)
     # what it does need: the broker, the result backend, the execution API, the log server's key, the connections
-    for key in ("AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
-                "AIRFLOW__API__SECRET_KEY", "AIRFLOW_CONN_MECCANO_IOTDB", "AIRFLOW_CONN_AWS_DEFAULT"):
+    for key in ("AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "AIRFLOW__API__SECRET_KEY", "AIRFLOW_CONN_MECCANO_IOTDB",
+                "AIRFLOW_CONN_AWS_DEFAULT"):
         assert worker.get(key), key
     for name, service in services.items():
         assert [k for k in SERVER_ONLY if not service["environment"].get(k)] == [], name

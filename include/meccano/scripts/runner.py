@@ -26,9 +26,10 @@ stopped by a signal.
   values; ``run_dir``: the run folder; ``cwd``). The runner must be root (a root worker, or ``sudo`` in the
   image, whose rule pins ``USER`` in the command line): it hands the run folder to ``USER`` (what the calling
   user owns in it is chowned, nothing is followed), starts the script as ``USER`` (no supplementary groups,
-  umask 077, no new privileges), stays root itself so the script can neither signal nor trace it and every
-  descendant stays killable, and hands the folder back to the calling user (``SUDO_UID``, else its own uid)
-  once nothing of the script runs any more. ``USER`` may not be root.
+  umask 077, no new privileges; it enters its folder only after the switch), stays root itself so the
+  script can neither signal nor trace it and every descendant stays killable, and hands the folder back
+  to the calling user (``SUDO_UID``, else its own uid) once nothing of the script runs any more.
+  ``USER`` may not be root.
 
     python runner.py        (reads MECCANO_INTERPRETER and MECCANO_PLUGIN_SOURCE from its environment)
     python runner.py USER   (reads the job from standard input)
@@ -48,6 +49,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -258,6 +260,20 @@ def _chown_tree(top: str, from_uid: int, to_uid: int, to_gid: int) -> None:
         os.close(fd)
 
 
+def _become(who: Identity, cwd: str) -> Callable[[], None]:
+    """In the script's process before it starts: drop every privilege, then enter ``cwd`` as that user (so a
+    folder the user may not enter is refused, whoever asked for it). The runner has no threads."""
+    def drop() -> None:
+        os.setgroups([])
+        os.setgid(who.gid)
+        os.setuid(who.uid)
+        if os.getuid() == 0 or os.geteuid() == 0:
+            raise PermissionError("the script would still run as root")
+        os.umask(0o077)
+        os.chdir(cwd)
+    return drop
+
+
 def _read_job() -> dict[str, object]:
     try:
         job = json.loads(sys.stdin.buffer.read() or b"null")
@@ -314,12 +330,10 @@ def supervise(environ: dict[str, str], who: Identity | None = None, cwd: str | N
     out = sys.stdout.buffer
     # an original in-process node.js plugin: node runs the shipped runner, which loads the plugin module
     loader = [environ["MECCANO_NODE_RUNNER"]] if environ.get("MECCANO_NODE_RUNNER") else []
-    as_user: dict[str, object] = {} if who is None else {"user": who.uid, "group": who.gid, "extra_groups": [],
-                                                        "umask": 0o077}
     argv = [environ["MECCANO_INTERPRETER"], *loader, environ["MECCANO_PLUGIN_SOURCE"]]
-    script: subprocess.Popen[bytes] = subprocess.Popen(  # type: ignore[call-overload]
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, close_fds=True,
-        cwd=cwd, **as_user)
+    script = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              env=env, close_fds=True, cwd=cwd if who is None else None,
+                              preexec_fn=None if who is None else _become(who, cwd or "/"))
     assert script.stdout is not None
     pipe = script.stdout.fileno()
     timed_out = _relay(script, pipe, rfd, out, time.monotonic() + timeout, stopped_by)
