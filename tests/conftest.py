@@ -131,6 +131,16 @@ redis_server = _service("redis_server", "tests.services.redis:start_redis",
 
 
 @pytest.fixture
+def plugin_shared() -> Iterator[Path]:
+    """A folder a script plugin may read and write (scripts run as the plugin user, which cannot enter the
+    worker's own temporary folders such as ``tmp_path``): mode 0777 under the system's temporary folder."""
+    folder = Path(tempfile.mkdtemp(prefix="meccano-test-shared-"))
+    folder.chmod(0o777)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
 def run_plugin_dag(airflow_db, monkeypatch: pytest.MonkeyPatch):
     """Run a plugin's DAG with ``dag.test()``: ``run_plugin_dag(dag_id, root=None, conf=None)``.
 
