@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pwd
 from pathlib import Path
 from urllib.parse import quote
 
@@ -119,6 +120,8 @@ time.sleep(120)
 def _assert_all_gone(pids: Path) -> None:
     started = {p.name: int(p.read_text()) for p in pids.iterdir()}
     assert set(started) == {"script", "session", "orphan"}
+    # each was the plugin user's (it wrote its pid file), not the worker's: the root runner still stopped them all
+    assert {p.stat().st_uid for p in pids.iterdir()} == {pwd.getpwnam("meccano-plugin").pw_uid}
     assert [name for name, pid in started.items() if _alive(pid)] == []
 
 
