@@ -99,12 +99,16 @@ def sqlite_iotdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from meccano.iotdb.schema import ensure_schema
     from meccano.settings.config import load_settings
 
+    # a folder of its own that the plugin user can reach (scripts run as it), like the demo's
+    folder = Path(tempfile.mkdtemp(prefix="meccano-test-iotdb-"))
+    folder.chmod(0o755)
     monkeypatch.delenv("AIRFLOW_CONN_MECCANO_IOTDB", raising=False)
-    monkeypatch.setenv("MECCANO_IOTDB_SQLITE", str(tmp_path / "iotdb.sqlite"))
+    monkeypatch.setenv("MECCANO_IOTDB_SQLITE", str(folder / "iotdb.sqlite"))
     db = Iotdb.from_settings(load_settings())
     ensure_schema(db)
     yield db
     db.dispose()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _service(name: str, starter: str, doc: str) -> Any:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import shutil
 import stat
 import tempfile
@@ -76,6 +77,35 @@ def run_folder(folder: Path) -> RunFolder:
     for path in (out.report, out.home, out.tmp):
         path.mkdir(mode=0o700)
     return out
+
+
+SQLITE_SIBLINGS = ("", "-wal", "-shm", "-journal")
+
+
+def share_sqlite_iotdb(path: Path, user: str) -> bool:
+    """The embedded SQLite IOTDB (the demo) is the IOTDB a script is given: the plugin user's group may read and
+    write it, its WAL files and, when the folder holds nothing else, its folder (SQLite creates the WAL files
+    there; setgid, so they keep the group). Only a root worker can; returns whether the folder was shared."""
+    if os.geteuid() != 0 or not path.is_file():
+        return False
+    gid = pwd.getpwnam(user).pw_gid
+    for sibling in SQLITE_SIBLINGS:
+        target = path.with_name(path.name + sibling)
+        try:
+            mode = os.stat(target, follow_symlinks=False).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(mode):
+            os.chown(target, -1, gid, follow_symlinks=False)
+            os.chmod(target, stat.S_IMODE(mode) | 0o060)
+    folder = path.parent
+    if any(not entry.name.startswith(path.name) for entry in folder.iterdir()):
+        log.warning("%s holds other files: its folder is not opened to the plugin user %s; give the SQLite IOTDB "
+                    "a folder of its own so SQLite can create its WAL files there", path, user)
+        return False
+    os.chown(folder, -1, gid, follow_symlinks=False)
+    os.chmod(folder, stat.S_IMODE(os.stat(folder).st_mode) | 0o2070)
+    return True
 
 
 def _special_files(directory: str, names: list[str]) -> set[str]:

@@ -23,7 +23,14 @@ from airflow.sdk.exceptions import AirflowException
 
 from meccano.errors import PluginUserMissing
 from meccano.plugins.engines import SCRIPT_COMMAND
-from meccano.scripts.modes import SQLITE_VARIABLE, RunFolder, remove_workdir, run_folder, sqlite_problem
+from meccano.scripts.modes import (
+    SQLITE_VARIABLE,
+    RunFolder,
+    remove_workdir,
+    run_folder,
+    share_sqlite_iotdb,
+    sqlite_problem,
+)
 
 
 class PluginScriptOperator(BashOperator):
@@ -72,6 +79,8 @@ class PluginScriptOperator(BashOperator):
                 from airflow.sdk.exceptions import AirflowFailException
 
                 raise AirflowFailException(problem)  # a retry cannot help
+        if env.get(SQLITE_VARIABLE):
+            share_sqlite_iotdb(Path(env[SQLITE_VARIABLE]), settings.plugins.run_as)
         if manifest.engine == "nodejs":
             _original_node_plugin(manifest.source, env)
         # The script works in the run folder's copy of its plugin folder (assets/output.png still works), and

@@ -211,10 +211,6 @@ def _copy_ready(sel: selectors.BaseSelector, pipe: int, out: BinaryIO, wait: flo
     return True
 
 
-class Refused(Exception):
-    """The job cannot run as asked; the message says why (printed, exit code ``REFUSED_EXIT``)."""
-
-
 @dataclasses.dataclass(frozen=True)
 class Identity:
     """Who the script runs as and who gets the run folder back."""
@@ -227,16 +223,16 @@ class Identity:
 
 def _identity(user: str) -> Identity:
     if os.geteuid() != 0:
-        raise Refused(f"the runner must start as root to run the script as {user!r} (uid {os.geteuid()} here): "
+        raise PermissionError(f"the runner must start as root to run the script as {user!r} (uid {os.geteuid()} here): "
                       "a worker that is not root starts it through sudo (docker/Dockerfile's rule)")
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
-        raise Refused(f"no OS user {user!r} on this host: create it with scripts/install-system-deps.sh "
+        raise PermissionError(f"no OS user {user!r} on this host: create it with scripts/install-system-deps.sh "
                       "(or useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "
                       f"{user})") from None
     if entry.pw_uid == 0 or entry.pw_gid == 0:
-        raise Refused(f"{user!r} has uid or gid 0: scripts never run as root or in root's group")
+        raise PermissionError(f"{user!r} has uid or gid 0: scripts never run as root or in root's group")
     caller_uid = int(os.environ.get("SUDO_UID") or os.getuid())  # sudo sets these itself, the caller cannot
     caller_gid = int(os.environ.get("SUDO_GID") or os.getgid())
     return Identity(entry.pw_uid, entry.pw_gid, caller_uid, caller_gid)
@@ -248,7 +244,8 @@ def _chown_tree(top: str, from_uid: int, to_uid: int, to_gid: int) -> None:
     try:
         info = os.fstat(fd)
         if info.st_uid not in (from_uid, to_uid):
-            raise Refused(f"run folder {top}: owned by uid {info.st_uid}, neither the caller nor the plugin user")
+            raise PermissionError(f"run folder {top}: owned by uid {info.st_uid}, neither the caller nor the "
+                                  "plugin user")
         if info.st_uid == from_uid:
             os.fchown(fd, to_uid, to_gid)
         for _root, dirs, files, dir_fd in os.fwalk(dir_fd=fd, top=".", follow_symlinks=False):
@@ -278,10 +275,10 @@ def _read_job() -> dict[str, object]:
     try:
         job = json.loads(sys.stdin.buffer.read() or b"null")
     except ValueError as exc:
-        raise Refused(f"the job on standard input is not JSON ({exc})") from None
+        raise PermissionError(f"the job on standard input is not JSON ({exc})") from None
     if not isinstance(job, dict) or not isinstance(job.get("env"), dict) or not isinstance(job.get("run_dir"), str) \
             or not os.path.isabs(str(job["run_dir"])):
-        raise Refused("the job on standard input needs env (an object) and run_dir (an absolute path)")
+        raise PermissionError("the job on standard input needs env (an object) and run_dir (an absolute path)")
     return job
 
 
@@ -292,14 +289,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         who = _identity(args[0])
         job = _read_job()
-    except Refused as exc:
+    except (PermissionError, ValueError) as exc:
         _write(sys.stdout.buffer, f"[meccano] plugin not started: {exc}\n".encode())
         return REFUSED_EXIT
     env = {str(k): str(v) for k, v in dict(job["env"]).items()}  # type: ignore[call-overload]
     run_dir = str(job["run_dir"])
     try:
         _chown_tree(run_dir, who.caller_uid, who.uid, who.gid)
-    except (Refused, OSError) as exc:
+    except OSError as exc:
         _write(sys.stdout.buffer, f"[meccano] plugin not started: {exc}\n".encode())
         return REFUSED_EXIT
     try:
