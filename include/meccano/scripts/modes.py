@@ -1,10 +1,11 @@
 """Original R and Python plugins, run unchanged wherever they are deployed.
 
 * **Read-only plugin folders** (compose mounts ``meccano_plugins/`` read-only): the
-  original's report plugins write ``assets/output.png`` into their own folder. When the
-  folder cannot be written, the script runs in a private, writable copy of its folder
-  (one per run, removed afterwards), so the relative path works and the chart is picked
-  up from the copy; the deployed folder is never changed.
+  original's report plugins write ``assets/output.png`` into their own folder. A script
+  runs in a writable copy of its folder (one per run, removed afterwards; see the run
+  folder below), so the relative path works and the chart is picked up from the copy;
+  the deployed folder is never changed. (:func:`script_workdir` makes such a copy only
+  for a folder that cannot be written.)
 * **A run folder per run** (:func:`run_folder`): a script runs as another OS user (``plugins.runAs``),
   in a fresh ``mkdtemp`` folder holding a copy of its plugin folder, its report folder, ``HOME`` and
   ``TMPDIR``; the runner hands that folder to the plugin user and back (``runner.py``). The deployed
