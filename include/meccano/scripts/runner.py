@@ -46,6 +46,7 @@ import os
 import pwd
 import selectors
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -223,14 +224,14 @@ class Identity:
 
 def _identity(user: str) -> Identity:
     if os.geteuid() != 0:
-        raise PermissionError(f"the runner must start as root to run the script as {user!r} (uid {os.geteuid()} here): "
-                      "a worker that is not root starts it through sudo (docker/Dockerfile's rule)")
+        raise PermissionError(f"the runner must start as root to run the script as {user!r} (uid {os.geteuid()} "
+                              "here): a worker that is not root starts it through sudo (docker/Dockerfile's rule)")
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
         raise PermissionError(f"no OS user {user!r} on this host: create it with scripts/install-system-deps.sh "
-                      "(or useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "
-                      f"{user})") from None
+                              "(or useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "
+                              f"{user})") from None
     if entry.pw_uid == 0 or entry.pw_gid == 0:
         raise PermissionError(f"{user!r} has uid or gid 0: scripts never run as root or in root's group")
     caller_uid = int(os.environ.get("SUDO_UID") or os.getuid())  # sudo sets these itself, the caller cannot
@@ -251,8 +252,11 @@ def _chown_tree(top: str, from_uid: int, to_uid: int, to_gid: int) -> None:
         for _root, dirs, files, dir_fd in os.fwalk(dir_fd=fd, top=".", follow_symlinks=False):
             for name in dirs + files:
                 with contextlib.suppress(FileNotFoundError):
-                    if os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_uid == from_uid:
+                    entry = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                    if entry.st_uid == from_uid:
                         os.chown(name, to_uid, to_gid, dir_fd=dir_fd, follow_symlinks=False)
+                        if stat.S_ISREG(entry.st_mode) and entry.st_mode & 0o6000:  # never a set-id file of anyone
+                            os.chmod(name, stat.S_IMODE(entry.st_mode) & ~0o6000, dir_fd=dir_fd)
     finally:
         os.close(fd)
 
