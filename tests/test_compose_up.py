@@ -458,12 +458,17 @@ def start(code):
 
 
 proc, run = start({WORKER_PROBE!r})
-out = proc.stdout.read().decode()
+lines = proc.stdout.read().decode().strip().splitlines()
 proc.wait()
-result = json.loads(out.strip().splitlines()[-1])
+result = json.loads(lines[-1])
+result["other_lines"] = lines[:-1]  # what sudo or the runner said besides the script
 result["runner_exit"], result["folder_owner"] = proc.returncode, os.stat(run.root).st_uid
 proc, run = start({WORKER_STUBBORN!r})
-pids = [int(p) for p in proc.stdout.readline().split()]
+line = proc.stdout.readline().decode()
+while line and not line.strip().replace(" ", "").isdigit():
+    result["other_lines"].append(line.strip())
+    line = proc.stdout.readline().decode()
+pids = [int(p) for p in line.split()]
 os.killpg(proc.pid, signal.SIGTERM)
 proc.wait(timeout=60)
 time.sleep(1)
@@ -489,8 +494,9 @@ def test_script_plugins_run_as_the_plugin_user(stack: Stack) -> None:
     assert result["worker_uid"] == 50000 and result["uid"] == plugin_uid != 50000
     assert result["pid1"].startswith("refused"), "the script read PID 1's environment"
     assert result["parents"] and all(v.startswith("refused") for v in result["parents"].values()), result["parents"]
-    assert result["runner_exit"] == 0 and result["folder_owner"] == 50000
+    assert result["runner_exit"] == 0 and result["folder_owner"] == 50000, result
     assert result["stopped_exit"] != 0 and result["left"] == [], result
+    print("besides the scripts' output:", result["other_lines"])
     for name in ("MYSQL_PASSWORD", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "AWS_SECRETACCESSKEY",
                  "AIRFLOW_API_SECRET_KEY"):
         assert stack.values[name] not in out, name
