@@ -99,12 +99,16 @@ def sqlite_iotdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from meccano.iotdb.schema import ensure_schema
     from meccano.settings.config import load_settings
 
+    # a folder of its own that the plugin user can reach (scripts run as it), like the demo's
+    folder = Path(tempfile.mkdtemp(prefix="meccano-test-iotdb-"))
+    folder.chmod(0o755)
     monkeypatch.delenv("AIRFLOW_CONN_MECCANO_IOTDB", raising=False)
-    monkeypatch.setenv("MECCANO_IOTDB_SQLITE", str(tmp_path / "iotdb.sqlite"))
+    monkeypatch.setenv("MECCANO_IOTDB_SQLITE", str(folder / "iotdb.sqlite"))
     db = Iotdb.from_settings(load_settings())
     ensure_schema(db)
     yield db
     db.dispose()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _service(name: str, starter: str, doc: str) -> Any:
@@ -128,6 +132,16 @@ sns_server = _service("sns_server", "tests.services.sns:start_sns", "moto's SNS 
 postgres = _service("postgres", "tests.services.postgres:start_postgres", "PostgreSQL, Airflow's metadata in HA tests.")
 redis_server = _service("redis_server", "tests.services.redis:start_redis",
                         "Redis (Debian's redis-server), the Celery broker of the distributed tests.")
+
+
+@pytest.fixture
+def plugin_shared() -> Iterator[Path]:
+    """A folder a script plugin may read and write (scripts run as the plugin user, which cannot enter the
+    worker's own temporary folders such as ``tmp_path``): mode 0777 under the system's temporary folder."""
+    folder = Path(tempfile.mkdtemp(prefix="meccano-test-shared-"))
+    folder.chmod(0o777)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -542,3 +542,23 @@ def test_https_override_publishes_tls_and_a_redirect_only(compose: list[str], se
                              text=True, timeout=60, cwd=ROOT,
                              env={k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "MECCANO_"))})
     assert missing.returncode != 0 and "MECCANO_TLS_DIR is required" in missing.stderr, missing.stderr
+
+SERVER_ONLY = ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+
+
+def test_workers_hold_only_what_a_worker_needs(compose: list[str], secrets_env: Path) -> None:
+    """A script plugin runs on a worker: the worker's environment holds no fernet key, no JWT secret (it mints
+    admin logins) and no metadata DB URL; every other Airflow service still has them (docs/security.md)."""
+    services = _airflow_services(_services(compose, ENV_EXAMPLE, secrets_env))
+    values = dict(line.split("=", 1) for line in secrets_env.read_text().splitlines() if "=" in line)
+    worker = services.pop("worker")["environment"]
+    assert [k for k in SERVER_ONLY if k in worker] == []
+    assert values["AIRFLOW_JWT_SECRET"] not in json.dumps(worker)
+    assert values["AIRFLOW_FERNET_KEY"] not in json.dumps(worker)
+    # what it does need: the broker, the result backend, the execution API, the log server's key, the connections
+    for key in ("AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "AIRFLOW__API__SECRET_KEY", "AIRFLOW_CONN_MECCANO_IOTDB",
+                "AIRFLOW_CONN_AWS_DEFAULT"):
+        assert worker.get(key), key
+    for name, service in services.items():
+        assert [k for k in SERVER_ONLY if not service["environment"].get(k)] == [], name

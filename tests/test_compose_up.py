@@ -429,6 +429,96 @@ def test_every_shipped_plugin_runs_to_success(seeded: Stack) -> None:
     assert report and _tis(st, "deviceAvgTime", report[0])[0][3].startswith("worker-")
 
 
+# What a worker container runs (as uid 50000) to start two scripts the way the hook does: through sudo, as the
+# plugin user. The first probes PID 1 (dumb-init, holding the worker's whole environment) and its own parents;
+# the second starts a child in its own session and is stopped through sudo with SIGTERM, as on_kill does.
+WORKER_PROBE = (
+    "import json, os\n"
+    "def read(pid):\n"
+    "    try:\n"
+    "        return open(f'/proc/{pid}/environ', 'rb').read().decode('utf-8', 'replace')\n"
+    "    except OSError as exc:\n"
+    "        return 'refused ' + type(exc).__name__\n"
+    "chain, pid = [], os.getppid()\n"
+    "while pid > 1:\n"
+    "    chain.append(pid)\n"
+    "    stat = open(f'/proc/{pid}/stat').read()\n"
+    "    pid = int(stat[stat.rfind(')') + 2:].split()[1])\n"
+    "print(json.dumps({'uid': os.getuid(), 'pid1': read(1), 'parents': {p: read(p) for p in chain}}), flush=True)\n"
+)
+WORKER_STUBBORN = (
+    "import os, subprocess, sys, time\n"
+    "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'], start_new_session=True)\n"
+    "print(os.getpid(), child.pid, flush=True)\n"
+    "time.sleep(300)\n"
+)
+IN_WORKER = f"""
+import json, os, signal, subprocess, sys, tempfile, time
+from pathlib import Path
+from meccano.scripts.hook import runner_command
+from meccano.scripts.modes import run_folder
+
+
+def start(code):
+    src = Path(tempfile.mkdtemp()) / "probe"
+    src.mkdir()
+    (src / "probe.py").write_text(code)
+    run = run_folder(src)
+    job = {{"env": {{"MECCANO_INTERPRETER": sys.executable, "MECCANO_PLUGIN_SOURCE": str(run.workdir / "probe.py"),
+                   "MECCANO_KILL_GRACE_SECONDS": "2", "PATH": "/usr/bin:/bin"}},
+           "run_dir": str(run.root), "cwd": str(run.workdir)}}
+    proc = subprocess.Popen(runner_command("meccano-plugin"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True, cwd="/")
+    proc.stdin.write(json.dumps(job).encode())
+    proc.stdin.close()
+    return proc, run
+
+
+proc, run = start({WORKER_PROBE!r})
+lines = proc.stdout.read().decode().strip().splitlines()
+proc.wait()
+result = json.loads(lines[-1])
+result["other_lines"] = lines[:-1]  # what sudo or the runner said besides the script
+result["runner_exit"], result["folder_owner"] = proc.returncode, os.stat(run.root).st_uid
+proc, run = start({WORKER_STUBBORN!r})
+line = proc.stdout.readline().decode()
+while line and not line.strip().replace(" ", "").isdigit():
+    result["other_lines"].append(line.strip())
+    line = proc.stdout.readline().decode()
+pids = [int(p) for p in line.split()]
+os.killpg(proc.pid, signal.SIGTERM)
+proc.wait(timeout=60)
+time.sleep(1)
+result["stopped_exit"] = proc.returncode
+result["left"] = [p for p in pids if os.path.exists(f"/proc/{{p}}")]
+result["worker_uid"] = os.getuid()
+print("RESULT=" + json.dumps(result))
+"""
+
+
+def test_script_plugins_run_as_the_plugin_user(stack: Stack) -> None:
+    """In the image, the worker (uid 50000) starts a script as meccano-plugin through its one sudo rule: the script
+    cannot read PID 1's environment (the worker's settings) or its parents', the worker gets its folder back, and a
+    SIGTERM through sudo stops the script's whole tree. The worker's environment holds no JWT secret or fernet key."""
+    env = stack.compose("exec", "-T", "worker", "env").stdout
+    assert "AIRFLOW__API_AUTH__JWT_SECRET=" not in env and "AIRFLOW__CORE__FERNET_KEY=" not in env
+    assert stack.values["AIRFLOW_JWT_SECRET"] not in env and stack.values["AIRFLOW_FERNET_KEY"] not in env
+    done = stack.compose("exec", "-T", "worker", "python", "-c", IN_WORKER, check=False)
+    out = done.stdout + done.stderr
+    assert "RESULT=" in out, out[-3000:]
+    result = json.loads(out.split("RESULT=", 1)[1].strip().splitlines()[0])
+    plugin_uid = int(stack.compose("exec", "-T", "worker", "id", "-u", "meccano-plugin").stdout.strip())
+    assert result["worker_uid"] == 50000 and result["uid"] == plugin_uid != 50000
+    assert result["pid1"].startswith("refused"), "the script read PID 1's environment"
+    assert result["parents"] and all(v.startswith("refused") for v in result["parents"].values()), result["parents"]
+    assert result["runner_exit"] == 0 and result["folder_owner"] == 50000, result
+    assert result["stopped_exit"] != 0 and result["left"] == [], result
+    print("besides the scripts' output:", result["other_lines"])
+    for name in ("MYSQL_PASSWORD", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "AWS_SECRETACCESSKEY",
+                 "AIRFLOW_API_SECRET_KEY"):
+        assert stack.values[name] not in out, name
+
+
 # --- 4. s3_export from the command line ----------------------------------------------------------------------
 
 def test_s3_export_triggered_in_a_container_conserves_rows(seeded: Stack) -> None:

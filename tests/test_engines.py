@@ -15,15 +15,18 @@ from tests.services.mariadb import PASSWORD
 from tests.support.plugins import write_plugin
 
 
-def test_paths_with_shell_characters_are_not_interpreted(tmp_path: Path, run_plugin_dag, iotdb):
+def test_paths_with_shell_characters_are_not_interpreted(tmp_path: Path, run_plugin_dag, iotdb, plugin_shared):
     root = tmp_path / "odd $HOME; touch pwned `id` 'q'"
-    marker = tmp_path / "ran.txt"
+    marker = plugin_shared / "ran.txt"  # the script runs as the plugin user: a folder it may write
     code = (f"import os, pathlib\npathlib.Path({str(marker)!r}).write_text(os.environ['MECCANO_PLUGIN_DIR'] + '|' "
             "+ os.environ['MECCANO_PLUGIN'] + '|' + os.getcwd())\n")
     folder = write_plugin(root, "shelly:1.0", code)
     run = run_plugin_dag("shelly", root)
     assert run.state == "success"
-    assert marker.read_text() == f"{folder}|shelly:1.0|{folder}"
+    plugin_dir, plugin, cwd = marker.read_text().split("|")
+    # it ran in its run folder's copy of the plugin folder (the deployed one is never written)
+    assert plugin == "shelly:1.0" and plugin_dir == cwd and Path(cwd).name == folder.name
+    assert Path(cwd).parent.name.startswith("meccano-plugin-run-")
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
 
 
@@ -48,8 +51,8 @@ def test_missing_interpreter_says_how_to_install(monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node not installed on this machine")
-def test_nodejs_script_plugin_runs(tmp_path: Path, run_plugin_dag, iotdb):
-    marker = tmp_path / "node.txt"
+def test_nodejs_script_plugin_runs(tmp_path: Path, run_plugin_dag, iotdb, plugin_shared):
+    marker = plugin_shared / "node.txt"
     write_plugin(tmp_path, "nodey:1.0",
                  f"require('fs').writeFileSync({json.dumps(str(marker))}, process.env.MYSQL_DATABASE);",
                  engine="nodejs", ext=".js")

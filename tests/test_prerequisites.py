@@ -42,6 +42,14 @@ def test_a_pool_of_the_wrong_size_and_a_broken_lookup_are_named():
     assert missing_prerequisites(settings, lambda name: settings.mysql.connection_limit, _no_bucket_problem) == []
 
 
+def test_a_missing_plugin_user_is_named_with_the_step_that_creates_it(monkeypatch):
+    monkeypatch.setenv("MECCANO_PLUGIN_RUN_AS", "meccano-nobody")
+    settings = load_settings()
+    missing = missing_prerequisites(settings, lambda name: settings.mysql.connection_limit, _no_bucket_problem)
+    assert [m.what for m in missing] == ["OS user 'meccano-nobody' (plugins.runAs)"]
+    assert "scripts/install-system-deps.sh" in missing[0].fix and "useradd" in missing[0].fix
+
+
 def test_buckets_of_s3_targets_only(monkeypatch):
     monkeypatch.setenv("EXPORT_BUCKET", "ml-iot")
     monkeypatch.setenv("MECCANO_REPORTS_DIR", "s3://reports-bucket/meccano")

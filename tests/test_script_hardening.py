@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pwd
 from pathlib import Path
 from urllib.parse import quote
 
@@ -52,8 +53,8 @@ def secret_worker_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_script_sees_only_its_environment_and_no_secret_reaches_the_log(
-        tmp_path: Path, run_plugin_dag, secret_worker_env, capfd):
-    token_file = tmp_path / "token.txt"
+        tmp_path: Path, run_plugin_dag, secret_worker_env, capfd, plugin_shared: Path):
+    token_file = plugin_shared / "token.txt"  # a file the plugin user may read
     token_file.write_text(CONSOLE_TOKEN)
     code = f"""
 import base64, json, os, urllib.parse
@@ -119,16 +120,17 @@ time.sleep(120)
 def _assert_all_gone(pids: Path) -> None:
     started = {p.name: int(p.read_text()) for p in pids.iterdir()}
     assert set(started) == {"script", "session", "orphan"}
+    # each was the plugin user's (it wrote its pid file), not the worker's: the root runner still stopped them all
+    assert {p.stat().st_uid for p in pids.iterdir()} == {pwd.getpwnam("meccano-plugin").pw_uid}
     assert [name for name, pid in started.items() if _alive(pid)] == []
 
 
 def test_default_timeout_kills_a_script_that_ignores_sigterm_and_its_escaped_grandchildren(
-        tmp_path: Path, run_plugin_dag, monkeypatch: pytest.MonkeyPatch, capfd):
+        tmp_path: Path, run_plugin_dag, monkeypatch: pytest.MonkeyPatch, capfd, plugin_shared: Path):
     """No timeoutMinutes: the default timeout applies (3 s here), enforced by the runner."""
     monkeypatch.setenv("MECCANO_PLUGIN_TIMEOUT_MINUTES", "0.05")
     monkeypatch.setenv("MECCANO_PLUGIN_KILL_GRACE", "1")
-    pids = tmp_path / "pids"
-    pids.mkdir()
+    pids = plugin_shared
     write_plugin(tmp_path / "plugins", "stubborn:1.0", _stubborn_code(pids))
     run = run_plugin_dag("stubborn", tmp_path / "plugins")
     out = capfd.readouterr()
@@ -139,12 +141,11 @@ def test_default_timeout_kills_a_script_that_ignores_sigterm_and_its_escaped_gra
 
 
 def test_airflow_execution_timeout_stops_the_whole_tree_through_on_kill(
-        tmp_path: Path, run_plugin_dag, monkeypatch: pytest.MonkeyPatch, capfd):
+        tmp_path: Path, run_plugin_dag, monkeypatch: pytest.MonkeyPatch, capfd, plugin_shared: Path):
     """timeoutMinutes set: Airflow's execution_timeout fires first; the hook stops the group
     (SIGTERM, SIGKILL after the grace) and the runner stops what left it."""
     monkeypatch.setenv("MECCANO_PLUGIN_KILL_GRACE", "1")
-    pids = tmp_path / "pids"
-    pids.mkdir()
+    pids = plugin_shared
     write_plugin(tmp_path / "plugins", "stubborn2:1.0", _stubborn_code(pids), timeoutMinutes=0.05)
     run = run_plugin_dag("stubborn2", tmp_path / "plugins")
     out = capfd.readouterr()
@@ -176,10 +177,11 @@ def test_short_secret_is_not_redacted_and_a_four_character_one_is_also_in_xcom(
     assert ti.xcom_pull(task_ids="run") == "last=***"
 
 
-def test_a_child_holding_stdout_does_not_hold_the_task(tmp_path: Path, run_plugin_dag, monkeypatch, capfd):
+def test_a_child_holding_stdout_does_not_hold_the_task(tmp_path: Path, run_plugin_dag, monkeypatch, capfd,
+                                                      plugin_shared: Path):
     monkeypatch.setenv("MECCANO_PLUGIN_KILL_GRACE", "1")
-    marker = tmp_path / "child.pid"
-    finished = tmp_path / "child-finished"
+    marker = plugin_shared / "child.pid"
+    finished = plugin_shared / "child-finished"
     code = f"""
 import subprocess, sys
 child = subprocess.Popen([sys.executable, "-c", "import sys, time; time.sleep(120); open(sys.argv[1], 'w')",

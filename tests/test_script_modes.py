@@ -80,11 +80,19 @@ def test_original_report_writes_its_chart_in_a_read_only_folder(read_only_mount,
     assert not list(Path("/tmp").glob("meccano-plugin-run-*/legacyChart:1.0"))  # the copy is removed
 
 
-def test_writable_folder_still_runs_in_place(sqlite_iotdb, tmp_path, monkeypatch, run_plugin_dag):
+def test_writable_folder_is_not_written_either(sqlite_iotdb, tmp_path, monkeypatch, run_plugin_dag):
+    """A script runs as the plugin user in its run folder's copy, even when the deployed folder is writable:
+    the chart still becomes the report, the deployed folder is left as it was."""
+    from meccano.reports.store import ReportStore
+    from meccano.settings.config import load_settings
+
     _script_plugin(tmp_path / "plugins", "inPlace", ORIGINAL_REPORT)
     monkeypatch.setenv("MECCANO_REPORTS_DIR", str(tmp_path / "reports"))
     assert run_plugin_dag("inPlace", tmp_path / "plugins").state == "success"
-    assert (tmp_path / "plugins" / "inPlace:1.0" / "assets" / "output.png").is_file()  # as the original did
+    assert not (tmp_path / "plugins" / "inPlace:1.0" / "assets" / "output.png").exists()
+    store = ReportStore.from_settings(load_settings())
+    latest = store.latest("inPlace")
+    assert latest is not None and store.read("inPlace", latest.stamp, "output.png")[:4] == b"\x89PNG"
 
 
 def test_original_r_plugin_on_sqlite_fails_saying_why_and_what_to_do(sqlite_iotdb, tmp_path, run_plugin_dag,

@@ -71,3 +71,8 @@ class AmbiguousValue(MeccanoError):
 class SwitchOverError(MeccanoError, ValueError):
     """An original installation cannot be read as asked (not one, or its variables file is unusable);
     the message names the path and what ``migrate`` expects there."""
+
+
+class PluginUserMissing(PluginError):
+    """The OS user that script plugins run as (``plugins.runAs``) does not exist on this worker, or this worker
+    cannot switch to it; the message names the user and the set-up step that creates it."""

@@ -50,7 +50,8 @@ def demo_environment(port: int, state: Path = STATE) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 1),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(port + 2),
-        "MECCANO_IOTDB_SQLITE": str(state / "iotdb.sqlite"),
+        # a folder of its own: script plugins (another OS user) get this folder, where SQLite keeps its WAL files
+        "MECCANO_IOTDB_SQLITE": str(state / "iotdb" / "iotdb.sqlite"),
         "MECCANO_REPORTS_DIR": str(state / "reports"),
         "EXPORT_LOCALDIRECTORY": str(state / "export-work"),
         "EXPORT_BUCKET": "",
@@ -246,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
 
         shutil.rmtree(state)
     (state / "logs").mkdir(parents=True, exist_ok=True)
+    (state / "iotdb").mkdir(exist_ok=True)
     env = demo_environment(args.port, state)
     env["MECCANO_WEB_CONSOLE_TOKEN"] = console_token(state)
     home = Path(env["AIRFLOW_HOME"])

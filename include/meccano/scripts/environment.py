@@ -9,7 +9,8 @@ gets only:
   ``AWS_ACCESSKEYID``, ``AWS_SECRETACCESSKEY``, ``AWS_TOPICARN``, ``AWS_SSLENABLED``,
   ``AWS_ENDPOINTURL`` (only when AWS is configured), ``EXPORT_*``, ``FORECAST_DAYS``, ``WARNINGLIMIT``;
 * the run's ``MECCANO_*`` values (dates, plugin, folder, run id, parameters, report folder);
-* ``PATH``, ``HOME``, ``LANG``, ``LC_ALL``, ``TMPDIR`` (as the worker has them) and ``TZ`` (the ``timezone`` setting).
+* ``PATH``, ``HOME``, ``LANG``, ``LC_ALL``, ``TMPDIR`` (as the worker has them; the operator then points ``HOME``
+  and ``TMPDIR`` into the run folder) and ``TZ`` (the ``timezone`` setting).
 
 Nothing named ``AIRFLOW*`` is ever passed. :func:`script_secrets` lists every secret
 value the script can see or read (connection passwords and keys, the web console token)

@@ -9,17 +9,26 @@
   or any exception while reading, the process group gets SIGTERM, then SIGKILL after the
   grace period. The runner (``runner.py``) leads that group and stops the processes
   that left it (own sessions) the same way.
+* **Another OS user**: the command BashOperator hands over (``bash -c`` of the fixed command) is not
+  run; the hook starts the runner itself with the user to run as (``MECCANO_RUN_AS``) on its command
+  line and the job (the script's environment, the run folder, the folder it starts in) on its
+  standard input, so no secret is on a command line or in the runner's own environment. A root worker
+  starts it directly; any other worker through ``sudo -n`` (the image's rule allows exactly this
+  command, see docker/Dockerfile and docs/security.md). sudo relays the SIGTERM of :meth:`stop` to the
+  runner, and the runner stops everything when sudo is killed (its parent-death signal).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import os
 import selectors
 import signal
+import sys
 import time
-from subprocess import DEVNULL, PIPE, STDOUT, Popen, TimeoutExpired
+from subprocess import PIPE, STDOUT, Popen, TimeoutExpired
 from typing import Any
 
 from airflow.providers.standard.hooks.subprocess import SubprocessHook, SubprocessResult
@@ -30,6 +39,7 @@ TICK = 0.2
 READ_CHUNK = 65536
 # The runner gets ``grace`` to stop the script; the group gets this much more before SIGKILL.
 EXTRA_GRACE = 5.0
+RUNNER_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 # Redacted last lines of the output, added to the task's error (and the failure notification).
 TAIL_LINES = 15
 TAIL_CHARS = 4000
@@ -50,12 +60,21 @@ class ScriptProcessHook(SubprocessHook):
 
     def run_command(self, command: list[str], env: dict[str, str] | None = None, output_encoding: str = "utf-8",
                     cwd: str | None = None) -> SubprocessResult:
-        self.log.info("Running the plugin script (command: %s)", command)
+        job = dict(env or {})
+        run_as, run_dir = job.pop("MECCANO_RUN_AS", ""), job.pop("MECCANO_RUN_DIR", "")
+        if not run_as or not run_dir:
+            raise ValueError("a script runs only as the plugin user: MECCANO_RUN_AS and MECCANO_RUN_DIR are required")
+        argv = runner_command(run_as)
+        self.log.info("Running the plugin script as OS user %s (command: %s)", run_as, argv)
         redactor = StreamRedactor(self._secrets)
         self._tail.clear()
-        self.sub_process = proc = Popen(command, stdout=PIPE, stderr=STDOUT, stdin=DEVNULL, cwd=cwd,
-                                        env=env if env is not None else {}, start_new_session=True,
-                                        restore_signals=True, close_fds=True)
+        self.sub_process = proc = Popen(argv, stdout=PIPE, stderr=STDOUT, stdin=PIPE, cwd="/", env=dict(RUNNER_ENV),
+                                        start_new_session=True, restore_signals=True, close_fds=True)
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # a refusing sudo exits before reading; its output says why
+            proc.stdin.write(json.dumps({"env": job, "run_dir": run_dir, "cwd": cwd or run_dir}).encode())
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
         assert proc.stdout is not None
         last = ""
         try:
@@ -130,3 +149,12 @@ class ScriptProcessHook(SubprocessHook):
     def send_sigterm(self) -> None:
         """BashOperator's ``on_kill``: stop, with the escalation above."""
         self.stop()
+
+
+def runner_command(run_as: str) -> list[str]:
+    """The runner's command line: exactly what the image's sudo rule allows (real paths, no options left to
+    the environment: ``-I -S`` ignore PYTHON* variables and site folders), behind ``sudo -n`` unless root."""
+    from meccano.scripts.environment import SCRIPT_RUNNER
+
+    command = [os.path.realpath(sys.executable), "-I", "-S", os.path.realpath(SCRIPT_RUNNER), run_as]
+    return command if os.geteuid() == 0 else ["sudo", "-n", "--", *command]

@@ -1,10 +1,15 @@
 """Original R and Python plugins, run unchanged wherever they are deployed.
 
 * **Read-only plugin folders** (compose mounts ``meccano_plugins/`` read-only): the
-  original's report plugins write ``assets/output.png`` into their own folder. When the
-  folder cannot be written, the script runs in a private, writable copy of its folder
-  (one per run, removed afterwards), so the relative path works and the chart is picked
-  up from the copy; the deployed folder is never changed.
+  original's report plugins write ``assets/output.png`` into their own folder. A script
+  runs in a writable copy of its folder (one per run, removed afterwards; see the run
+  folder below), so the relative path works and the chart is picked up from the copy;
+  the deployed folder is never changed. (:func:`script_workdir` makes such a copy only
+  for a folder that cannot be written.)
+* **A run folder per run** (:func:`run_folder`): a script runs as another OS user (``plugins.runAs``),
+  in a fresh ``mkdtemp`` folder holding a copy of its plugin folder, its report folder, ``HOME`` and
+  ``TMPDIR``; the runner hands that folder to the plugin user and back (``runner.py``). The deployed
+  plugin folder is never written by a script.
 * **The embedded SQLite IOTDB** (the demo): an original plugin reads ``MYSQL_*`` with
   RMySQL or MySQLdb, which cannot open a SQLite file. Such a script is refused before it
   starts, with what to do, instead of failing inside the database driver.
@@ -14,9 +19,11 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import shutil
 import stat
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -48,6 +55,58 @@ def script_workdir(folder: Path) -> tuple[Path, Path | None]:
     shutil.copytree(folder, copy, symlinks=True, ignore=_special_files)
     log.info("%s is read-only: running the script in a writable copy (%s)", folder, copy)
     return copy, scratch
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One run's folder (``root``) and what is in it: the plugin folder's copy, the report folder, HOME, TMPDIR."""
+
+    root: Path
+    workdir: Path
+    report: Path
+    home: Path
+    tmp: Path
+
+
+def run_folder(folder: Path) -> RunFolder:
+    """A fresh run folder (mode 0700, random name, in the temporary folder) with a copy of ``folder``; the
+    plugin user reaches it through the temporary folder, which must be searchable by everyone (``/tmp``)."""
+    root = Path(tempfile.mkdtemp(prefix="meccano-plugin-run-"))
+    copy = root / folder.name
+    shutil.copytree(folder, copy, symlinks=True, ignore=_special_files)
+    out = RunFolder(root, copy, root / "report", root / "home", root / "tmp")
+    for path in (out.report, out.home, out.tmp):
+        path.mkdir(mode=0o700)
+    return out
+
+
+SQLITE_SIBLINGS = ("", "-wal", "-shm", "-journal")
+
+
+def share_sqlite_iotdb(path: Path, user: str) -> bool:
+    """The embedded SQLite IOTDB (the demo) is the IOTDB a script is given: the plugin user's group may read and
+    write it, its WAL files and, when the folder holds nothing else, its folder (SQLite creates the WAL files
+    there; setgid, so they keep the group). Only a root worker can; returns whether the folder was shared."""
+    if os.geteuid() != 0 or not path.is_file():
+        return False
+    gid = pwd.getpwnam(user).pw_gid
+    for sibling in SQLITE_SIBLINGS:
+        target = path.with_name(path.name + sibling)
+        try:
+            mode = os.stat(target, follow_symlinks=False).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(mode):
+            os.chown(target, -1, gid, follow_symlinks=False)
+            os.chmod(target, stat.S_IMODE(mode) | 0o060)
+    folder = path.parent
+    if any(not entry.name.startswith(path.name) for entry in folder.iterdir()):
+        log.warning("%s holds other files: its folder is not opened to the plugin user %s; give the SQLite IOTDB "
+                    "a folder of its own so SQLite can create its WAL files there", path, user)
+        return False
+    os.chown(folder, -1, gid, follow_symlinks=False)
+    os.chmod(folder, stat.S_IMODE(os.stat(folder).st_mode) | 0o2070)
+    return True
 
 
 def _special_files(directory: str, names: list[str]) -> set[str]:

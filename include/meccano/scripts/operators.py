@@ -5,7 +5,10 @@ credentials from the Airflow connection).
 Hardened against hostile or broken scripts: the environment is explicit (``append_env``
 off, nothing of Airflow's; :mod:`meccano.scripts.environment`), every secret is removed from the
 output (:mod:`meccano.scripts.hook`), no process survives the task
-(:mod:`meccano.scripts.runner`), and every non-zero exit is a failure (no exit code skips).
+(:mod:`meccano.scripts.runner`), every non-zero exit is a failure (no exit code skips), and the
+script runs as another, unprivileged OS user (``plugins.runAs``) in a run folder of its own
+(:func:`meccano.scripts.modes.run_folder`): it cannot read the worker's or any other process's
+environment and memory, nor write the worker's files.
 """
 
 from __future__ import annotations
@@ -18,14 +21,23 @@ from typing import Any
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk.exceptions import AirflowException
 
+from meccano.errors import PluginUserMissing
 from meccano.plugins.engines import SCRIPT_COMMAND
-from meccano.scripts.modes import SQLITE_VARIABLE, remove_workdir, script_workdir, sqlite_problem
+from meccano.scripts.modes import (
+    SQLITE_VARIABLE,
+    RunFolder,
+    remove_workdir,
+    run_folder,
+    share_sqlite_iotdb,
+    sqlite_problem,
+)
 
 
 class PluginScriptOperator(BashOperator):
     """Runs an R, python or nodejs plugin file with its interpreter."""
 
     template_fields = ()  # nothing of a plugin is ever rendered by Jinja
+    _run_folder: RunFolder | None = None
 
     def __init__(self, *, plugin_folder: str, **kwargs: Any) -> None:
         super().__init__(bash_command=SCRIPT_COMMAND, cwd=plugin_folder, append_env=False,
@@ -40,7 +52,6 @@ class PluginScriptOperator(BashOperator):
             interpreter_path,
             merged_parameters,
             refuse_undeclared_conf,
-            report_output_dir,
             runtime_manifest,
         )
         from meccano.scripts.environment import aws_if_configured, build_script_env, script_limits, script_secrets
@@ -51,11 +62,13 @@ class PluginScriptOperator(BashOperator):
         self._manifest = manifest = runtime_manifest(self.plugin_folder)
         refuse_undeclared_conf(manifest, dict(context))  # before any connection is read or the script starts
         self._settings = settings = load_settings()
+        check_plugin_user(settings.plugins.run_as)
         ctx = dict(context)
         iotdb, aws = iotdb_connection(settings), aws_if_configured(settings)
         limits = script_limits(manifest, settings)
+        self._run_folder = run = run_folder(Path(self.plugin_folder))
         env = build_script_env(manifest, ctx, settings, interpreter=interpreter_path(manifest.engine),
-                               report_dir=report_output_dir(manifest, str(ctx.get("run_id")), fresh=True),
+                               report_dir=run.report,
                                parameters=merged_parameters(manifest, ctx), limits=limits, iotdb=iotdb, aws=aws)
         secrets = script_secrets(settings, iotdb, aws)
         mask_in_airflow(secrets)  # the task's own log lines and tracebacks (the script's output: StreamRedactor)
@@ -72,13 +85,16 @@ class PluginScriptOperator(BashOperator):
                 from airflow.sdk.exceptions import AirflowFailException
 
                 raise AirflowFailException(problem)  # a retry cannot help
+        if env.get(SQLITE_VARIABLE):
+            share_sqlite_iotdb(Path(env[SQLITE_VARIABLE]), settings.plugins.run_as)
         if manifest.engine == "nodejs":
             _original_node_plugin(manifest.source, env)
-        # A read-only plugin folder (compose): run in a writable copy so assets/output.png still works.
-        workdir, self._scratch = script_workdir(Path(self.plugin_folder))
-        self.cwd = str(workdir)
-        env["MECCANO_PLUGIN_SOURCE"] = str(workdir / manifest.source.name)
-        env["MECCANO_PLUGIN_DIR"] = str(workdir)
+        # The script works in the run folder's copy of its plugin folder (assets/output.png still works), and
+        # nowhere else of the worker's: HOME and TMPDIR are in the run folder too.
+        self.cwd = str(run.workdir)
+        env.update({"MECCANO_PLUGIN_SOURCE": str(run.workdir / manifest.source.name),
+                    "MECCANO_PLUGIN_DIR": str(run.workdir), "HOME": str(run.home), "TMPDIR": str(run.tmp),
+                    "MECCANO_RUN_AS": settings.plugins.run_as, "MECCANO_RUN_DIR": str(run.root)})
         self._started = time.time()
         return env
 
@@ -89,7 +105,7 @@ class PluginScriptOperator(BashOperator):
         return ScriptProcessHook(self._secrets, self._grace)
 
     def execute(self, context: Any) -> Any:
-        self._scratch = None
+        self._run_folder = None
         try:
             return self._run(context)
         except AirflowException as exc:
@@ -98,15 +114,15 @@ class PluginScriptOperator(BashOperator):
                 raise AirflowException(f"{exc}\nLast lines of the plugin's output:\n{tail}") from None
             raise
         finally:
-            remove_workdir(self._scratch)
+            remove_workdir(self._run_folder.root if self._run_folder else None)
             self.cwd = self.plugin_folder
 
     def _run(self, context: Any) -> Any:
         result = super().execute(context)
-        from meccano.plugins.engines import publish_if_report, report_output_dir
+        from meccano.plugins.engines import publish_if_report
 
-        out = report_output_dir(self._manifest, str(context.get("run_id")))
-        workdir = Path(self.cwd or self.plugin_folder)
+        assert self._run_folder is not None
+        out, workdir = self._run_folder.report, self._run_folder.workdir
         legacy = workdir / "assets" / "output.png"
         # The original's report plugins wrote assets/output.png: pick it up when fresh
         # (never through a symlink: the plugin folder is not trusted to point inside itself).
@@ -130,3 +146,24 @@ def _original_node_plugin(source: Path, env: dict[str, str]) -> None:
 
         raise AirflowFailException(problem)  # a retry cannot help
     env[RUNNER_VARIABLE] = str(NODE_RUNNER)
+
+
+def check_plugin_user(user: str) -> None:
+    """Raise :class:`PluginUserMissing` when scripts cannot run as ``user`` on this worker."""
+    import os
+    import pwd
+    import shutil
+
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        raise PluginUserMissing(
+            f"plugins.runAs (MECCANO_PLUGIN_RUN_AS): there is no OS user {user!r} on this worker, and script plugins "
+            "never run as the worker's own user. Create it: scripts/install-system-deps.sh (bare hosts; the image "
+            f"has it), or `useradd --system --user-group --no-create-home --shell /usr/sbin/nologin {user}`") \
+            from None
+    if os.geteuid() != 0 and not shutil.which("sudo"):
+        raise PluginUserMissing(
+            f"this worker runs as uid {os.geteuid()}, not root, so it starts scripts as {user!r} through sudo, which "
+            "is not installed: use the image (docker/Dockerfile has sudo and the one rule it needs) or add that "
+            "rule on this host (docs/security.md)")

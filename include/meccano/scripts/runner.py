@@ -21,28 +21,47 @@ Output is relayed as raw bytes; the operator's hook removes secrets from it (it 
 this process does not need to). Exit code: the script's, 124 on timeout, 128 + signal when
 stopped by a signal.
 
-    python runner.py   (reads MECCANO_INTERPRETER and MECCANO_PLUGIN_SOURCE)
+* **Another OS user** (``python runner.py USER``, the way the operator's hook starts it): the job comes on
+  standard input as JSON (``env``: the script's whole environment and the runner's ``MECCANO_*`` control
+  values; ``run_dir``: the run folder; ``cwd``). The runner must be root (a root worker, or ``sudo`` in the
+  image, whose rule pins ``USER`` in the command line): it hands the run folder to ``USER`` (what the calling
+  user owns in it is chowned, nothing is followed), starts the script as ``USER`` (no supplementary groups,
+  umask 077, no new privileges; it enters its folder only after the switch), stays root itself so the
+  script can neither signal nor trace it and every descendant stays killable, and hands the folder back
+  to the calling user (``SUDO_UID``, else its own uid) once nothing of the script runs any more.
+  ``USER`` may not be root.
+
+    python runner.py        (reads MECCANO_INTERPRETER and MECCANO_PLUGIN_SOURCE from its environment)
+    python runner.py USER   (reads the job from standard input)
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import errno
+import json
 import os
+import pwd
 import selectors
 import signal
+import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 TIMEOUT_EXIT = 124
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+REFUSED_EXIT = 126  # the job cannot start as asked (no such user, not root, a bad run folder)
 # Names the runner reads; not passed on to the script.
 CONTROL = ("MECCANO_PYTHON", "MECCANO_SCRIPT_RUNNER", "MECCANO_TIMEOUT_SECONDS", "MECCANO_KILL_GRACE_SECONDS",
-           "MECCANO_NODE_RUNNER")
+           "MECCANO_NODE_RUNNER", "MECCANO_RUN_AS", "MECCANO_RUN_DIR")
 READ_CHUNK = 65536
 TICK = 0.2
 
@@ -153,9 +172,9 @@ def _write(out: BinaryIO, data: bytes) -> None:
         out.flush()
 
 
-def _float_env(name: str, default: float) -> float:
+def _float_env(environ: dict[str, str], name: str, default: float) -> float:
     try:
-        value = float(os.environ.get(name, ""))
+        value = float(environ.get(name, ""))
     except ValueError:
         return default
     return value if value > 0 else default
@@ -193,10 +212,110 @@ def _copy_ready(sel: selectors.BaseSelector, pipe: int, out: BinaryIO, wait: flo
     return True
 
 
-def main() -> int:
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    """Who the script runs as and who gets the run folder back."""
+
+    uid: int
+    gid: int
+    caller_uid: int
+    caller_gid: int
+
+
+def _identity(user: str) -> Identity:
+    if os.geteuid() != 0:
+        raise PermissionError(f"the runner must start as root to run the script as {user!r} (uid {os.geteuid()} "
+                              "here): a worker that is not root starts it through sudo (docker/Dockerfile's rule)")
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise PermissionError(f"no OS user {user!r} on this host: create it with scripts/install-system-deps.sh "
+                              "(or useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "
+                              f"{user})") from None
+    if entry.pw_uid == 0 or entry.pw_gid == 0:
+        raise PermissionError(f"{user!r} has uid or gid 0: scripts never run as root or in root's group")
+    caller_uid = int(os.environ.get("SUDO_UID") or os.getuid())  # sudo sets these itself, the caller cannot
+    caller_gid = int(os.environ.get("SUDO_GID") or os.getgid())
+    return Identity(entry.pw_uid, entry.pw_gid, caller_uid, caller_gid)
+
+
+def _chown_tree(top: str, from_uid: int, to_uid: int, to_gid: int) -> None:
+    """Give what ``from_uid`` owns in ``top`` (and ``top``) to ``to_uid``; links are never followed."""
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        info = os.fstat(fd)
+        if info.st_uid not in (from_uid, to_uid):
+            raise PermissionError(f"run folder {top}: owned by uid {info.st_uid}, neither the caller nor the "
+                                  "plugin user")
+        if info.st_uid == from_uid:
+            os.fchown(fd, to_uid, to_gid)
+        for _root, dirs, files, dir_fd in os.fwalk(dir_fd=fd, top=".", follow_symlinks=False):
+            for name in dirs + files:
+                with contextlib.suppress(FileNotFoundError):
+                    entry = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                    if entry.st_uid == from_uid:
+                        os.chown(name, to_uid, to_gid, dir_fd=dir_fd, follow_symlinks=False)
+                        if stat.S_ISREG(entry.st_mode) and entry.st_mode & 0o6000:  # never a set-id file of anyone
+                            os.chmod(name, stat.S_IMODE(entry.st_mode) & ~0o6000, dir_fd=dir_fd)
+    finally:
+        os.close(fd)
+
+
+def _become(who: Identity, cwd: str) -> Callable[[], None]:
+    """In the script's process before it starts: drop every privilege, then enter ``cwd`` as that user (so a
+    folder the user may not enter is refused, whoever asked for it). The runner has no threads."""
+    def drop() -> None:
+        os.setgroups([])
+        os.setgid(who.gid)
+        os.setuid(who.uid)
+        if os.getuid() == 0 or os.geteuid() == 0:
+            raise PermissionError("the script would still run as root")
+        os.umask(0o077)
+        os.chdir(cwd)
+    return drop
+
+
+def _read_job() -> dict[str, object]:
+    try:
+        job = json.loads(sys.stdin.buffer.read() or b"null")
+    except ValueError as exc:
+        raise PermissionError(f"the job on standard input is not JSON ({exc})") from None
+    if not isinstance(job, dict) or not isinstance(job.get("env"), dict) or not isinstance(job.get("run_dir"), str) \
+            or not os.path.isabs(str(job["run_dir"])):
+        raise PermissionError("the job on standard input needs env (an object) and run_dir (an absolute path)")
+    return job
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        return supervise(dict(os.environ))
+    try:
+        who = _identity(args[0])
+        job = _read_job()
+    except (PermissionError, ValueError) as exc:
+        _write(sys.stdout.buffer, f"[meccano] plugin not started: {exc}\n".encode())
+        return REFUSED_EXIT
+    env = {str(k): str(v) for k, v in dict(job["env"]).items()}  # type: ignore[call-overload]
+    run_dir = str(job["run_dir"])
+    try:
+        _chown_tree(run_dir, who.caller_uid, who.uid, who.gid)
+    except OSError as exc:
+        _write(sys.stdout.buffer, f"[meccano] plugin not started: {exc}\n".encode())
+        return REFUSED_EXIT
+    try:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # the caller (or sudo) is gone: stop everything as on SIGTERM
+        _prctl(PR_SET_NO_NEW_PRIVS, 1)  # no setuid program (sudo, su) gives the script more than USER has
+        return supervise(env, who, str(job.get("cwd") or run_dir))
+    finally:
+        _chown_tree(run_dir, who.uid, who.caller_uid, who.caller_gid)
+
+
+def supervise(environ: dict[str, str], who: Identity | None = None, cwd: str | None = None) -> int:
+    """Run the script (as ``who`` when given) until it ends, its deadline passes or a signal stops it."""
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    timeout = _float_env("MECCANO_TIMEOUT_SECONDS", 3600.0)
-    grace = _float_env("MECCANO_KILL_GRACE_SECONDS", 10.0)
+    timeout = _float_env(environ, "MECCANO_TIMEOUT_SECONDS", 3600.0)
+    grace = _float_env(environ, "MECCANO_KILL_GRACE_SECONDS", 10.0)
     stopped_by: list[int] = []
     rfd, wfd = os.pipe()
     os.set_blocking(wfd, False)
@@ -208,13 +327,14 @@ def main() -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
-    env = {k: v for k, v in os.environ.items() if k not in CONTROL}
+    env = {k: v for k, v in environ.items() if k not in CONTROL}
     out = sys.stdout.buffer
     # an original in-process node.js plugin: node runs the shipped runner, which loads the plugin module
-    loader = [os.environ["MECCANO_NODE_RUNNER"]] if os.environ.get("MECCANO_NODE_RUNNER") else []
-    script = subprocess.Popen([os.environ["MECCANO_INTERPRETER"], *loader, os.environ["MECCANO_PLUGIN_SOURCE"]],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                              env=env, close_fds=True)
+    loader = [environ["MECCANO_NODE_RUNNER"]] if environ.get("MECCANO_NODE_RUNNER") else []
+    argv = [environ["MECCANO_INTERPRETER"], *loader, environ["MECCANO_PLUGIN_SOURCE"]]
+    script = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              env=env, close_fds=True, cwd=cwd if who is None else None,
+                              preexec_fn=None if who is None else _become(who, cwd or "/"))
     assert script.stdout is not None
     pipe = script.stdout.fileno()
     timed_out = _relay(script, pipe, rfd, out, time.monotonic() + timeout, stopped_by)

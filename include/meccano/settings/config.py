@@ -183,6 +183,16 @@ def _origins(value: Any) -> tuple[str, ...]:
     return origins
 
 
+def _os_user(value: Any) -> str:
+    name = _text(value).strip()
+    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", name):
+        raise ValueError(f"{name!r} is not an OS user name (lower case letters, digits, '_' and '-', at most 32)")
+    if name == "root":
+        raise ValueError("'root' cannot run plugin scripts: name the unprivileged user made for them "
+                         "(meccano-plugin, created by scripts/install-system-deps.sh and the image)")
+    return name
+
+
 def _file_format(value: Any) -> str:
     text = str(value).strip().lower()
     if text not in EXPORT_FORMATS:
@@ -203,6 +213,7 @@ Whole = Annotated[int, BeforeValidator(parse_number)]
 Real = Annotated[float, BeforeValidator(_real)]
 Positive = Annotated[float, BeforeValidator(_positive)]
 Shared = Annotated[bool, BeforeValidator(_shared)]
+OsUser = Annotated[str, BeforeValidator(_os_user)]
 
 _MODEL = ConfigDict(hide_input_in_errors=True, arbitrary_types_allowed=True)
 
@@ -333,6 +344,12 @@ class PluginLimits:
     pause_without_interpreter: Annotated[Flag, Key(
         "plugins.pauseWithoutInterpreter", "MECCANO_PLUGIN_PAUSE_WITHOUT_INTERPRETER",
         help="a new DAG whose engine's interpreter is not on the parsing host's PATH starts paused")] = False
+    # Scripts never run as the worker's OS user: they could read every process's environment of that user
+    # (docs/security.md). The image's sudo rule names this user too (docker/Dockerfile, PLUGIN_USER).
+    run_as: Annotated[OsUser, Key(
+        "plugins.runAs", "MECCANO_PLUGIN_RUN_AS", where_env=NAMED_BY_VARIABLE,
+        help="unprivileged OS user every script plugin runs as (never root; created by the set-up scripts)")] = \
+        "meccano-plugin"
 
 
 # Options of the fleet plugins (meccano.fleet): these defaults, the YAML section, then the plugin's

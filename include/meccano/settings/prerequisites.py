@@ -4,8 +4,9 @@ Airflow leaves a task whose pool does not exist in ``scheduled`` with one schedu
 missing bucket fails the export at its first write. So:
 
 * :func:`create_prerequisites` makes them (the buckets of the S3 targets and of Airflow's remote task
-  logs, the ``iotdb`` pool): run by
-  ``python -m meccano db init`` / ``db upgrade``, the demo and compose's ``airflow-init``;
+  logs, the ``iotdb`` pool): run by ``python -m meccano db init`` / ``db upgrade``, the demo and compose's
+  ``airflow-init``; the OS user script plugins run as (``plugins.runAs``) is the system's, made by
+  ``scripts/install-system-deps.sh`` and the image, and only named here when missing;
 * :func:`missing_prerequisites` names what is still missing and the command that creates it: shown by
   ``python -m meccano db check`` and ``config show`` (both exit non-zero) and at the top of the Meccano
   page in the Airflow UI.
@@ -17,6 +18,7 @@ How the pool and a bucket are looked up is passed in: the command line asks Airf
 from __future__ import annotations
 
 import json
+import pwd
 import subprocess
 import sys
 from collections.abc import Callable
@@ -102,6 +104,14 @@ def missing_prerequisites(settings: Settings, pool_slots: PoolSlots, bucket_prob
         if why:
             found.append(Missing(f"bucket {bucket!r}", why, f"{SETUP_COMMAND} (creates it) or fix export.bucket / "
                                  "reports.directory / [logging] remote_base_log_folder and the AWS connection"))
+    user = settings.plugins.run_as
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        found.append(Missing(f"OS user {user!r} (plugins.runAs)", "every R, python and nodejs plugin runs as it, "
+                             "never as the worker's user; without it their tasks fail on this host",
+                             "scripts/install-system-deps.sh (the image has it), or useradd --system --user-group "
+                             f"--no-create-home --shell /usr/sbin/nologin {user}"))
     return found
 
 
