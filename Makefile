@@ -1,17 +1,17 @@
 # Meccano ServiceManager on Airflow. See README.md.
-.PHONY: demo test test-unit lint typecheck bench venv system-deps-test system-deps-demo clean
+.PHONY: plugin-user demo test test-unit lint typecheck bench venv system-deps-test system-deps-demo clean
 
 PYTEST_ARGS ?=
 
-demo: system-deps-demo venv            ## run the product on its embedded default (Ctrl-C stops it); DEMO_ARGS="--port 8080 --fresh"
+demo: system-deps-demo venv plugin-user            ## run the product on its embedded default (Ctrl-C stops it); DEMO_ARGS="--port 8080 --fresh"
 	scripts/demo.sh $(DEMO_ARGS)
 
-test: system-deps-test venv            ## install everything, start services, run the whole suite, stop them
+test: system-deps-test venv plugin-user            ## install everything, start services, run the whole suite, stop them
 	.venv/bin/ruff check .
 	$(MAKE) typecheck
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
-test-unit: venv                         ## only the tests that need no service
+test-unit: venv plugin-user                         ## only the tests that need no service
 	.venv/bin/python -m pytest -m "not services and not browser and not ha" $(PYTEST_ARGS)
 
 lint: venv
@@ -22,6 +22,9 @@ typecheck: venv                         ## mypy over include/ (settings in pypro
 
 bench: venv                             ## benchmarks, run by hand; figures go to bench/README.md (tools: requirements-dev.txt)
 	.venv/bin/python bench/bench_parse.py
+
+plugin-user:                            ## the OS user script plugins run as, and its way to the interpreters
+	scripts/plugin-user.sh
 
 venv:
 	scripts/install-venv.sh

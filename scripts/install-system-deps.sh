@@ -27,30 +27,3 @@ else
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-
-# The OS user every script plugin runs as (plugins.runAs / MECCANO_PLUGIN_RUN_AS; docs/security.md): a system
-# user with its own group, no home, no login shell, no password. A worker started as root switches to it itself.
-plugin_user=${MECCANO_PLUGIN_RUN_AS:-meccano-plugin}
-if id -u "$plugin_user" >/dev/null 2>&1; then
-  echo "plugin user: $plugin_user exists"
-else
-  $SUDO useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$plugin_user"
-  echo "plugin user: $plugin_user created"
-fi
-# Python plugins run in the project's Python: when it is installed below a folder other users cannot enter
-# (pyenv under /root, mode 0700), the plugin user gets the right to pass through (x, not to list) each such
-# folder on the way to the interpreter, by an ACL entry for that user alone.
-here=$(cd "$(dirname "$0")/.." && pwd)
-for py in "$here/.venv/bin/python" python3; do
-  command -v "$py" >/dev/null 2>&1 || continue
-  base=$("$py" -c 'import os, sys; print(os.path.realpath(sys.base_prefix))') || continue
-  $SUDO runuser -u "$plugin_user" -- test -x "$base/bin" 2>/dev/null && continue
-  dir=""
-  for part in $(echo "${base#/}" | tr / ' '); do   # from / down: only the folders it cannot pass yet
-    dir="$dir/$part"
-    if ! $SUDO runuser -u "$plugin_user" -- test -x "$dir" 2>/dev/null; then
-      $SUDO setfacl -m "u:${plugin_user}:x" "$dir"
-      echo "plugin user: may pass through $dir (the way to $base)"
-    fi
-  done
-done

@@ -116,8 +116,8 @@ def test_a_multi_task_report_publishes_only_what_its_last_task_wrote(tmp_path: P
 
 @pytest.mark.parametrize("engine", ["python", "native"])
 def test_a_conf_key_the_plugin_does_not_declare_fails_the_run_before_its_code_runs(tmp_path: Path, run_plugin_dag,
-                                                                                 capfd, engine):
-    marker = tmp_path / "ran.json"
+                                                                                 capfd, engine, plugin_shared):
+    marker = plugin_shared / "ran.json"  # a script (another OS user) writes where that user may
     if engine == "python":
         code = f"import os, pathlib\npathlib.Path({str(marker)!r}).write_text(os.environ['MECCANO_PARAMETERS'])\n"
     else:

@@ -207,7 +207,7 @@ def test_a_missing_plugin_user_fails_the_task_naming_it_and_the_fix(tmp_path: Pa
     log = _log(capfd)
     assert run.state == "failed"
     assert "PluginUserMissing" in log and "there is no OS user 'meccano-nobody'" in log
-    assert "scripts/install-system-deps.sh" in log
+    assert "scripts/plugin-user.sh" in log
     assert not marker.exists()
 
 

@@ -47,7 +47,7 @@ def test_a_missing_plugin_user_is_named_with_the_step_that_creates_it(monkeypatc
     settings = load_settings()
     missing = missing_prerequisites(settings, lambda name: settings.mysql.connection_limit, _no_bucket_problem)
     assert [m.what for m in missing] == ["OS user 'meccano-nobody' (plugins.runAs)"]
-    assert "scripts/install-system-deps.sh" in missing[0].fix and "useradd" in missing[0].fix
+    assert "scripts/plugin-user.sh" in missing[0].fix and "useradd" in missing[0].fix
 
 
 def test_buckets_of_s3_targets_only(monkeypatch):

@@ -24,6 +24,21 @@ from pathlib import Path
 from meccano.settings.config import PROJECT_ROOT
 
 STATE = PROJECT_ROOT / ".demo"
+PLUGIN_USER_SCRIPT = PROJECT_ROOT / "scripts" / "plugin-user.sh"
+
+
+def open_to_plugin_user(folder: Path) -> None:
+    """Script plugins run as another OS user and are given the demo's SQLite IOTDB: that user must be able to
+    pass through every folder above it (a ``--state`` below /root or a pytest folder is not, by default).
+    ``scripts/plugin-user.sh --passage`` grants it (x only, an ACL entry for that user) where it is missing;
+    only a root demo can, and only a root worker runs scripts as another user without sudo."""
+    if os.geteuid() != 0 or not PLUGIN_USER_SCRIPT.is_file():
+        return
+    done = subprocess.run([str(PLUGIN_USER_SCRIPT), "--passage", str(folder.resolve())], capture_output=True,
+                          text=True, timeout=120)
+    if done.returncode:
+        print(f"demo: script plugins may not reach the IOTDB in {folder}: {done.stderr.strip()[-300:]}; choose a "
+              "--state folder every user may pass through", file=sys.stderr)
 
 
 def demo_environment(port: int, state: Path = STATE) -> dict[str, str]:
@@ -248,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(state)
     (state / "logs").mkdir(parents=True, exist_ok=True)
     (state / "iotdb").mkdir(exist_ok=True)
+    open_to_plugin_user(state / "iotdb")
     env = demo_environment(args.port, state)
     env["MECCANO_WEB_CONSOLE_TOKEN"] = console_token(state)
     home = Path(env["AIRFLOW_HOME"])

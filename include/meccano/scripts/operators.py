@@ -159,7 +159,7 @@ def check_plugin_user(user: str) -> None:
     except KeyError:
         raise PluginUserMissing(
             f"plugins.runAs (MECCANO_PLUGIN_RUN_AS): there is no OS user {user!r} on this worker, and script plugins "
-            "never run as the worker's own user. Create it: scripts/install-system-deps.sh (bare hosts; the image "
+            "never run as the worker's own user. Create it: scripts/plugin-user.sh (bare hosts; the image "
             f"has it), or `useradd --system --user-group --no-create-home --shell /usr/sbin/nologin {user}`") \
             from None
     if os.geteuid() != 0 and not shutil.which("sudo"):

@@ -229,7 +229,7 @@ def _identity(user: str) -> Identity:
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
-        raise PermissionError(f"no OS user {user!r} on this host: create it with scripts/install-system-deps.sh "
+        raise PermissionError(f"no OS user {user!r} on this host: create it with scripts/plugin-user.sh "
                               "(or useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "
                               f"{user})") from None
     if entry.pw_uid == 0 or entry.pw_gid == 0:

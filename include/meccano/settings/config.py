@@ -189,7 +189,7 @@ def _os_user(value: Any) -> str:
         raise ValueError(f"{name!r} is not an OS user name (lower case letters, digits, '_' and '-', at most 32)")
     if name == "root":
         raise ValueError("'root' cannot run plugin scripts: name the unprivileged user made for them "
-                         "(meccano-plugin, created by scripts/install-system-deps.sh and the image)")
+                         "(meccano-plugin, created by scripts/plugin-user.sh and the image)")
     return name
 
 

@@ -6,7 +6,7 @@ missing bucket fails the export at its first write. So:
 * :func:`create_prerequisites` makes them (the buckets of the S3 targets and of Airflow's remote task
   logs, the ``iotdb`` pool): run by ``python -m meccano db init`` / ``db upgrade``, the demo and compose's
   ``airflow-init``; the OS user script plugins run as (``plugins.runAs``) is the system's, made by
-  ``scripts/install-system-deps.sh`` and the image, and only named here when missing;
+  ``scripts/plugin-user.sh`` and the image, and only named here when missing;
 * :func:`missing_prerequisites` names what is still missing and the command that creates it: shown by
   ``python -m meccano db check`` and ``config show`` (both exit non-zero) and at the top of the Meccano
   page in the Airflow UI.
@@ -110,7 +110,7 @@ def missing_prerequisites(settings: Settings, pool_slots: PoolSlots, bucket_prob
     except KeyError:
         found.append(Missing(f"OS user {user!r} (plugins.runAs)", "every R, python and nodejs plugin runs as it, "
                              "never as the worker's user; without it their tasks fail on this host",
-                             "scripts/install-system-deps.sh (the image has it), or useradd --system --user-group "
+                             "scripts/plugin-user.sh (the image has it), or useradd --system --user-group "
                              f"--no-create-home --shell /usr/sbin/nologin {user}"))
     return found
 
