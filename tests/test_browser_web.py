@@ -20,6 +20,7 @@ from meccano.plugins.discovery import discover
 from meccano.reports import charts
 from meccano.reports.store import ReportStore
 from tests.services._proc import free_port, start, stop, wait_until
+from tests.support.web import api_server_env
 
 pytestmark = pytest.mark.browser
 
@@ -53,17 +54,12 @@ def _plugins_copy(target: Path) -> Path:
 
 
 def _airflow_env(home: Path, reports: Path, plugins: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MECCANO_"))}
+    env = api_server_env({k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MECCANO_"))}, home,
+                         "browser-test-jwt-secret-" + "x" * 48)
     (home / "passwords.json").write_text(json.dumps({"admin": PASSWORD}))
     env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-        "AIRFLOW__API_AUTH__JWT_SECRET": "browser-test-jwt-secret-" + "x" * 48,
         "MECCANO_REPORTS_DIR": str(reports),
         "MECCANO_PLUGINS_DIR": str(plugins),
     })

@@ -131,7 +131,7 @@ def test_read_only_copy_leaves_out_pipes_and_keeps_links(read_only_mount):
     stays a link (nothing outside the folder is copied in); the copy is removed afterwards."""
     import os
 
-    from meccano.scripts.modes import remove_workdir, script_workdir
+    from meccano.scripts.modes import remove_workdir, run_folder
 
     src, ro = read_only_mount
     folder = src / "piped:1.0"
@@ -139,7 +139,8 @@ def test_read_only_copy_leaves_out_pipes_and_keeps_links(read_only_mount):
     (folder / "piped:1.0.py").write_text("print('x')\n")
     os.mkfifo(folder / "assets" / "pipe")
     (folder / "assets" / "link").symlink_to("/etc/hostname")
-    workdir, scratch = script_workdir(ro / "piped:1.0")
+    run = run_folder(ro / "piped:1.0")
+    workdir, scratch = run.workdir, run.root
     try:
         assert scratch is not None and workdir != ro / "piped:1.0"
         assert (workdir / "piped:1.0.py").read_text() == "print('x')\n"

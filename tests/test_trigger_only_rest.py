@@ -28,6 +28,7 @@ from meccano.fleet.clock import db_now
 from tests.services._proc import free_port, start, stop, wait_until
 from tests.support.export import TargetReader, configure_export, db_rows, ledger_entries, new_bucket, seed_facts
 from tests.support.fleet import ago, message
+from tests.support.web import api_server_env
 
 pytestmark = pytest.mark.services
 
@@ -90,15 +91,10 @@ def _cli(args: list[str], env: dict[str, str], cwd: Path) -> None:
 
 def _environment(home: Path) -> dict[str, str]:
     """This process's Meccano settings (IOTDB, S3, config.yml) with an Airflow home of the server's own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+    env = api_server_env({k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}, home,
+                         "trigger-only-test-jwt-secret-" + "y" * 48)
     env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
-        "AIRFLOW__API_AUTH__JWT_SECRET": "trigger-only-test-jwt-secret-" + "y" * 48,
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "MECCANO_PLUGINS_DIR": str(ROOT / "meccano_plugins"),
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "include"), os.environ.get("PYTHONPATH", "")) if p),

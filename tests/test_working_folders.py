@@ -71,14 +71,15 @@ def test_report_scratch_is_private():
         shutil.rmtree(other)
 
 
-def test_a_read_only_plugins_copy_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_a_read_only_plugins_copy_is_private(tmp_path: Path):
     from meccano.scripts import modes
 
     folder = tmp_path / "plugin"
     folder.mkdir()
     (folder / "run.py").write_text("print(1)")
-    monkeypatch.setattr(modes, "_writable", lambda _: False)  # as on a read-only plugins volume
-    copy, scratch = modes.script_workdir(folder)
+    folder.chmod(0o555)  # as on a read-only plugins volume
+    run = modes.run_folder(folder)
+    copy, scratch = run.workdir, run.root
     try:
         assert scratch is not None and copy.parent == scratch and (copy / "run.py").is_file()
         assert scratch.name.startswith("meccano-plugin-run-") and scratch.name != "meccano-plugin-run-"
@@ -86,4 +87,5 @@ def test_a_read_only_plugins_copy_is_private(tmp_path: Path, monkeypatch: pytest
     finally:
         import shutil
 
+        folder.chmod(0o755)
         shutil.rmtree(scratch or copy)

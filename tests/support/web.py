@@ -3,6 +3,7 @@ under ``/meccano`` as ``meccano.web.airflow_plugin`` mounts it in Airflow's API 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -35,3 +36,16 @@ def web_client(jwt: str | None = None, settings: WebSettings | None = None) -> T
     if jwt:
         client.headers["Authorization"] = f"Bearer {jwt}"
     return client
+
+
+def api_server_env(base: dict[str, str], home: Path, jwt_secret: str) -> dict[str, str]:
+    """``base`` plus what a standalone Airflow API server of the tests needs: its own home and SQLite metadata
+    database, no examples, this checkout's dags/ and plugins/ folders, a JWT secret of the test's own."""
+    root = Path(__file__).resolve().parents[2]
+    return {**base,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret}

@@ -4,8 +4,7 @@
   original's report plugins write ``assets/output.png`` into their own folder. A script
   runs in a writable copy of its folder (one per run, removed afterwards; see the run
   folder below), so the relative path works and the chart is picked up from the copy;
-  the deployed folder is never changed. (:func:`script_workdir` makes such a copy only
-  for a folder that cannot be written.)
+  the deployed folder is never changed.
 * **A run folder per run** (:func:`run_folder`): a script runs as another OS user (``plugins.runAs``),
   in a fresh ``mkdtemp`` folder holding a copy of its plugin folder, its report folder, ``HOME`` and
   ``TMPDIR``; the runner hands that folder to the plugin user and back (``runner.py``). The deployed
@@ -30,31 +29,6 @@ log = logging.getLogger(__name__)
 
 SQLITE_VARIABLE = "MECCANO_IOTDB_SQLITE"
 MAX_SOURCE_BYTES = 4 * 1024 * 1024  # what the SQLite check reads of a script
-
-
-def _writable(folder: Path) -> bool:
-    """Whether a script can create files where the original's plugins write (``assets/`` or the folder)."""
-    probe = folder / "assets" if (folder / "assets").is_dir() else folder
-    try:
-        fd, name = tempfile.mkstemp(dir=probe, prefix=".meccano-write-check-")
-    except OSError:
-        return False
-    os.close(fd)
-    os.unlink(name)
-    return True
-
-
-def script_workdir(folder: Path) -> tuple[Path, Path | None]:
-    """(the folder the script runs in, the temporary copy to remove afterwards or None)."""
-    if _writable(folder):
-        return folder, None
-    scratch = Path(tempfile.mkdtemp(prefix="meccano-plugin-run-"))
-    copy = scratch / folder.name
-    # links stay links (nothing outside is copied in); pipes, sockets and devices are left out (a pipe
-    # would block the copy forever)
-    shutil.copytree(folder, copy, symlinks=True, ignore=_special_files)
-    log.info("%s is read-only: running the script in a writable copy (%s)", folder, copy)
-    return copy, scratch
 
 
 @dataclass(frozen=True)

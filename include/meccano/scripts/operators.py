@@ -154,14 +154,14 @@ def check_plugin_user(user: str) -> None:
     import pwd
     import shutil
 
+    from meccano.settings.prerequisites import plugin_user_fix
+
     try:
         pwd.getpwnam(user)
     except KeyError:
         raise PluginUserMissing(
             f"plugins.runAs (MECCANO_PLUGIN_RUN_AS): there is no OS user {user!r} on this worker, and script plugins "
-            "never run as the worker's own user. Create it: scripts/plugin-user.sh (bare hosts; the image "
-            f"has it), or `useradd --system --user-group --no-create-home --shell /usr/sbin/nologin {user}`") \
-            from None
+            f"never run as the worker's own user. Create it: {plugin_user_fix(user)}") from None
     if os.geteuid() != 0 and not shutil.which("sudo"):
         raise PluginUserMissing(
             f"this worker runs as uid {os.geteuid()}, not root, so it starts scripts as {user!r} through sudo, which "

@@ -110,9 +110,14 @@ def missing_prerequisites(settings: Settings, pool_slots: PoolSlots, bucket_prob
     except KeyError:
         found.append(Missing(f"OS user {user!r} (plugins.runAs)", "every R, python and nodejs plugin runs as it, "
                              "never as the worker's user; without it their tasks fail on this host",
-                             "scripts/plugin-user.sh (the image has it), or useradd --system --user-group "
-                             f"--no-create-home --shell /usr/sbin/nologin {user}"))
+                             plugin_user_fix(user)))
     return found
+
+
+def plugin_user_fix(user: str) -> str:
+    """How to create the OS user script plugins run as (named by ``db check`` and by a task that needs it)."""
+    return ("scripts/plugin-user.sh (bare hosts; the image has it), or `useradd --system --user-group "
+            f"--no-create-home --shell /usr/sbin/nologin {user}`")
 
 
 def cli_pool_slots(name: str) -> int | None:
