@@ -162,21 +162,41 @@ def run_plugin_dag(airflow_db, monkeypatch: pytest.MonkeyPatch):
     return run
 
 
-_BUILD: list = []  # the BackgroundBuild started at collection, if any test needs Docker
+_BUILD: list = []  # the BackgroundBuild of this process, if it runs a test that needs Docker
+_FIRST_UNDER_XDIST = ("ha", "demo")  # marks of the long single-module tests, handed out right after Docker's
 
 
 @pytest.hookimpl(trylast=True)  # after -m / -k deselected what will not run
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """If a collected test needs the images, start the engine and the builds now, in the background, and run
-    those tests last, so the build overlaps everything else."""
+    """Order the run around the image build, the longest step.
+
+    Alone (``pytest``): if a collected test needs the images, start the engine and the builds now, in the
+    background, and run those tests last, so the build overlaps everything else.
+
+    Under xdist (``make test``: ``-n 2 --dist loadgroup``): every worker collects everything, so each item gets
+    a group (its module; all Docker tests one group, so one worker builds and runs one stack) and the groups
+    are ordered longest first: Docker's, then the HA and demo modules, then the rest as collected. The worker
+    that takes the Docker group builds when its first test asks (the ``docker`` fixture) while the other
+    works through the rest.
+    """
     needs = [item for item in items if "docker" in getattr(item, "fixturenames", ())]
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        for item in items:
+            item.add_marker(pytest.mark.xdist_group("docker" if item in needs else item.module.__name__))
+        first = [item for item in items if item not in needs
+                 and any(item.get_closest_marker(mark) for mark in _FIRST_UNDER_XDIST)]
+        items[:] = needs + first + [item for item in items if item not in needs and item not in first]
+        return
     items[:] = [item for item in items if item not in needs] + needs
     if config.option.collectonly or not needs:
         return
+    _BUILD.append(_start_build())
+
+
+def _start_build() -> Any:
     from tests.services.docker_engine import BackgroundBuild
 
-    log_dir = Path(tempfile.mkdtemp(prefix="meccano-docker-"))
-    _BUILD.append(BackgroundBuild(log_dir))
+    return BackgroundBuild(Path(tempfile.mkdtemp(prefix="meccano-docker-")))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -188,5 +208,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def docker():
     """A Docker engine of the tests' own with the project's image (docker/Dockerfile) and the backing
     services' local images built (tests/services/docker_engine.py); stopped at the end of the session."""
-    assert _BUILD, "the image build starts at collection (pytest_collection_modifyitems)"
+    if not _BUILD:  # under xdist the build starts with the first test that needs it
+        _BUILD.append(_start_build())
     return _BUILD[0].result()
