@@ -2,7 +2,7 @@
 .PHONY: plugin-user demo test test-unit lint typecheck bench venv system-deps-test system-deps-demo clean
 
 PYTEST_ARGS ?=
-# pytest-xdist workers of `make test`; tests/conftest.py groups and orders the tests for them
+# pytest-xdist workers of `make test`; tests/conftest.py decides the units of work and their order
 TEST_WORKERS ?= 2
 
 demo: system-deps-demo venv plugin-user            ## run the product on its embedded default (Ctrl-C stops it); DEMO_ARGS="--port 8080 --fresh"
@@ -11,7 +11,7 @@ demo: system-deps-demo venv plugin-user            ## run the product on its emb
 test: system-deps-test venv plugin-user            ## install everything, start services, run the whole suite, stop them
 	.venv/bin/ruff check .
 	$(MAKE) typecheck
-	.venv/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -n $(TEST_WORKERS) --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-unit: venv plugin-user                         ## only the tests that need no service
 	.venv/bin/python -m pytest -m "not services and not browser and not ha" $(PYTEST_ARGS)

@@ -166,6 +166,28 @@ _BUILD: list = []  # the BackgroundBuild of this process, if it runs a test that
 _FIRST_UNDER_XDIST = ("ha", "demo")  # marks of the long single-module tests, handed out right after Docker's
 
 
+def _needs_docker(items: list[pytest.Item]) -> list[pytest.Item]:
+    return [item for item in items if "docker" in getattr(item, "fixturenames", ())]
+
+
+DOCKER_MODULES = ("tests/test_compose_up.py", "tests/test_packaging.py")  # every test that needs the image
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``make test`` runs on xdist workers (``-n 2``): each module is one unit of work, so its fixtures start
+    once, and the modules that need Docker are one unit together, so one worker builds the image and runs the
+    one compose stack. Units go out in collection order (``--no-loadscope-reorder``), longest first
+    (``pytest_collection_modifyitems``)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "docker" if module in DOCKER_MODULES else module
+
+    return ByModule(config, log)
+
+
 @pytest.hookimpl(trylast=True)  # after -m / -k deselected what will not run
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """Order the run around the image build, the longest step.
@@ -173,16 +195,16 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     Alone (``pytest``): if a collected test needs the images, start the engine and the builds now, in the
     background, and run those tests last, so the build overlaps everything else.
 
-    Under xdist (``make test``: ``-n 2 --dist loadgroup``): every worker collects everything, so each item gets
-    a group (its module; all Docker tests one group, so one worker builds and runs one stack) and the groups
-    are ordered longest first: Docker's, then the HA and demo modules, then the rest as collected. The worker
-    that takes the Docker group builds when its first test asks (the ``docker`` fixture) while the other
-    works through the rest.
+    Under xdist (``make test``: ``-n 2``, units of work by ``pytest_xdist_make_scheduler``): the tests that need
+    Docker come first, then the HA and demo modules, then the rest as collected. The worker that takes the
+    Docker unit builds when its first test asks (the ``docker`` fixture) while the other works through the rest.
     """
-    needs = [item for item in items if "docker" in getattr(item, "fixturenames", ())]
+    needs = _needs_docker(items)
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        for item in items:
-            item.add_marker(pytest.mark.xdist_group("docker" if item in needs else item.module.__name__))
+        stray = [item.nodeid for item in needs if item.nodeid.split("::", 1)[0] not in DOCKER_MODULES]
+        if stray:
+            raise pytest.UsageError(f"{stray[0]} needs Docker: add its module to DOCKER_MODULES in tests/conftest.py, "
+                                    "so that one worker runs every test that needs the image")
         first = [item for item in items if item not in needs
                  and any(item.get_closest_marker(mark) for mark in _FIRST_UNDER_XDIST)]
         items[:] = needs + first + [item for item in items if item not in needs and item not in first]

@@ -18,6 +18,7 @@ import pwd
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -121,7 +122,11 @@ def decoy() -> Iterator[int]:
            "AIRFLOW__CORE__FERNET_KEY": FERNET,
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://airflow:{DB_PASSWORD}@127.0.0.1/airflow"}
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], env=env)
-    assert JWT in Path(f"/proc/{proc.pid}/environ").read_text(errors="replace")  # the worker's user can read it
+    environ = Path(f"/proc/{proc.pid}/environ")
+    deadline = time.monotonic() + 30  # until the child has exec'd: in between its environ reads empty
+    while JWT not in environ.read_text(errors="replace") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert JWT in environ.read_text(errors="replace")  # the worker's user can read it
     yield proc.pid
     proc.kill()
     proc.wait()

@@ -56,6 +56,8 @@ class Cluster:
     db_uri: str
     dsn: str
     api_port: int = field(default_factory=free_port)
+    # the log servers' ports of its own (defaults 8793/8794 would clash with another deployment of a parallel test)
+    log_ports: tuple[int, int] = field(default_factory=lambda: (free_port(), free_port()))
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     started: list[subprocess.Popen] = field(default_factory=list)  # all, including replaced ones
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
@@ -85,6 +87,8 @@ class Cluster:
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.log_ports[0]),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.log_ports[1]),
             "MECCANO_PLUGINS_DIR": str(self.plugins_dir),
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.ha.hostname.from_env",
             "PYTHONPATH": str(ROOT),  # tests.ha.hostname; meccano itself is the installed package
