@@ -163,7 +163,9 @@ def run_plugin_dag(airflow_db, monkeypatch: pytest.MonkeyPatch):
 
 
 _BUILD: list = []  # the BackgroundBuild of this process, if it runs a test that needs Docker
-_FIRST_UNDER_XDIST = ("ha", "demo")  # marks of the long single-module tests, handed out right after Docker's
+# marks of the long single-test modules that start a whole Airflow of their own: under xdist they go out last, after
+# the compose stack's unit has had its run of the machine (beside it the demo took 3.5x as long)
+_LAST_UNDER_XDIST = ("ha", "demo")
 
 
 def _needs_docker(items: list[pytest.Item]) -> list[pytest.Item]:
@@ -176,8 +178,8 @@ DOCKER_MODULES = ("tests/test_compose_up.py", "tests/test_packaging.py")  # ever
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``make test`` runs on xdist workers (``-n 2``): each module is one unit of work, so its fixtures start
     once, and the modules that need Docker are one unit together, so one worker builds the image and runs the
-    one compose stack. Units go out in collection order (``--no-loadscope-reorder``), longest first
-    (``pytest_collection_modifyitems``)."""
+    one compose stack. Units go out in collection order (``--no-loadscope-reorder``), which
+    ``pytest_collection_modifyitems`` sets."""
     from xdist.scheduler import LoadScopeScheduling
 
     class ByModule(LoadScopeScheduling):
@@ -196,7 +198,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     background, and run those tests last, so the build overlaps everything else.
 
     Under xdist (``make test``: ``-n 2``, units of work by ``pytest_xdist_make_scheduler``): the tests that need
-    Docker come first, then the HA and demo modules, then the rest as collected. The worker that takes the
+    Docker come first, the HA and demo modules last, the rest between as collected. The worker that takes the
     Docker unit builds when its first test asks (the ``docker`` fixture) while the other works through the rest.
     """
     needs = _needs_docker(items)
@@ -205,9 +207,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if stray:
             raise pytest.UsageError(f"{stray[0]} needs Docker: add its module to DOCKER_MODULES in tests/conftest.py, "
                                     "so that one worker runs every test that needs the image")
-        first = [item for item in items if item not in needs
-                 and any(item.get_closest_marker(mark) for mark in _FIRST_UNDER_XDIST)]
-        items[:] = needs + first + [item for item in items if item not in needs and item not in first]
+        last = [item for item in items if item not in needs
+                and any(item.get_closest_marker(mark) for mark in _LAST_UNDER_XDIST)]
+        items[:] = needs + [item for item in items if item not in needs and item not in last] + last
         return
     items[:] = [item for item in items if item not in needs] + needs
     if config.option.collectonly or not needs:
