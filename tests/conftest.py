@@ -177,6 +177,10 @@ def _needs_docker(items: list[pytest.Item]) -> list[pytest.Item]:
 DOCKER_MODULES = ("tests/test_compose_up.py", "tests/test_packaging.py")  # every test that needs the image
 
 
+def _module_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``make test`` runs on xdist workers (``-n 2``): each module is one unit of work, so its fixtures start
     once, and the modules that need Docker are one unit together, so one worker builds the image and runs the
@@ -186,7 +190,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class ByModule(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
+            module = _module_of(nodeid)
             return "docker" if module in DOCKER_MODULES else module
 
     return ByModule(config, log)
@@ -205,7 +209,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     """
     needs = _needs_docker(items)
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        stray = [item.nodeid for item in needs if item.nodeid.split("::", 1)[0] not in DOCKER_MODULES]
+        stray = [item.nodeid for item in needs if _module_of(item.nodeid) not in DOCKER_MODULES]
         if stray:
             raise pytest.UsageError(f"{stray[0]} needs Docker: add its module to DOCKER_MODULES in tests/conftest.py, "
                                     "so that one worker runs every test that needs the image")

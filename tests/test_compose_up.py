@@ -54,6 +54,7 @@ CONSOLE_TOKEN = "compose-console-token-4711"
 CONSOLE_CLIENT, OTHER_CLIENT = "127.0.0.5", "127.0.0.6"  # loopback source addresses; only the first allow-listed
 QUICK = ("example_native", "example_python")  # the batch DAGs of the kill cases: short, independent runs
 FINISHED_TI = ["success", "failed", "skipped", "upstream_failed", "removed"]  # task-instance states that end
+FINISHED_RUN = ["success", "failed"]  # DAG-run states that end
 
 
 def _ports() -> dict[str, str]:
@@ -669,8 +670,8 @@ def test_down_then_up_keeps_state_and_runs_nothing_twice(seeded: Stack) -> None:
     # retry its interrupted task) after `up`, as Airflow does, but must not vanish.
     tis_before = {(d, r, t): (s, n) for d, r, t, s, n in st.query(
         "SELECT dag_id, run_id, task_id, state, try_number FROM task_instance WHERE state = ANY(%s)", FINISHED_TI)}
-    runs_before = set(st.query("SELECT dag_id, run_id, state FROM dag_run WHERE state IN ('success', 'failed')"))
-    in_flight = set(st.query("SELECT dag_id, run_id FROM dag_run WHERE state NOT IN ('success', 'failed')"))
+    runs_before = set(st.query("SELECT dag_id, run_id, state FROM dag_run WHERE state = ANY(%s)", FINISHED_RUN))
+    in_flight = set(st.query("SELECT dag_id, run_id FROM dag_run WHERE NOT state = ANY(%s)", FINISHED_RUN))
     facts_before = st.facts()
     keys_before = set(TargetReader(st.s3(), EXPORT_BUCKET, prefix="facts").keys())
     st.compose("down", "--timeout", "15", timeout=WAIT)

@@ -12,19 +12,20 @@ worker) and PID 1 of this host are probed as well.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
+from tests.services._proc import wait_until
 from tests.support.plugins import write_plugin
 
 JWT = "jwt-secret-0f-the-api-servers"
@@ -123,9 +124,8 @@ def decoy() -> Iterator[int]:
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://airflow:{DB_PASSWORD}@127.0.0.1/airflow"}
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], env=env)
     environ = Path(f"/proc/{proc.pid}/environ")
-    deadline = time.monotonic() + 30  # until the child has exec'd: in between its environ reads empty
-    while JWT not in environ.read_text(errors="replace") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    with contextlib.suppress(RuntimeError):  # until the child has exec'd: in between its environ reads empty
+        wait_until(lambda: JWT in environ.read_text(errors="replace"), 30, "the decoy's exec")
     assert JWT in environ.read_text(errors="replace")  # the worker's user can read it
     yield proc.pid
     proc.kill()
