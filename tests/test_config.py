@@ -284,7 +284,7 @@ def test_sections_are_pydantic_models_with_secretstr():
     assert isinstance(s.mysql.password, SecretStr)
     with pytest.raises(ValueError, match="65535"):
         MysqlSettings(port=70000)
-    assert replace(s, status=StatusSettings(2, 30)).status.warning_minutes == 30
+    assert replace(s, status=StatusSettings(normal_minutes=2, warning_minutes=30)).status.warning_minutes == 30
 
 
 def test_dev_null_is_an_empty_configuration():

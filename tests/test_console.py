@@ -4,7 +4,6 @@ plugins' plugin.json, each report's current output.png, one credential for exact
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ def _client(prefix: str = "", **web) -> TestClient:
 
     settings = web_settings(load_settings())
     if web:
-        settings = replace(settings, **web)
+        settings = settings.model_copy(update=web)
     outer = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)  # only the mounted apps answer
     outer.mount("/meccano", create_app(settings))
     outer.mount(prefix or "/", create_console_app(settings))

@@ -55,7 +55,7 @@ def test_thresholds_come_from_settings(any_iotdb, monkeypatch):
     monkeypatch.setenv("STATUS_NORMAL_MINUTES", "2")
     monkeypatch.setenv("STATUS_WARNING_MINUTES", "30")
     settings = load_settings()
-    assert settings.status == StatusSettings(2, 30)
+    assert settings.status == StatusSettings(normal_minutes=2, warning_minutes=30)
     now = db_now(db)
     register(db, {"a": "g", "b": "g", "c": "g", "d": "g", "e": "g"})
     for device, minutes, seconds in (("a", 2, 59), ("b", 3, 0), ("c", 16, 0), ("d", 30, 59), ("e", 31, 0)):

@@ -63,9 +63,7 @@ def _client(jwt: str | None = None, **web) -> TestClient:
 
     settings = web_settings(load_settings())
     if web:
-        from dataclasses import replace
-
-        settings = replace(settings, **web)
+        settings = settings.model_copy(update=web)
     return web_client(jwt, settings)
 
 

@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
-from pydantic.dataclasses import dataclass as model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 
 from meccano.errors import ConfigError
 from meccano.settings.messages import error_text
@@ -215,42 +214,41 @@ Positive = Annotated[float, BeforeValidator(_positive)]
 Shared = Annotated[bool, BeforeValidator(_shared)]
 OsUser = Annotated[str, BeforeValidator(_os_user)]
 
-_MODEL = ConfigDict(hide_input_in_errors=True, arbitrary_types_allowed=True)
+class _Section(BaseModel):
+    """A section of settings: immutable, every value validated, no value echoed back in an error."""
+
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True, arbitrary_types_allowed=True)
 
 
-@model(frozen=True, config=_MODEL)
-class MysqlSettings:
+class MysqlSettings(_Section):
     host: Annotated[Text, Key("mysql.host", "MYSQL_HOST")] = "localhost"
     port: Annotated[Port, Key("mysql.port", "MYSQL_PORT")] = 3306
     user: Annotated[Text, Key("mysql.user", "MYSQL_USER")] = "root"
-    password: Annotated[SecretText, Key("mysql.password", "MYSQL_PASSWORD")] = field(
+    password: Annotated[SecretText, Key("mysql.password", "MYSQL_PASSWORD")] = Field(
         default_factory=lambda: Secret(""))
     database: Annotated[Text, Key("mysql.database", "MYSQL_DATABASE")] = "IOTDB"
     connection_limit: Annotated[Whole, Field(ge=1, le=1000), Key("mysql.connectionLimit", "MYSQL_CONNECTIONLIMIT")] = 10
 
 
-@model(frozen=True, config=_MODEL)
-class IotdbSettings:
+class IotdbSettings(_Section):
     """Where the IOTDB lives. ``sqlite_path`` selects the embedded SQLite default."""
 
     conn_id: Annotated[Text, Key("iotdb.connId", "MECCANO_IOTDB_CONN_ID")] = "meccano_iotdb"
     sqlite_path: Annotated[Text, Key("iotdb.sqlitePath", "MECCANO_IOTDB_SQLITE")] = ""
 
 
-@model(frozen=True, config=_MODEL)
-class AwsSettings:
+class AwsSettings(_Section):
     conn_id: Annotated[Text, Key("aws.connId", "MECCANO_AWS_CONN_ID")] = "aws_default"
     region: Annotated[Text, Key("aws.region", "AWS_REGION")] = "sa-east-1"
     access_key_id: Annotated[Text, Key("aws.accessKeyId", "AWS_ACCESSKEYID")] = ""
-    secret_access_key: Annotated[SecretText, Key("aws.secretAccessKey", "AWS_SECRETACCESSKEY")] = field(
+    secret_access_key: Annotated[SecretText, Key("aws.secretAccessKey", "AWS_SECRETACCESSKEY")] = Field(
         default_factory=lambda: Secret(""))
     topic_arn: Annotated[Text, Key("aws.topicArn", "AWS_TOPICARN")] = ""
     ssl_enabled: Annotated[Flag, Key("aws.sslEnabled", "AWS_SSLENABLED")] = False
     endpoint_url: Annotated[Text, Key("aws.endpointUrl", "AWS_ENDPOINTURL")] = ""
 
 
-@model(frozen=True, config=_MODEL)
-class ExportSettings:
+class ExportSettings(_Section):
     enabled: Annotated[Flag, Key("export.enabled", "EXPORT_ENABLED")] = True
     bucket: Annotated[Text, Key("export.bucket", "EXPORT_BUCKET")] = ""
     local_directory: Annotated[Text, Key("export.localDirectory", "EXPORT_LOCALDIRECTORY")] = "/tmp/"
@@ -260,7 +258,7 @@ class ExportSettings:
     local_target_shared: Annotated[Shared, Key("export.localTargetShared", "EXPORT_LOCAL_TARGET_SHARED",
                                                where=KEY_AND_VARIABLE, where_env=KEY_AND_VARIABLE)] = False
     # the messages of these keys named "config.yml" before they were validated at load: kept
-    tables: Annotated[tuple[TableEntry, ...], BeforeValidator(parse_tables), Key("export.tables", where="")] = field(
+    tables: Annotated[tuple[TableEntry, ...], BeforeValidator(parse_tables), Key("export.tables", where="")] = Field(
         default_factory=lambda: parse_tables(None))
     max_days_per_run: Annotated[Whole, Field(ge=1), Key("export.maxDaysPerRun", where=IN_CONFIG_YML)] = 7
     part_megabytes: Annotated[Whole, Field(ge=1), Key("export.partMegabytes", where=IN_CONFIG_YML)] = 256
@@ -281,8 +279,7 @@ class ExportSettings:
         return self.part_bytes or self.part_megabytes * 1024 * 1024
 
 
-@model(frozen=True, config=_MODEL)
-class StatusSettings:
+class StatusSettings(_Section):
     """Device status thresholds, in minutes since the last announcement.
 
     The gateway's ``DeviceStatus`` view hard-codes 5 and 15: NORMAL up to
@@ -293,8 +290,7 @@ class StatusSettings:
     warning_minutes: Annotated[Minutes, Key("status.warningMinutes", "STATUS_WARNING_MINUTES")] = 15
 
 
-@model(frozen=True, config=_MODEL)
-class LegacySettings:
+class LegacySettings(_Section):
     """Variables of the old MIRROR/PORT master-slave pair: accepted, not used.
 
     Airflow's scheduler HA replaces them (README, "Migration").
@@ -305,8 +301,7 @@ class LegacySettings:
     scheduler_monitor: Annotated[Text, Key("scheduler.monitor", "SCHEDULER_MONITOR")] = "*/1 * * * *"
 
 
-@model(frozen=True, config=_MODEL)
-class ReportsSettings:
+class ReportsSettings(_Section):
     """The report store's history and whether its local folder is one volume every host mounts
     (its location is ``Settings.reports_dir``)."""
 
@@ -316,20 +311,18 @@ class ReportsSettings:
                                   where=KEY_AND_VARIABLE, where_env=KEY_AND_VARIABLE)] = False
 
 
-@model(frozen=True, config=_MODEL)
-class WebSettings:
+class WebSettings(_Section):
     """Who may read the plugin listing without an Airflow login, and CORS (see :mod:`meccano.web.settings`)."""
 
     console_token: Annotated[SecretText, Key("web.consoleToken", "MECCANO_WEB_CONSOLE_TOKEN",
-                                             where_env=NAMED_BY_VARIABLE)] = field(default_factory=lambda: Secret(""))
+                                             where_env=NAMED_BY_VARIABLE)] = Field(default_factory=lambda: Secret(""))
     allow_list: Annotated[tuple[Network, ...], BeforeValidator(_networks),
                           Key("web.consoleAllowList", "MECCANO_WEB_CONSOLE_ALLOW", where_env=NAMED_BY_VARIABLE)] = ()
     cors_origins: Annotated[tuple[str, ...], BeforeValidator(_origins),
                             Key("web.corsOrigins", "MECCANO_WEB_CORS_ORIGINS", where_env=NAMED_BY_VARIABLE)] = ()
 
 
-@model(frozen=True, config=_MODEL)
-class PluginLimits:
+class PluginLimits(_Section):
     """Limits of a script plugin's run (see :mod:`meccano.scripts.environment`), and whether a plugin whose
     interpreter is missing starts paused."""
 
@@ -355,8 +348,7 @@ class PluginLimits:
 # Options of the fleet plugins (meccano.fleet): these defaults, the YAML section, then the plugin's
 # parameters / the run's conf, which meccano.fleet.options checks against the same declaration.
 
-@model(frozen=True, config=_MODEL)
-class ForecastOptions:
+class ForecastOptions(_Section):
     degree: Annotated[Whole, Field(ge=0), Key("forecast.degree", help="degree of the polynomial")] = 2
     history_days: Annotated[Whole, Field(ge=2), Key(
         "forecast.historyDays", help="complete days of history the fit uses")] = 30
@@ -364,8 +356,7 @@ class ForecastOptions:
         "forecast.minDays", help="fewer days of history than this (or degree + 2): skip")] = 7
 
 
-@model(frozen=True, config=_MODEL)
-class SensorStatisticsOptions:
+class SensorStatisticsOptions(_Section):
     window_hours: Annotated[Real, Field(ge=1), Key(
         "sensorStatistics.windowHours", help="readings of the last N hours (Facts.creationDate)")] = 24
     min_readings: Annotated[Whole, Field(ge=1), Key(
@@ -378,8 +369,7 @@ class SensorStatisticsOptions:
         help="1: re-aggregate the whole window from Facts (after rows arrived very late)")] = 0
 
 
-@model(frozen=True, config=_MODEL)
-class CleanMessagesOptions:
+class CleanMessagesOptions(_Section):
     max_age_days: Annotated[Real, Field(ge=0.001), Key(
         "cleanMessages.maxAgeDays", help="delete any message older than this many days")] = 30
     batch_size: Annotated[Whole, Field(ge=1), Key(
@@ -389,8 +379,7 @@ class CleanMessagesOptions:
         help="true: a run's parameters may set a shorter maxAgeDays than this configuration")] = False
 
 
-@model(frozen=True, config=_MODEL)
-class AlertsOptions:
+class AlertsOptions(_Section):
     max_listed: Annotated[Whole, Field(ge=1), Key(
         "alerts.maxListed", help="devices listed per section of a digest")] = 100
 
@@ -403,8 +392,7 @@ def mask_url_credentials(text: str) -> str:
     return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
 
 
-@model(frozen=True, config=_MODEL)
-class _Top:
+class _Top(_Section):
     """The top-level settings, validated like a section (``Settings`` holds them at its top)."""
 
     warninglimit: Annotated[Minutes, Key("warninglimit", "WARNINGLIMIT")] = 60
