@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import stat
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +48,9 @@ MAX_DEPTH = 16  # nesting of objects/lists inside plugin.json
 MAX_NAME = 100  # dag_id = name; Airflow allows 250
 MAX_VERSION = 40  # the tag "version:<version>" stays far below Airflow's 100 characters
 
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,99}")
 _VERSION = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9}){0,3}")
+# A well-formed plugin id as one pattern: its alphabet holds none of _UNSAFE (the common case, checked first).
+_PLUGIN_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,99}:[0-9]{1,9}(?:\.[0-9]{1,9}){0,3}")
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
 _UNSAFE = ("/", "\\", "..", " ", ";", "'", '"', "`", "$", "|", "&", "<", ">", "*", "?", "{", "}", "\n", "\t")
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
@@ -284,8 +286,8 @@ def version_key(version: str) -> tuple[int, ...]:
 
 def split_plugin_id(plugin_id: str) -> tuple[str, str] | None:
     """``'deviceAvgTime:1.0'`` -> ``('deviceAvgTime', '1.0')``; None when malformed."""
-    name, sep, version = plugin_id.partition(":")
-    if sep and _NAME.fullmatch(name) and _VERSION.fullmatch(version):
+    if _PLUGIN_ID.fullmatch(plugin_id):
+        name, _, version = plugin_id.partition(":")
         return name, version
     return None
 
@@ -299,6 +301,8 @@ def reserved(name: str) -> bool:
 
 
 def name_problems(label: str, text: str) -> list[str]:
+    if _PLUGIN_ID.fullmatch(text) and not reserved(text):  # well formed, so no unsafe character either
+        return []
     bad = unsafe_characters(text)
     if bad:
         shown = " ".join(repr(c) for c in bad)
@@ -320,11 +324,13 @@ def _no_constant(name: str) -> Any:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {_show(key)} (a JSON object names each key once)")
-        out[key] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {_show(key)} (a JSON object names each key once)")
+            seen.add(key)
     return out
 
 
@@ -345,6 +351,8 @@ def _float(text: str) -> float:
 
 def _depth_problem(value: Any) -> str | None:
     """Nesting beyond :data:`MAX_DEPTH`, checked without recursion."""
+    if isinstance(value, dict) and not any(isinstance(v, (dict, list)) for v in value.values()):
+        return None  # the usual flat plugin.json: one level
     stack = [(value, 1)]
     while stack:
         node, depth = stack.pop()
@@ -535,11 +543,17 @@ def _source_problems(base: str, root: Path, name: str, engine: str) -> list[Prob
     """The engine's source file ``name`` must be a file of the folder (or a link inside the root)."""
     source = os.path.join(base, name)
     suffix = ENGINES[engine]
+    try:
+        mode = os.lstat(source).st_mode
+    except OSError:
+        mode = 0
+    if stat.S_ISREG(mode):  # a plain file is in its folder, and the folder (checked above) in the root
+        return []
     if not os.path.isfile(source):
         return [("engine", f"source file {name} is missing; a {engine} plugin's code is "
                  f"<plugin>{suffix} next to plugin.json")]
-    # Only a link can lead out: a plain file is in its folder, and the folder (checked above) in the root.
-    if os.path.islink(source) and not inside(source, root):
+    # Only a link can lead out.
+    if stat.S_ISLNK(mode) and not inside(source, root):
         return [("engine", f"source file {name} is a link to "
                  f"{os.path.realpath(source)!r}, outside the plugins folder; put the code itself in the folder")]
     return []

@@ -118,8 +118,10 @@ def _docs(manifest: PluginManifest, shadowed: list[str]) -> str:
         lines.append(f"* shadows (lower versions, not run): {', '.join(shadowed)}")
     try:  # never blocks on a pipe, never follows a link, reads the first _DOC_LIMIT bytes only
         raw = read_bounded(manifest.docs_path, _DOC_LIMIT, truncate=True)
-        # a character cut by the byte limit is dropped, not shown as a replacement character
-        page = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(raw, final=False)
+        if len(raw) < _DOC_LIMIT:  # the whole page
+            page = raw.decode("utf-8", errors="replace")
+        else:  # a character cut by the byte limit is dropped, not shown as a replacement character
+            page = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(raw, final=False)
     except OSError:
         page = ""
     if page:
@@ -194,7 +196,7 @@ def build_plugin_dag(manifest: PluginManifest, settings: Settings, shadowed: lis
     # exports every DAG itself (globals), so Airflow's auto-registration has nothing to add.
     task_args["dag"] = dag
     if manifest.engine in SCRIPT_ENGINES:
-        PluginScriptOperator(task_id="run", plugin_folder=folder, outlets=_outlets(manifest, settings), **task_args)
+        PluginScriptOperator.for_plugin(folder, task_id="run", outlets=_outlets(manifest, settings), **task_args)
     else:
         entries = manifest.tasks or ("entrypoint",)
         previous = None

@@ -38,13 +38,23 @@ class PluginScriptOperator(BashOperator):
 
     template_fields = ()  # nothing of a plugin is ever rendered by Jinja
     _run_folder: RunFolder | None = None
+    _plugin_folder: str | None = None
+    _secrets: tuple[str, ...] | list[str] = ()  # set by get_env()
+    _grace = 10.0
 
-    def __init__(self, *, plugin_folder: str, **kwargs: Any) -> None:
-        super().__init__(bash_command=SCRIPT_COMMAND, cwd=plugin_folder, append_env=False,
-                         skip_on_exit_code=None, **kwargs)
-        self.plugin_folder = plugin_folder
-        self._secrets: list[str] = []
-        self._grace = 10.0
+    # No __init__ of its own: every level of __init__ is one more pass of Airflow's apply_defaults per task,
+    # paid at each parse (bench/README.md, "Parse"). Build it with for_plugin().
+    @classmethod
+    def for_plugin(cls, plugin_folder: str, **kwargs: Any) -> PluginScriptOperator:
+        """The task that runs the script of the plugin in ``plugin_folder``."""
+        return cls(bash_command=SCRIPT_COMMAND, cwd=plugin_folder, append_env=False, skip_on_exit_code=None,
+                   **kwargs)
+
+    @property
+    def plugin_folder(self) -> str:
+        """The plugin's own folder: the working folder the task was built with (a run moves ``cwd`` to its
+        run folder and back)."""
+        return self._plugin_folder or str(self.cwd)
 
     def get_env(self, context: Any) -> dict[str, str]:
         """The script's whole environment; BashOperator's (the worker's + AIRFLOW_CTX_*) is not used."""
@@ -102,9 +112,10 @@ class PluginScriptOperator(BashOperator):
     def subprocess_hook(self) -> Any:
         from meccano.scripts.hook import ScriptProcessHook
 
-        return ScriptProcessHook(self._secrets, self._grace)
+        return ScriptProcessHook(list(self._secrets), self._grace)
 
     def execute(self, context: Any) -> Any:
+        self._plugin_folder = self.plugin_folder  # before get_env() moves cwd to the run folder
         self._run_folder = None
         try:
             return self._run(context)
