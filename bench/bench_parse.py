@@ -20,6 +20,9 @@ Meccano side compile ``include/meccano`` from source (about a tenth of its parse
 bytecode is there: so the children run with bytecode caching on, after one untimed warm-up parse per
 side. ``--no-bytecode`` times the old way (source compiled in every run).
 
+``--builders ... given-catalog`` adds a bound: the Meccano factory handed a ready catalog, so discovery costs
+nothing (what a perfect cache of validated manifests could reach at best).
+
 ``--baseline DIR`` times the factory of another tree (say ``git archive <commit> include dags
 config | tar -x -C DIR``) on the same generated plugins: a same-session A/B. All sides
 alternate run for run, so the drift of a noisy machine hits them alike.
@@ -38,7 +41,7 @@ import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILDERS = ("meccano", "dag-factory", "floor")
+BUILDERS = ("meccano", "dag-factory", "floor", "given-catalog")
 SCHEDULES = ["*/5 * * * *", "0 2 * * *", "*/10 * * * *", "@daily", "15 */2 * * 1-5"]
 
 MEASURE = textwrap.dedent("""
@@ -89,6 +92,30 @@ def meccano_dag_file(dags: Path, tree: Path) -> Path:
     else:  # today's imports the installed package: put ``tree``'s first (the parse runs in this process)
         text = f"import sys\nsys.path.insert(0, {str(tree / 'include')!r})  # airflow dag\n" + text
     (dags / "meccano_dags.py").write_text(text)
+    return dags
+
+
+def make_given_catalog(base: Path, plugins: Path) -> Path:
+    """The Meccano factory handed its catalog ready-made (unpickled inside the timed parse): what the parse
+    would cost with discovery free, e.g. behind a perfect cache of validated manifests. A bound, not a builder:
+    it shows how much of the gap to dag-factory any discovery work can close."""
+    import pickle
+
+    from meccano.plugins.discovery import discover
+
+    dags = base / "dags"
+    dags.mkdir(parents=True)
+    catalog = base / "catalog.pickle"
+    catalog.write_bytes(pickle.dumps(discover(plugins)))
+    (dags / "given_catalog_dags.py").write_text(textwrap.dedent(f"""
+        # airflow dag
+        import pickle
+        from meccano.plugins import factory
+        with open({str(catalog)!r}, "rb") as handle:
+            catalog = pickle.load(handle)
+        factory.discover = lambda root=None, name=None: catalog
+        globals().update(factory.build_dags())
+    """))
     return dags
 
 
@@ -159,7 +186,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--builders", nargs="+", choices=BUILDERS, default=list(BUILDERS),
+    parser.add_argument("--builders", nargs="+", choices=BUILDERS, default=list(BUILDERS[:3]),
                         help="which side(s) to time; the default is both (an A/B of the factory needs only meccano)")
     parser.add_argument("--gc-freeze", action="store_true",
                         help="gc.freeze() after Airflow's import, as the dag-processor does before parsing a file")
@@ -184,6 +211,9 @@ def main() -> None:
                 env.pop("PYTHONDONTWRITEBYTECODE", None)
             sides = {"meccano": [("meccano factory", mec)], "dag-factory": [("dag-factory 1.1.0", dfy)],
                      "floor": [("Airflow floor", make_floor(Path(tmp) / "floor", n))]}
+            if "given-catalog" in args.builders:
+                sides["given-catalog"] = [("catalog given", make_given_catalog(Path(tmp) / "given",
+                                                                             Path(tmp) / "meccano" / "plugins"))]
             if args.baseline:
                 base = meccano_dag_file(Path(tmp) / "meccano" / "dags-baseline", args.baseline.resolve())
                 sides["meccano"].insert(0, ("meccano baseline", base))
