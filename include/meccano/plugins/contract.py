@@ -48,9 +48,11 @@ MAX_DEPTH = 16  # nesting of objects/lists inside plugin.json
 MAX_NAME = 100  # dag_id = name; Airflow allows 250
 MAX_VERSION = 40  # the tag "version:<version>" stays far below Airflow's 100 characters
 
-_VERSION = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9}){0,3}")
-# A well-formed plugin id as one pattern: its alphabet holds none of _UNSAFE (the common case, checked first).
-_PLUGIN_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,99}:[0-9]{1,9}(?:\.[0-9]{1,9}){0,3}")
+_NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_-]{0,99}"
+_VERSION_PATTERN = r"[0-9]{1,9}(?:\.[0-9]{1,9}){0,3}"
+_VERSION = re.compile(_VERSION_PATTERN)
+# <name>:<version> as one pattern; its alphabet holds none of _UNSAFE, so a match needs no other check.
+_PLUGIN_ID = re.compile(f"{_NAME_PATTERN}:{_VERSION_PATTERN}")
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
 _UNSAFE = ("/", "\\", "..", " ", ";", "'", '"', "`", "$", "|", "&", "<", ">", "*", "?", "{", "}", "\n", "\t")
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
@@ -549,11 +551,10 @@ def _source_problems(base: str, root: Path, name: str, engine: str) -> list[Prob
         mode = 0
     if stat.S_ISREG(mode):  # a plain file is in its folder, and the folder (checked above) in the root
         return []
-    if not os.path.isfile(source):
+    if not (stat.S_ISLNK(mode) and os.path.isfile(source)):
         return [("engine", f"source file {name} is missing; a {engine} plugin's code is "
                  f"<plugin>{suffix} next to plugin.json")]
-    # Only a link can lead out.
-    if stat.S_ISLNK(mode) and not inside(source, root):
+    if not inside(source, root):  # only a link can lead out
         return [("engine", f"source file {name} is a link to "
                  f"{os.path.realpath(source)!r}, outside the plugins folder; put the code itself in the folder")]
     return []

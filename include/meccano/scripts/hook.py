@@ -28,6 +28,7 @@ import selectors
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from subprocess import PIPE, STDOUT, Popen, TimeoutExpired
 from typing import Any
 
@@ -48,7 +49,7 @@ TAIL_CHARS = 4000
 class ScriptProcessHook(SubprocessHook):
     """Runs the fixed script command; see the module docstring."""
 
-    def __init__(self, secrets: list[str], grace_seconds: float, **kwargs: Any) -> None:
+    def __init__(self, secrets: Sequence[str], grace_seconds: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._secrets = list(secrets)
         self._grace = grace_seconds

@@ -14,6 +14,7 @@ environment and memory, nor write the worker's files.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -39,11 +40,11 @@ class PluginScriptOperator(BashOperator):
     template_fields = ()  # nothing of a plugin is ever rendered by Jinja
     _run_folder: RunFolder | None = None
     _plugin_folder: str | None = None
-    _secrets: tuple[str, ...] | list[str] = ()  # set by get_env()
+    _secrets: Sequence[str] = ()  # set by get_env()
     _grace = 10.0
 
     # No __init__ of its own: every level of __init__ is one more pass of Airflow's apply_defaults per task,
-    # paid at each parse (bench/README.md, "Parse"). Build it with for_plugin().
+    # paid at each parse (bench/README.md, "Cheaper import and discovery, and a bound"). Build it with for_plugin().
     @classmethod
     def for_plugin(cls, plugin_folder: str, **kwargs: Any) -> PluginScriptOperator:
         """The task that runs the script of the plugin in ``plugin_folder``."""
@@ -112,7 +113,7 @@ class PluginScriptOperator(BashOperator):
     def subprocess_hook(self) -> Any:
         from meccano.scripts.hook import ScriptProcessHook
 
-        return ScriptProcessHook(list(self._secrets), self._grace)
+        return ScriptProcessHook(self._secrets, self._grace)
 
     def execute(self, context: Any) -> Any:
         self._plugin_folder = self.plugin_folder  # before get_env() moves cwd to the run folder
