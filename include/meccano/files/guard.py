@@ -56,15 +56,44 @@ def read_beneath(root: Path, parts: Sequence[str], max_bytes: int) -> bytes:
     if not parts or len(parts) > MAX_PARTS:
         raise FileNotFoundError("not found")
     with _open_dirs(root, parts[:-1]) as parent:
-        try:
-            fd = os.open(parts[-1], _FILE_FLAGS, dir_fd=parent)
-        except OSError as exc:
-            raise FileNotFoundError(f"not found: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
-                raise FileNotFoundError("not a regular file, or too large")
-            return handle.read(max_bytes + 1)[:max_bytes]
+        data, info = read_regular_at(parent, parts[-1], max_bytes)
+    if info.st_size > max_bytes or len(data) > max_bytes:
+        raise FileNotFoundError("not a regular file, or too large")
+    return data
+
+
+@contextlib.contextmanager
+def open_folder_beneath(root: Path, parts: Sequence[str]) -> Iterator[int]:
+    """A descriptor of the real folder ``root/parts...`` (no part a symlink); :class:`FileNotFoundError` otherwise."""
+    with _open_dirs(root, parts) as fd:
+        yield fd
+
+
+def read_regular_at(dir_fd: int, name: str, max_bytes: int) -> tuple[bytes, os.stat_result]:
+    """The bytes (at most ``max_bytes``) and status of the regular file ``name`` in the open folder ``dir_fd``,
+    opened without following a link and without blocking (a pipe, a device, a link: :class:`FileNotFoundError`)."""
+    try:
+        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        raise FileNotFoundError(f"not found: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise FileNotFoundError("not a regular file")
+        return handle.read(max_bytes + 1), info
+
+
+def write_new_at(dir_fd: int, name: str, data: bytes) -> bool:
+    """Create ``name`` in the open folder ``dir_fd`` and write ``data``; False when something of that name exists
+    (a file, a folder or a link: never written through, never replaced)."""
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600,
+                     dir_fd=dir_fd)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    return True
 
 
 def list_dirs_beneath(root: Path, parts: Sequence[str]) -> list[str]:

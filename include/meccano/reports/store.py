@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from meccano.errors import ReportStoreError
-from meccano.files.guard import list_dirs_beneath, read_beneath
+from meccano.files.guard import list_dirs_beneath, open_folder_beneath, read_beneath, read_regular_at
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -163,7 +164,7 @@ class ReportStore:
         """Copy a report's chart and numbers into a new history entry, then prune."""
         files = publishable_files(output_dir)
         if CHART not in files:
-            found = ", ".join(sorted(p.name for p in output_dir.iterdir())) if output_dir.is_dir() else "nothing"
+            found = ", ".join(folder_listing(output_dir))
             raise ReportStoreError(
                 f"report plugin {manifest.plugin} wrote no {CHART} into {output_dir} (found: {found or 'nothing'}); "
                 "a report writes its chart to $MECCANO_REPORT_DIR/output.png (context.report_dir for native "
@@ -307,34 +308,60 @@ def valid_stamp(stamp: str) -> bool:
 
 
 def publishable_files(output_dir: Path) -> dict[str, bytes]:
-    """The report's files by name, each read beneath ``output_dir`` without following a link
-    (:mod:`meccano.files.guard`): a symlink the script left there, to a file or a folder, is not
-    published, and a warning names it."""
-    if not output_dir.is_dir():
+    """The report's files by name. ``output_dir`` itself and each file are opened without following a link
+    (:mod:`meccano.files.guard`): a script that replaced its report folder or a file in it by a symlink publishes
+    nothing through it, and a warning names it."""
+    try:
+        with open_folder_beneath(output_dir.parent, [output_dir.name]) as folder:
+            return _publishable_at(folder, output_dir)
+    except FileNotFoundError:
+        if os.path.islink(output_dir):
+            log.warning("report folder %s is a symbolic link: nothing published (a report publishes only the "
+                        "regular files its script wrote into its own folder)", output_dir)
         return {}
+
+
+def _publishable_at(folder: int, output_dir: Path) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
-    with os.scandir(output_dir) as entries:
-        found = sorted(entries, key=lambda e: e.name)
-    for entry in found:
-        if not FILE_RE.fullmatch(entry.name) or entry.name == META:
+    for name in _names_at(folder):
+        if not FILE_RE.fullmatch(name) or name == META:
             continue
-        if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
-            if entry.is_symlink():
-                log.warning("report file %s is a symbolic link: not published (a report publishes only the "
-                            "regular files its script wrote)", Path(output_dir) / entry.name)
-            continue
-        size = entry.stat(follow_symlinks=False).st_size
-        if size == 0:
-            raise ReportStoreError(f"{entry.path}: empty file; a report must not publish an empty "
-                                   f"{Path(entry.name).suffix}")
-        if size > MAX_FILE_BYTES:
-            raise ReportStoreError(f"{entry.path}: {size} bytes is over the {MAX_FILE_BYTES} byte limit of a report "
-                                   "file; publish a smaller chart or summary")
         try:
-            out[entry.name] = read_beneath(output_dir, [entry.name], MAX_FILE_BYTES)
-        except FileNotFoundError as exc:  # replaced by a link (or removed) since it was listed
-            log.warning("report file %s: not published (%s)", entry.path, exc)
+            data, info = read_regular_at(folder, name, MAX_FILE_BYTES)
+        except FileNotFoundError:  # a symlink, a pipe, a folder; or removed since it was listed
+            log.warning("report file %s is %s: not published (a report publishes only the regular files its "
+                        "script wrote)", output_dir / name, _what_is(folder, name))
+            continue
+        if not data:
+            raise ReportStoreError(f"{output_dir / name}: empty file; a report must not publish an empty "
+                                   f"{Path(name).suffix}")
+        if max(info.st_size, len(data)) > MAX_FILE_BYTES:
+            raise ReportStoreError(f"{output_dir / name}: {info.st_size} bytes is over the {MAX_FILE_BYTES} byte "
+                                   "limit of a report file; publish a smaller chart or summary")
+        out[name] = data
     return out
+
+
+def _what_is(folder: int, name: str) -> str:
+    try:
+        mode = os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode
+    except OSError:
+        return "gone"
+    return "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+
+
+def _names_at(folder: int) -> list[str]:
+    with os.scandir(folder) as entries:
+        return sorted(entry.name for entry in entries)
+
+
+def folder_listing(output_dir: Path) -> list[str]:
+    """The names in ``output_dir``, a real folder (never a symlink's target); empty when it is not one."""
+    try:
+        with open_folder_beneath(output_dir.parent, [output_dir.name]) as folder:
+            return _names_at(folder)
+    except FileNotFoundError:
+        return []
 
 
 def publish_outputs(manifest: PluginManifest, output_dir: Path, settings: Settings) -> None:

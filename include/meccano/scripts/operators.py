@@ -134,16 +134,32 @@ class PluginScriptOperator(BashOperator):
         from meccano.plugins.engines import publish_if_report
 
         assert self._run_folder is not None
-        out, workdir = self._run_folder.report, self._run_folder.workdir
-        legacy = workdir / "assets" / "output.png"
-        # The original's report plugins wrote assets/output.png: pick it up when fresh
-        # (never through a symlink: the plugin folder is not trusted to point inside itself).
-        inside = legacy.resolve().is_relative_to(workdir.resolve())
-        if (inside and legacy.is_file() and legacy.stat().st_mtime >= self._started - 1
-                and not (out / "output.png").exists()):
-            (out / "output.png").write_bytes(legacy.read_bytes())
-        publish_if_report(self._manifest, out, self._settings)
+        if self._manifest.type == "report":
+            _pick_up_legacy_chart(self._run_folder, self._started)
+        publish_if_report(self._manifest, self._run_folder.report, self._settings)
         return result
+
+
+LEGACY_CHART_MAX_BYTES = 20 * 1024 * 1024
+
+
+def _pick_up_legacy_chart(run: RunFolder, started: float) -> None:
+    """The original's report plugins wrote ``assets/output.png`` into their own folder: copy it into the report
+    folder when it is fresh and the script wrote no ``output.png`` there itself. Every level beneath the run folder
+    (the plugin folder's copy, ``assets``, the file, the report folder) is opened without following a link and the
+    chart is written through the report folder's descriptor: the script (another OS user) may have replaced any of
+    them by a symlink to a place only the worker may read or write."""
+    from meccano.files.guard import open_folder_beneath, read_regular_at, write_new_at
+
+    try:
+        with open_folder_beneath(run.root, [run.workdir.name, "assets"]) as assets:
+            data, info = read_regular_at(assets, "output.png", LEGACY_CHART_MAX_BYTES)
+        if info.st_mtime < started - 1 or not data or len(data) > LEGACY_CHART_MAX_BYTES:
+            return
+        with open_folder_beneath(run.root, [run.report.name]) as report:
+            write_new_at(report, "output.png", data)
+    except FileNotFoundError:
+        return  # no fresh legacy chart, or a link in the way: publishing says what is missing
 
 
 def _original_node_plugin(source: Path, env: dict[str, str]) -> None:

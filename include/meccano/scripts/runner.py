@@ -24,8 +24,10 @@ stopped by a signal.
 * **Another OS user** (``python runner.py USER``, the way the operator's hook starts it): the job comes on
   standard input as JSON (``env``: the script's whole environment and the runner's ``MECCANO_*`` control
   values; ``run_dir``: the run folder; ``cwd``). The runner must be root (a root worker, or ``sudo`` in the
-  image, whose rule pins ``USER`` in the command line): it hands the run folder to ``USER`` (what the calling
-  user owns in it is chowned, nothing is followed), starts the script as ``USER`` (no supplementary groups,
+  image, whose rule pins ``USER`` in the command line): it hands the run folder's contents to ``USER`` (the
+  folder itself stays the caller's, mode 0711, so ``report/`` and its siblings cannot be renamed or replaced by a
+  link; every change of owner or mode goes through a descriptor opened with ``O_NOFOLLOW``, see :func:`_give`,
+  so a name swapped for a link during the walk changes nothing), starts the script as ``USER`` (no supplementary groups,
   umask 077, no new privileges; it enters its folder only after the switch), stays root itself so the
   script can neither signal nor trace it and every descendant stays killable, and hands the folder back
   to the calling user (``SUDO_UID``, else its own uid) once nothing of the script runs any more.
@@ -239,24 +241,89 @@ def _identity(user: str) -> Identity:
     return Identity(entry.pw_uid, entry.pw_gid, caller_uid, caller_gid)
 
 
-def _chown_tree(top: str, from_uid: int, to_uid: int, to_gid: int) -> None:
-    """Give what ``from_uid`` owns in ``top`` (and ``top``) to ``to_uid``; links are never followed."""
-    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+MAX_HANDED_ENTRIES = 200_000  # a hostile concurrent run could keep adding entries: the walk ends all the same
+_ENTRY_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+_RUN_ROOT_MODE_DURING = 0o711  # the plugin user may pass through the run folder, never add, rename or remove in it
+_RUN_ROOT_MODE_AFTER = 0o700
+
+
+def _give(dir_fd: int, name: str, from_uid: int, to_uid: int, to_gid: int, keep_writable: bool) -> bool:
+    """Give the folder or regular file ``name`` (in ``dir_fd``) to ``to_uid`` when ``from_uid`` owns it.
+
+    Everything goes through one descriptor opened without following links (``O_NOFOLLOW``, never blocking on a
+    pipe or a lease): a name the plugin user swaps for a symlink or another file between two calls makes the open
+    fail or the descriptor show another inode, owner or type, and nothing is changed. Symlinks, pipes, sockets and
+    devices are never given: they stay as they are, and the caller owns their folder, so it can still remove them.
+    Set-id and sticky bits are always cleared; ``keep_writable`` False also clears group and other write (the hand
+    back: once the caller has it, the plugin user may not change it through a descriptor it kept open).
+    """
+    try:
+        seen = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return False
+    if seen.st_uid != from_uid or not (stat.S_ISDIR(seen.st_mode) or stat.S_ISREG(seen.st_mode)):
+        return False
+    try:
+        fd = os.open(name, _ENTRY_FLAGS, dir_fd=dir_fd)
+    except OSError:  # a symlink now (ELOOP), gone, a lease held: left as it is
+        return False
     try:
         info = os.fstat(fd)
-        if info.st_uid not in (from_uid, to_uid):
-            raise PermissionError(f"run folder {top}: owned by uid {info.st_uid}, neither the caller nor the "
-                                  "plugin user")
-        if info.st_uid == from_uid:
-            os.fchown(fd, to_uid, to_gid)
-        for _root, dirs, files, dir_fd in os.fwalk(dir_fd=fd, top=".", follow_symlinks=False):
-            for name in dirs + files:
-                with contextlib.suppress(FileNotFoundError):
-                    entry = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-                    if entry.st_uid == from_uid:
-                        os.chown(name, to_uid, to_gid, dir_fd=dir_fd, follow_symlinks=False)
-                        if stat.S_ISREG(entry.st_mode) and entry.st_mode & 0o6000:  # never a set-id file of anyone
-                            os.chmod(name, stat.S_IMODE(entry.st_mode) & ~0o6000, dir_fd=dir_fd)
+        same = (info.st_ino, info.st_dev, stat.S_IFMT(info.st_mode)) == (seen.st_ino, seen.st_dev,
+                                                                           stat.S_IFMT(seen.st_mode))
+        if not same or info.st_uid != from_uid:
+            return False
+        if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+            return False  # also linked elsewhere: whoever holds the other name would keep a file of the new owner
+        os.fchown(fd, to_uid, to_gid)
+        mode = stat.S_IMODE(info.st_mode) & ~0o7000
+        os.fchmod(fd, mode if keep_writable else mode & ~0o022)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _open_run_root(top: str, owner: int) -> int:
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    info = os.fstat(fd)
+    if info.st_uid != owner:
+        os.close(fd)
+        raise PermissionError(f"run folder {top}: owned by uid {info.st_uid}, not by the caller (uid {owner})")
+    return fd
+
+
+def _give_beneath(top_fd: int, from_uid: int, to_uid: int, to_gid: int, keep_writable: bool) -> int:
+    """Give what ``from_uid`` owns beneath the open folder ``top_fd`` (not the folder itself); the count walked."""
+    walked = 0
+    for _root, dirs, files, dir_fd in os.fwalk(top=".", dir_fd=top_fd, follow_symlinks=False):
+        for name in dirs + files:
+            walked += 1
+            if walked > MAX_HANDED_ENTRIES:
+                return walked
+            _give(dir_fd, name, from_uid, to_uid, to_gid, keep_writable)
+    return walked
+
+
+def hand_over(top: str, who: Identity) -> None:
+    """Give the run folder's contents to the plugin user. The run folder itself stays the caller's (mode 0711): the
+    plugin user can reach what is in it but can neither rename ``report/`` nor put a link in its place."""
+    fd = _open_run_root(top, who.caller_uid)
+    try:
+        os.fchmod(fd, _RUN_ROOT_MODE_DURING)
+        _give_beneath(fd, who.caller_uid, who.uid, who.gid, keep_writable=True)
+    finally:
+        os.close(fd)
+
+
+def hand_back(top: str, who: Identity) -> None:
+    """Give the run folder's contents back to the caller, through descriptors only (see :func:`_give`)."""
+    fd = _open_run_root(top, who.caller_uid)
+    try:
+        os.fchmod(fd, _RUN_ROOT_MODE_AFTER)
+        walked = _give_beneath(fd, who.uid, who.caller_uid, who.caller_gid, keep_writable=False)
+        if walked > MAX_HANDED_ENTRIES:
+            _write(sys.stdout.buffer, f"[meccano] the plugin left over {MAX_HANDED_ENTRIES:,} entries in its run "
+                                      "folder; only the first were handed back\n".encode())
     finally:
         os.close(fd)
 
@@ -299,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {str(k): str(v) for k, v in dict(job["env"]).items()}  # type: ignore[call-overload]
     run_dir = str(job["run_dir"])
     try:
-        _chown_tree(run_dir, who.caller_uid, who.uid, who.gid)
+        hand_over(run_dir, who)
     except OSError as exc:
         _write(sys.stdout.buffer, f"[meccano] plugin not started: {exc}\n".encode())
         return REFUSED_EXIT
@@ -308,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         _prctl(PR_SET_NO_NEW_PRIVS, 1)  # no setuid program (sudo, su) gives the script more than USER has
         return supervise(env, who, str(job.get("cwd") or run_dir))
     finally:
-        _chown_tree(run_dir, who.uid, who.caller_uid, who.caller_gid)
+        hand_back(run_dir, who)
 
 
 def supervise(environ: dict[str, str], who: Identity | None = None, cwd: str | None = None) -> int:
