@@ -114,8 +114,8 @@ def explain(uri: str) -> list[dict]:
     """Plan of one hour's aggregation (the steady state runs 2-3 of them)."""
     from datetime import timedelta
 
-    from meccano.fleet.clock import db_now
     from meccano.fleet.statistics import _SQUARE, RANGE_SQL, floor_hour
+    from meccano.iotdb.clock import db_now
 
     db = _iotdb(uri)
     now = db_now(db)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from meccano.plugins.contract import load_plugin
+from meccano.contract.manifest import load_plugin
 from meccano.plugins.discovery import discover
 from meccano.reports import charts
 from meccano.reports.store import ReportStore

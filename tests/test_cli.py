@@ -78,7 +78,7 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def test_list_survives_every_hostile_folder(tmp_path: Path):
-    from meccano.plugins.contract import invalid_dag_id
+    from meccano.contract.manifest import invalid_dag_id
     from tests.support.hostile import EXPECTED, SKIPPED, VALID, build_tree
 
     root = build_tree(tmp_path)

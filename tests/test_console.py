@@ -33,7 +33,7 @@ def _client(prefix: str = "", **web) -> TestClient:
 
 
 def _publish(plugins: Path) -> bytes:
-    from meccano.plugins.contract import load_plugin
+    from meccano.contract.manifest import load_plugin
     from meccano.reports import charts
     from meccano.reports.store import ReportStore
 

@@ -137,7 +137,7 @@ def test_hostile_folders_each_become_one_failing_dag(tmp_path: Path):
     import subprocess
     import sys
 
-    from meccano.plugins.contract import invalid_dag_id
+    from meccano.contract.manifest import invalid_dag_id
     from tests.support.hostile import EXPECTED, VALID, build_tree
 
     root = build_tree(tmp_path)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from meccano.errors import PluginError
-from meccano.plugins.engines import interpreter_path
 from meccano.plugins.factory import build_dags
+from meccano.scripts.engines import interpreter_path
 from tests.services.mariadb import PASSWORD
 from tests.support.plugins import write_plugin
 

@@ -58,7 +58,7 @@ class Host:
 
 
 class TaskContext:
-    """What the native engine hands a task (see meccano.plugins.engines.PluginContext), XCom as JSON."""
+    """What the native engine hands a task (see meccano.contract.context.PluginContext), XCom as JSON."""
 
     def __init__(self, db, xcom: dict[str, object], run_id: str) -> None:
         from datetime import datetime
@@ -77,8 +77,8 @@ class TaskContext:
 
 
 def _plugin():
-    from meccano.plugins.contract import load_plugin
-    from meccano.plugins.engines import load_native_module
+    from meccano.contract.manifest import load_plugin
+    from meccano.plugins.native import load_native_module
 
     manifest = load_plugin(PLUGIN).manifest
     assert manifest is not None

@@ -11,7 +11,7 @@ from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.definitions.timetables import _cron
 from airflow.sdk.exceptions import AirflowTimetableInvalid
 
-import meccano.plugins.contract as manifest
+import meccano.contract.manifest as manifest
 import meccano.plugins.factory as factory
 from meccano.plugins.factory import build_dags, invalid_dag_id, timetable_for
 from tests.support.schedules import plain_schedule

@@ -105,7 +105,7 @@ def test_error_tail_redacts_encoded_secrets_too():
     import base64
     from urllib.parse import quote
 
-    from meccano.scripts.redaction import redact_text as redact
+    from meccano.secrets.redaction import redact_text as redact
 
     secret = 'Notify-Pass/77"x'
     basic = base64.b64encode(f"sm:{secret}".encode()).decode()
@@ -117,7 +117,7 @@ def test_error_tail_redacts_encoded_secrets_too():
 
 
 def test_notifications_and_storage_errors_redact_every_known_secret(monkeypatch, tmp_path):
-    """One list of secrets (script_env.known_secrets) serves the scripts, the failure notification and the export's
+    """One list of secrets (meccano.settings.secrets.known_secrets) serves the scripts, the failure notification and the export's
     storage errors: the AWS connection's session token and secret key, the IOTDB password, the console token."""
     import json
 

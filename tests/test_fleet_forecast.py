@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from meccano.errors import ConfigError
-from meccano.fleet.clock import as_date, db_now
 from meccano.fleet.forecast import forecast_days
+from meccano.iotdb.clock import as_date, db_now
 from meccano.settings.config import load_settings
 from tests.support import fleet
 from tests.support.fleet import facts

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from meccano.errors import ConfigError
-from meccano.fleet.clock import db_now
 from meccano.fleet.messages import clean_messages
+from meccano.iotdb.clock import db_now
 from meccano.settings.config import load_settings
 from tests.support import fleet
 from tests.support.fleet import ago, message

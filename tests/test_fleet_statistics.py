@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from meccano.errors import ConfigError
-from meccano.fleet.clock import as_datetime, db_now, param
 from meccano.fleet.statistics import compute, floor_hour, from_sums, update_statistics
+from meccano.iotdb.clock import as_datetime, db_now, param
 from meccano.settings.config import load_settings
 from tests.support import fleet
 from tests.support.fleet import ago, facts

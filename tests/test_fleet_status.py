@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 
 from meccano.errors import ConfigError
-from meccano.fleet.clock import as_datetime, db_now
 from meccano.fleet.history import record_history
 from meccano.fleet.status import device_states, status_counts
+from meccano.iotdb.clock import as_datetime, db_now
 from meccano.settings.config import StatusSettings, load_settings
 from tests.support import fleet
 from tests.support.fleet import ago, announce, register

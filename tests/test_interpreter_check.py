@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from meccano.cli.demo import demo_environment, startup_plan
-from meccano.plugins.contract import load_plugin
+from meccano.contract.manifest import load_plugin
 from meccano.plugins.discovery import discover
-from meccano.plugins.engines import SCRIPT_ENGINES, missing_interpreter
 from meccano.plugins.factory import build_plugin_dag
+from meccano.scripts.engines import SCRIPT_ENGINES, missing_interpreter
 from meccano.settings.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -54,6 +54,58 @@ def test_no_import_cycle_anywhere_in_the_package():
     assert cycles == []
 
 
+# The floors of the house, lowest first; a room imports only from its own floor or below. Written down once here
+# and in the README's Architecture section.
+FLOORS = ("errors", "files", "secrets", "settings", "iotdb", "fleet", "contract", "reports", "export", "scripts",
+          "plugins", "web", "migrate", "cli")
+
+
+def _room(module: str) -> str:
+    return module.split(".")[1] if module.count(".") >= 1 else module
+
+
+def _room_imports(trees: dict[str, ast.Module]) -> list[tuple[str, str, int, str]]:
+    """(importing module, imported room, line, imported module) for every import of another room, lazy or not."""
+    found = []
+    for name, tree in trees.items():
+        for node in ast.walk(tree):
+            targets: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("meccano."):
+                targets = [node.module]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names if a.name.startswith("meccano.")]
+            for target in targets:
+                if _room(target) != _room(name):
+                    found.append((name, _room(target), node.lineno, target))
+    return found
+
+
+def test_every_room_is_on_a_floor():
+    rooms = {p.parent.name for p in PACKAGE.glob("*/__init__.py")} | {p.stem for p in PACKAGE.glob("*.py")}
+    assert rooms - {"__init__", "__main__"} == set(FLOORS)
+
+
+def test_imports_point_down_the_floors():
+    """No import, at the top of a module or inside a function, runs from a lower floor to a higher one."""
+    rank = {room: i for i, room in enumerate(FLOORS)}
+    upward = [f"{module}:{line} imports {target} ({_room(module)} is below {room})"
+              for module, room, line, target in _room_imports(_trees())
+              if _room(module) in rank and rank[room] > rank[_room(module)]]
+    assert upward == []
+
+
+def test_no_two_rooms_import_each_other():
+    pairs = {(_room(module), room) for module, room, _, _ in _room_imports(_trees())}
+    assert sorted(p for p in pairs if (p[1], p[0]) in pairs) == []
+
+
+def test_the_floor_test_sees_a_lazy_back_arrow():
+    """The check reads imports inside functions too: a lazy import of the factory from the IOTDB is caught."""
+    tree = ast.parse("def f():\n    from meccano.plugins.factory import build_dags\n")
+    found = _room_imports({"meccano.iotdb.x": tree})
+    assert found == [("meccano.iotdb.x", "plugins", 2, "meccano.plugins.factory")]
+
+
 def _exception_classes(trees: dict[str, ast.Module]) -> dict[str, tuple[str, list[str]]]:
     found = {}
     for module, tree in trees.items():

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from meccano.fleet.clock import db_now
-from meccano.plugins.contract import load_plugin
+from meccano.contract.manifest import load_plugin
+from meccano.iotdb.clock import db_now
 from meccano.plugins.factory import build_dags
 from tests import test_notify_sns
 from tests.support import fleet

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from meccano.plugins.contract import load_plugin
-from meccano.plugins.cron import cron_problem
+from meccano.contract.cron import cron_problem
+from meccano.contract.manifest import load_plugin
 from meccano.plugins.discovery import discover
 
 FIXTURES = Path(__file__).parent / "fixtures" / "plugins"
@@ -213,7 +213,7 @@ def test_hostile_folders_leave_the_others_valid(hostile_root: Path):
 
 
 def test_any_exception_while_validating_stays_in_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    import meccano.plugins.contract as manifest
+    import meccano.contract.manifest as manifest
 
     _write_plugin(tmp_path / "fine:1.0")
     _write_plugin(tmp_path / "explodes:1.0")
@@ -310,7 +310,7 @@ SCHEMA_FILE = Path(__file__).resolve().parents[1] / "plugin.schema.json"
 
 
 def test_published_schema_is_generated_from_the_model():
-    from meccano.plugins.contract import json_schema
+    from meccano.contract.manifest import json_schema
 
     assert json.loads(SCHEMA_FILE.read_text()) == json_schema(), (
         "plugin.schema.json is stale: PYTHONPATH=include python -m meccano plugins schema > plugin.schema.json")
@@ -331,7 +331,7 @@ def test_published_schema_agrees_with_the_model_on_the_fixtures():
 
 
 def test_no_trailing_newline_slips_through_a_name_pattern():
-    from meccano.plugins.contract import split_plugin_id
+    from meccano.contract.manifest import split_plugin_id
     from meccano.reports.store import FILE_RE, NAME_RE, STAMP_RE
     from meccano.settings.tables import parse_tables
 

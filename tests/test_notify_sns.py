@@ -10,9 +10,9 @@ import pytest
 
 from meccano.errors import NotificationError
 from meccano.fleet.alarms import evaluate_alarms
-from meccano.fleet.clock import db_now
 from meccano.fleet.health import send_health_report
 from meccano.fleet.notify import FAILED, LOGGED, PENDING, SENT, Notifier, clean_subject
+from meccano.iotdb.clock import db_now
 from meccano.settings.config import load_settings
 from tests.support import fleet
 from tests.support.fleet import ago, announce, register

@@ -328,7 +328,7 @@ def test_exchange_that_cannot_get_its_lock_falls_back(world, monkeypatch, caplog
 # --- the maintenance plugin -------------------------------------------------------------------
 
 def test_facts_partitions_plugin_is_valid():
-    from meccano.plugins.contract import load_plugin
+    from meccano.contract.manifest import load_plugin
     from tests.support.fleet import ROOT_PLUGINS
 
     load = load_plugin(ROOT_PLUGINS / "factsPartitions:1.0")

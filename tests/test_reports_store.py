@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from meccano.contract.manifest import load_plugin
 from meccano.errors import ConfigError, ReportStoreError
-from meccano.plugins.contract import load_plugin
 from meccano.reports import charts
 from meccano.reports.store import ReportStore, publish_outputs
 from meccano.settings.config import Settings, load_settings

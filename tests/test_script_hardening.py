@@ -209,7 +209,7 @@ def test_any_non_zero_exit_is_a_failure(tmp_path: Path, run_plugin_dag, code: in
 
 
 def test_redactor_removes_every_form_even_split_across_reads():
-    from meccano.scripts.redaction import StreamRedactor
+    from meccano.secrets.redaction import StreamRedactor
 
     secret = 'p@ss w/rd"é+'
     text = " | ".join([secret, quote(secret, safe=""), quote(secret, safe="").lower(), json.dumps(secret)[1:-1],
@@ -227,7 +227,7 @@ def test_redactor_removes_every_form_even_split_across_reads():
 
 
 def test_redactor_flushes_long_output_without_splitting_a_secret():
-    from meccano.scripts.redaction import MAX_PENDING, StreamRedactor
+    from meccano.secrets.redaction import MAX_PENDING, StreamRedactor
 
     secret = "long-output-secret"
     data = (b"x" * (MAX_PENDING - 5) + secret.encode()) * 3
@@ -239,7 +239,7 @@ def test_redactor_flushes_long_output_without_splitting_a_secret():
 
 
 def test_short_secrets_are_not_used_for_redaction():
-    from meccano.scripts.redaction import StreamRedactor, usable_secrets
+    from meccano.secrets.redaction import StreamRedactor, usable_secrets
 
     usable, short = usable_secrets(["abc", "abcd", "", "abcd"])
     assert usable == ["abcd"] and short == ["abc"]
@@ -301,7 +301,7 @@ def test_run_ids_never_become_dot_folders(tmp_path: Path, run_id: str):
 def test_report_output_dir_stays_in_its_folder():
     import tempfile
 
-    from meccano.plugins.engines import report_output_dir
+    from meccano.plugins.native import report_output_dir
 
     class M:
         name = "updatesByDevice"

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from meccano.cli.simulator import Fleet, main, tick
-from meccano.fleet.clock import db_now
+from meccano.iotdb.clock import db_now
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])
@@ -45,7 +45,7 @@ def test_fleet_differs_between_boards_and_charts_have_data_at_once(sqlite_iotdb,
     assert max(per_board) > 2 * min(per_board)
     now = db_now(db)
     last = {r["device"]: r["t"] for r in db.query("SELECT device, MAX(creationDate) AS t FROM Facts GROUP BY device")}
-    from meccano.fleet.clock import as_datetime
+    from meccano.iotdb.clock import as_datetime
 
     silent_for_hours = [d for d, t in last.items() if (now - as_datetime(t)).total_seconds() > 5 * 3600]
     assert 1 <= len(silent_for_hours) <= 4  # a few failing boards

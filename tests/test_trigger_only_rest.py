@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from meccano.fleet.clock import db_now
+from meccano.iotdb.clock import db_now
 from tests.services._proc import free_port, start, stop, wait_until
 from tests.support.export import TargetReader, configure_export, db_rows, ledger_entries, new_bucket, seed_facts
 from tests.support.fleet import ago, message

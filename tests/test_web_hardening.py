@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from meccano.plugins.contract import load_plugin
+from meccano.contract.manifest import load_plugin
 from meccano.reports import charts
 from meccano.reports.store import ReportStore, stamp_of
 from tests.support.web import admin_token, web_client

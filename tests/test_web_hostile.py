@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from meccano.plugins.contract import invalid_dag_id
+from meccano.contract.manifest import invalid_dag_id
 from tests.support.hostile import EXPECTED, OUTSIDE_SECRET, VALID, build_tree
 from tests.support.web import admin_token, web_client
 

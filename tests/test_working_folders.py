@@ -53,7 +53,7 @@ def test_a_planted_link_or_foreign_folder_is_refused(tmp_path: Path):
 
 
 def test_report_scratch_is_private():
-    from meccano.plugins.engines import report_output_dir
+    from meccano.plugins.native import report_output_dir
 
     class M:
         name = "updatesByDevice"

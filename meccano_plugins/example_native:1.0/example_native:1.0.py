@@ -1,6 +1,6 @@
 """Example native plugin: the smallest useful shape of one.
 
-``entrypoint(context)`` gets a :class:`meccano.plugins.engines.PluginContext`: the run's dates,
+``entrypoint(context)`` gets a :class:`meccano.contract.context.PluginContext`: the run's dates,
 the plugin folder, settings, and ``context.iotdb`` (the IOTDB through the Airflow
 connection). Queries use ``:name`` parameters and run on MySQL and SQLite alike.
 """

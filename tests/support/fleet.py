@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from meccano.fleet.clock import param
+from meccano.iotdb.clock import param
 
 
 @pytest.fixture(params=["mariadb", "sqlite"])

@@ -163,10 +163,10 @@ class StartupPlan:
 
 def startup_plan(root: Path | None = None) -> StartupPlan:
     """The demo's plan for the plugins under ``root`` (the configured folder when None), from the one
-    check :func:`meccano.plugins.engines.missing_interpreter`, on this host's PATH."""
-    from meccano.plugins.contract import display_name
+    check :func:`meccano.scripts.engines.missing_interpreter`, on this host's PATH."""
+    from meccano.contract.manifest import display_name
     from meccano.plugins.discovery import discover
-    from meccano.plugins.engines import missing_interpreter
+    from meccano.scripts.engines import missing_interpreter
 
     plan = StartupPlan()
     for load in discover(root).active:

@@ -19,10 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from meccano.contract.manifest import invalid_dag_id, json_schema, load_plugin
 from meccano.errors import ConfigError, MigrationError
 from meccano.iotdb.partition_ops import DEFAULT_AHEAD
 from meccano.migrate.command import add_migrate_parser
-from meccano.plugins.contract import invalid_dag_id, json_schema, load_plugin
 from meccano.plugins.discovery import SKIP_RULE, discover, plugins_dir, scan
 from meccano.settings.config import Settings, load_settings
 
@@ -243,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _iotdb_unreachable(exc: BaseException) -> str:
-    from meccano.scripts.environment import known_secrets
-    from meccano.scripts.redaction import redact_text
+    from meccano.secrets.redaction import redact_text
+    from meccano.settings.secrets import known_secrets
 
     settings = load_settings()
     cause = getattr(exc, "orig", None) or exc

@@ -41,7 +41,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from meccano.fleet.clock import db_now, param
+from meccano.iotdb.clock import db_now, param
 from meccano.iotdb.db import Iotdb
 from meccano.iotdb.schema import ensure_schema
 from meccano.settings.config import Settings, load_settings

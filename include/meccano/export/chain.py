@@ -33,7 +33,7 @@ from meccano.export.reconcile import reconcile_day
 from meccano.export.target import check_target_unknown, local_target_problem, target_url, upload_day
 from meccano.export.verify import verify_day
 from meccano.export.write import scan_groups, write_days
-from meccano.fleet.clock import reference_time
+from meccano.iotdb.clock import reference_time
 from meccano.iotdb.db import Iotdb
 from meccano.settings.config import Settings
 

@@ -13,7 +13,7 @@ from meccano.export.context import RunContext
 from meccano.export.ledger import LedgerState
 from meccano.export.model import Mode, TableDay
 from meccano.export.options import TableSpec
-from meccano.fleet.clock import as_date
+from meccano.iotdb.clock import as_date
 from meccano.iotdb.partitions import day_bounds
 
 MAX_SKIPPED_DAYS = 100_000

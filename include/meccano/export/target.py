@@ -243,8 +243,8 @@ def storage_fault(exc: BaseException, local: bool = False) -> Fault:
 
 def redacted(text: str, settings: Settings) -> str:
     """``text`` through the project's one redaction: every known secret, in its encoded forms too."""
-    from meccano.scripts.environment import known_secrets
-    from meccano.scripts.redaction import redact_text
+    from meccano.secrets.redaction import redact_text
+    from meccano.settings.secrets import known_secrets
 
     return redact_text(text, known_secrets(settings))
 

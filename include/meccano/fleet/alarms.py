@@ -26,10 +26,10 @@ from typing import Any
 
 from sqlalchemy import text
 
-from meccano.fleet.clock import db_now, param
 from meccano.fleet.notify import Notifier
 from meccano.fleet.options import read_options
 from meccano.fleet.status import FAIL, DeviceState, device_states
+from meccano.iotdb.clock import db_now, param
 from meccano.iotdb.db import Iotdb
 from meccano.settings.config import Settings
 

@@ -23,8 +23,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from meccano.fleet.clock import as_date, db_now, param
 from meccano.fleet.options import read_options
+from meccano.iotdb.clock import as_date, db_now, param
 from meccano.iotdb.db import Iotdb
 from meccano.settings.config import Settings
 

@@ -9,9 +9,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from meccano.fleet.clock import db_now
 from meccano.fleet.notify import Notifier
 from meccano.fleet.status import FAIL, STATUSES, WARNING, DeviceState, device_states, status_counts
+from meccano.iotdb.clock import db_now
 from meccano.iotdb.db import Iotdb
 from meccano.settings.config import Settings
 

@@ -12,8 +12,8 @@ from datetime import datetime
 
 from sqlalchemy import text
 
-from meccano.fleet.clock import db_now, param
 from meccano.fleet.status import STATUSES, status_counts
+from meccano.iotdb.clock import db_now, param
 from meccano.iotdb.db import Iotdb
 from meccano.settings.config import Settings
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from meccano.fleet.clock import db_now, param
 from meccano.fleet.options import read_options
+from meccano.iotdb.clock import db_now, param
 from meccano.iotdb.db import Iotdb
 from meccano.settings.config import Settings
 

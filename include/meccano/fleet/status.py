@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from meccano.fleet.clock import as_datetime, db_now, param
+from meccano.iotdb.clock import as_datetime, db_now, param
 from meccano.iotdb.db import Iotdb
 from meccano.settings.config import Settings, StatusSettings
 

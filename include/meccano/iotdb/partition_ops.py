@@ -75,7 +75,7 @@ def _unique_keys_without(db: Iotdb, table: str, column: str) -> list[str]:
 
 
 def plan_conversion(db: Iotdb, table: str, column: str, today: date, ahead: int = DEFAULT_AHEAD) -> ConversionPlan:
-    from meccano.fleet.clock import as_date
+    from meccano.iotdb.clock import as_date
 
     if db.dialect != "mysql":
         raise PartitionError("partitions need a MySQL/MariaDB IOTDB; the embedded SQLite demo has none")
@@ -219,7 +219,7 @@ def keep_ahead(db: Iotdb, table: str, column: str, today: date, ahead: int = DEF
                logger: logging.Logger = log) -> Maintenance:
     """Add daily partitions up to ``today + ahead`` (and up to the newest row in the catch-all,
     at most a year ahead) by splitting the catch-all; rows already in it move to their day."""
-    from meccano.fleet.clock import as_date
+    from meccano.iotdb.clock import as_date
 
     out = Maintenance()
     if db.dialect != "mysql":
@@ -264,7 +264,7 @@ FACTS, FACTS_DATE = "Facts", "creationDate"
 
 def today_of_export(settings: Settings) -> date:
     """Today as the export counts days (its reference time in the configured zone)."""
-    from meccano.fleet.clock import reference_time
+    from meccano.iotdb.clock import reference_time
 
     return reference_time(settings, None).date()
 

@@ -1,5 +1,5 @@
 """The plugins part of ``migrate check``: every folder of the original ``plugins/``, judged by the
-plugin contract (:mod:`meccano.plugins.contract`, :mod:`meccano.plugins.discovery`) and by what its
+plugin contract (:mod:`meccano.contract.manifest`, :mod:`meccano.plugins.discovery`) and by what its
 code needs on this host.
 
 What is looked at, beyond the contract: the R packages an R plugin loads (``library(x)``,
@@ -21,9 +21,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from meccano.contract.manifest import PluginLoad, PluginManifest, display_name
 from meccano.files.bounded import read_bounded
 from meccano.migrate.report import Note, PluginItem
-from meccano.plugins.contract import PluginLoad, PluginManifest, display_name
 from meccano.plugins.discovery import Catalog, discover
 from meccano.scripts.original_node import is_in_process_text, runner_problem
 

@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from meccano.contract.manifest import PluginLoad, PluginProblem, load_plugin
 from meccano.files.bounded import inside
-from meccano.plugins.contract import PluginLoad, PluginProblem, load_plugin
 from meccano.settings.config import PROJECT_ROOT
 
 log = logging.getLogger(__name__)

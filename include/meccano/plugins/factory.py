@@ -17,9 +17,7 @@ from typing import Any
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Asset
 
-from meccano.errors import ConfigError
-from meccano.files.bounded import read_bounded
-from meccano.plugins.contract import (
+from meccano.contract.manifest import (
     CONFIG_ERROR_DAG,
     INVALID_PREFIX,
     PluginLoad,
@@ -27,8 +25,11 @@ from meccano.plugins.contract import (
     display_name,
     invalid_dag_id,
 )
+from meccano.errors import ConfigError
+from meccano.files.bounded import read_bounded
 from meccano.plugins.discovery import Catalog, discover
-from meccano.plugins.engines import SCRIPT_ENGINES, missing_interpreter, run_native
+from meccano.plugins.native import run_native
+from meccano.scripts.engines import SCRIPT_ENGINES, missing_interpreter
 from meccano.scripts.operators import PluginScriptOperator
 from meccano.settings.config import Settings, load_settings
 from meccano.settings.pool import IOTDB_POOL

@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseNotifier
 
-from meccano.scripts.redaction import mask_in_airflow, redact_text
+from meccano.secrets.redaction import mask_in_airflow, redact_text
 
 log = logging.getLogger("meccano.failure")
 
@@ -37,11 +37,11 @@ TAIL_CHARS = 4000
 
 
 def _known_secrets() -> list[str]:
-    """Every configured secret (:func:`meccano.scripts.environment.known_secrets`), best effort; handed to
+    """Every configured secret (:func:`meccano.settings.secrets.known_secrets`), best effort; handed to
     Airflow's masker as well."""
     try:
-        from meccano.scripts.environment import known_secrets
         from meccano.settings.config import load_settings
+        from meccano.settings.secrets import known_secrets
 
         secrets = known_secrets(load_settings())
         mask_in_airflow(secrets)  # whatever the callback logs or raises is masked by Airflow too

@@ -1,6 +1,6 @@
 """The shipped native report plugins' logic: query the IOTDB over a window, chart, save the numbers.
 
-Each function takes the :class:`meccano.plugins.engines.PluginContext` and writes
+Each function takes the :class:`meccano.contract.context.PluginContext` and writes
 ``output.png`` and ``data.csv`` into ``context.report_dir``; the engine publishes them
 to the report store afterwards. Windows end at the run's logical date (the time the
 run stands for; "now" for a manual run) and reach back ``windowHours`` (a plugin
@@ -17,8 +17,8 @@ from meccano.reports import charts
 from meccano.reports.store import CHART
 
 if TYPE_CHECKING:
+    from meccano.contract.context import PluginContext
     from meccano.iotdb.db import Iotdb
-    from meccano.plugins.engines import PluginContext
 
 DB_TIME = "%Y-%m-%d %H:%M:%S"
 

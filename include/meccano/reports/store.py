@@ -44,7 +44,7 @@ from meccano.files.guard import list_dirs_beneath, open_folder_beneath, read_ben
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
-    from meccano.plugins.contract import PluginManifest
+    from meccano.contract.manifest import PluginManifest
     from meccano.settings.config import Settings
 
 log = logging.getLogger(__name__)
@@ -374,3 +374,9 @@ def publish_outputs(manifest: PluginManifest, output_dir: Path, settings: Settin
         ReportStore.from_settings(settings).publish(manifest, Path(output_dir))
     finally:
         shutil.rmtree(output_dir, ignore_errors=True)  # everything kept is now in the store; nothing stays behind
+
+
+def publish_if_report(manifest: PluginManifest, output_dir: Path, settings: Settings) -> None:
+    """Report plugins: hand what they wrote to the report store every web server reads."""
+    if manifest.type == "report":
+        publish_outputs(manifest, output_dir, settings)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +42,7 @@ from meccano.settings.config import Settings
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-    from meccano.plugins.contract import PluginManifest
+    from meccano.contract.manifest import PluginManifest
 
 SCRIPT_RUNNER = str(Path(__file__).with_name("runner.py"))
 PASSED_FROM_WORKER = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
@@ -102,16 +102,6 @@ def original_variables(iotdb: Connection, aws: Connection | None, settings: Sett
     return env
 
 
-def aws_if_configured(settings: Settings) -> Connection | None:
-    """The AWS connection when there is one (Airflow's) or the settings hold keys; else None."""
-    from meccano.settings.connections import airflow_connection, aws_connection
-
-    if airflow_connection(settings.aws.conn_id) is not None or settings.aws.access_key_id \
-            or settings.aws.secret_access_key or settings.aws.topic_arn:
-        return aws_connection(settings)
-    return None
-
-
 def _context_dates(context: Mapping[str, Any]) -> dict[str, str]:
     out = {}
     for key, var in (("logical_date", "MECCANO_LOGICAL_DATE"), ("data_interval_start", "MECCANO_INTERVAL_START"),
@@ -148,40 +138,3 @@ def build_script_env(manifest: PluginManifest, context: Mapping[str, Any], setti
         **_context_dates(context),
     })
     return env
-
-
-def script_secrets(settings: Settings, iotdb: Connection | None, aws: Connection | None) -> list[str]:
-    """Every secret value a script may print: connection passwords and keys, the console token."""
-    values = [iotdb.password or "" if iotdb is not None else "", settings.mysql.password.get(),
-              settings.aws.secret_access_key.get()]
-    if aws is not None:
-        values.append(aws.password or "")
-        extra = aws.extra_dejson if isinstance(aws.extra_dejson, dict) else {}
-        values += [str(extra.get(k) or "") for k in ("aws_secret_access_key", "aws_session_token")]
-    values.append(settings.web.console_token.get())
-    return [v for v in dict.fromkeys(values) if v]
-
-
-def known_secrets(settings: Settings) -> list[str]:
-    """Every secret value the project knows of, for redacting text that leaves a task (notifications, errors).
-
-    The same list as a script's (:func:`script_secrets`), with the connections built best effort: a connection that
-    cannot be built holds no secret to redact.
-    """
-    from meccano.settings.connections import iotdb_connection
-
-    def built(make: Callable[[Settings], Connection | None]) -> Connection | None:
-        try:
-            return make(settings)
-        except Exception:  # noqa: BLE001 - a connection that cannot be built is one fewer secret, not an error here
-            return None
-
-    return script_secrets(settings, built(iotdb_connection), built(aws_if_configured))
-
-
-def mask_known_secrets(settings: Settings) -> int:
-    """Hand every known secret (:func:`known_secrets`) and its encoded forms to Airflow's masker: called where a
-    task, a notifier or the web view starts, so Airflow hides them in every log line and traceback there."""
-    from meccano.scripts.redaction import mask_in_airflow
-
-    return mask_in_airflow(known_secrets(settings))

@@ -1,7 +1,7 @@
 """The subprocess hook of the script engines: BashOperator's, with three guarantees added.
 
 * **Secrets never reach the log or XCom**: every byte of output goes through a
-  :class:`~meccano.scripts.redaction.StreamRedactor` before it is logged; the last line (what
+  :class:`~meccano.secrets.redaction.StreamRedactor` before it is logged; the last line (what
   BashOperator pushes to XCom) is redacted too.
 * **Reading stops when the process exits**: the output pipe is read with a timeout and
   the process is polled, so a grandchild that keeps the pipe open cannot hold the task.
@@ -34,7 +34,7 @@ from typing import Any
 
 from airflow.providers.standard.hooks.subprocess import SubprocessHook, SubprocessResult
 
-from meccano.scripts.redaction import StreamRedactor
+from meccano.secrets.redaction import StreamRedactor
 
 TICK = 0.2
 READ_CHUNK = 65536

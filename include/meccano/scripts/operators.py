@@ -23,7 +23,7 @@ from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk.exceptions import AirflowException
 
 from meccano.errors import PluginUserMissing
-from meccano.plugins.engines import SCRIPT_COMMAND
+from meccano.scripts.engines import SCRIPT_COMMAND
 from meccano.scripts.modes import (
     SQLITE_VARIABLE,
     RunFolder,
@@ -59,16 +59,14 @@ class PluginScriptOperator(BashOperator):
 
     def get_env(self, context: Any) -> dict[str, str]:
         """The script's whole environment; BashOperator's (the worker's + AIRFLOW_CTX_*) is not used."""
-        from meccano.plugins.engines import (
-            interpreter_path,
-            merged_parameters,
-            refuse_undeclared_conf,
-            runtime_manifest,
-        )
-        from meccano.scripts.environment import aws_if_configured, build_script_env, script_limits, script_secrets
-        from meccano.scripts.redaction import mask_in_airflow, usable_secrets
+        from meccano.contract.manifest import runtime_manifest
+        from meccano.contract.runconf import merged_parameters, refuse_undeclared_conf
+        from meccano.scripts.engines import interpreter_path
+        from meccano.scripts.environment import build_script_env, script_limits
+        from meccano.secrets.redaction import mask_in_airflow, usable_secrets
         from meccano.settings.config import load_settings
-        from meccano.settings.connections import iotdb_connection
+        from meccano.settings.connections import aws_if_configured, iotdb_connection
+        from meccano.settings.secrets import script_secrets
 
         self._manifest = manifest = runtime_manifest(self.plugin_folder)
         refuse_undeclared_conf(manifest, dict(context))  # before any connection is read or the script starts
@@ -131,7 +129,7 @@ class PluginScriptOperator(BashOperator):
 
     def _run(self, context: Any) -> Any:
         result = super().execute(context)
-        from meccano.plugins.engines import publish_if_report
+        from meccano.reports.store import publish_if_report
 
         assert self._run_folder is not None
         if self._manifest.type == "report":

@@ -122,3 +122,9 @@ def aws_conn_id(settings: Settings) -> str:
     return conn_id
 
 
+def aws_if_configured(settings: Settings) -> Connection | None:
+    """The AWS connection when there is one (Airflow's) or the settings hold keys; else None."""
+    if airflow_connection(settings.aws.conn_id) is not None or settings.aws.access_key_id \
+            or settings.aws.secret_access_key or settings.aws.topic_arn:
+        return aws_connection(settings)
+    return None

@@ -1,7 +1,7 @@
 """One translator of pydantic's validation errors into the project's sentences.
 
 Used by the configuration (:mod:`meccano.settings.config`) and the plugin contract
-(:mod:`meccano.plugins.contract`), so that one rule reads the same in ``config.yml`` and in
+(:mod:`meccano.contract.manifest`), so that one rule reads the same in ``config.yml`` and in
 ``plugin.json``: "N must be 10 or more", "N must be 20 or less", "N must be greater than 0".
 """
 

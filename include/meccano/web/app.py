@@ -22,7 +22,7 @@ from __future__ import annotations
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from meccano.scripts.environment import mask_known_secrets
+from meccano.settings.secrets import mask_known_secrets
 from meccano.web.access import allow_console_origins
 from meccano.web.context import build_context, get_roots
 from meccano.web.routes import ROUTERS

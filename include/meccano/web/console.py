@@ -30,7 +30,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from meccano.plugins.contract import PluginLoad, PluginManifest
+from meccano.contract.manifest import PluginLoad, PluginManifest
 from meccano.plugins.discovery import Catalog, discover
 from meccano.reports.store import ReportStore
 from meccano.settings.rules import parse_bool

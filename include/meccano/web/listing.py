@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from meccano.plugins.contract import PluginLoad, display_name, invalid_dag_id
+from meccano.contract.manifest import PluginLoad, display_name, invalid_dag_id
 from meccano.plugins.discovery import Catalog, discover
-from meccano.plugins.engines import missing_interpreter
 from meccano.reports.store import ReportEntry, ReportStore
+from meccano.scripts.engines import missing_interpreter
 from meccano.web.runs import DagState, dag_states
 
 log = logging.getLogger(__name__)

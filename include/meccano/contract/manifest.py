@@ -24,9 +24,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
-from meccano.errors import UnsafeFile
+from meccano.contract.cron import cron_problem
+from meccano.errors import PluginError, UnsafeFile
 from meccano.files.bounded import inside, read_bounded
-from meccano.plugins.cron import cron_problem
 from meccano.settings.messages import error_text
 from meccano.settings.messages import show as _show
 
@@ -592,3 +592,12 @@ def json_schema() -> dict[str, Any]:
     """The contract as a JSON schema (``plugin.schema.json``), generated from :class:`PluginSpec`."""
     schema = PluginSpec.model_json_schema()
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def runtime_manifest(folder: str) -> PluginManifest:
+    """Re-read the manifest when the task runs; a plugin broken since parsing fails clearly."""
+    loaded = load_plugin(Path(folder))
+    if loaded.manifest is None:
+        raise PluginError("plugin became invalid since the DAG was parsed:\n" +
+                          "\n".join(str(p) for p in loaded.problems))
+    return loaded.manifest
