@@ -3,7 +3,7 @@
     flock /tmp/meccano-bench.lock .venv/bin/python bench/bench_celery.py --runs 200 --export-rows 1000000
 
 Starts its own PostgreSQL, Redis, MariaDB and SeaweedFS (tests/services) and the cluster of the
-distributed test (tests/ha/celery_cluster.py: two schedulers, a dag-processor, an API server,
+distributed test (tests/support/ha/celery_cluster.py: two schedulers, a dag-processor, an API server,
 Celery workers with their own HOME/TMPDIR/EXPORT_LOCALDIRECTORY), then measures, in one run:
 
 1. ``--runs`` short plugin runs (a native plugin with one task that returns at once, spread over
@@ -31,12 +31,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.ha.celery_cluster import CeleryCluster  # noqa: E402
-from tests.ha.cluster import poll, wait  # noqa: E402  (wait: a failed run stops the benchmark at once)
 from tests.services.mariadb import start_mariadb  # noqa: E402
 from tests.services.postgres import start_postgres  # noqa: E402
 from tests.services.redis import start_redis  # noqa: E402
 from tests.services.s3 import start_s3  # noqa: E402
+from tests.support.ha.celery_cluster import CeleryCluster  # noqa: E402
+from tests.support.ha.cluster import poll, wait  # noqa: E402  (wait: a failed run stops the benchmark at once)
 
 WAIT = 3600
 BUCKET = "meccano-bench"

@@ -7,7 +7,7 @@
 2. warm builds: the same build again with nothing changed, then after a change under ``include/`` (a copy
    of the build context with one line appended to ``include/meccano/__init__.py``);
 3. the image's size next to its Debian base;
-4. unless ``--skip-stack``: ``pytest tests/test_compose_up.py -s`` and its printed figures (``up -d`` to
+4. unless ``--skip-stack``: ``pytest tests/deploy/test_compose_up.py -s`` and its printed figures (``up -d`` to
    every health check healthy, every shipped plugin's first run, kill-to-recovery times).
 
 Uses the tests' Docker engine (tests/services/docker_engine.py): a running one on the cache's socket, else
@@ -80,7 +80,8 @@ def main() -> None:
             running.stop()
     if not args.skip_stack:
         done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
-                               "tests/test_compose_up.py"], capture_output=True, text=True, cwd=ROOT, timeout=3600)
+                               "tests/deploy/test_compose_up.py"], capture_output=True, text=True, cwd=ROOT,
+                              timeout=3600)
         found = re.search(r"compose test figures: (\{.*\})", done.stdout)
         figures["container test"] = json.loads(found.group(1)) if found else "no figures (see pytest output)"
         figures["container test result"] = done.stdout.strip().splitlines()[-1] if done.stdout else done.returncode

@@ -7,6 +7,7 @@ of the unit tests alone starts nothing.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 import tempfile
@@ -16,21 +17,31 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-_HOME = Path(tempfile.mkdtemp(prefix="meccano-test-airflow-"))
-os.environ.update({
-    "AIRFLOW_HOME": str(_HOME),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),  # the web view: the package's entry point
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
-    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-    "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-})
-for var in ("MECCANO_ENV", "NODE_ENV", "MECCANO_CONFIG", "CONFIG_FILE"):
-    os.environ.pop(var, None)
+from tests.services.mariadb import MariaDB
+from tests.support.fleet import SNS_SECRET
+from tests.support.web import OUTSIDE, SECRETS
 
-from tests.services.mariadb import MariaDB  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+pytest_plugins = ("tests.support.scheduling",)  # the order of the run around the image build, the xdist units
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """An isolated Airflow home for the whole session, set before any test module (and so Airflow) is imported;
+    nothing is changed in the environment when this file is imported."""
+    home = Path(tempfile.mkdtemp(prefix="meccano-test-airflow-"))
+    os.environ.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),  # the web view: the package's entry point
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    })
+    for var in ("MECCANO_ENV", "NODE_ENV", "MECCANO_CONFIG", "CONFIG_FILE"):
+        os.environ.pop(var, None)
+
+
 
 
 @pytest.fixture(scope="session")
@@ -162,84 +173,53 @@ def run_plugin_dag(airflow_db, monkeypatch: pytest.MonkeyPatch):
     return run
 
 
-_BUILD: list = []  # the BackgroundBuild of this process, if it runs a test that needs Docker
-# Under xdist, the long single-test modules that start a whole Airflow of their own: the HA failover goes out right
-# after the compose stack's unit (beside it, it took as long as alone), the demo last (beside the stack it took 3.5x as
-# long: 316 s against 95 s after it).
-_FIRST_UNDER_XDIST = ("ha",)
-_LAST_UNDER_XDIST = ("demo",)
+@pytest.fixture
+def plugins_root(tmp_path, monkeypatch) -> Path:
+    """Two real report plugins, a shadowed lower version, and two invalid plugins."""
+    root = tmp_path / "plugins"
+    root.mkdir()
+    for name in ("updatesByDevice:1.0", "deviceAvgTime:1.0"):
+        shutil.copytree(ROOT / "meccano_plugins" / name, root / name)
+    old = root / "updatesByDevice:0.9"
+    shutil.copytree(ROOT / "meccano_plugins" / "updatesByDevice:1.0", old)
+    (old / "updatesByDevice:1.0.py").rename(old / "updatesByDevice:0.9.py")
+    raw = json.loads((old / "plugin.json").read_text())
+    (old / "plugin.json").write_text(json.dumps({**raw, "plugin": "updatesByDevice:0.9"}))
+    bad = root / "broken:1.0"
+    bad.mkdir()
+    (bad / "plugin.json").write_text(json.dumps({
+        "plugin": "broken:1.0", "engine": "cobol", "enabled": "yes", "schedule": "every day",
+        "description": "a broken plugin", "type": "report", "executionContext": "master"}))
+    (root / "garbled:1.0").mkdir()
+    (root / "garbled:1.0" / "plugin.json").write_text("{not json")
+    (tmp_path / "secret.txt").write_text(OUTSIDE)
+    (root / "updatesByDevice:1.0" / "assets" / "leak.txt").symlink_to(tmp_path / "secret.txt")
+    monkeypatch.setenv("MECCANO_PLUGINS_DIR", str(root))
+    monkeypatch.setenv("MECCANO_REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.setenv("MYSQL_PASSWORD", SECRETS[0])
+    monkeypatch.setenv("AWS_SECRETACCESSKEY", SECRETS[1])
+    monkeypatch.setenv("MECCANO_WEB_CONSOLE_TOKEN", SECRETS[2])
+    monkeypatch.setenv("AIRFLOW_CONN_MECCANO_IOTDB", f"mysql://u:{SECRETS[3]}@127.0.0.1:1/IOTDB")
+    return root
 
 
-def _needs_docker(items: list[pytest.Item]) -> list[pytest.Item]:
-    return [item for item in items if "docker" in getattr(item, "fixturenames", ())]
+@pytest.fixture
+def sns(sns_server, monkeypatch):
+    """A fresh topic + queue; the settings point at them through the original variables."""
+    sns_server.reset()
+    topic, queue = sns_server.topic_with_queue("meccano-alerts")
+    monkeypatch.delenv("AIRFLOW_CONN_AWS_DEFAULT", raising=False)
+    monkeypatch.setenv("AWS_TOPICARN", topic)
+    monkeypatch.setenv("AWS_ENDPOINTURL", sns_server.endpoint)
+    monkeypatch.setenv("AWS_ACCESSKEYID", "testing")
+    monkeypatch.setenv("AWS_SECRETACCESSKEY", SNS_SECRET)
+    monkeypatch.setenv("AWS_REGION", "sa-east-1")
 
+    class Box:
+        server = sns_server
+        topic_arn = topic
 
-DOCKER_MODULES = ("tests/test_compose_up.py", "tests/test_packaging.py")  # every test that needs the image
+        def received(self):
+            return [(m["Subject"], m["Message"]) for m in sns_server.received(queue)]
 
-
-def _module_of(nodeid: str) -> str:
-    return nodeid.split("::", 1)[0]
-
-
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``make test`` runs on xdist workers (``-n 2``): each module is one unit of work, so its fixtures start
-    once, and the modules that need Docker are one unit together, so one worker builds the image and runs the
-    one compose stack. Units go out in collection order (``--no-loadscope-reorder``), which
-    ``pytest_collection_modifyitems`` sets."""
-    from xdist.scheduler import LoadScopeScheduling
-
-    class ByModule(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            module = _module_of(nodeid)
-            return "docker" if module in DOCKER_MODULES else module
-
-    return ByModule(config, log)
-
-
-@pytest.hookimpl(trylast=True)  # after -m / -k deselected what will not run
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Order the run around the image build, the longest step.
-
-    Alone (``pytest``): if a collected test needs the images, start the engine and the builds now, in the
-    background, and run those tests last, so the build overlaps everything else.
-
-    Under xdist (``make test``: ``-n 2``, units of work by ``pytest_xdist_make_scheduler``): the tests that need
-    Docker come first, then the HA module, the demo last, the rest between as collected. The worker that takes the
-    Docker unit builds when its first test asks (the ``docker`` fixture) while the other works through the rest.
-    """
-    needs = _needs_docker(items)
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        stray = [item.nodeid for item in needs if _module_of(item.nodeid) not in DOCKER_MODULES]
-        if stray:
-            raise pytest.UsageError(f"{stray[0]} needs Docker: add its module to DOCKER_MODULES in tests/conftest.py, "
-                                    "so that one worker runs every test that needs the image")
-        def marked(marks: tuple[str, ...]) -> list[pytest.Item]:
-            return [item for item in items if item not in needs and any(item.get_closest_marker(m) for m in marks)]
-
-        first, last = marked(_FIRST_UNDER_XDIST), marked(_LAST_UNDER_XDIST)
-        items[:] = needs + first + [item for item in items if item not in {*needs, *first, *last}] + last
-        return
-    items[:] = [item for item in items if item not in needs] + needs
-    if config.option.collectonly or not needs:
-        return
-    _BUILD.append(_start_build())
-
-
-def _start_build() -> Any:
-    from tests.services.docker_engine import BackgroundBuild
-
-    return BackgroundBuild(Path(tempfile.mkdtemp(prefix="meccano-docker-")))
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    for build in _BUILD:
-        build.stop()  # the engine and everything it ran; nothing listens after the session
-
-
-@pytest.fixture(scope="session")
-def docker():
-    """A Docker engine of the tests' own with the project's image (docker/Dockerfile) and the backing
-    services' local images built (tests/services/docker_engine.py); stopped at the end of the session."""
-    if not _BUILD:  # under xdist the build starts with the first test that needs it
-        _BUILD.append(_start_build())
-    return _BUILD[0].result()
+    return Box()

@@ -37,7 +37,7 @@ def test_complexity_limit_and_mypy_strictness_are_configured():
     assert "C90" in lint["select"] and lint["mccabe"]["max-complexity"] <= 12
     mypy = config["tool"]["mypy"]
     # include/ only: the Meccano Airflow plugin is in the package (meccano.web.airflow_plugin), and plugins/
-    # holds no Python of the project (tests/test_plugin_entry_point.py)
+    # holds no Python of the project (tests/web/test_plugin_entry_point.py)
     assert set(mypy["files"]) == {"include"}
     for flag in ("disallow_untyped_defs", "check_untyped_defs", "no_implicit_optional", "warn_unused_ignores"):
         assert mypy[flag] is True, flag
@@ -58,7 +58,7 @@ def test_every_test_module_holds_tests():
 
 # Airflow's public interface as this project uses it (airflow.sdk and the two sub-modules its reference
 # documents, the providers, the plugin interface). web/airflow_internal.py is the one place allowed more:
-# tests/test_airflow_internal_contract.py pins what it uses.
+# tests/web/test_airflow_internal_contract.py pins what it uses.
 PUBLIC_AIRFLOW = ("airflow.sdk", "airflow.sdk.exceptions", "airflow.sdk.log", "airflow.plugins_manager")
 INTERNAL_ALLOWED = {"include/meccano/web/airflow_internal.py"}
 

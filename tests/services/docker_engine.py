@@ -1,4 +1,4 @@
-"""A Docker engine of the tests' own, and the images the deployment runs (tests/test_compose_up.py).
+"""A Docker engine of the tests' own, and the images the deployment runs (tests/deploy/test_compose_up.py).
 
 Nothing system-wide: ``dockerd`` gets its own data root, exec root and socket under ``CACHE`` (default
 ``/var/cache/meccano-docker``, ``MECCANO_DOCKER_CACHE`` moves it), no bridge and no iptables; every

@@ -276,3 +276,12 @@ def write_days_to(db, days: list, options, folder_of, run_id: str = "run-1", log
             return folder_of(day)
 
     return write.write_days(Run(load_settings(), db, options, run_id, log or logging.getLogger("test")), days)
+
+
+NOW = datetime(2024, 3, 10, 2, 0, 0)
+
+
+def seed(db) -> tuple[Counter, Counter]:
+    """Three old days plus recent rows; returns (old rows, recent rows)."""
+    old, recent = seed_facts(db, recent_rows=50)  # the recent rows are younger than EXPORT_DAYS=1 at NOW: stay
+    return Counter(as_tuple(r) for r in old), Counter(as_tuple(r) for r in recent)

@@ -58,3 +58,6 @@ def message(db, device: str, delivery: str, created: datetime, read: datetime | 
 
 
 ROOT_PLUGINS = Path(__file__).resolve().parents[2] / "meccano_plugins"
+
+
+SNS_SECRET = "moto-Secret-Key-123"  # the AWS secret key the `sns` fixture sets

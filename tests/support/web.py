@@ -3,8 +3,12 @@ under ``/meccano`` as ``meccano.web.airflow_plugin`` mounts it in Airflow's API 
 
 from __future__ import annotations
 
+import http.client
+import ssl
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -15,7 +19,7 @@ if TYPE_CHECKING:
 def admin_token(username: str = "admin") -> str:
     """A JWT from Airflow's auth manager (as the API server builds it) for an admin user: what the UI's
     ``_token`` cookie or an API client's bearer header carries. The tests' one use of Airflow's
-    auth-manager modules (internal; tests/test_airflow_internal_contract.py pins them)."""
+    auth-manager modules (internal; tests/web/test_airflow_internal_contract.py pins them)."""
     from airflow.api_fastapi.app import init_auth_manager
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
@@ -49,3 +53,59 @@ def api_server_env(base: dict[str, str], home: Path, jwt_secret: str) -> dict[st
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret}
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+    tls_version: str | None = None
+
+
+def get_from(source: str, url: str, headers: dict[str, str] | None = None,
+          context: ssl.SSLContext | None = None) -> Reply:
+    """GET ``url`` from the loopback address ``source`` (the client's own address, as nginx sees it)."""
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    if parts.scheme == "https":
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parts.hostname or "", parts.port, timeout=30, source_address=(source, 0), context=context)
+    else:
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30, source_address=(source, 0))
+    try:
+        conn.request("GET", target, headers=headers or {})
+        resp = conn.getresponse()
+        version = conn.sock.version() if isinstance(conn.sock, ssl.SSLSocket) else None
+        return Reply(resp.status, resp.headers, resp.read(), version)
+    finally:
+        conn.close()
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def publish_sample_report(plugins: Path) -> bytes:
+    """Publish a small chart and its numbers as ``updatesByDevice``'s report; returns the chart's bytes."""
+    from meccano.contract.manifest import load_plugin
+    from meccano.reports import charts
+    from meccano.reports.store import ReportStore
+    from meccano.settings.config import load_settings
+
+    settings = load_settings()
+    out = plugins.parent / "out"
+    charts.bar_chart(out / "output.png", charts.fold_top_n({"dev1": 3, "dev2": 5}, top_n=5), title="t",
+                     value_label="v", category_label="device")
+    (out / "data.csv").write_text("device,updates\ndev1,3\n")
+    ReportStore.from_settings(settings).publish(load_plugin(plugins / "updatesByDevice:1.0").manifest, out)
+    return (out / "output.png").read_bytes()
+
+
+OUTSIDE = "TOP-SECRET-OUTSIDE-FILE"
+
+
+SECRETS = ("sup3r-mysql-pw", "aws-s3cr3t-key", "console-t0ken-value", "conn-pa55word")

@@ -737,6 +737,6 @@ def kind_of(target: tuple[str, ...]) -> str:
 def setting_keys() -> list[tuple[str, str, str]]:
     """The key table: ``(YAML path, environment variable, kind)`` of every key that has a variable.
 
-    Deployment files must pass each of these variables through (tests/test_compose.py checks it).
+    Deployment files must pass each of these variables through (tests/deploy/test_compose_file.py checks it).
     """
     return [(key.yaml, key.env, kind_of(target)) for key, target in declared_keys() if key.env]

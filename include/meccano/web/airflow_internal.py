@@ -12,7 +12,7 @@ Airflow 3.3 documents no public interface for either, from inside a plugin's Fas
 * **a pool's slots** (is the ``iotdb`` pool there?): Airflow's ORM model ``Pool``, read in the
   same kind of session (the CLI's ``airflow pools get`` would start a process per page).
 
-``tests/test_airflow_internal_contract.py`` pins what is used here (names, signature,
+``tests/web/test_airflow_internal_contract.py`` pins what is used here (names, signature,
 columns): an Airflow upgrade that changes any of it fails that test loudly instead of
 failing the web view quietly. Nothing else in ``meccano`` imports these modules.
 """
