@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from meccano.cli.main import main
 from meccano.errors import MigrationError
-from meccano.iotdb import migrate
+from meccano.iotdb import schema_migrations
 from meccano.iotdb.db import Iotdb
 from meccano.iotdb.schema import OWN_TABLES, TABLES, ensure_schema
 from meccano.settings.config import load_settings
@@ -127,8 +127,8 @@ def test_a_fresh_database_reaches_head_and_a_second_run_applies_nothing(new_db):
     db = new_db()
     said: list[str] = []
     report = ensure_schema(db, say=said.append)
-    assert report.migrations == REVISIONS and migrate.current_revision(db) == HEAD
-    assert tables(db) == {*TABLES, *OWN_TABLES, migrate.VERSION_TABLE}
+    assert report.migrations == REVISIONS and schema_migrations.current_revision(db) == HEAD
+    assert tables(db) == {*TABLES, *OWN_TABLES, schema_migrations.VERSION_TABLE}
     applying = [line for line in said if line.startswith("applying")]
     assert applying[0].startswith("applying 0001_baseline (1 of 3): the ServiceManager's tables as earlier versions")
     assert applying[1].startswith("applying 0002_drop_facts_stats_idx (2 of 3): drop Facts_stats_idx")
@@ -152,7 +152,7 @@ def test_a_database_of_an_earlier_version_upgrades_with_its_rows(new_db, version
     said: list[str] = []
     report = ensure_schema(old, say=said.append)
 
-    assert report.migrations == REVISIONS and migrate.current_revision(old) == HEAD and report.created == []
+    assert report.migrations == REVISIONS and schema_migrations.current_revision(old) == HEAD and report.created == []
     assert rows(old, [*TABLES, *own_before]) == data  # every row kept
     if version == "761f4c5":
         assert "  created table DeviceStatisticsHour" in said and "  dropped index Facts_stats_idx on Facts" in said
@@ -175,11 +175,11 @@ def test_downgrade_one_step_check_names_it_then_upgrade_again(new_db, airflow_po
     assert main(["db", "downgrade"]) == 0
     out = capsys.readouterr().out
     assert f"reverting {HEAD} -> 0002_drop_facts_stats_idx" in out and "dropped column Notification.runId" in out
-    assert migrate.current_revision(db) == "0002_drop_facts_stats_idx"
+    assert schema_migrations.current_revision(db) == "0002_drop_facts_stats_idx"
     assert main(["db", "downgrade"]) == 0
     out = capsys.readouterr().out
     assert "reverting 0002_drop_facts_stats_idx -> 0001_baseline" in out and "Facts_stats_idx is not re-created" in out
-    assert migrate.current_revision(db) == "0001_baseline"
+    assert schema_migrations.current_revision(db) == "0001_baseline"
 
     assert main(["db", "check"]) == 1
     out = capsys.readouterr().out
@@ -190,7 +190,7 @@ def test_downgrade_one_step_check_names_it_then_upgrade_again(new_db, airflow_po
     assert main(["db", "downgrade"]) == 1  # below the baseline: it would drop our tables with their rows
     err = capsys.readouterr().err
     assert "migration error: 0001_baseline is the first revision" in err and "Nothing was changed" in err
-    assert migrate.current_revision(db) == "0001_baseline"
+    assert schema_migrations.current_revision(db) == "0001_baseline"
 
     assert main(["db", "upgrade"]) == 0
     out = capsys.readouterr().out
@@ -208,10 +208,10 @@ def test_the_guard_refuses_any_change_to_a_gateway_table(new_db):
                "DELETE FROM Messages",
                "INSERT INTO `User` (name, email, role, password, salt) VALUES ('a','b','c','d','e')"]
     for statement in refused:
-        with (db.engine.connect() as con, migrate.gateway_guard(con, ("Facts_stats_idx",)),
+        with (db.engine.connect() as con, schema_migrations.gateway_guard(con, ("Facts_stats_idx",)),
               pytest.raises(MigrationError, match="refused: a migration may not change the gateway's table")):
             con.execute(text(statement))
-    with db.begin() as con, migrate.gateway_guard(con):  # our own tables, and reading the gateway's, pass
+    with db.begin() as con, schema_migrations.gateway_guard(con):  # our own tables, and reading the gateway's, pass
         con.execute(text("CREATE INDEX DeviceStatisticsHour_x ON DeviceStatisticsHour (n)"))
         con.execute(text("SELECT COUNT(*) FROM Facts"))
     assert definitions(db, tuple(TABLES)) == before
@@ -223,7 +223,7 @@ def test_a_table_of_the_same_name_that_is_not_ours_is_not_adopted(new_db):
     before = definitions(db, ("Notification",))
     with pytest.raises(MigrationError, match=r"table Notification exists but lacks the column\(s\) kind, subject"):
         ensure_schema(db)
-    assert migrate.current_revision(db) is None
+    assert schema_migrations.current_revision(db) is None
     assert definitions(db, ("Notification",)) == before
     with pytest.raises(MigrationError, match="RENAME TABLE Notification TO Notification_old"):
         ensure_schema(db)  # and again: nothing stamped, nothing of it changed
@@ -232,27 +232,27 @@ def test_a_table_of_the_same_name_that_is_not_ours_is_not_adopted(new_db):
 def test_a_revision_this_version_does_not_know_is_named(new_db):
     db = new_db()
     ensure_schema(db)
-    db.execute(f"UPDATE {migrate.VERSION_TABLE} SET version_num = '0099_from_the_future'")
+    db.execute(f"UPDATE {schema_migrations.VERSION_TABLE} SET version_num = '0099_from_the_future'")
     lines: list[str] = []
-    assert migrate.migration_command(db, "check", lines.append) == 1
+    assert schema_migrations.migration_command(db, "check", lines.append) == 1
     assert "'0099_from_the_future', which this version of the ServiceManager does not know" in lines[0]
     with pytest.raises(MigrationError, match="0099_from_the_future"):
         ensure_schema(db)
     with pytest.raises(MigrationError, match="0099_from_the_future"):
-        migrate.downgrade(db)
+        schema_migrations.downgrade(db)
 
 
 def test_the_guard_knows_every_gateway_table_and_the_revisions_ship_with_the_package():
     import tomllib
 
-    assert set(migrate.GATEWAY_TABLES) == set(TABLES) and not set(OWN_TABLES) & set(TABLES)
+    assert set(schema_migrations.GATEWAY_TABLES) == set(TABLES) and not set(OWN_TABLES) & set(TABLES)
     root = Path(__file__).resolve().parents[2]
     patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     package = root / "include" / "meccano" / "iotdb"
     shipped = {path for pattern in patterns["meccano.iotdb"] for path in package.glob(pattern)}
-    revisions = set(migrate.MIGRATIONS_DIR.glob("versions/*.py"))
+    revisions = set(schema_migrations.MIGRATIONS_DIR.glob("versions/*.py"))
     assert len(revisions) == len(REVISIONS) and revisions <= shipped  # a non-editable install (the image) has them
-    assert [s.revision for s in reversed(list(migrate.scripts().walk_revisions()))] == REVISIONS
+    assert [s.revision for s in reversed(list(schema_migrations.scripts().walk_revisions()))] == REVISIONS
 
 
 def test_one_migration_at_a_time(new_db):
@@ -261,22 +261,22 @@ def test_one_migration_at_a_time(new_db):
     db = new_db()
     first = Iotdb.from_settings(load_settings())  # another process's engine on the same IOTDB
     said: list[str] = []
-    with migrate.migration_lock(first):
+    with schema_migrations.migration_lock(first):
         busy = re.escape("held the IOTDB's migration lock for 0.5 s; nothing was applied")
         with pytest.raises(MigrationError, match=busy):
-            migrate.upgrade(db, said.append, lock_wait=0.5)
-        assert migrate.current_revision(db) is None and migrate.VERSION_TABLE not in tables(db)
+            schema_migrations.upgrade(db, said.append, lock_wait=0.5)
+        assert schema_migrations.current_revision(db) is None and schema_migrations.VERSION_TABLE not in tables(db)
         assert any(line.startswith("another migration holds the lock") for line in said), said
 
         waited: list[str] = []
         applied: list[str] = []
-        second = threading.Thread(target=lambda: applied.extend(migrate.upgrade(db, waited.append)))
+        second = threading.Thread(target=lambda: applied.extend(schema_migrations.upgrade(db, waited.append)))
         second.start()
         while not any(line.startswith("another migration holds the lock") for line in waited):
             assert second.is_alive(), waited
             second.join(0.05)
-        assert migrate.current_revision(db) is None  # still waiting: nothing ran
+        assert schema_migrations.current_revision(db) is None  # still waiting: nothing ran
     second.join()
     assert applied == REVISIONS, waited
-    assert migrate.current_revision(db) == HEAD
+    assert schema_migrations.current_revision(db) == HEAD
     first.dispose()

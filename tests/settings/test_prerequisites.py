@@ -132,7 +132,7 @@ def test_fresh_airflow_after_only_db_migrate(tmp_path: Path, s3_server):
 def test_the_meccano_page_shows_what_is_missing_at_the_top(airflow_db, sqlite_iotdb, tmp_path, monkeypatch):
     from airflow.models.pool import Pool
 
-    from meccano.iotdb.migrate import downgrade
+    from meccano.iotdb.schema_migrations import downgrade
     from meccano.web import setup
     from tests.support.web import admin_token, web_client
 

@@ -22,9 +22,9 @@ from typing import Any
 from meccano.contract.manifest import invalid_dag_id, json_schema, load_plugin
 from meccano.errors import ConfigError, MigrationError
 from meccano.iotdb.partition_ops import DEFAULT_AHEAD
-from meccano.migrate.command import add_migrate_parser
 from meccano.plugins.discovery import SKIP_RULE, discover, plugins_dir, scan
 from meccano.settings.config import Settings, load_settings
+from meccano.switchover.command import add_migrate_parser
 
 
 def _plugins_list(args: argparse.Namespace) -> int:
@@ -104,9 +104,9 @@ def _plugins_schema(args: argparse.Namespace) -> int:
 
 def _db(args: argparse.Namespace) -> int:
     from meccano.iotdb.db import Iotdb
-    from meccano.iotdb.migrate import migration_command
     from meccano.iotdb.partition_ops import check_lines, partition_command
     from meccano.iotdb.schema import creation_date_index_warning, ensure_schema
+    from meccano.iotdb.schema_migrations import migration_command
 
     settings = load_settings()
     db = Iotdb.from_settings(settings)
@@ -152,7 +152,7 @@ def _create_prerequisites(settings: Settings) -> int:
 def _report_missing(settings: Settings, with_iotdb: bool = False) -> bool:
     """Print every missing prerequisite (stderr) and whether there was any; ``with_iotdb``: the IOTDB's
     connection and pending migrations too (``db check`` prints those itself)."""
-    from meccano.iotdb.migrate import iotdb_missing
+    from meccano.iotdb.schema_migrations import iotdb_missing
     from meccano.settings.prerequisites import cli_pool_slots, missing_prerequisites, s3_bucket_problem
 
     missing = [*(iotdb_missing(settings) if with_iotdb else []),

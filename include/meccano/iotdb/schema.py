@@ -2,7 +2,7 @@
 
 ``ensure_schema`` is idempotent: it creates only what of the gateway's schema is missing (tables,
 views, the indexes export, purge and the statistics need, such as ``Facts.creationDate``), then
-applies the pending migrations of the ServiceManager's own tables (``meccano.iotdb.migrate``), so
+applies the pending migrations of the ServiceManager's own tables (``meccano.iotdb.schema_migrations``), so
 every set-up path ends at the head revision. The gateway's columns and types are kept exactly so
 that the ServiceManager can run against the gateway's existing database.
 """
@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 
 from meccano.iotdb.db import Iotdb
-from meccano.iotdb.migrate import Say, quiet, upgrade
+from meccano.iotdb.schema_migrations import Say, quiet, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ _TAIL = {"mysql": " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4", "sqlite": ""}
 
 # The gateway's tables: name -> DDL with {pk} and {tail} placeholders. Created here when missing (the demo,
 # the tests, a gateway not deployed yet), never altered. The ServiceManager's own tables are made by the
-# migrations (meccano.iotdb.migrate, migrations/versions/): OWN_TABLES are those of the head revision.
+# migrations (meccano.iotdb.schema_migrations, migrations/versions/): OWN_TABLES are those of the head revision.
 TABLES: dict[str, str] = {
     "Registration": """CREATE TABLE Registration (
         device VARCHAR(20) NOT NULL PRIMARY KEY,

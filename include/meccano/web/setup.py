@@ -11,7 +11,7 @@ import logging
 import time
 from threading import Lock
 
-from meccano.iotdb.migrate import iotdb_missing
+from meccano.iotdb.schema_migrations import iotdb_missing
 from meccano.settings.config import Settings
 from meccano.settings.prerequisites import Missing, missing_prerequisites, s3_bucket_problem
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from meccano.contract.manifest import PluginLoad, PluginManifest, display_name
 from meccano.files.bounded import read_bounded
-from meccano.migrate.report import Note, PluginItem
 from meccano.plugins.discovery import Catalog, discover
 from meccano.scripts.original_node import is_in_process_text, runner_problem
+from meccano.switchover.report import Note, PluginItem
 
 MAX_SOURCE_BYTES = 2 * 1024 * 1024
 _R_PACKAGE = re.compile(

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from meccano.errors import SwitchOverError
-from meccano.migrate.report import EXIT_NOT_ORIGINAL
+from meccano.switchover.report import EXIT_NOT_ORIGINAL
 
 
 def add_migrate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -32,7 +32,7 @@ def add_migrate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
 
 
 def migrate_command(args: argparse.Namespace) -> int:
-    from meccano.migrate.check import check_installation
+    from meccano.switchover.check import check_installation
 
     env_file = Path(args.env_file).expanduser() if args.env_file else None
     try:
@@ -47,7 +47,7 @@ def migrate_command(args: argparse.Namespace) -> int:
         else:
             print("\n".join(report.lines()))
         return report.exit_code
-    from meccano.migrate.apply import Target, apply_installation, default_target
+    from meccano.switchover.apply import Target, apply_installation, default_target
 
     target = Target.folder(Path(args.to).expanduser()) if args.to else default_target()
     outcome = apply_installation(installation, target, dry_run=args.dry_run)

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from meccano.errors import ConfigError
-from meccano.migrate.envfile import EnvFile
-from meccano.migrate.report import SettingItem
 from meccano.settings.config import KEY_ALIASES, Key, declared_keys, kind_of, load_settings, mask_url_credentials
 from meccano.settings.legacy import IGNORED
 from meccano.settings.pool import IOTDB_POOL
 from meccano.settings.rules import parse_bool, parse_number
+from meccano.switchover.envfile import EnvFile
+from meccano.switchover.report import SettingItem
 
 _SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
 _SECTION_SELECTORS = ("NODE_ENV", "MECCANO_ENV")

@@ -1,5 +1,5 @@
 """``migrate check``: read an original installation (``config/config.yml``, ``plugins/``, and the
-variables file the operator names) and build the :class:`~meccano.migrate.report.Report`.
+variables file the operator names) and build the :class:`~meccano.switchover.report.Report`.
 
 Nothing is executed and nothing is written. Files are read bounded: the configuration only when
 it is a regular file inside the installation (a link that stays inside is followed), plugin
@@ -15,12 +15,12 @@ from typing import Any
 
 from meccano.errors import SwitchOverError, UnsafeFile
 from meccano.files.bounded import inside, read_bounded
-from meccano.migrate.envfile import EnvFile, read_env_file
-from meccano.migrate.plugins_check import plugin_items
-from meccano.migrate.report import Report, SettingItem
-from meccano.migrate.settings_check import Found, load_errors, setting_items
 from meccano.plugins.discovery import Catalog
 from meccano.settings.config import MAX_CONFIG_BYTES
+from meccano.switchover.envfile import EnvFile, read_env_file
+from meccano.switchover.plugins_check import plugin_items
+from meccano.switchover.report import Report, SettingItem
+from meccano.switchover.settings_check import Found, load_errors, setting_items
 
 MAX_LISTED = 10
 

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from meccano.files.bounded import read_bounded
-from meccano.migrate.check import Installation
-from meccano.migrate.report import EXIT_ACTION, EXIT_CLEAN
-from meccano.migrate.settings_check import has_key_path
+from meccano.switchover.check import Installation
+from meccano.switchover.report import EXIT_ACTION, EXIT_CLEAN
+from meccano.switchover.settings_check import has_key_path
 
 MAX_PLUGIN_FILES = 10_000
 MAX_PLUGIN_BYTES = 512 * 1024 * 1024

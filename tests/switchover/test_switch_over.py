@@ -13,8 +13,8 @@ import pytest
 
 from meccano.cli.main import main
 from meccano.errors import ConfigError
-from meccano.migrate.envfile import parse_env_text
 from meccano.settings.config import load_settings
+from meccano.switchover.envfile import parse_env_text
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGINAL = Path(__file__).parents[1] / "fixtures" / "original_install"
