@@ -18,8 +18,9 @@ import re
 import stat
 import string
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
@@ -30,13 +31,54 @@ from meccano.files.bounded import inside, read_bounded
 from meccano.settings.messages import error_text
 from meccano.settings.messages import show as _show
 
-ENGINES: dict[str, str] = {"R": ".R", "python": ".py", "native": ".py", "nodejs": ".js"}
-TYPES = ("report", "worker", "stream")
-CONTEXTS = ("master", "both")
-ENABLED_CONFIG_KEYS = ("export.enabled",)
-SCHEDULE_CONFIG_KEYS = ("warninglimit",)
-# config.yml sections whose options a run's dag_run.conf may override (read by meccano.fleet.options)
-OPTIONS_CONFIG_SECTIONS = ("cleanMessages", "sensorStatistics", "alerts", "forecast")
+
+class Engine(StrEnum):
+    """How a plugin runs: a script run by its interpreter (R, python, nodejs) or code the worker imports (native)."""
+
+    R = "R"
+    PYTHON = "python"
+    NATIVE = "native"
+    NODEJS = "nodejs"
+
+
+class PluginType(StrEnum):
+    """What a plugin is for: a report publishes a chart (the web view shows it); the others do work."""
+
+    REPORT = "report"
+    WORKER = "worker"
+    STREAM = "stream"
+
+
+class ExecutionContext(StrEnum):
+    """Kept from the original ServiceManager (master or both nodes); no effect on Airflow."""
+
+    MASTER = "master"
+    BOTH = "both"
+
+
+class ScheduleConfigKey(StrEnum):
+    """A setting that replaces a plugin's schedule."""
+
+    WARNINGLIMIT = "warninglimit"
+
+
+class EnabledConfigKey(StrEnum):
+    """A setting that turns a plugin's schedule off."""
+
+    EXPORT_ENABLED = "export.enabled"
+
+
+class OptionsSection(StrEnum):
+    """A config.yml section whose options a run's dag_run.conf may override (read by meccano.fleet.options)."""
+
+    CLEAN_MESSAGES = "cleanMessages"
+    SENSOR_STATISTICS = "sensorStatistics"
+    ALERTS = "alerts"
+    FORECAST = "forecast"
+
+
+# each engine's source file: <plugin><suffix>
+SOURCE_SUFFIX: dict[str, str] = {Engine.R: ".R", Engine.PYTHON: ".py", Engine.NATIVE: ".py", Engine.NODEJS: ".js"}
 OUTLET_FIELDS = ("export_target", "table", "bucket", "remote_directory")
 # Names no plugin may take: the factory's own DAGs (invalid plugins, broken configuration).
 INVALID_PREFIX = "meccano_invalid_"
@@ -48,11 +90,11 @@ MAX_DEPTH = 16  # nesting of objects/lists inside plugin.json
 MAX_NAME = 100  # dag_id = name; Airflow allows 250
 MAX_VERSION = 40  # the tag "version:<version>" stays far below Airflow's 100 characters
 
-_NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_-]{0,99}"
-_VERSION_PATTERN = r"[0-9]{1,9}(?:\.[0-9]{1,9}){0,3}"
-_VERSION = re.compile(_VERSION_PATTERN)
+NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_-]{0,99}"  # a plugin's name: its DAG id and its report's folder
+VERSION_PATTERN = r"[0-9]{1,9}(?:\.[0-9]{1,9}){0,3}"
+_VERSION = re.compile(VERSION_PATTERN)
 # <name>:<version> as one pattern; its alphabet holds none of _UNSAFE, so a match needs no other check.
-_PLUGIN_ID = re.compile(f"{_NAME_PATTERN}:{_VERSION_PATTERN}")
+_PLUGIN_ID = re.compile(f"{NAME_PATTERN}:{VERSION_PATTERN}")
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
 _UNSAFE = ("/", "\\", "..", " ", ";", "'", '"', "`", "$", "|", "&", "<", ">", "*", "?", "{", "}", "\n", "\t")
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
@@ -67,16 +109,16 @@ class PluginSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, title="Meccano plugin.json")
 
     plugin: str = Field(max_length=MAX_NAME + 1 + MAX_VERSION,
-                        json_schema_extra={"pattern": r"^[A-Za-z][A-Za-z0-9_-]{0,99}:[0-9]{1,9}(\.[0-9]{1,9}){0,3}$",
+                        json_schema_extra={"pattern": f"^{NAME_PATTERN}:{VERSION_PATTERN}$",
                                            "not": {"pattern": "^(meccano_invalid_|meccano_config_error)"}},
                         description="<name>:<version>, equal to the folder name; the DAG id is <name>")
-    engine: Literal["R", "python", "native", "nodejs"] = Field(
-        description="R, python, nodejs: <plugin>.R/.py/.js run as a script; native: <plugin>.py imported")
+    engine: Engine = Field(
+        strict=False, description="R, python, nodejs: <plugin>.R/.py/.js run as a script; native: <plugin>.py imported")
     enabled: bool = Field(description="false: the DAG exists, paused and unscheduled")
     schedule: str = Field(max_length=100, description="5-field cron or an Airflow preset (@daily, @once, ...)")
     description: str = Field(min_length=1, max_length=2000)
-    type: Literal["report", "worker", "stream"]
-    executionContext: Literal["master", "both"] = Field(description="kept from the original; no effect")
+    type: PluginType = Field(strict=False)
+    executionContext: ExecutionContext = Field(strict=False, description="kept from the original; no effect")
     retries: int | None = Field(default=None, ge=0, le=20, description="default 2")
     retryDelayMinutes: float | None = Field(default=None, gt=0, le=1440, allow_inf_nan=False,
                                             description="first retry delay, doubling; default 2")
@@ -89,14 +131,15 @@ class PluginSpec(BaseModel):
         default_factory=dict, max_length=50,
         description="a JSON schema per parameter (keys of parameters); the default and every override must "
                     "satisfy it. Without one, a parameter's type is that of its default")
-    scheduleFromConfig: Literal["warninglimit"] | None = Field(
-        default=None, description="warninglimit: run every WARNINGLIMIT minutes instead of schedule")
+    scheduleFromConfig: ScheduleConfigKey | None = Field(
+        default=None, strict=False, description="warninglimit: run every WARNINGLIMIT minutes instead of schedule")
     owner: str = Field(default="meccano", min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
-    enabledFromConfig: Literal["export.enabled"] | None = Field(
-        default=None, description="export.enabled: unscheduled when EXPORT_ENABLED is false")
-    optionsFromConfig: Literal["cleanMessages", "sensorStatistics", "alerts", "forecast"] | None = Field(
-        default=None, description="the config.yml section whose options (declared in meccano.settings.config) a "
-                                  "run's dag_run.conf may set besides parameters; any other conf key is refused")
+    enabledFromConfig: EnabledConfigKey | None = Field(
+        default=None, strict=False, description="export.enabled: unscheduled when EXPORT_ENABLED is false")
+    optionsFromConfig: OptionsSection | None = Field(
+        default=None, strict=False,
+        description="the config.yml section whose options (declared in meccano.settings.config) a run's "
+                    "dag_run.conf may set besides parameters; any other conf key is refused")
     tasks: list[Identifier] | None = Field(
         default=None, min_length=1, max_length=50,
         description="native only: functions of <plugin>.py run in order, one task each")
@@ -151,9 +194,10 @@ class PluginSpec(BaseModel):
 
 
 _ALLOWED_FIELDS = ", ".join(f.alias or name for name, f in PluginSpec.model_fields.items())
-_ENUM = {"engine": ("engine", tuple(ENGINES)), "type": ("type", TYPES), "executionContext": ("context", CONTEXTS),
-         "scheduleFromConfig": ("key", SCHEDULE_CONFIG_KEYS), "enabledFromConfig": ("key", ENABLED_CONFIG_KEYS),
-         "optionsFromConfig": ("section", OPTIONS_CONFIG_SECTIONS)}
+_ENUM: dict[str, tuple[str, type[StrEnum]]] = {
+    "engine": ("engine", Engine), "type": ("type", PluginType), "executionContext": ("context", ExecutionContext),
+    "scheduleFromConfig": ("key", ScheduleConfigKey), "enabledFromConfig": ("key", EnabledConfigKey),
+    "optionsFromConfig": ("section", OptionsSection)}
 
 
 def outlet_problem(uri: str) -> str | None:
@@ -195,24 +239,24 @@ class PluginManifest:
     plugin: str
     name: str
     version: str
-    engine: str
+    engine: Engine
     enabled: bool
     schedule: str
     description: str
-    type: str
-    execution_context: str
+    type: PluginType
+    execution_context: ExecutionContext
     raw: dict[str, Any]
     retries: int | None = None
     retry_delay_minutes: float | None = None
     timeout_minutes: float | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
-    schedule_from_config: str | None = None
+    schedule_from_config: ScheduleConfigKey | None = None
     owner: str = "meccano"
-    enabled_from_config: str | None = None
+    enabled_from_config: EnabledConfigKey | None = None
     tasks: tuple[str, ...] = ()
     outlets: tuple[str, ...] = ()
     parameter_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
-    options_from_config: str | None = None  # a config.yml section whose options dag_run.conf may set
+    options_from_config: OptionsSection | None = None  # a config.yml section whose options dag_run.conf may set
     notify_on_failure: bool = True  # tell the administrators when a run fails (plugins/failure_notices.py)
 
     @property
@@ -221,7 +265,7 @@ class PluginManifest:
 
     @property
     def source(self) -> Path:
-        return self.folder / f"{self.plugin}{ENGINES[self.engine]}"
+        return self.folder / f"{self.plugin}{SOURCE_SUFFIX[self.engine]}"
 
     @property
     def docs(self) -> Path:
@@ -389,9 +433,10 @@ def _message(error: ErrorDetails) -> str:
         return f"unknown field; allowed: {_ALLOWED_FIELDS}"
     if kind == "string_pattern_mismatch":
         return _pattern_message(value, error["loc"], ctx)
-    if kind == "literal_error":
-        label, choices = _ENUM.get(str(error["loc"][0]), ("value", ()))
-        return f"unknown {label} {_show(value)}; use one of {', '.join(choices) or ctx.get('expected')}"
+    if kind in ("enum", "literal_error"):
+        label, values = _ENUM.get(str(error["loc"][0]), ("value", None))
+        choices = ", ".join(values) if values is not None else ctx.get("expected")
+        return f"unknown {label} {_show(value)}; use one of {choices}"
     return error_text(error)
 
 
@@ -486,8 +531,8 @@ def _load(folder: Path, label: str, root: Path) -> PluginLoad:
     if spec is not None:
         add(_schema_problems(spec))
     parts = split_plugin_id(plugin_id) if isinstance(plugin_id, str) else None
-    if parts and engine in ENGINES:
-        add(_source_problems(base, root, f"{plugin_id}{ENGINES[engine]}", engine))
+    if parts and engine in SOURCE_SUFFIX:
+        add(_source_problems(base, root, f"{plugin_id}{SOURCE_SUFFIX[engine]}", engine))
     warnings: tuple[str, ...] = ()
     if not os.path.isfile(os.path.join(base, "assets", "index.html")):
         warnings = (f"{label}: assets/index.html is missing; the plugin has no documentation page",)
@@ -544,7 +589,7 @@ def _cross_field_problems(raw: dict[str, Any], label: str, plugin_id: Any, engin
 def _source_problems(base: str, root: Path, name: str, engine: str) -> list[Problem]:
     """The engine's source file ``name`` must be a file of the folder (or a link inside the root)."""
     source = os.path.join(base, name)
-    suffix = ENGINES[engine]
+    suffix = SOURCE_SUFFIX[engine]
     try:
         mode = os.lstat(source).st_mode
     except OSError:

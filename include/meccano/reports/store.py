@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from meccano.contract.manifest import NAME_PATTERN, PluginType
 from meccano.errors import ReportStoreError
 from meccano.files.guard import list_dirs_beneath, open_folder_beneath, read_beneath, read_regular_at
 
@@ -60,7 +61,7 @@ MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_META_BYTES = 64 * 1024
 
 STAMP_RE = re.compile(r"^[0-9]{8}T[0-9]{12}Z$")
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
+NAME_RE = re.compile(f"^{NAME_PATTERN}$")  # a plugin name: the folder of its reports
 FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}\.(png|csv|json)$")
 
 
@@ -378,5 +379,5 @@ def publish_outputs(manifest: PluginManifest, output_dir: Path, settings: Settin
 
 def publish_if_report(manifest: PluginManifest, output_dir: Path, settings: Settings) -> None:
     """Report plugins: hand what they wrote to the report store every web server reads."""
-    if manifest.type == "report":
+    if manifest.type == PluginType.REPORT:
         publish_outputs(manifest, output_dir, settings)

@@ -13,6 +13,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 
+from meccano.contract.manifest import Engine
 from meccano.errors import PluginError
 
 
@@ -25,10 +26,10 @@ class ScriptEngine:
 
 
 SCRIPT_ENGINES: dict[str, ScriptEngine] = {
-    "R": ScriptEngine("Rscript", "install R with `apt-get install r-base-core r-cran-dbi r-cran-rmysql` "
+    Engine.R: ScriptEngine("Rscript", "install R with `apt-get install r-base-core r-cran-dbi r-cran-rmysql` "
                       "(or your distribution's R and RMySQL packages)", "R", "r-base-core"),
-    "python": ScriptEngine(sys.executable, "install Python 3", "Python", "python3"),
-    "nodejs": ScriptEngine("node", "install Node.js (`apt-get install nodejs`); the original in-process node.js "
+    Engine.PYTHON: ScriptEngine(sys.executable, "install Python 3", "Python", "python3"),
+    Engine.NODEJS: ScriptEngine("node", "install Node.js (`apt-get install nodejs`); the original in-process node.js "
                            "plugins also need the runner's npm packages (scripts/install-node-deps.sh)",
                            "Node.js", "nodejs"),
 }

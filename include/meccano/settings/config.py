@@ -24,9 +24,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 
 from meccano.errors import ConfigError
-from meccano.settings.messages import error_text
+from meccano.settings.messages import error_text, show
 from meccano.settings.rules import (
-    _shown,
     parse_bool,
     parse_number,
 )
@@ -67,7 +66,7 @@ def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, (bool, int, float)):
-        raise ValueError(f"{_shown(value)} is not a text; YAML read the unquoted value as a "
+        raise ValueError(f"{show(value, 60, as_python=True)} is not a text; YAML read the unquoted value as a "
                          f"{type(value).__name__}: quote it ('...')")
     raise ValueError(f"expected a text value, got a {type(value).__name__}")
 
@@ -142,7 +141,7 @@ def _real(value: Any) -> float:
 def _positive(value: Any) -> float:
     number = _real(value)
     if not number > 0:
-        raise ValueError(f"{_shown(value)} must be a number greater than 0")
+        raise ValueError(f"{show(value, 60, as_python=True)} must be a number greater than 0")
     return number
 
 

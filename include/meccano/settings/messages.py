@@ -8,7 +8,7 @@ Used by the configuration (:mod:`meccano.settings.config`) and the plugin contra
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 TYPE_NAMES = {"bool_type": "true or false", "string_type": "a string", "int_type": "a whole number",
@@ -18,15 +18,20 @@ BOUNDS = {"greater_than": "greater than {gt}", "greater_than_equal": "{ge} or mo
 _EMPTY = ("string_too_short", "too_short")
 
 
-def show(value: Any, limit: int = 80, as_json: bool = False) -> str:
-    """A value for a message: Python- or JSON-quoted, cut to ``limit`` characters (inputs may be huge)."""
-    if isinstance(value, str) and not as_json:
+def show(value: Any, limit: int = 80, *, as_json: bool = False, as_python: bool = False,
+         mask: Callable[[str], str] | None = None) -> str:
+    """A value for a message, the one way every message shows one: a text Python-quoted, anything else as JSON
+    (``as_json``: a text too; ``as_python``: anything as Python writes it), ``mask`` applied (URL credentials),
+    then cut to ``limit`` characters (inputs may be huge)."""
+    if as_python or (isinstance(value, str) and not as_json):
         text = repr(value)
     else:
         try:
             text = json.dumps(value)
         except (TypeError, ValueError, RecursionError):
             text = type(value).__name__
+    if mask is not None:
+        text = mask(text)
     return text if len(text) <= limit else text[:limit] + "...(cut)"
 
 

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from meccano.errors import ConfigError
+from meccano.settings.messages import show
 
 # config.yml, environment variables, plugin options, dag_run.conf: the same words are
 # booleans and the same texts are numbers, with the same messages.
@@ -28,27 +29,27 @@ def parse_bool(value: Any) -> bool:
             return True
         if text in FALSE_WORDS:
             return False
-    raise ValueError(f"{_shown(value)} is not a boolean; use true or false")
+    raise ValueError(f"{show(value, 60, as_python=True)} is not a boolean; use true or false")
 
 
 def parse_number(value: Any, whole: bool = True) -> int | float:
     """A whole number (``whole``) or a finite number from a number or its text; never a boolean."""
     kind = "whole number" if whole else "number"
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"{_shown(value)} is not a {kind}")
+        raise ValueError(f"{show(value, 60, as_python=True)} is not a {kind}")
     if isinstance(value, str):
         text = value.strip()
         if not _NUMBER_TEXT.fullmatch(text):
-            raise ValueError(f"{_shown(value)} is not a {kind}")
+            raise ValueError(f"{show(value, 60, as_python=True)} is not a {kind}")
         number: int | float = int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else float(text)
     else:
         number = value
     if isinstance(number, float):
         if not math.isfinite(number):
-            raise ValueError(f"{_shown(value)} is not a finite {kind}")
+            raise ValueError(f"{show(value, 60, as_python=True)} is not a finite {kind}")
         if whole:
             if number != int(number):
-                raise ValueError(f"{_shown(value)} is not a whole number")
+                raise ValueError(f"{show(value, 60, as_python=True)} is not a whole number")
             number = int(number)
     return number
 
@@ -78,6 +79,3 @@ def as_int(value: Any, where: str, minimum: float | None = None, maximum: float 
     return int(as_number(value, where, minimum, maximum, whole=True))  # already whole
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:60] + "...(cut)"

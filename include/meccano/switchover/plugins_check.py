@@ -21,7 +21,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from meccano.contract.manifest import PluginLoad, PluginManifest, display_name
+from meccano.contract.manifest import Engine, ExecutionContext, PluginLoad, PluginManifest, display_name
 from meccano.files.bounded import read_bounded
 from meccano.plugins.discovery import Catalog, discover
 from meccano.scripts.original_node import is_in_process_text, runner_problem
@@ -143,7 +143,7 @@ def schedule_notes(manifest: PluginManifest) -> list[Note]:
         notes.append(Note(f"schedule {manifest.schedule!r} restricts both the day of the month and the day of the "
                           "week: Airflow (croniter, as Vixie cron) runs it on days matching EITHER one, while "
                           "node-cron (the usual Node.js scheduler) requires both; check the days it should run"))
-    if manifest.execution_context == "both":
+    if manifest.execution_context == ExecutionContext.BOTH:
         notes.append(Note("executionContext 'both' ran it on both instances; now it runs once per schedule and "
                           "its report reaches every web server through the report store: check that it does not "
                           "rely on running on every host"))
@@ -161,13 +161,11 @@ def engine_notes(manifest: PluginManifest) -> list[Note]:
     source, problem = _source(manifest)
     if source is None:
         return [problem] if problem else []
-    if manifest.engine == "R":
+    if manifest.engine == Engine.R:
         return r_notes(source)
-    if manifest.engine in ("python", "native"):
+    if manifest.engine in (Engine.PYTHON, Engine.NATIVE):
         return python_notes(source, manifest.source.name)
-    if manifest.engine == "nodejs":
-        return node_notes(source, manifest.folder)
-    return []
+    return node_notes(source, manifest.folder)  # Engine.NODEJS, the last engine
 
 
 _SECONDS_HINT = ("; the original's node scheduler also read a leading seconds field: drop it "

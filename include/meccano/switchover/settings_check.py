@@ -9,7 +9,6 @@ file, one section at a time, then on the variables alone), so the report gives t
 from __future__ import annotations
 
 import difflib
-import json
 import logging
 import os
 import re
@@ -21,6 +20,7 @@ from typing import Any
 from meccano.errors import ConfigError
 from meccano.settings.config import KEY_ALIASES, Key, declared_keys, kind_of, load_settings, mask_url_credentials
 from meccano.settings.legacy import IGNORED
+from meccano.settings.messages import show
 from meccano.settings.pool import IOTDB_POOL
 from meccano.settings.rules import parse_bool, parse_number
 from meccano.switchover.envfile import EnvFile
@@ -55,20 +55,12 @@ def _legacy_by_path() -> dict[tuple[str, ...], tuple[str, str]]:
 
 
 def shown(value: Any, secret: bool) -> str:
-    """A value for the report: ``***`` for a secret, URL credentials masked, long values cut."""
+    """A value for the report: ``***`` for a secret, a list by its length, URL credentials masked, long values cut."""
     if secret:
         return "***"
-    if isinstance(value, str):
-        text = repr(value)
-    elif isinstance(value, list):
-        text = f"[{len(value)} entries]"
-    else:
-        try:
-            text = json.dumps(value)
-        except (TypeError, ValueError):
-            text = type(value).__name__
-    text = mask_url_credentials(text)
-    return text if len(text) <= 80 else text[:80] + "...(cut)"
+    if isinstance(value, list):
+        return f"[{len(value)} entries]"
+    return show(value, mask=mask_url_credentials)
 
 
 def typed(text: str, target: tuple[str, ...]) -> Any:

@@ -30,7 +30,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from meccano.contract.manifest import PluginLoad, PluginManifest
+from meccano.contract.manifest import PluginLoad, PluginManifest, PluginType
 from meccano.plugins.discovery import Catalog, discover
 from meccano.reports.store import ReportStore
 from meccano.settings.rules import parse_bool
@@ -104,7 +104,7 @@ def _loaded_report(plugin: str) -> PluginManifest:
     catalog = discover(name=name) if name else None
     load = next((a for a in catalog.active if a.manifest and a.manifest.name == name), None) if catalog else None
     manifest = load.manifest if load is not None else None
-    if manifest is None or manifest.type != "report" or (version and version != manifest.version):
+    if manifest is None or manifest.type != PluginType.REPORT or (version and version != manifest.version):
         raise HTTPException(404, "no loaded report plugin of that name")
     return manifest
 

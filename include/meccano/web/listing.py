@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from meccano.contract.manifest import PluginLoad, display_name, invalid_dag_id
+from meccano.contract.manifest import PluginLoad, PluginType, display_name, invalid_dag_id
 from meccano.plugins.discovery import Catalog, discover
 from meccano.reports.store import ReportEntry, ReportStore
 from meccano.scripts.engines import missing_interpreter
@@ -140,7 +140,7 @@ def _row(entry: _Entry, where: _Where) -> PluginRow:
     manifest = load.manifest
     folder = display_name(load.folder)
     fq = quote(folder, safe=":")
-    report_name = manifest.name if manifest is not None and manifest.type == "report" else None
+    report_name = manifest.name if manifest is not None and manifest.type == PluginType.REPORT else None
     is_report = report_name is not None
     needs, needs_detail = _needs(manifest.engine if manifest is not None else None)
     docs = f"{base}/plugins/{fq}/docs" if (load.folder / "assets" / "index.html").is_file() else None
@@ -187,7 +187,7 @@ def build_listing(store: ReportStore, base: str, airflow_base: str, root: Path |
         if m is None:  # never: an active plugin has its manifest
             continue
         try:
-            latest = store.latest(m.name) if m.type == "report" else None
+            latest = store.latest(m.name) if m.type == PluginType.REPORT else None
         except Exception as exc:  # an unreadable report never hides the plugin
             log.warning("listing: the latest report of %s could not be read: %s", m.name, type(exc).__name__)
             latest = None

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from markupsafe import Markup
 
+from meccano.contract.manifest import PluginType
 from meccano.settings.prerequisites import Missing
 from meccano.web.listing import PluginRow
 
@@ -42,5 +43,5 @@ def render_page(rows: list[PluginRow], listing_href: str, timezone: str = "UTC",
     valid = [r for r in rows if r.valid]
     return template.render(
         rows=rows, valid=valid, invalid=[r for r in rows if not r.valid],
-        reports=[r for r in valid if r.type == "report" and not r.shadowed_by],
+        reports=[r for r in valid if r.type == PluginType.REPORT and not r.shadowed_by],
         listing_href=listing_href, now=datetime.now(UTC), css=css, timezone=timezone, missing=missing)
