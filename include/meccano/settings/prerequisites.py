@@ -83,7 +83,7 @@ def wanted_buckets(settings: Settings) -> list[tuple[str, str]]:
 
 def missing_prerequisites(settings: Settings, pool_slots: PoolSlots, bucket_problem: BucketProblem) -> list[Missing]:
     """Everything plugin tasks need that is not there (empty: all set)."""
-    found: list[Missing] = []
+    found: list[Missing] = plugins_folder_missing()
     limit = settings.mysql.connection_limit
     try:
         slots = pool_slots(IOTDB_POOL)
@@ -112,6 +112,17 @@ def missing_prerequisites(settings: Settings, pool_slots: PoolSlots, bucket_prob
                              "never as the worker's user; without it their tasks fail on this host",
                              plugin_user_fix(user)))
     return found
+
+
+def plugins_folder_missing() -> list[Missing]:
+    """The plugins folder (``MECCANO_PLUGINS_DIR``), when it is missing or holds no plugin."""
+    from meccano.plugins.discovery import FOLDER_FIX, folder_problem
+
+    problem = folder_problem()
+    if problem is None:
+        return []
+    return [Missing(f"plugins folder {problem[0]}", f"it {problem[1]}; without a plugin folder there is no "
+                    "Meccano DAG", FOLDER_FIX)]
 
 
 def plugin_user_fix(user: str) -> str:
