@@ -11,8 +11,11 @@ app serves the web view through the package's entry point.
 
 Libraries Airflow itself requires (``AIRFLOW_OWN``) keep their declared range there, and their floors are
 Airflow's own at the bottom of the range (asserted): the package never raises what the Airflow it joins needs.
-Every other requirement is installed at its floor. pip gets one hint from the lock: the boto3/botocore/aiobotocore
-trio (s3fs pins botocore narrowly; without the hint pip backtracks through every s3fs release).
+Every other requirement is installed at its floor. Libraries that are neither Airflow nor named by the wheel are
+held at the lock's versions as constraints (Airflow's releases are installed with constraints too; unconstrained,
+pip picks today's newest fastapi and pydantic, with which Airflow 3.2.0's own API app fails to build, and it
+backtracks through every s3fs release over botocore). Airflow and every provider the wheel names stay at their floors;
+the providers and Airflow packages they pull in (common-sql, common-compat, ...) are resolved by pip.
 
 The top of the range is today's lock (requirements.txt, the virtualenv the tests run in), checked to lie inside the
 declared ranges below; the same checks run there in tests/test_dagbag.py (shipped plugins), test_engines_e2e.py
@@ -42,7 +45,6 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache"  # readable by the plugin user (scripts run as it with the virtualenv's interpreter)
 AIRFLOW_OWN = {"alembic", "croniter", "fastapi", "jinja2", "jsonschema", "pydantic", "pyyaml", "sqlalchemy"}
-RESOLVER_HINT = ("boto3", "botocore", "aiobotocore")
 BUILT_FROM = ("pyproject.toml", "setup.py", "include/meccano", "dags", "meccano_plugins")
 
 pytestmark = pytest.mark.airflow_range
@@ -128,8 +130,9 @@ def _floor_install(wheel: Path) -> list[str]:
 
 
 def _floor_venv(install: list[str]) -> Path:
-    lock = _lock()
-    hint = "".join(f"{n}=={lock[n]}\n" for n in RESOLVER_HINT)
+    pinned = {_name(Requirement(arg).name) for arg in install if "==" in arg}  # at their floors
+    hint = "".join(f"{n}=={v}\n" for n, v in sorted(_lock().items())
+                   if not n.startswith("apache-airflow") and n not in pinned)
     key = hashlib.sha256(json.dumps([install, hint, sys.version]).encode()).hexdigest()[:16]
     venv = CACHE / f"airflow-floor-{key}"
     if (venv / ".complete").is_file():
@@ -233,15 +236,19 @@ def test_our_floors_of_airflows_own_libraries_are_airflows(floor_airflow):
     """The libraries Airflow itself requires: our floor is the floor Airflow's lowest supported release asks."""
     done = _run([str(floor_airflow["python"]), "-c", "import importlib.metadata as m, json; print(json.dumps("
                  "m.requires('apache-airflow-core') + m.requires('apache-airflow-task-sdk')))"])
-    theirs: dict[str, list[str]] = {}
+    theirs: dict[str, list[Version]] = {}  # the lowest version each of Airflow's requirements admits
     for text in json.loads(done.stdout):
         req = Requirement(text)
-        if req.marker is None:
-            theirs.setdefault(_name(req.name), []).extend(s.version for s in req.specifier if s.operator in (">=", ">"))
+        for spec in req.specifier if req.marker is None else ():
+            if spec.operator in (">=", ">"):
+                low = (*Version(spec.version).release, 0, 0)
+                bumped = (low[0], low[1], low[2] + 1) if spec.operator == ">" else low[:3]
+                theirs.setdefault(_name(req.name), []).append(Version(".".join(map(str, bumped))))
     for req in _declared():
         if _name(req.name) in AIRFLOW_OWN:
-            assert _floor(req) in theirs.get(_name(req.name), []) or any(
-                Version(_floor(req)) <= Version(v) for v in theirs.get(_name(req.name), [])), (req, theirs)
+            asked = theirs.get(_name(req.name))
+            assert asked, f"{req.name}: Airflow's lowest release does not require it; test it at its floor"
+            assert Version(_floor(req)) <= max(asked), f"{req}: a floor above Airflow's own ({max(asked)})"
 
 
 def test_the_floor_airflow_runs_the_package(floor_airflow, tmp_path: Path):
