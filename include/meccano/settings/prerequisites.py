@@ -23,6 +23,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from meccano.settings.config import Settings
 from meccano.settings.pool import IOTDB_POOL, sync_pool
@@ -142,8 +143,19 @@ def cli_pool_slots(name: str) -> int | None:
         lines = (done.stderr.strip() or done.stdout.strip()).splitlines() or ["no output"]
         cause = next((line for line in reversed(lines) if "Error" in line), lines[-1])  # the exception, not a URL
         raise RuntimeError(f"`airflow pools get` failed: {cause.strip()[:300]}")
-    rows = json.loads(done.stdout or "[]")
+    rows = _json_rows(done.stdout)
     return int(rows[0]["slots"]) if rows else None
+
+
+def _json_rows(output: str) -> list[dict[str, Any]]:
+    """The JSON list an ``airflow ... -o json`` command prints; Airflow 3.2 prints its log lines on standard
+    output before it (a line starting with a time stamp), so the list starts at the first line opening with '['."""
+    lines = output.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), None)
+    if start is None:
+        return []
+    rows, _ = json.JSONDecoder().raw_decode("".join(lines[start:]).lstrip())
+    return list(rows)
 
 
 def s3_bucket_problem(bucket: str, conn_id: str) -> str | None:
