@@ -27,7 +27,7 @@ got=$(cd / && "$root/.venv/bin/python" -c "import meccano; print(meccano.__file_
 package_stamp=.venv/.package.sha
 package_want=$( (echo "$root"; cat pyproject.toml) | sha256sum | cut -d' ' -f1)
 if [ "$got" != "$here" ] || [ "$(cat "$package_stamp" 2>/dev/null)" != "$package_want" ]; then
-  .venv/bin/pip install -q --no-deps -e .
+  .venv/bin/python -m pip install -q --no-deps -e .  # not .venv/bin/pip: a copied .venv keeps its #! line
   echo "$package_want" > "$package_stamp"
   echo "virtualenv: package meccano installed from $root (editable)"
 fi

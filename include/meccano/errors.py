@@ -25,6 +25,10 @@ class PluginError(MeccanoError, RuntimeError):
     """A plugin cannot run; the message says which plugin and how to fix it."""
 
 
+class PluginsFolderError(ConfigError):
+    """The plugins folder is missing, unreadable or holds no plugin; the message names it and the setting."""
+
+
 class NotificationError(MeccanoError, RuntimeError):
     """SNS refused or could not be reached; the notification stays PENDING."""
 

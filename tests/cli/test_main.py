@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from meccano.cli.main import main
-from meccano.plugins.discovery import DEFAULT_PLUGINS_DIR
+from meccano.plugins.discovery import CHECKOUT_PLUGINS_DIR
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "plugins"
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +26,7 @@ def test_list_shows_every_plugin_and_fails_on_invalid(capsys):
 
 
 def test_shipped_plugins_all_valid(capsys):
-    assert main(["plugins", "list", "--dir", str(DEFAULT_PLUGINS_DIR)]) == 0
+    assert main(["plugins", "list", "--dir", str(CHECKOUT_PLUGINS_DIR)]) == 0
     out = capsys.readouterr().out
     assert ", 0 invalid, " in out and "error:" not in out
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from meccano.plugins.discovery import DEFAULT_PLUGINS_DIR, discover
+from meccano.plugins.discovery import CHECKOUT_PLUGINS_DIR, discover
 from meccano.plugins.factory import build_dags, invalid_dag_id, minutes_schedule
 from tests.support.schedules import plain_schedule
 
@@ -23,9 +23,9 @@ def dagbag(monkeypatch: pytest.MonkeyPatch, plugins: Path) -> DagBag:
 
 
 def test_shipped_plugins_one_dag_each_no_import_errors(monkeypatch: pytest.MonkeyPatch):
-    bag = dagbag(monkeypatch, DEFAULT_PLUGINS_DIR)
+    bag = dagbag(monkeypatch, CHECKOUT_PLUGINS_DIR)
     assert bag.import_errors == {}
-    catalog = discover(DEFAULT_PLUGINS_DIR)
+    catalog = discover(CHECKOUT_PLUGINS_DIR)
     assert catalog.invalid == [], [str(p) for load in catalog.invalid for p in load.problems]
     assert set(bag.dag_ids) == {load.manifest.dag_id for load in catalog.active}
     for dag in bag.dags.values():

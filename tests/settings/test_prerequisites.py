@@ -146,7 +146,11 @@ def test_the_meccano_page_shows_what_is_missing_at_the_top(airflow_db, sqlite_io
     banner = body.index('<section id=setup')
     assert banner < body.index("<h1>Meccano plugins</h1>")
     assert "<strong>pool &#39;iotdb&#39;</strong> is missing" in body and SETUP_COMMAND in body
+    # the plugins folder holds no plugin: named with the setting and the command that fills it
+    assert f"<strong>plugins folder {tmp_path}</strong> is missing" in body
+    assert "holds no plugin folder (set by MECCANO_PLUGINS_DIR)" in body and "meccano install-dags" in body
 
+    monkeypatch.setenv("MECCANO_PLUGINS_DIR", str(ROOT / "meccano_plugins"))
     Pool.create_or_update_pool("iotdb", load_settings().mysql.connection_limit, "test", include_deferred=False)
     setup._cache.clear()
     assert "<section id=setup" not in web_client(admin_token()).get("/meccano/").text

@@ -13,8 +13,9 @@ import pytest
 _BUILD: list = []  # the BackgroundBuild of this process, if it runs a test that needs Docker
 # Under xdist, the long single-test modules that start a whole Airflow of their own: the HA failover goes out right
 # after the compose stack's unit (beside it, it took as long as alone), the demo last (beside the stack it took 3.5x as
-# long: 316 s against 95 s after it).
-_FIRST_UNDER_XDIST = ("ha",)
+# long: 316 s against 95 s after it). The second Airflow of tests/deploy/test_airflow_range.py goes early too (its
+# cold virtualenv takes minutes).
+_FIRST_UNDER_XDIST = ("ha", "airflow_range")
 _LAST_UNDER_XDIST = ("demo",)
 
 

@@ -6,6 +6,7 @@
     python -m meccano db init | db upgrade | db check | db downgrade
     python -m meccano db partition [--dry-run] [--yes] [--ahead N]   (daily partitions of Facts)
     python -m meccano config show
+    python -m meccano install-dags [--dags-folder DIR] [--plugins-folder DIR] [--dry-run] [--yes]
     python -m meccano migrate check|apply PATH [--env-file FILE]   (switching over from the original)
     python -m meccano demo [--port 8080] [--fresh]   (the embedded demo; README)
 """
@@ -19,15 +20,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from meccano.cli.install_dags import add_install_dags_parser
 from meccano.contract.manifest import invalid_dag_id, json_schema, load_plugin
 from meccano.errors import ConfigError, MigrationError
 from meccano.iotdb.partition_ops import DEFAULT_AHEAD
-from meccano.plugins.discovery import SKIP_RULE, discover, plugins_dir, scan
+from meccano.plugins.discovery import SKIP_RULE, discover, folder_message, plugins_dir, scan
 from meccano.settings.config import Settings, load_settings
 from meccano.switchover.command import add_migrate_parser
 
 
 def _plugins_list(args: argparse.Namespace) -> int:
+    problem = folder_message(Path(args.dir) if args.dir else None)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     catalog = discover(Path(args.dir) if args.dir else None)
     rows: list[dict[str, Any]] = []
     for load in catalog.active:
@@ -190,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     plugins = sub.add_parser("plugins", help="list or validate plugins").add_subparsers(dest="action", required=True)
     p_list = plugins.add_parser("list", help="every plugin with its status and errors")
-    p_list.add_argument("--dir", help="plugins folder (default: meccano_plugins/ or $MECCANO_PLUGINS_DIR)")
+    p_list.add_argument("--dir", help="plugins folder (default: $MECCANO_PLUGINS_DIR, else the checkout's "
+                                               "meccano_plugins/ or $AIRFLOW_HOME/meccano_plugins)")
     p_list.add_argument("--json", action="store_true")
     p_list.set_defaults(func=_plugins_list)
     p_val = plugins.add_parser("validate", help="validate plugin folders; exit 1 if any is invalid")
@@ -217,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     pool.add_argument("action", choices=["sync"], help="create or resize it with `airflow pools set`")
     pool.set_defaults(func=_pool)
     add_migrate_parser(sub)
+    add_install_dags_parser(sub)
     return parser
 
 

@@ -34,8 +34,3 @@ def spreading_executors() -> list[str]:
 def airflow_home() -> Path:
     """Airflow's own ``AIRFLOW_HOME`` (default ``~/airflow``): where the product keeps what has no setting."""
     return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
-
-
-def plugins_dir(default: Path) -> Path:
-    """``MECCANO_PLUGINS_DIR``: the folder of the plugins (read before any configuration file is)."""
-    return Path(os.environ.get("MECCANO_PLUGINS_DIR") or default)

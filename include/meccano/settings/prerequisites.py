@@ -23,6 +23,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from meccano.settings.config import Settings
 from meccano.settings.pool import IOTDB_POOL, sync_pool
@@ -83,7 +84,7 @@ def wanted_buckets(settings: Settings) -> list[tuple[str, str]]:
 
 def missing_prerequisites(settings: Settings, pool_slots: PoolSlots, bucket_problem: BucketProblem) -> list[Missing]:
     """Everything plugin tasks need that is not there (empty: all set)."""
-    found: list[Missing] = []
+    found: list[Missing] = plugins_folder_missing()
     limit = settings.mysql.connection_limit
     try:
         slots = pool_slots(IOTDB_POOL)
@@ -114,6 +115,17 @@ def missing_prerequisites(settings: Settings, pool_slots: PoolSlots, bucket_prob
     return found
 
 
+def plugins_folder_missing() -> list[Missing]:
+    """The plugins folder (``MECCANO_PLUGINS_DIR``), when it is missing or holds no plugin."""
+    from meccano.plugins.discovery import FOLDER_FIX, folder_problem
+
+    problem = folder_problem()
+    if problem is None:
+        return []
+    return [Missing(f"plugins folder {problem[0]}", f"it {problem[1]}; without a plugin folder there is no "
+                    "Meccano DAG", FOLDER_FIX)]
+
+
 def plugin_user_fix(user: str) -> str:
     """How to create the OS user script plugins run as (named by ``db check`` and by a task that needs it)."""
     return ("scripts/plugin-user.sh (bare hosts; the image has it), or `useradd --system --user-group "
@@ -131,8 +143,19 @@ def cli_pool_slots(name: str) -> int | None:
         lines = (done.stderr.strip() or done.stdout.strip()).splitlines() or ["no output"]
         cause = next((line for line in reversed(lines) if "Error" in line), lines[-1])  # the exception, not a URL
         raise RuntimeError(f"`airflow pools get` failed: {cause.strip()[:300]}")
-    rows = json.loads(done.stdout or "[]")
+    rows = _json_rows(done.stdout)
     return int(rows[0]["slots"]) if rows else None
+
+
+def _json_rows(output: str) -> list[dict[str, Any]]:
+    """The JSON list an ``airflow ... -o json`` command prints; Airflow 3.2 prints its log lines on standard
+    output before it (a line starting with a time stamp), so the list starts at the first line opening with '['."""
+    lines = output.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), None)
+    if start is None:
+        return []
+    rows, _ = json.JSONDecoder().raw_decode("".join(lines[start:]).lstrip())
+    return list(rows)
 
 
 def s3_bucket_problem(bucket: str, conn_id: str) -> str | None:
