@@ -6,8 +6,8 @@ The word "airflow" and "dag" above let Airflow's safe-mode scan pick this file u
 
 from airflow.sdk import get_parsing_context
 
-from meccano.plugins.discovery import require_plugins_folder
 from meccano.plugins.factory import build_dags  # the installed package (pyproject.toml, include/meccano)
+from meccano.settings.plugins_folder import require_plugins_folder
 
 # a missing or empty plugins folder (MECCANO_PLUGINS_DIR) is an import error of this file that names it
 require_plugins_folder()

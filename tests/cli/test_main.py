@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from meccano.cli.main import main
-from meccano.plugins.discovery import CHECKOUT_PLUGINS_DIR
+from meccano.settings.plugins_folder import CHECKOUT_PLUGINS_DIR
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "plugins"
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from meccano.plugins.discovery import CHECKOUT_PLUGINS_DIR, discover
+from meccano.plugins.discovery import discover
 from meccano.plugins.factory import build_dags, invalid_dag_id, minutes_schedule
+from meccano.settings.plugins_folder import CHECKOUT_PLUGINS_DIR
 from tests.support.schedules import plain_schedule
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,9 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 from meccano.cli.main import main
-from meccano.plugins import discovery
-from meccano.plugins.discovery import CHECKOUT_PLUGINS_DIR, default_plugins_dir, discover, plugins_dir
+from meccano.plugins.discovery import discover
+from meccano.settings import plugins_folder
+from meccano.settings.plugins_folder import CHECKOUT_PLUGINS_DIR, default_plugins_dir, plugins_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +22,7 @@ def test_the_default_is_the_checkouts_folder_else_airflow_home(monkeypatch, tmp_
     monkeypatch.delenv("MECCANO_PLUGINS_DIR", raising=False)
     assert default_plugins_dir() == plugins_dir() == CHECKOUT_PLUGINS_DIR == ROOT / "meccano_plugins"
     # an installed package: PROJECT_ROOT is the site-packages' parents, which hold no include/meccano
-    monkeypatch.setattr(discovery, "PROJECT_ROOT", tmp_path / "lib" / "python3.11")
+    monkeypatch.setattr(plugins_folder, "PROJECT_ROOT", tmp_path / "lib" / "python3.11")
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
     assert plugins_dir() == tmp_path / "airflow" / "meccano_plugins"
     monkeypatch.setenv("MECCANO_PLUGINS_DIR", str(tmp_path / "mine"))

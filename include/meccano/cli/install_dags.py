@@ -20,8 +20,8 @@ from pathlib import Path
 
 import meccano
 from meccano.errors import ConfigError
-from meccano.plugins.discovery import CHECKOUT_PLUGINS_DIR, PLUGINS_SETTING, default_plugins_dir, plugins_dir
 from meccano.settings.config import PROJECT_ROOT
+from meccano.settings.plugins_folder import CHECKOUT_PLUGINS_DIR, PLUGINS_SETTING, default_plugins_dir, plugins_dir
 
 DAG_FILE = "meccano_dags.py"
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")

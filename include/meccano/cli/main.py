@@ -24,8 +24,9 @@ from meccano.cli.install_dags import add_install_dags_parser
 from meccano.contract.manifest import invalid_dag_id, json_schema, load_plugin
 from meccano.errors import ConfigError, MigrationError
 from meccano.iotdb.partition_ops import DEFAULT_AHEAD
-from meccano.plugins.discovery import SKIP_RULE, discover, folder_message, plugins_dir, scan
+from meccano.plugins.discovery import SKIP_RULE, discover, scan
 from meccano.settings.config import Settings, load_settings
+from meccano.settings.plugins_folder import folder_message, plugins_dir
 from meccano.switchover.command import add_migrate_parser
 
 

@@ -117,7 +117,7 @@ def missing_prerequisites(settings: Settings, pool_slots: PoolSlots, bucket_prob
 
 def plugins_folder_missing() -> list[Missing]:
     """The plugins folder (``MECCANO_PLUGINS_DIR``), when it is missing or holds no plugin."""
-    from meccano.plugins.discovery import FOLDER_FIX, folder_problem
+    from meccano.settings.plugins_folder import FOLDER_FIX, folder_problem
 
     problem = folder_problem()
     if problem is None:

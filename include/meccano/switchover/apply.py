@@ -55,8 +55,8 @@ class Target:
 def default_target() -> Target:
     """The folders this installation reads: ``MECCANO_PLUGINS_DIR`` (else ``meccano_plugins/``) and
     ``MECCANO_CONFIG`` (else ``config/config.yml``), as compose and the image set them."""
-    from meccano.plugins.discovery import plugins_dir
     from meccano.settings.config import config_file_path
+    from meccano.settings.plugins_folder import plugins_dir
 
     return Target(plugins_dir(), config_file_path())
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from meccano.files.guard import plain_parts, read_beneath
-from meccano.plugins.discovery import plugin_folders, plugins_dir
+from meccano.plugins.discovery import plugin_folders
+from meccano.settings.plugins_folder import plugins_dir
 
 MAX_ASSET_BYTES = 20 * 1024 * 1024
 

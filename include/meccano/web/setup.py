@@ -24,7 +24,7 @@ _lock = Lock()
 
 def missing_now(settings: Settings, ttl: float = TTL_SECONDS) -> list[Missing]:
     """What is missing, at most ``ttl`` seconds old; a check that fails is itself shown as a problem."""
-    from meccano.plugins.discovery import plugins_dir
+    from meccano.settings.plugins_folder import plugins_dir
 
     key = f"{settings!r} {plugins_dir()}"
     with _lock:
