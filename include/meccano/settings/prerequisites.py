@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from meccano.settings.config import Settings
+from meccano.settings.config import Settings, mask_url_credentials
 from meccano.settings.pool import IOTDB_POOL, sync_pool
 
 SETUP_COMMAND = "python -m meccano db upgrade"
@@ -42,7 +42,13 @@ class Missing:
     fix: str
 
     def __str__(self) -> str:
-        return f"MISSING {self.what}: {self.why}. Fix: {self.fix}"
+        return mask_url_credentials(f"MISSING {self.what}: {self.why}. Fix: {self.fix}")
+
+
+def _bucket_name(location: str) -> str:
+    """The bucket of ``s3://[KEY:SECRET@]bucket/prefix`` (or of ``bucket/prefix``): never the credentials a URL
+    may carry before the ``@``."""
+    return location.removeprefix("s3://").split("/", 1)[0].rpartition("@")[2]
 
 
 def required_buckets(settings: Settings) -> list[str]:
@@ -50,9 +56,9 @@ def required_buckets(settings: Settings) -> list[str]:
     wanted = []
     bucket = settings.export.bucket
     if bucket and ("://" not in bucket or bucket.startswith("s3://")):
-        wanted.append(bucket.removeprefix("s3://").split("/", 1)[0])
+        wanted.append(_bucket_name(bucket))
     if settings.reports_dir.startswith("s3://"):
-        wanted.append(settings.reports_dir[len("s3://"):].split("/", 1)[0])
+        wanted.append(_bucket_name(settings.reports_dir))
     return sorted({b for b in wanted if b})
 
 
