@@ -112,12 +112,34 @@ def missing_prerequisites(settings: Settings, pool_slots: PoolSlots, bucket_prob
                                  "reports.directory / [logging] remote_base_log_folder and the AWS connection"))
     user = settings.plugins.run_as
     try:
-        pwd.getpwnam(user)
+        problem = plugin_user_problem(user)
     except KeyError:
         found.append(Missing(f"OS user {user!r} (plugins.runAs)", "every R, python and nodejs plugin runs as it, "
                              "never as the worker's user; without it their tasks fail on this host",
                              plugin_user_fix(user)))
+    else:
+        if problem:
+            found.append(Missing(f"an OS user for plugins.runAs other than {user!r}", problem, plugin_user_fix(
+                "meccano-plugin") + "; then set plugins.runAs (MECCANO_PLUGIN_RUN_AS) to it"))
     return found
+
+
+def plugin_user_problem(user: str, euid: int | None = None) -> str | None:
+    """Why the existing OS user ``user`` may not be ``plugins.runAs`` for a worker running as ``euid`` (this
+    process's by default): root's uid or group, or the worker's own user (a script would then read every
+    environment and file of the worker). None when it may. :class:`KeyError` when there is no such user."""
+    import os
+
+    entry = pwd.getpwnam(user)
+    worker = os.geteuid() if euid is None else euid
+    if entry.pw_uid == 0 or entry.pw_gid == 0:
+        return (f"plugins.runAs (MECCANO_PLUGIN_RUN_AS): {user!r} has uid {entry.pw_uid} and gid {entry.pw_gid}; "
+                "scripts never run as root or in root's group: name the unprivileged user made for them")
+    if entry.pw_uid == worker:
+        return (f"plugins.runAs (MECCANO_PLUGIN_RUN_AS): {user!r} is this worker's own OS user (uid {worker}); a "
+                "script running as it could read every process environment and file of the worker: name the "
+                "unprivileged user made for scripts (meccano-plugin)")
+    return None
 
 
 def plugin_user_fix(user: str) -> str:
