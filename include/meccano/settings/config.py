@@ -252,7 +252,8 @@ class AwsSettings(_Section):
 class ExportSettings(_Section):
     enabled: Annotated[Flag, Key("export.enabled", "EXPORT_ENABLED")] = True
     bucket: Annotated[Text, Key("export.bucket", "EXPORT_BUCKET")] = ""
-    local_directory: Annotated[Text, Key("export.localDirectory", "EXPORT_LOCALDIRECTORY")] = "/tmp/"
+    # empty: $AIRFLOW_HOME/meccano-exports, the worker's own (export/target.py local_directory); never /tmp by default
+    local_directory: Annotated[Text, Key("export.localDirectory", "EXPORT_LOCALDIRECTORY")] = ""
     remote_directory: Annotated[Text, Key("export.remoteDirectory", "EXPORT_REMOTEDIRECTORY")] = ""
     purge: Annotated[Flag, Key("export.purge", "EXPORT_PURGE")] = True
     days: Annotated[Whole, Field(ge=0, le=MAX_RETENTION_DAYS), Key("export.days", "EXPORT_DAYS")] = 1
