@@ -76,3 +76,16 @@ def test_task_logs_and_the_metadata_database_of_the_demo_are_the_workers_alone(t
     for path in home.iterdir():
         assert _mode(path) & 0o007 == 0, (path, oct(_mode(path)))
     assert _mode(home / "airflow.db") & 0o077 == 0
+
+
+def test_the_image_keeps_task_logs_and_airflow_home_to_the_worker():
+    """The image's side of the same boundary (the image itself runs in tests/test_compose_up.py): Airflow's log
+    permission knobs, the entrypoint's umask, no access for others to AIRFLOW_HOME."""
+    root = Path(__file__).resolve().parents[1]
+    dockerfile = (root / "docker" / "Dockerfile").read_text()
+    for name, value in PRIVATE_TASK_LOGS.items():
+        assert f"{name}={value}" in dockerfile, name
+    assert "chmod -R g+rwX,o-rwx /opt/airflow /home/airflow" in dockerfile
+    entrypoint = (root / "docker" / "entrypoint.sh").read_text()
+    assert entrypoint.index("umask 0007") < entrypoint.index("exec ")
+    assert "umask 077" in (root / "scripts" / "demo.sh").read_text()
