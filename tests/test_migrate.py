@@ -306,6 +306,7 @@ def test_apply_copies_plain_permission_bits_only(tmp_path, capsys):
 @pytest.mark.parametrize("kind", ["fifo", "socket"])
 def test_apply_refuses_a_plugin_holding_a_pipe_or_a_socket(tmp_path, capsys, kind):
     import socket
+    import tempfile
 
     install = _copy(tmp_path)
     special = install / "plugins" / "helloPython:1.0" / "assets" / "feed"
@@ -313,9 +314,12 @@ def test_apply_refuses_a_plugin_holding_a_pipe_or_a_socket(tmp_path, capsys, kin
         os.mkfifo(special)
         what = "a named pipe"
     else:
+        short = Path(tempfile.mkdtemp(dir=tmp_path.anchor + "tmp"))  # a socket's path is at most 107 bytes
         sock = socket.socket(socket.AF_UNIX)
-        sock.bind(str(special))
+        sock.bind(str(short / "s"))
         sock.close()
+        os.rename(short / "s", special)
+        short.rmdir()
         what = "a socket"
     target = tmp_path / "meccano"
     assert main(["migrate", "apply", str(install), "--to", str(target)]) == 1
