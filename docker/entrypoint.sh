@@ -6,6 +6,10 @@ set -euo pipefail
 if ! whoami >/dev/null 2>&1; then
   export HOME=${AIRFLOW_USER_HOME_DIR:-/home/airflow}
 fi
+# What Airflow and the product create (logs, caches, the run folders before they are handed over) is the
+# worker's alone: script plugins run as another local user (docs/security.md). Group bits stay for gid 0,
+# Airflow's arbitrary-uid convention; the plugin user is not in that group.
+umask 0007
 case "${1:-}" in
   bash|sh|python|python3|Rscript|node|/*) exec "$@" ;;
   airflow) shift; exec airflow "$@" ;;

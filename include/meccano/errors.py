@@ -78,5 +78,6 @@ class SwitchOverError(MeccanoError, ValueError):
 
 
 class PluginUserMissing(PluginError):
-    """The OS user that script plugins run as (``plugins.runAs``) does not exist on this worker, or this worker
-    cannot switch to it; the message names the user and the set-up step that creates it."""
+    """The OS user that script plugins run as (``plugins.runAs``) does not exist on this worker, this worker
+    cannot switch to it, or it is root or the worker's own user; the message names the setting, the user and
+    the set-up step that creates one."""

@@ -381,3 +381,37 @@ def test_a_bad_export_table_turns_the_export_dag_into_a_visible_error(tmp_path, 
     assert "export.tables[0].table" in error.doc_md and "invalid" in error.tags
     with pytest.raises(ConfigError, match=re.escape("export.tables[0].table")):
         load_settings()
+
+
+@pytest.mark.parametrize(("conf", "message"), [
+    ({"days": 1e308}, "dag_run.conf days: 1e+308 is out of range; allowed: 0 to 36500 (whole days)"),
+    ({"days": "1e308"}, "dag_run.conf days: '1e308' is out of range; allowed: 0 to 36500 (whole days)"),
+    ({"days": 36501}, "dag_run.conf days: 36501 is out of range; allowed: 0 to 36500 (whole days)"),
+    ({"days": -1}, "dag_run.conf days: -1 is out of range; allowed: 0 to 36500 (whole days)"),
+    ({"tables": ["Facts"] * 101}, "dag_run.conf tables: [\"Facts\", \"Facts\""),
+    ({"tables": ["Facts", ["Facts"]]}, "must be a list of 1 to 100 table names"),
+    ({"tables": "x" * 20_000}, "must be a list of 1 to 100 table names"),
+])
+def test_a_runs_conf_is_bounded(conf, message, tmp_path, monkeypatch):
+    """A run's ``days`` is a whole number of at most a hundred years (``1e308`` would overflow every date after
+    the checks passed); ``tables`` is a short list of names."""
+    _config(tmp_path, monkeypatch, {"days": 3, "tables": HISTORY})
+    with pytest.raises(ExportError, match=re.escape(message)):
+        load_options(load_settings(), conf)
+
+
+def test_a_table_named_twice_runs_once(tmp_path, monkeypatch):
+    _config(tmp_path, monkeypatch, {"days": 3, "tables": HISTORY})
+    for tables in ("Facts,Facts", ["Facts", "Facts"], " Facts , Facts,DeviceHistoryStatus,Facts"):
+        chosen = [spec.table for spec in load_options(load_settings(), {"tables": tables}).tables]
+        assert chosen == (["Facts"] if "Device" not in str(tables) else ["Facts", "DeviceHistoryStatus"]), tables
+    assert [s.days for s in load_options(load_settings(), {"tables": "Facts,Facts", "days": 36500}).tables] == [36500]
+
+
+def test_the_export_dags_params_bound_days_and_tables_at_the_trigger():
+    """Airflow checks the Params' schemas when a run is triggered (REST 400), before any task: the same bounds."""
+    manifest = json.loads((Path(__file__).resolve().parents[1] / "meccano_plugins" / "s3_export:1.0" /
+                           "plugin.json").read_text())
+    schemas = manifest["parameterSchemas"]
+    assert (schemas["days"]["minimum"], schemas["days"]["maximum"]) == (0, 36500)
+    assert (schemas["tables"]["minItems"], schemas["tables"]["maxItems"]) == (1, 100)

@@ -89,3 +89,91 @@ def test_a_read_only_plugins_copy_is_private(tmp_path: Path):
 
         folder.chmod(0o755)
         shutil.rmtree(scratch or copy)
+
+
+def _plugin_user() -> tuple[int, int]:
+    import pwd
+
+    entry = pwd.getpwnam("meccano-plugin")  # made by scripts/plugin-user.sh on every test host
+    return entry.pw_uid, entry.pw_gid
+
+
+def test_the_local_export_folder_defaults_to_the_workers_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Not the shared /tmp, where any local user could create ``/tmp/meccano-export`` first."""
+    from meccano.export.target import local_directory, target_url
+    from meccano.settings.config import load_settings
+
+    monkeypatch.delenv("EXPORT_LOCALDIRECTORY", raising=False)
+    monkeypatch.delenv("EXPORT_BUCKET", raising=False)
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
+    settings = load_settings(env={"AIRFLOW_HOME": str(tmp_path / "airflow")})
+    assert settings.export.local_directory == ""
+    assert local_directory(settings) == (tmp_path / "airflow" / "meccano-exports").resolve()
+    assert target_url(settings) == f"file://{(tmp_path / 'airflow').resolve()}/meccano-exports/meccano-export"
+
+
+@pytest.mark.parametrize("planted", ["foreign", "link"])
+def test_a_planted_local_export_target_is_refused(planted: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Another local user creates the target (or a link to a folder of theirs) before the worker's first export:
+    the export stops naming it, and nothing is written there."""
+    from meccano.errors import StorageError
+    from meccano.export.target import target_root
+    from meccano.settings.config import load_settings
+
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir(mode=0o1777)
+    monkeypatch.setenv("EXPORT_LOCALDIRECTORY", str(shared))
+    monkeypatch.delenv("EXPORT_BUCKET", raising=False)
+    theirs = shared / "meccano-export"
+    if planted == "foreign":
+        theirs.mkdir(mode=0o777)
+        os.chown(theirs, *_plugin_user())
+        why = f"owned by uid {_plugin_user()[0]}"
+    else:
+        elsewhere = tmp_path / "attackers-folder"
+        elsewhere.mkdir()
+        theirs.symlink_to(elsewhere)
+        why = "a symlink"
+    with pytest.raises(StorageError) as refused:
+        target_root(load_settings())
+    assert str(refused.value) == (
+        f"export target folder {theirs.resolve() if planted == 'foreign' else theirs}: not a folder of this user (uid "
+        f"{os.getuid()}) but {why}; another local user may have planted it: remove it, or set export.localDirectory "
+        "(EXPORT_LOCALDIRECTORY) to a folder of the worker's own. Nothing was exported")
+    monkeypatch.setenv("EXPORT_REMOTEDIRECTORY", "facts")
+    with pytest.raises(StorageError):  # a remote directory below it changes nothing
+        target_root(load_settings())
+    assert not any((tmp_path / "attackers-folder").iterdir()) if planted == "link" else not any(theirs.iterdir())
+
+
+@pytest.mark.parametrize("planted", ["foreign", "link"])
+def test_a_planted_staging_folder_gets_nothing_and_blocks_no_run(planted: str, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch, caplog):
+    """``meccano-export-staging-<uid>`` planted by another user (the worker cannot remove it from a sticky /tmp):
+    the attempt stages in a private ``mkdtemp`` folder, removed with it."""
+    import logging
+
+    from meccano.export.context import STAGING, work_folder
+    from meccano.settings.config import load_settings
+
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir(mode=0o1777)
+    monkeypatch.setenv("EXPORT_LOCALDIRECTORY", str(shared))
+    theirs = shared / f"{STAGING}-{os.getuid()}"
+    if planted == "foreign":
+        theirs.mkdir(mode=0o777)
+        os.chown(theirs, *_plugin_user())
+        watched = theirs
+    else:
+        watched = tmp_path / "attackers-folder"
+        watched.mkdir()
+        theirs.symlink_to(watched)
+    log = logging.getLogger("test.staging")
+    with caplog.at_level(logging.WARNING, logger="test.staging"), work_folder(load_settings(), "run:1", log) as work:
+        (work / "part-00000.csv.gz").write_bytes(b"rows")
+        assert not str(work).startswith(str(theirs)) and work.parent.parent == shared
+        assert stat.S_IMODE(work.parent.stat().st_mode) == 0o700 and work.parent.stat().st_uid == os.getuid()
+        private = work.parent
+    assert not private.exists()  # the attempt's own folder went with it
+    assert list(watched.iterdir()) == []
+    assert f"export staging folder {theirs}: not a folder of this user" in caplog.text

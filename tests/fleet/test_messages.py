@@ -77,3 +77,26 @@ def test_a_triggered_run_asking_for_a_shorter_age_fails_at_once_and_deletes_noth
     assert ("dag_run.conf purge: not a parameter of cleanMessages:1.0; allowed: maxAgeDays, batchSize; "
             "nothing was run" in out.out + out.err)
     assert {r["ID"] for r in iotdb.query("SELECT ID FROM Messages")} == kept
+
+
+@pytest.mark.parametrize(("section", "params", "message"), [
+    ("cleanMessages", {"batchSize": 10**12},
+     "batchSize (from plugin parameter / dag_run.conf 'batchSize'): 1000000000000 must be 100000 or less; "
+     "allowed: 1 to 100000"),
+    ("cleanMessages", {"maxAgeDays": 1e308},
+     "maxAgeDays (from plugin parameter / dag_run.conf 'maxAgeDays'): 1e+308 must be 36500 or less; "
+     "allowed: 0.001 to 36500"),
+    ("cleanMessages", {"batchSize": 0}, "0 must be 1 or more; allowed: 1 to 100000"),
+    ("sensorStatistics", {"windowHours": 1e308}, "1e+308 must be 8784 or less; allowed: 1 to 8784"),
+    ("sensorStatistics", {"lookbackHours": "1e300"}, "allowed: 0 to 8784"),
+    ("forecast", {"degree": 10**6}, "1000000 must be 10 or less; allowed: 0 to 10"),
+    ("forecast", {"historyDays": 10**9}, "allowed: 2 to 3660"),
+    ("alerts", {"maxListed": 10**12}, "allowed: 1 to 10000"),
+])
+def test_a_runs_options_are_bounded(section, params, message):
+    """A run's conf cannot ask for a transaction of 10**12 rows or an age that overflows every date: each
+    option has a range, named with the key and the value."""
+    from meccano.fleet.options import read_options
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        read_options(section, load_settings(), params)

@@ -167,3 +167,84 @@ def test_sqlite_check_never_reads_a_pipe(tmp_path):
     worker.join(30)  # a bound on the test itself: a blocking read would leave the thread waiting
     assert not worker.is_alive(), "the SQLite check blocked on a named pipe"
     assert result == [None]
+
+
+def _sqlite_folder(tmp_path: Path) -> tuple[Path, Path]:
+    """A demo-like SQLite IOTDB in a folder of its own (root's), and a root-only file elsewhere (the victim)."""
+    import os
+
+    folder = tmp_path / "iotdb"
+    folder.mkdir(mode=0o700)
+    db = folder / "iotdb.sqlite"
+    db.write_bytes(b"SQLite format 3\x00")
+    os.chmod(db, 0o600)
+    (folder / "iotdb.sqlite-wal").write_bytes(b"")
+    os.chmod(folder / "iotdb.sqlite-wal", 0o600)
+    victim = tmp_path / "victim"
+    victim.write_text("root only")
+    os.chmod(victim, 0o600)
+    return db, victim
+
+
+def test_sharing_the_sqlite_iotdb_never_follows_a_link_planted_for_a_wal_file(tmp_path, monkeypatch):
+    """The plugin user's group may write the IOTDB's folder, so it can put a link where a WAL file was, even
+    between the check of the file and the change of its mode: the link's target is never changed."""
+    import os
+    import pwd
+    import stat
+
+    from meccano.scripts.modes import share_sqlite_iotdb
+
+    db, victim = _sqlite_folder(tmp_path)
+    wal = db.with_name("iotdb.sqlite-wal")
+    group = pwd.getpwnam("meccano-plugin").pw_gid
+    real_stat, real_open, swapped = os.stat, os.open, []
+
+    def swap() -> None:  # the plugin user's move, right after the worker looked at the WAL file
+        if not swapped:
+            swapped.append(True)
+            os.unlink(wal)
+            os.symlink(victim, wal)
+
+    def stat_then_swap(name, *args, **kwargs):
+        result = real_stat(name, *args, **kwargs)
+        if str(name).endswith("-wal"):
+            swap()
+        return result
+
+    def open_then_swap(name, *args, **kwargs):
+        result = real_open(name, *args, **kwargs)
+        if str(name).endswith("-wal"):
+            swap()
+        return result
+
+    monkeypatch.setattr(os, "stat", stat_then_swap)
+    monkeypatch.setattr(os, "open", open_then_swap)
+    assert share_sqlite_iotdb(db, "meccano-plugin")
+    monkeypatch.undo()
+    assert swapped
+    info = os.stat(victim)
+    assert (oct(stat.S_IMODE(info.st_mode)), info.st_gid) == (oct(0o600), 0)  # the link's target: unchanged
+    shared = os.stat(db)
+    assert (oct(stat.S_IMODE(shared.st_mode)), shared.st_gid) == (oct(0o660), group)  # the IOTDB itself: shared
+    folder = os.stat(db.parent)
+    assert (oct(stat.S_IMODE(folder.st_mode)), folder.st_gid) == (oct(0o2770), group)
+
+
+def test_a_link_or_a_foreign_file_in_place_of_a_wal_file_is_left_alone(tmp_path):
+    import os
+    import stat
+
+    from meccano.scripts.modes import share_sqlite_iotdb
+
+    db, victim = _sqlite_folder(tmp_path)
+    os.unlink(db.with_name("iotdb.sqlite-wal"))
+    os.symlink(victim, db.with_name("iotdb.sqlite-wal"))
+    shm = db.with_name("iotdb.sqlite-shm")
+    shm.write_bytes(b"")
+    os.chown(shm, 12345, 12345)
+    os.chmod(shm, 0o600)
+    os.link(victim, db.with_name("iotdb.sqlite-journal"))  # a second name of a root file: never shared
+    assert share_sqlite_iotdb(db, "meccano-plugin")
+    assert stat.S_IMODE(os.stat(victim).st_mode) == 0o600 and os.stat(victim).st_gid == 0
+    assert (stat.S_IMODE(os.stat(shm).st_mode), os.stat(shm).st_gid) == (0o600, 12345)

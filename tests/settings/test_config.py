@@ -37,7 +37,7 @@ def cfg(tmp_path: Path) -> Path:
 def test_defaults_are_the_originals():
     s = load_settings(env={})
     assert s.warninglimit == 60 and s.aws.region == "sa-east-1"
-    assert (s.export.enabled, s.export.purge, s.export.days, s.export.local_directory) == (True, True, 1, "/tmp/")
+    assert (s.export.enabled, s.export.purge, s.export.days, s.export.local_directory) == (True, True, 1, "")
     assert s.legacy.scheduler_monitor == "*/1 * * * *" and s.legacy.port == 8000
     assert s.source == str(DEFAULT_CONFIG_FILE)
 

@@ -159,3 +159,24 @@ def test_the_meccano_page_shows_what_is_missing_at_the_top(airflow_db, sqlite_io
     setup._cache.clear()
     body = web_client(admin_token()).get("/meccano/").text
     assert "<strong>IOTDB schema migrations</strong> is missing: 1 pending" in body and SETUP_COMMAND in body
+
+
+def test_missing_lines_never_carry_url_credentials(monkeypatch):
+    """``EXPORT_BUCKET=s3://KEY:secret@bucket`` (and the report store's URL): the MISSING line names the bucket,
+    never the key or secret before the ``@``, as ``config show`` masks them in the settings it prints."""
+    monkeypatch.setenv("EXPORT_BUCKET", "s3://AKIAFIXTURE:Export-Secret-9@export-bucket/prefix")
+    monkeypatch.setenv("MECCANO_REPORTS_DIR", "s3://u:Reports-Secret-7@reports-bucket/meccano")
+    settings = load_settings()
+    assert required_buckets(settings) == ["export-bucket", "reports-bucket"]
+    missing = missing_prerequisites(settings, lambda name: settings.mysql.connection_limit,
+                                    lambda bucket, conn_id: f"{bucket} does not exist")
+    text = "\n".join(map(str, missing))
+    assert "MISSING bucket 'export-bucket': export-bucket does not exist" in text
+    assert "Export-Secret-9" not in text and "Reports-Secret-7" not in text and "AKIAFIXTURE" not in text
+
+
+def test_a_missing_line_masks_a_url_it_quotes():
+    from meccano.settings.prerequisites import Missing
+
+    line = str(Missing("IOTDB connection", "mysql://sm:Quoted-Secret-3@db:3306 refused", "fix it"))
+    assert "Quoted-Secret-3" not in line and "mysql://sm:***@db:3306" in line

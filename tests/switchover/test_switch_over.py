@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -281,3 +282,81 @@ def test_links_inside_a_plugin_are_left_out_of_the_copy(tmp_path, capsys):
             "files: etc, passwd)") in out
     copied = target / "meccano_plugins" / "helloPython:1.0"
     assert sorted(p.name for p in copied.iterdir()) == ["assets", "helloPython:1.0.py", "plugin.json"]
+
+
+def test_apply_copies_plain_permission_bits_only(tmp_path, capsys):
+    """A hostile original installation's set-id and sticky bits never reach the copy (run as root, apply would
+    otherwise make root-owned set-uid programs); nor does its owner."""
+    install = _copy(tmp_path)
+    folder = install / "plugins" / "helloPython:1.0"
+    script = folder / "helloPython:1.0.py"
+    os.chmod(script, 0o6755)
+    os.chown(script, 12345, 12345)
+    os.chmod(folder / "plugin.json", 0o1644)
+    target = tmp_path / "meccano"
+    assert main(["migrate", "apply", str(install), "--to", str(target)]) == 1
+    assert "COPIED    plugins/helloPython:1.0" in capsys.readouterr().out
+    copied = target / "meccano_plugins" / "helloPython:1.0"
+    info = os.stat(copied / "helloPython:1.0.py")
+    assert oct(info.st_mode & 0o7777) == oct(0o755)  # the execute bits kept, set-uid and set-gid dropped
+    assert (info.st_uid, info.st_gid) == (os.getuid(), os.getgid())
+    assert oct(os.stat(copied / "plugin.json").st_mode & 0o7777) == oct(0o644)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket"])
+def test_apply_refuses_a_plugin_holding_a_pipe_or_a_socket(tmp_path, capsys, kind):
+    import socket
+    import tempfile
+
+    install = _copy(tmp_path)
+    special = install / "plugins" / "helloPython:1.0" / "assets" / "feed"
+    if kind == "fifo":
+        os.mkfifo(special)
+        what = "a named pipe"
+    else:
+        short = Path(tempfile.mkdtemp(dir=tmp_path.anchor + "tmp"))  # a socket's path is at most 107 bytes
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(short / "s"))
+        sock.close()
+        os.rename(short / "s", special)
+        short.rmdir()
+        what = "a socket"
+    target = tmp_path / "meccano"
+    assert main(["migrate", "apply", str(install), "--to", str(target)]) == 1
+    out = capsys.readouterr().out
+    assert (f"NOT COPIED plugins/helloPython:1.0: assets/feed is {what}; only regular files and folders are copied: "
+            "remove it from the original installation (or copy the plugin by hand without it), then re-run") in out
+    assert not (target / "meccano_plugins" / "helloPython:1.0").exists()
+    assert (target / "meccano_plugins" / "helloR:1.0").is_dir()  # the other plugins are copied
+
+
+def test_apply_refuses_a_device_file(tmp_path, capsys):
+    install = _copy(tmp_path)
+    device = install / "plugins" / "helloR:1.0" / "null"
+    os.mknod(device, 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # tests run as root
+    target = tmp_path / "meccano"
+    assert main(["migrate", "apply", str(install), "--to", str(target)]) == 1
+    assert "NOT COPIED plugins/helloR:1.0: null is a device; only regular files" in capsys.readouterr().out
+    assert not (target / "meccano_plugins" / "helloR:1.0").exists()
+
+
+def test_a_plugin_folder_swapped_for_a_link_out_is_not_read(tmp_path, capsys, monkeypatch):
+    """Between ``check`` and the copy the folder becomes a link out of the installation: nothing is read there."""
+    from meccano.switchover import apply as apply_module
+
+    install = _copy(tmp_path)
+    outside = tmp_path / "secret"
+    shutil.copytree(install / "plugins" / "helloR:1.0", outside)
+    (outside / "stolen.txt").write_text("root only")
+    real_copy = apply_module.copy_plugins
+
+    def swap_then_copy(installation, target, dry_run, outcome):
+        shutil.rmtree(install / "plugins" / "helloR:1.0")
+        os.symlink(outside, install / "plugins" / "helloR:1.0")
+        real_copy(installation, target, dry_run, outcome)
+
+    monkeypatch.setattr(apply_module, "copy_plugins", swap_then_copy)
+    target = tmp_path / "meccano"
+    assert main(["migrate", "apply", str(install), "--to", str(target)]) == 1
+    assert "NOT COPIED plugins/helloR:1.0: cannot be read" in capsys.readouterr().out
+    assert not (target / "meccano_plugins" / "helloR:1.0").exists()

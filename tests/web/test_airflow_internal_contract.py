@@ -70,3 +70,28 @@ def test_pool_slots_reads_the_pool_model(airflow_db):
     assert not missing, f"Airflow's Pool lost {missing}; adapt meccano/web/airflow_internal.py"
     assert airflow_internal.pool_slots("default_pool") == 128  # Airflow's own pool, made by the migration
     assert airflow_internal.pool_slots("no_such_pool") is None
+
+
+def test_the_per_dag_read_check_is_as_used():
+    """The web view filters what a user sees with the API server's auth manager (``is_authorized_dag``, GET, a
+    ``DagDetails`` by id): the names and keywords it passes are still there."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.base_auth_manager import BaseAuthManager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+    assert f"{get_auth_manager.__module__}.{get_auth_manager.__name__}" == airflow_internal.AUTH_MANAGER
+    parameters = inspect.signature(BaseAuthManager.is_authorized_dag).parameters
+    assert tuple(p for p in parameters if p != "self") == airflow_internal.DAG_CHECK_PARAMETERS, (
+        "BaseAuthManager.is_authorized_dag changed its parameters; adapt readable_dag_ids in "
+        "meccano/web/airflow_internal.py")
+    assert DagDetails(id="x").id == "x"
+
+
+def test_readable_dag_ids_asks_the_configured_auth_manager():
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    from tests.support.web import admin_token
+
+    admin_token()  # initializes the auth manager as the API server does (SimpleAuthManager here)
+    admin = SimpleAuthManagerUser(username="ada", role="admin")
+    assert airflow_internal.readable_dag_ids(admin, ["a", "b", "a"]) == {"a", "b"}

@@ -41,6 +41,32 @@ def open_to_plugin_user(folder: Path) -> None:
               "--state folder every user may pass through", file=sys.stderr)
 
 
+# Airflow's own knobs for the task log files and folders it creates (checked in Airflow 3.3's config.yml and
+# airflow.sdk.log.init_log_file): the worker's alone, where script plugins run as another local user.
+PRIVATE_TASK_LOGS = {"AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FOLDER_PERMISSIONS": "0o700",
+                     "AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FILE_PERMISSIONS": "0o600"}
+
+
+def keep_state_private(state: Path) -> None:
+    """Everything the demo and its Airflow create is the worker's alone (umask 077): task logs, the components'
+    logs and Airflow's SQLite ``airflow.db`` (users, connections, run confs) were readable by the plugin user, a
+    local user like any other. Folders of an earlier demo lose their bits for others (group bits are kept: on a
+    folder with an ACL they are its mask, and the plugin user's passage to the IOTDB is such an entry); files
+    of the metadata database become 0600. Call before :func:`open_to_plugin_user`."""
+    import stat
+
+    os.umask(0o077)
+    home = state / "airflow"
+    for folder in (state, state / "logs", home, home / "logs", state / "reports", state / "export-work"):
+        info = os.lstat(folder) if os.path.lexists(folder) else None
+        if info is not None and stat.S_ISDIR(info.st_mode):
+            os.chmod(folder, stat.S_IMODE(info.st_mode) & ~0o007)
+    for name in ("airflow.db", "airflow.db-wal", "airflow.db-shm", "airflow.db-journal"):
+        info = os.lstat(home / name) if os.path.lexists(home / name) else None
+        if info is not None and stat.S_ISREG(info.st_mode):
+            os.chmod(home / name, stat.S_IMODE(info.st_mode) & ~0o077)
+
+
 def demo_environment(port: int, state: Path = STATE) -> dict[str, str]:
     home = state / "airflow"
     return {
@@ -65,6 +91,7 @@ def demo_environment(port: int, state: Path = STATE) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 1),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(port + 2),
+        **PRIVATE_TASK_LOGS,
         # a folder of its own: script plugins (another OS user) get this folder, where SQLite keeps its WAL files
         "MECCANO_IOTDB_SQLITE": str(state / "iotdb" / "iotdb.sqlite"),
         "MECCANO_REPORTS_DIR": str(state / "reports"),
@@ -263,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(state)
     (state / "logs").mkdir(parents=True, exist_ok=True)
     (state / "iotdb").mkdir(exist_ok=True)
+    keep_state_private(state)
     open_to_plugin_user(state / "iotdb")
     env = demo_environment(args.port, state)
     env["MECCANO_WEB_CONSOLE_TOKEN"] = console_token(state)

@@ -7,8 +7,9 @@ configuration) and hands it down, so no room takes these one by one.
 
 The work folder is where part files are written before they are uploaded. It lives only as long as one
 export task attempt: ``<EXPORT_LOCALDIRECTORY>/meccano-export-staging-<uid>/<run>``, created empty when the
-attempt starts and removed when it ends (success or failure). No other task reads it, so the next task
-of the run may land on any worker.
+attempt starts and removed when it ends (success or failure). When another user planted a link or a folder of
+theirs as ``meccano-export-staging-<uid>``, the attempt stages in a private ``mkdtemp`` folder instead (warned).
+No other task reads it, so the next task of the run may land on any worker.
 
 An attempt that died (SIGKILL, a lost worker) cannot remove its own folder. The next export attempt on
 the same host removes it: every folder is guarded by a lock file next to it (``<run>.lock``, an
@@ -26,6 +27,7 @@ import fcntl
 import logging
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -35,11 +37,11 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from meccano.errors import ExportError
+from meccano.errors import ExportError, UnsafeFile
 from meccano.export.ledger import Ledger
 from meccano.export.model import TableDay
 from meccano.export.options import ExportOptions
-from meccano.export.target import Target
+from meccano.export.target import Target, local_directory
 from meccano.files.names import safe_component
 from meccano.files.private import private_folder
 from meccano.iotdb.db import Iotdb
@@ -137,8 +139,31 @@ class Progress:
 
 
 def staging_root(settings: Settings) -> Path:
-    """This OS user's staging folder (``meccano-export-staging-<uid>``, mode 0700) in ``EXPORT_LOCALDIRECTORY``."""
-    return private_folder(Path(settings.export.local_directory or "/tmp").resolve(), STAGING)
+    """This OS user's staging folder (``meccano-export-staging-<uid>``, mode 0700) in ``EXPORT_LOCALDIRECTORY``;
+    :class:`UnsafeFile` when a link or another user's folder is there."""
+    return private_folder(local_directory(settings), STAGING)
+
+
+@contextmanager
+def _staging(settings: Settings, log: logging.Logger) -> Iterator[Path]:
+    """The staging root; when another user planted a link or folder in its place (which this worker may not
+    remove from a sticky ``/tmp``), a private ``mkdtemp`` folder for this attempt instead, removed with it: the
+    planted name blocks no run and receives nothing."""
+    try:
+        shared = staging_root(settings)
+    except UnsafeFile as exc:
+        log.warning("export staging folder %s; this attempt stages in a private temporary folder instead", exc)
+    else:
+        yield shared
+        return
+    try:
+        root = Path(tempfile.mkdtemp(prefix=f"{STAGING}-", dir=local_directory(settings)))
+    except OSError:
+        root = Path(tempfile.mkdtemp(prefix=f"{STAGING}-"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def safe_name(run_id: str) -> str:
@@ -233,8 +258,12 @@ def _sweep_locked(root: Path, stem: str) -> int:
 @contextmanager
 def work_folder(settings: Settings, run_id: str, log: logging.Logger) -> Iterator[Path]:
     """An empty local folder for this export attempt, removed when the attempt ends."""
-    root = staging_root(settings)
-    root.mkdir(parents=True, exist_ok=True)
+    with _staging(settings, log) as root, _attempt_folder(root, run_id, log) as folder:
+        yield folder
+
+
+@contextmanager
+def _attempt_folder(root: Path, run_id: str, log: logging.Logger) -> Iterator[Path]:
     name = safe_name(run_id)
     lock = root / (name + LOCK_SUFFIX)
     fd = _lock(lock)

@@ -21,7 +21,8 @@ The ``export:`` keys are declared and validated at load with every other setting
 ``dag_run.conf`` may override ``days`` (all tables), ``tables`` (names to run) and
 ``dry_run`` (export and verify, purge nothing). A run may only keep more than the configuration
 (a longer ``days`` than each chosen table's, fewer tables, a dry run): any other key, or a shorter
-``days``, is refused unless ``export.confMayWiden: true`` (config.yml only).
+``days``, is refused unless ``export.confMayWiden: true`` (config.yml only). ``days`` is a whole number of
+0 to 36500 (a hundred years); ``tables`` names each configured table once (a name given twice counts once).
 """
 
 from __future__ import annotations
@@ -31,12 +32,15 @@ from typing import Any
 
 from meccano.errors import ExportError
 from meccano.settings.config import Settings
-from meccano.settings.rules import parse_bool, parse_number, range_problem
+from meccano.settings.messages import show
+from meccano.settings.rules import MAX_RETENTION_DAYS, parse_bool, parse_number, range_problem
 from meccano.settings.tables import TableEntry
 
 __all__ = ["CONF_KEYS", "ExportOptions", "TableSpec", "load_options", "table_specs"]
 
 CONF_KEYS = ("days", "tables", "dry_run")
+MAX_CONF_TABLES = 100  # names in a run's ``tables`` (duplicates included)
+MAX_CONF_TEXT = 10_000  # characters of a ``tables`` text
 
 
 @dataclass(frozen=True)
@@ -89,10 +93,11 @@ def _conf_days(value: Any) -> int:
     try:
         days = int(parse_number(value))
     except ValueError as exc:
-        raise ExportError(f"dag_run.conf days: {exc}") from None
-    why = range_problem(days, 0)
+        raise ExportError(f"dag_run.conf days: {exc}; allowed: 0 to {MAX_RETENTION_DAYS} (whole days)") from None
+    why = range_problem(days, 0, MAX_RETENTION_DAYS)
     if why:
-        raise ExportError(f"dag_run.conf days: {why}")
+        raise ExportError(f"dag_run.conf days: {show(value)} is out of range; allowed: 0 to {MAX_RETENTION_DAYS} "
+                          "(whole days)")
     return days
 
 
@@ -104,17 +109,24 @@ def _conf_dry_run(value: Any) -> bool:
 
 
 def _chosen(specs: list[TableSpec], asked: Any) -> list[TableSpec]:
-    wanted = asked
-    if isinstance(wanted, str):
-        wanted = [w.strip() for w in wanted.split(",") if w.strip()]
-    if not isinstance(wanted, list) or not wanted:
-        raise ExportError(f"dag_run.conf tables: {asked!r} must be a list of table names")
+    """The configured tables the run names, each once, in the order first named (``"Facts,Facts"``: Facts once:
+    a table twice would be exported twice into one prefix and purged twice)."""
     known = {s.table: s for s in specs}
-    missing = [w for w in wanted if w not in known]
+    wanted = asked
+    if isinstance(wanted, str) and len(wanted) <= MAX_CONF_TEXT:
+        wanted = [w.strip() for w in wanted.split(",") if w.strip()]
+    if (not isinstance(wanted, list) or not wanted or len(wanted) > MAX_CONF_TABLES
+            or not all(isinstance(w, str) for w in wanted)):
+        raise ExportError(f"dag_run.conf tables: {show(asked)} must be a list of 1 to {MAX_CONF_TABLES} table names "
+                          f"(or one text of names separated by commas); configured: {', '.join(known)}")
+    unique = list(dict.fromkeys(wanted))
+    missing = [w for w in unique if w not in known]
     if missing:
-        raise ExportError(f"dag_run.conf tables: {', '.join(map(str, missing))} not configured for export; "
+        named = ", ".join(missing)
+        named = named if len(named) <= 200 else named[:200] + "...(cut)"
+        raise ExportError(f"dag_run.conf tables: {named} not configured for export; "
                           f"configured: {', '.join(known)} (config.yml export.tables)")
-    return [known[w] for w in wanted]
+    return [known[w] for w in unique]
 
 
 def _conf_keys(conf: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 """The export target: where exports go, and how a day's objects are put there, read back and listed.
 
 ``s3://EXPORT_BUCKET/EXPORT_REMOTEDIRECTORY`` or, when EXPORT_BUCKET is empty (the embedded demo),
-``file://<EXPORT_LOCALDIRECTORY>/meccano-export/<remoteDirectory>``. Both are
+``file://<EXPORT_LOCALDIRECTORY>/meccano-export/<remoteDirectory>`` (``EXPORT_LOCALDIRECTORY`` empty:
+``$AIRFLOW_HOME/meccano-exports``; every folder from ``meccano-export`` down must be the worker's own). Both are
 :class:`airflow.sdk.ObjectStoragePath`, so one code path writes, lists, reads back and deletes.
 Storage errors are turned by :meth:`Target.guarded` into :class:`StorageError` messages that say what
 to fix and never contain a credential; the cause is told by the exception's type (:func:`storage_fault`:
@@ -43,7 +44,18 @@ T = TypeVar("T")
 COPY_BUFFER = 8 * 1024 * 1024
 MEBIBYTE = 1024 * 1024
 LOCAL_TARGET = "meccano-export"
+DEFAULT_LOCAL_DIRECTORY = "meccano-exports"  # under $AIRFLOW_HOME, when export.localDirectory is empty
 SHARED_TARGET_ENV = "EXPORT_LOCAL_TARGET_SHARED"
+
+
+def local_directory(settings: Settings) -> Path:
+    """``export.localDirectory``, else the worker's own ``$AIRFLOW_HOME/meccano-exports`` (never the shared
+    ``/tmp``, where any local user could plant the target or the staging folder first); its symlinks resolved
+    (the operator's), never those of the folders made below it."""
+    from meccano.settings.hosts import airflow_home
+
+    configured = settings.export.local_directory.strip()
+    return (Path(configured) if configured else airflow_home() / DEFAULT_LOCAL_DIRECTORY).resolve()
 
 
 def target_url(settings: Settings) -> str:
@@ -53,12 +65,27 @@ def target_url(settings: Settings) -> str:
     if e.bucket:
         base = e.bucket.rstrip("/") if "://" in e.bucket else f"s3://{e.bucket}"
     else:
-        base = "file://" + str((Path(e.local_directory or "/tmp") / LOCAL_TARGET).resolve())
+        base = "file://" + str(local_directory(settings) / LOCAL_TARGET)
     return f"{base}/{remote}" if remote else base
 
 
+def local_target_folder(settings: Settings) -> Path:
+    """The local target's folder, created: ``meccano-export`` and each folder of ``remoteDirectory`` below the
+    local directory must be this worker's real folders (a link or another user's folder planted there is refused
+    with :class:`StorageError` naming it: the export would write where that user chose, or never run)."""
+    from meccano.errors import UnsafeFile
+    from meccano.files.private import own_folders
+
+    parts = [LOCAL_TARGET, *(p for p in settings.export.remote_directory.strip("/").split("/") if p)]
+    try:
+        return own_folders(local_directory(settings), parts, "another local user may have planted it: remove it, or "
+                           "set export.localDirectory (EXPORT_LOCALDIRECTORY) to a folder of the worker's own")
+    except UnsafeFile as exc:
+        raise StorageError(f"export target folder {exc}. Nothing was exported") from None
+
+
 def target_root(settings: Settings) -> ObjectStoragePath:
-    """The target as an :class:`ObjectStoragePath` (a local target's folder is created).
+    """The target as an :class:`ObjectStoragePath` (a local target's folder is created, and checked).
 
     Airflow keeps one filesystem per protocol and connection for the life of a process; every task runs
     in its own process, so a task always reads the connection as it is when the task starts.
@@ -67,7 +94,7 @@ def target_root(settings: Settings) -> ObjectStoragePath:
 
     url = target_url(settings)
     if url.startswith("file://"):
-        Path(url[len("file://"):]).mkdir(parents=True, exist_ok=True)
+        local_target_folder(settings)
         return ObjectStoragePath(url)
     # Airflow keeps one filesystem per protocol and connection id in a process: a connection built
     # from the configuration has an id of its own per set of values (connections.aws_conn_id).

@@ -19,8 +19,8 @@ from meccano.errors import UnsafeFile
 _FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a file of ``mode`` is, in words: "a named pipe", "a device", "a socket", "a folder"."""
     if stat.S_ISFIFO(mode):
         return "a named pipe"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
@@ -32,24 +32,33 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def read_bounded(path: str | os.PathLike[str], limit: int, *, truncate: bool = False) -> bytes:
-    """The bytes of the regular file ``path``: at most ``limit`` of them.
+def _is_link(path: str | os.PathLike[str], dir_fd: int | None) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(path, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def read_bounded(path: str | os.PathLike[str], limit: int, *, truncate: bool = False,
+                 dir_fd: int | None = None) -> bytes:
+    """The bytes of the regular file ``path`` (relative to the open folder ``dir_fd`` when given): at most ``limit``
+    of them.
 
     Raises :class:`FileNotFoundError` when it does not exist, :class:`UnsafeFile` when it
     is a symlink, a pipe, a device or a folder, or (unless ``truncate``) larger than
     ``limit``; other :class:`OSError` as the system reports them.
     """
     try:
-        fd = os.open(path, _FLAGS)
+        fd = os.open(path, _FLAGS, dir_fd=dir_fd)
     except OSError as exc:
-        if exc.errno == errno.ELOOP and os.path.islink(path):  # O_NOFOLLOW met a symlink
+        if exc.errno == errno.ELOOP and _is_link(path, dir_fd):  # O_NOFOLLOW met a symlink
             raise UnsafeFile("is a symbolic link; it must be a regular file inside the plugin folder "
                              "(links are not followed)") from None
         raise
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise UnsafeFile(f"is {_kind(info.st_mode)}, not a regular file")
+            raise UnsafeFile(f"is {file_kind(info.st_mode)}, not a regular file")
         if info.st_size > limit and not truncate:
             raise UnsafeFile(f"is {info.st_size:,} bytes; the limit is {limit:,} bytes")
         chunks: list[bytes] = []

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from meccano.errors import ConfigError
 from meccano.settings.config import Settings, declared_keys, field_info
-from meccano.settings.messages import error_text
+from meccano.settings.messages import error_text, plain_number, show
 
 WIDEN_KEY = "confMayWiden"
 # (section, option): a smaller value destroys more (deletes younger rows).
@@ -33,6 +33,21 @@ def _adapters(section: str) -> dict[str, TypeAdapter[Any]]:
             info = field_info(target)
             out[key.path[1]] = TypeAdapter(Annotated[info.annotation, *info.metadata])  # type: ignore[arg-type]
     return out
+
+
+@functools.cache
+def allowed_range(section: str, option: str) -> str:
+    """``"; allowed: 1 to 100000"`` from the option's declared bounds (empty when it declares none)."""
+    low = high = None
+    for key, target in declared_keys():
+        if key.path == (section, option):
+            for rule in field_info(target).metadata:
+                low = getattr(rule, "ge", getattr(rule, "gt", low))
+                high = getattr(rule, "le", getattr(rule, "lt", high))
+    if low is None and high is None:
+        return ""
+    shown = [("any" if bound is None else f"{plain_number(bound):,}".replace(",", "")) for bound in (low, high)]
+    return f"; allowed: {shown[0]} to {shown[1]}"
 
 
 def option_names(section: str) -> tuple[str, ...]:
@@ -53,8 +68,9 @@ def read_options(section: str, settings: Settings, params: Mapping[str, Any] | N
             try:
                 value = adapter.validate_python(params[key])
             except ValidationError as exc:
-                text = error_text(exc.errors(include_url=False)[0], str(params[key]))
-                raise ConfigError(f"{key} (from plugin parameter / dag_run.conf {key!r}): {text}") from None
+                text = error_text(exc.errors(include_url=False)[0], show(params[key]))
+                raise ConfigError(f"{key} (from plugin parameter / dag_run.conf {key!r}): {text}"
+                                  f"{allowed_range(section, key)}") from None
             if (section, key) in AT_LEAST_CONFIGURED and value < out[key] and not out.get(WIDEN_KEY):
                 raise ConfigError(f"{key} (from plugin parameter / dag_run.conf {key!r}): {value} is below the "
                                   f"configured {out[key]} and would delete more; a run may only raise it "

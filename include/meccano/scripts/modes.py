@@ -57,30 +57,68 @@ def run_folder(folder: Path) -> RunFolder:
 SQLITE_SIBLINGS = ("", "-wal", "-shm", "-journal")
 
 
+_NOFOLLOW_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_NOFOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _share_open(fd: int, gid: int, owner: int, extra: int, want_dir: bool) -> bool:
+    """Give the open file or folder ``fd`` to the group ``gid`` with ``extra`` mode bits, if it is what is expected
+    (a folder or a regular file with one link, owned by ``owner``, the worker); returns whether it was changed.
+    Through the descriptor only: nothing a name points at afterwards is touched."""
+    info = os.fstat(fd)
+    kind_ok = stat.S_ISDIR(info.st_mode) if want_dir else stat.S_ISREG(info.st_mode) and info.st_nlink == 1
+    if not kind_ok or info.st_uid != owner:
+        return False
+    os.fchown(fd, -1, gid)
+    os.fchmod(fd, (stat.S_IMODE(info.st_mode) & 0o777) | extra)  # fchown cleared set-id bits; setgid set here
+    return True
+
+
+def _share_sibling(folder_fd: int, name: str, gid: int, owner: int) -> None:
+    try:
+        fd = os.open(name, _NOFOLLOW_FILE, dir_fd=folder_fd)
+    except FileNotFoundError:
+        return
+    except OSError as exc:  # ELOOP: a symlink in place of the file; never followed
+        log.warning("SQLite IOTDB file %s is not a regular file (%s): left as it is", name, exc.strerror)
+        return
+    try:
+        if not _share_open(fd, gid, owner, 0o060, want_dir=False):
+            log.warning("SQLite IOTDB file %s is not a regular file of uid %d with one link: left as it is", name,
+                        owner)
+    finally:
+        os.close(fd)
+
+
 def share_sqlite_iotdb(path: Path, user: str) -> bool:
     """The embedded SQLite IOTDB (the demo) is the IOTDB a script is given: the plugin user's group may read and
     write it, its WAL files and, when the folder holds nothing else, its folder (SQLite creates the WAL files
-    there; setgid, so they keep the group). Only a root worker can; returns whether the folder was shared."""
-    if os.geteuid() != 0 or not path.is_file():
+    there; setgid, so they keep the group). Only a root worker can; returns whether the folder was shared.
+
+    The folder is writable by that group, so a script may plant a link in place of a WAL file: every change is
+    made through a descriptor opened without following a link (``O_NOFOLLOW``), after ``fstat`` says it is a
+    regular file (one link) or a folder owned by this worker; never through a name."""
+    if os.geteuid() != 0:
         return False
-    gid = pwd.getpwnam(user).pw_gid
-    for sibling in SQLITE_SIBLINGS:
-        target = path.with_name(path.name + sibling)
-        try:
-            mode = os.stat(target, follow_symlinks=False).st_mode
-        except FileNotFoundError:
-            continue
-        if stat.S_ISREG(mode):
-            os.chown(target, -1, gid, follow_symlinks=False)
-            os.chmod(target, stat.S_IMODE(mode) | 0o060)
-    folder = path.parent
-    if any(not entry.name.startswith(path.name) for entry in folder.iterdir()):
-        log.warning("%s holds other files: its folder is not opened to the plugin user %s; give the SQLite IOTDB "
-                    "a folder of its own so SQLite can create its WAL files there", path, user)
+    gid, owner = pwd.getpwnam(user).pw_gid, os.geteuid()
+    try:
+        folder_fd = os.open(path.parent, _NOFOLLOW_DIR)
+    except OSError:
         return False
-    os.chown(folder, -1, gid, follow_symlinks=False)
-    os.chmod(folder, stat.S_IMODE(os.stat(folder).st_mode) | 0o2070)
-    return True
+    try:
+        if not stat.S_ISREG(os.stat(path.name, dir_fd=folder_fd, follow_symlinks=False).st_mode):
+            return False
+        for sibling in SQLITE_SIBLINGS:
+            _share_sibling(folder_fd, path.name + sibling, gid, owner)
+        if any(not name.startswith(path.name) for name in os.listdir(folder_fd)):
+            log.warning("%s holds other files: its folder is not opened to the plugin user %s; give the SQLite "
+                        "IOTDB a folder of its own so SQLite can create its WAL files there", path, user)
+            return False
+        return _share_open(folder_fd, gid, owner, 0o2070, want_dir=True)
+    except FileNotFoundError:
+        return False
+    finally:
+        os.close(folder_fd)
 
 
 def _special_files(directory: str, names: list[str]) -> set[str]:

@@ -177,17 +177,18 @@ def _original_node_plugin(source: Path, env: dict[str, str]) -> None:
 def check_plugin_user(user: str) -> None:
     """Raise :class:`PluginUserMissing` when scripts cannot run as ``user`` on this worker."""
     import os
-    import pwd
     import shutil
 
-    from meccano.settings.prerequisites import plugin_user_fix
+    from meccano.settings.prerequisites import plugin_user_fix, plugin_user_problem
 
     try:
-        pwd.getpwnam(user)
+        problem = plugin_user_problem(user)
     except KeyError:
         raise PluginUserMissing(
             f"plugins.runAs (MECCANO_PLUGIN_RUN_AS): there is no OS user {user!r} on this worker, and script plugins "
             f"never run as the worker's own user. Create it: {plugin_user_fix(user)}") from None
+    if problem:
+        raise PluginUserMissing(problem)
     if os.geteuid() != 0 and not shutil.which("sudo"):
         raise PluginUserMissing(
             f"this worker runs as uid {os.geteuid()}, not root, so it starts scripts as {user!r} through sudo, which "

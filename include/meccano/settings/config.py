@@ -26,6 +26,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from meccano.errors import ConfigError
 from meccano.settings.messages import error_text, show
 from meccano.settings.rules import (
+    MAX_RETENTION_DAYS,
     parse_bool,
     parse_number,
 )
@@ -250,10 +251,11 @@ class AwsSettings(_Section):
 class ExportSettings(_Section):
     enabled: Annotated[Flag, Key("export.enabled", "EXPORT_ENABLED")] = True
     bucket: Annotated[Text, Key("export.bucket", "EXPORT_BUCKET")] = ""
-    local_directory: Annotated[Text, Key("export.localDirectory", "EXPORT_LOCALDIRECTORY")] = "/tmp/"
+    # empty: $AIRFLOW_HOME/meccano-exports, the worker's own (export/target.py local_directory); never /tmp by default
+    local_directory: Annotated[Text, Key("export.localDirectory", "EXPORT_LOCALDIRECTORY")] = ""
     remote_directory: Annotated[Text, Key("export.remoteDirectory", "EXPORT_REMOTEDIRECTORY")] = ""
     purge: Annotated[Flag, Key("export.purge", "EXPORT_PURGE")] = True
-    days: Annotated[Whole, Field(ge=0, le=36500), Key("export.days", "EXPORT_DAYS")] = 1  # a hundred years
+    days: Annotated[Whole, Field(ge=0, le=MAX_RETENTION_DAYS), Key("export.days", "EXPORT_DAYS")] = 1
     local_target_shared: Annotated[Shared, Key("export.localTargetShared", "EXPORT_LOCAL_TARGET_SHARED",
                                                where=KEY_AND_VARIABLE, where_env=KEY_AND_VARIABLE)] = False
     # the messages of these keys named "config.yml" before they were validated at load: kept
@@ -348,30 +350,30 @@ class PluginLimits(_Section):
 # parameters / the run's conf, which meccano.fleet.options checks against the same declaration.
 
 class ForecastOptions(_Section):
-    degree: Annotated[Whole, Field(ge=0), Key("forecast.degree", help="degree of the polynomial")] = 2
-    history_days: Annotated[Whole, Field(ge=2), Key(
+    degree: Annotated[Whole, Field(ge=0, le=10), Key("forecast.degree", help="degree of the polynomial")] = 2
+    history_days: Annotated[Whole, Field(ge=2, le=3660), Key(
         "forecast.historyDays", help="complete days of history the fit uses")] = 30
-    min_days: Annotated[Whole, Field(ge=2), Key(
+    min_days: Annotated[Whole, Field(ge=2, le=3660), Key(
         "forecast.minDays", help="fewer days of history than this (or degree + 2): skip")] = 7
 
 
 class SensorStatisticsOptions(_Section):
-    window_hours: Annotated[Real, Field(ge=1), Key(
+    window_hours: Annotated[Real, Field(ge=1, le=8784), Key(
         "sensorStatistics.windowHours", help="readings of the last N hours (Facts.creationDate)")] = 24
-    min_readings: Annotated[Whole, Field(ge=1), Key(
+    min_readings: Annotated[Whole, Field(ge=1, le=1_000_000_000), Key(
         "sensorStatistics.minReadings", help="fewer readings than this in the window: keep the previous row")] = 2
-    lookback_hours: Annotated[Real, Field(ge=0), Key(
+    lookback_hours: Annotated[Real, Field(ge=0, le=8784), Key(
         "sensorStatistics.lookbackHours",
         help="re-aggregate every run the hours holding readings of the last N hours")] = 2
-    rebuild: Annotated[Whole, Field(ge=0), Key(
+    rebuild: Annotated[Whole, Field(ge=0, le=1), Key(
         "sensorStatistics.rebuild",
         help="1: re-aggregate the whole window from Facts (after rows arrived very late)")] = 0
 
 
 class CleanMessagesOptions(_Section):
-    max_age_days: Annotated[Real, Field(ge=0.001), Key(
+    max_age_days: Annotated[Real, Field(ge=0.001, le=MAX_RETENTION_DAYS), Key(
         "cleanMessages.maxAgeDays", help="delete any message older than this many days")] = 30
-    batch_size: Annotated[Whole, Field(ge=1), Key(
+    batch_size: Annotated[Whole, Field(ge=1, le=100_000), Key(
         "cleanMessages.batchSize", help="messages deleted per transaction")] = 5000
     conf_may_widen: Annotated[Flag, Key(
         "cleanMessages.confMayWiden",
@@ -379,7 +381,7 @@ class CleanMessagesOptions(_Section):
 
 
 class AlertsOptions(_Section):
-    max_listed: Annotated[Whole, Field(ge=1), Key(
+    max_listed: Annotated[Whole, Field(ge=1, le=10_000), Key(
         "alerts.maxListed", help="devices listed per section of a digest")] = 100
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from meccano.settings.config import Settings
+from meccano.settings.config import Settings, mask_url_credentials
 from meccano.settings.pool import IOTDB_POOL, sync_pool
 
 SETUP_COMMAND = "python -m meccano db upgrade"
@@ -43,7 +43,13 @@ class Missing:
     fix: str
 
     def __str__(self) -> str:
-        return f"MISSING {self.what}: {self.why}. Fix: {self.fix}"
+        return mask_url_credentials(f"MISSING {self.what}: {self.why}. Fix: {self.fix}")
+
+
+def _bucket_name(location: str) -> str:
+    """The bucket of ``s3://[KEY:SECRET@]bucket/prefix`` (or of ``bucket/prefix``): never the credentials a URL
+    may carry before the ``@``."""
+    return location.removeprefix("s3://").split("/", 1)[0].rpartition("@")[2]
 
 
 def required_buckets(settings: Settings) -> list[str]:
@@ -51,9 +57,9 @@ def required_buckets(settings: Settings) -> list[str]:
     wanted = []
     bucket = settings.export.bucket
     if bucket and ("://" not in bucket or bucket.startswith("s3://")):
-        wanted.append(bucket.removeprefix("s3://").split("/", 1)[0])
+        wanted.append(_bucket_name(bucket))
     if settings.reports_dir.startswith("s3://"):
-        wanted.append(settings.reports_dir[len("s3://"):].split("/", 1)[0])
+        wanted.append(_bucket_name(settings.reports_dir))
     return sorted({b for b in wanted if b})
 
 
@@ -107,11 +113,15 @@ def missing_prerequisites(settings: Settings, pool_slots: PoolSlots, bucket_prob
                                  "reports.directory / [logging] remote_base_log_folder and the AWS connection"))
     user = settings.plugins.run_as
     try:
-        pwd.getpwnam(user)
+        problem = plugin_user_problem(user)
     except KeyError:
         found.append(Missing(f"OS user {user!r} (plugins.runAs)", "every R, python and nodejs plugin runs as it, "
                              "never as the worker's user; without it their tasks fail on this host",
                              plugin_user_fix(user)))
+    else:
+        if problem:
+            found.append(Missing(f"an OS user for plugins.runAs other than {user!r}", problem, plugin_user_fix(
+                "meccano-plugin") + "; then set plugins.runAs (MECCANO_PLUGIN_RUN_AS) to it"))
     return found
 
 
@@ -124,6 +134,24 @@ def plugins_folder_missing() -> list[Missing]:
         return []
     return [Missing(f"plugins folder {problem[0]}", f"it {problem[1]}; without a plugin folder there is no "
                     "Meccano DAG", FOLDER_FIX)]
+
+
+def plugin_user_problem(user: str, euid: int | None = None) -> str | None:
+    """Why the existing OS user ``user`` may not be ``plugins.runAs`` for a worker running as ``euid`` (this
+    process's by default): root's uid or group, or the worker's own user (a script would then read every
+    environment and file of the worker). None when it may. :class:`KeyError` when there is no such user."""
+    import os
+
+    entry = pwd.getpwnam(user)
+    worker = os.geteuid() if euid is None else euid
+    if entry.pw_uid == 0 or entry.pw_gid == 0:
+        return (f"plugins.runAs (MECCANO_PLUGIN_RUN_AS): {user!r} has uid {entry.pw_uid} and gid {entry.pw_gid}; "
+                "scripts never run as root or in root's group: name the unprivileged user made for them")
+    if entry.pw_uid == worker:
+        return (f"plugins.runAs (MECCANO_PLUGIN_RUN_AS): {user!r} is this worker's own OS user (uid {worker}); a "
+                "script running as it could read every process environment and file of the worker: name the "
+                "unprivileged user made for scripts (meccano-plugin)")
+    return None
 
 
 def plugin_user_fix(user: str) -> str:

@@ -14,6 +14,7 @@ from meccano.settings.messages import show
 # config.yml, environment variables, plugin options, dag_run.conf: the same words are
 # booleans and the same texts are numbers, with the same messages.
 
+MAX_RETENTION_DAYS = 36500  # a hundred years: the longest retention export.days, a table's days or a run's conf sets
 TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 _NUMBER_TEXT = re.compile(r"[+-]?[0-9]{1,40}(?:\.[0-9]{0,40})?(?:[eE][+-]?[0-9]{1,3})?")

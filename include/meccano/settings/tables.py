@@ -34,7 +34,7 @@ def _ident(value: Any, where: str) -> str:
 
 
 def _entry(item: Any, where: str) -> TableEntry:
-    from meccano.settings.rules import parse_number, range_problem
+    from meccano.settings.rules import MAX_RETENTION_DAYS, parse_number, range_problem
 
     if not isinstance(item, dict):
         raise ValueError(f"{where}: must be a mapping like {{table: Facts, dateColumn: creationDate}}")
@@ -49,7 +49,7 @@ def _entry(item: Any, where: str) -> TableEntry:
             days = int(parse_number(item["days"]))
         except ValueError as exc:
             raise ValueError(f"{where}.days: {exc}") from None
-        why = range_problem(days, 0)
+        why = range_problem(days, 0, MAX_RETENTION_DAYS)
         if why:
             raise ValueError(f"{where}.days: {why}")
     prefix = str(item.get("prefix") or table.lower())

@@ -7,6 +7,9 @@
   ``name:version`` is never overwritten (the operator decides). Each copy is made in a hidden
   folder next to its place, then renamed: a crash leaves no half-copied plugin, and discovery
   skips the hidden leftover, which the next run removes.
+  A copy holds content and plain permission bits only (never the owner, set-id or sticky bits);
+  every entry is opened relative to its folder without following a link (links are left out),
+  and a named pipe, device or socket refuses the plugin, naming the file.
 * The configuration file (``DIR/config/config.yml``; else ``MECCANO_CONFIG`` or
   ``config/config.yml``) is written with every section of the original and the settings carried
   over; the variables of the variables file are folded in (they won over every section, so each
@@ -24,12 +27,12 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meccano.files.bounded import read_bounded
+from meccano.errors import UnsafeFile
+from meccano.files.bounded import file_kind, read_bounded
 from meccano.switchover.check import Installation
 from meccano.switchover.report import EXIT_ACTION, EXIT_CLEAN
 from meccano.switchover.settings_check import has_key_path
@@ -37,6 +40,7 @@ from meccano.switchover.settings_check import has_key_path
 MAX_PLUGIN_FILES = 10_000
 MAX_PLUGIN_BYTES = 512 * 1024 * 1024
 TMP_PREFIX = ".migrate-"
+PLAIN_BITS = 0o777  # read, write, execute for owner, group, others: never set-uid, set-gid or sticky
 
 
 @dataclass(frozen=True)
@@ -72,66 +76,109 @@ class Outcome:
         return EXIT_ACTION if self.refused else EXIT_CLEAN
 
 
-def _files(root: Path) -> Iterator[tuple[str, Path | None]]:
-    """(relative path, the regular file or None for a folder) below ``root``; never through a link."""
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        base = Path(folder)
-        dirs.sort()
-        for name in sorted(dirs):  # a link to a folder is not walked: it comes out as a file, and is left out
-            yield str((base / name).relative_to(root)), (base / name) if (base / name).is_symlink() else None
-        for name in sorted(files):
-            yield str((base / name).relative_to(root)), base / name
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _tree(root: Path) -> tuple[dict[str, bytes | None], list[str]]:
-    """Relative path -> content (None for a folder) of the plugin folder, and what was left out (links,
-    special files). Bounded in files and bytes."""
-    out: dict[str, bytes | None] = {}
-    left_out: list[str] = []
-    total = 0
-    for rel, path in _files(root):
-        if len(out) >= MAX_PLUGIN_FILES:
+@dataclass
+class _Tree:
+    """A plugin folder as read: relative path -> content (None for a folder), the plain permission bits of each
+    file, and what was left out (links)."""
+
+    content: dict[str, bytes | None] = field(default_factory=dict)
+    modes: dict[str, int] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)
+    total: int = 0
+
+
+def _add_file(fd: int, name: str, rel: str, tree: _Tree) -> None:
+    tree.total += os.stat(name, dir_fd=fd, follow_symlinks=False).st_size
+    if tree.total > MAX_PLUGIN_BYTES:
+        raise ValueError(f"more than {MAX_PLUGIN_BYTES:,} bytes")
+    try:
+        tree.content[rel] = read_bounded(name, MAX_PLUGIN_BYTES, dir_fd=fd)
+    except UnsafeFile as exc:  # swapped after the lstat: a link, a pipe
+        raise UnsafeFile(f"{rel} {exc}") from None
+    tree.modes[rel] = stat.S_IMODE(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode) & PLAIN_BITS
+
+
+def _read_folder(fd: int, prefix: str, tree: _Tree) -> None:
+    """Everything below the open folder ``fd``, each entry opened relative to its folder without following a link
+    (a link, to a file or a folder, is left out: nothing outside the original installation is read); a named pipe,
+    device or socket refuses the whole plugin (:class:`UnsafeFile` naming it)."""
+    with os.scandir(fd) as scan:
+        names = sorted(entry.name for entry in scan)
+    for name in names:
+        if len(tree.content) >= MAX_PLUGIN_FILES:
             raise ValueError(f"more than {MAX_PLUGIN_FILES:,} files")
-        if path is None:
-            out[rel] = None
-            continue
-        info = os.lstat(path)
-        if not stat.S_ISREG(info.st_mode):
-            left_out.append(rel)
-            continue
-        total += info.st_size
-        if total > MAX_PLUGIN_BYTES:
-            raise ValueError(f"more than {MAX_PLUGIN_BYTES:,} bytes")
-        out[rel] = read_bounded(path, MAX_PLUGIN_BYTES)
-    return out, left_out
+        rel, mode = prefix + name, os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+        if stat.S_ISLNK(mode):
+            tree.left_out.append(rel)
+        elif stat.S_ISDIR(mode):
+            tree.content[rel] = None
+            sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            try:
+                _read_folder(sub, rel + "/", tree)
+            finally:
+                os.close(sub)
+        elif stat.S_ISREG(mode):
+            _add_file(fd, name, rel, tree)
+        else:
+            raise UnsafeFile(f"{rel} is {file_kind(mode)}; only regular files and folders are copied: remove it from "
+                             "the original installation (or copy the plugin by hand without it), then re-run")
 
 
-def _write_tree(tree: dict[str, bytes | None], source: Path, dest: Path) -> None:
+def _tree(root: Path) -> _Tree:
+    """The plugin folder ``root`` (itself never a link), bounded in files and bytes."""
+    tree = _Tree()
+    fd = os.open(root, _DIR_FLAGS)
+    try:
+        _read_folder(fd, "", tree)
+    finally:
+        os.close(fd)
+    return tree
+
+
+def _write_tree(tree: _Tree, dest: Path) -> None:
+    """Content and plain permission bits only: never the original's owner, set-id or sticky bits (a root
+    ``migrate apply`` would otherwise make root-owned set-id files out of a hostile installation's)."""
     tmp = dest.parent / f"{TMP_PREFIX}{dest.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for rel, data in tree.items():
+    for rel, data in tree.content.items():
         if data is None:
             (tmp / rel).mkdir(parents=True, exist_ok=True)
-        else:
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / rel).write_bytes(data)
-            shutil.copymode(source / rel, tmp / rel)
+            continue
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp / rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            os.fchmod(handle.fileno(), tree.modes[rel] & PLAIN_BITS)
     os.rename(tmp, dest)
+
+
+def _existing_content(dest: Path) -> dict[str, bytes | None] | None:
+    """What a plugin folder already in the target holds; None when it is not a plain, readable one."""
+    try:
+        return _tree(dest).content
+    except (OSError, ValueError):
+        return None
 
 
 def _copy_plugin(folder: Path, dest_root: Path, dry_run: bool, outcome: Outcome) -> None:
     dest = dest_root / folder.name
     try:
-        tree, left_out = _tree(folder)
+        tree = _tree(folder)
+    except UnsafeFile as exc:
+        outcome.refused += 1
+        outcome.lines.append(f"NOT COPIED plugins/{folder.name}: {exc}")
+        return
     except (OSError, ValueError) as exc:
         outcome.refused += 1
         outcome.lines.append(f"NOT COPIED plugins/{folder.name}: cannot be read ({exc})")
         return
-    note = f" (left out, not regular files: {', '.join(left_out)})" if left_out else ""
+    note = f" (left out, not regular files: {', '.join(tree.left_out)})" if tree.left_out else ""
     if os.path.lexists(dest):
-        existing = _tree(dest)[0] if dest.is_dir() and not dest.is_symlink() else None
-        if existing == tree:
+        if _existing_content(dest) == tree.content:
             outcome.lines.append(f"SKIPPED   plugins/{folder.name}: the same plugin is already in {dest_root}")
         else:
             outcome.refused += 1
@@ -144,7 +191,7 @@ def _copy_plugin(folder: Path, dest_root: Path, dry_run: bool, outcome: Outcome)
         outcome.lines.append(f"WOULD COPY plugins/{folder.name} -> {dest}{note}")
         return
     dest_root.mkdir(parents=True, exist_ok=True)
-    _write_tree(tree, folder, dest)
+    _write_tree(tree, dest)
     outcome.lines.append(f"COPIED    plugins/{folder.name} -> {dest}{note}")
 
 

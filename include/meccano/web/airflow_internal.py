@@ -11,6 +11,10 @@ Airflow 3.3 documents no public interface for either, from inside a plugin's Fas
 
 * **a pool's slots** (is the ``iotdb`` pool there?): Airflow's ORM model ``Pool``, read in the
   same kind of session (the CLI's ``airflow pools get`` would start a process per page).
+* **which DAGs the logged-in user may read**: the API server's configured auth manager
+  (``airflow.api_fastapi.app.get_auth_manager``) and its public interface method
+  ``is_authorized_dag(method="GET", user=..., details=DagDetails(id=...))``, the check Airflow's own
+  ``GET /api/v2/dags/{dag_id}`` makes (FAB: ``can_read`` on ``DAGs`` or on ``DAG:<id>``).
 
 ``tests/web/test_airflow_internal_contract.py`` pins what is used here (names, signature,
 columns): an Airflow upgrade that changes any of it fails that test loudly instead of
@@ -20,7 +24,7 @@ failing the web view quietly. Nothing else in ``meccano`` imports these modules.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -28,6 +32,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 USER_DEPENDENCY = "airflow.api_fastapi.core_api.security.get_user"
+AUTH_MANAGER = "airflow.api_fastapi.app.get_auth_manager"
+# BaseAuthManager.is_authorized_dag(*, method, user, access_entity, details): the keywords passed here.
+DAG_CHECK_PARAMETERS = ("method", "user", "access_entity", "details")
 # get_user(request, _oauth_token, bearer_credentials): the parameters this module passes.
 USER_DEPENDENCY_PARAMETERS = ("request", "_oauth_token", "bearer_credentials")
 POOL_COLUMNS = ("pool", "slots")
@@ -52,6 +59,22 @@ async def require_user(request: Request,
 
 def user_dependency_signature() -> tuple[str, ...]:
     return tuple(inspect.signature(user_dependency()).parameters)
+
+
+def auth_manager() -> Any:
+    """The API server's auth manager (the one that validated the user's token)."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    return get_auth_manager()
+
+
+def readable_dag_ids(user: object, dag_ids: Iterable[str]) -> set[str]:
+    """The DAGs among ``dag_ids`` that the auth manager lets ``user`` read (``GET``), each asked by id."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+    manager = auth_manager()
+    return {dag_id for dag_id in set(dag_ids)
+            if manager.is_authorized_dag(method="GET", user=user, details=DagDetails(id=dag_id))}
 
 
 @contextmanager

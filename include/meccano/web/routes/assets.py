@@ -7,7 +7,7 @@ import mimetypes
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 
-from meccano.web.access import LOGGED_IN
+from meccano.web.access import User, require_dag
 from meccano.web.files import plugin_folder, read_asset
 
 NOT_FOUND = "not found"
@@ -16,7 +16,8 @@ DOCS_CSP = "sandbox; default-src 'self'; style-src 'self' 'unsafe-inline'; img-s
 router = APIRouter()
 
 
-def asset_response(plugin: str, path: str) -> Response:
+def asset_response(plugin: str, path: str, user: object) -> Response:
+    require_dag(user, plugin.partition(":")[0])  # the folder name:version; its DAG id is the name
     folder = plugin_folder(plugin)
     data = read_asset(folder, path) if folder is not None else None
     if data is None:
@@ -26,11 +27,11 @@ def asset_response(plugin: str, path: str) -> Response:
                                                      "X-Content-Type-Options": "nosniff"})
 
 
-@router.get("/plugins/{plugin}/docs", dependencies=LOGGED_IN, summary="The plugin's assets/index.html")
-def docs(plugin: str) -> Response:
-    return asset_response(plugin, "index.html")
+@router.get("/plugins/{plugin}/docs", summary="The plugin's assets/index.html")
+def docs(plugin: str, user: User) -> Response:
+    return asset_response(plugin, "index.html", user)
 
 
-@router.get("/plugins/{plugin}/assets/{path:path}", dependencies=LOGGED_IN, summary="A file of assets/")
-def asset(plugin: str, path: str) -> Response:
-    return asset_response(plugin, path)
+@router.get("/plugins/{plugin}/assets/{path:path}", summary="A file of assets/")
+def asset(plugin: str, path: str, user: User) -> Response:
+    return asset_response(plugin, path, user)

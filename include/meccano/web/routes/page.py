@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from meccano.web.access import LOGGED_IN
+from meccano.web.access import User, visible_rows
 from meccano.web.context import Context, Roots
 from meccano.web.listing import build_listing
 from meccano.web.page import render_page
@@ -19,10 +19,10 @@ PAGE_CSP = ("default-src 'self'; style-src 'unsafe-inline'; img-src 'self'; fram
 router = APIRouter()
 
 
-@router.get("/", response_class=HTMLResponse, dependencies=LOGGED_IN, include_in_schema=False)
-def page(ctx: Context, roots: Roots) -> HTMLResponse:
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def page(ctx: Context, roots: Roots, user: User) -> HTMLResponse:
     zone = ctx.settings.timezone
-    html = render_page(build_listing(ctx.store, roots.app, roots.airflow, timezone=zone), f"{roots.app}/plugins",
-                       zone, missing=missing_now(ctx.settings))
+    rows = visible_rows(build_listing(ctx.store, roots.app, roots.airflow, timezone=zone), user)
+    html = render_page(rows, f"{roots.app}/plugins", zone, missing=missing_now(ctx.settings))
     return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-store",
                                        "X-Frame-Options": "SAMEORIGIN"})

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 
 from meccano.reports.store import PUBLISHED_SUFFIXES
-from meccano.web.access import LOGGED_IN
+from meccano.web.access import User, require_dag
 from meccano.web.context import Context, Roots
 
 NOT_FOUND = "not found"
@@ -16,14 +16,16 @@ NOT_FOUND = "not found"
 router = APIRouter()
 
 
-@router.get("/reports/{name}", dependencies=LOGGED_IN, summary="The kept reports of a plugin, newest first")
-def report_history(name: str, ctx: Context, roots: Roots) -> list[dict[str, Any]]:
+@router.get("/reports/{name}", summary="The kept reports of a plugin, newest first")
+def report_history(name: str, ctx: Context, roots: Roots, user: User) -> list[dict[str, Any]]:
+    require_dag(user, name)  # a report plugin's DAG id is its name
     return [{**e.as_dict(), "links": {f: f"{roots.app}/reports/{name}/{e.stamp}/{f}" for f in e.files}}
             for e in ctx.store.history_of(name)]
 
 
-@router.get("/reports/{name}/{stamp}/{filename}", dependencies=LOGGED_IN, summary="A file of a report")
-def report_file(name: str, stamp: str, filename: str, ctx: Context) -> Response:
+@router.get("/reports/{name}/{stamp}/{filename}", summary="A file of a report (its chart, data.csv, ...)")
+def report_file(name: str, stamp: str, filename: str, ctx: Context, user: User) -> Response:
+    require_dag(user, name)
     immutable = stamp != "latest"
     if not immutable:
         entry = ctx.store.latest(name)
