@@ -18,7 +18,6 @@ How the pool and a bucket are looked up is passed in: the command line asks Airf
 from __future__ import annotations
 
 import json
-import pwd
 import subprocess
 import sys
 from collections.abc import Callable
@@ -104,13 +103,9 @@ def missing_prerequisites(settings: Settings, pool_slots: PoolSlots, bucket_prob
         if why:
             found.append(Missing(f"bucket {bucket!r}", why, f"{SETUP_COMMAND} (creates it) or fix export.bucket / "
                                  "reports.directory / [logging] remote_base_log_folder and the AWS connection"))
-    user = settings.plugins.run_as
-    try:
-        pwd.getpwnam(user)
-    except KeyError:
-        found.append(Missing(f"OS user {user!r} (plugins.runAs)", "every R, python and nodejs plugin runs as it, "
-                             "never as the worker's user; without it their tasks fail on this host",
-                             plugin_user_fix(user)))
+    from meccano.scripts.isolation import isolation_missing
+
+    found += isolation_missing(settings)  # the plugin user, and whether this host can isolate scripts as chosen
     return found
 
 
