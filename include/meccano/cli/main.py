@@ -159,6 +159,11 @@ def _report_missing(settings: Settings, with_iotdb: bool = False) -> bool:
                *missing_prerequisites(settings, cli_pool_slots, s3_bucket_problem)]
     for item in missing:
         print(str(item), file=sys.stderr)
+    from meccano.scripts.isolation import isolation_notice
+
+    notice = isolation_notice(settings)
+    if notice:  # the operator's explicit choice, not a missing step: said plainly, the exit code unchanged
+        print(f"NOTICE {notice}", file=sys.stderr)
     if not missing:
         print("prerequisites: what plugin tasks need is there")
     return bool(missing)

@@ -27,7 +27,6 @@ from meccano.errors import PluginUserMissing, ScriptIsolationUnavailable
 
 if TYPE_CHECKING:
     from meccano.settings.config import Settings
-    from meccano.settings.prerequisites import Missing
 
 SETTING = "plugins.isolation (MECCANO_PLUGIN_ISOLATION)"
 PROVIDER = "apache-airflow-providers-cncf-kubernetes"
@@ -72,7 +71,13 @@ def switch_problem(user: str) -> str | None:
     return None
 
 
-def _fix(mode: str) -> str:
+def plugin_user_fix(user: str) -> str:
+    """How to create the OS user script plugins run as (named by ``db check`` and by a task that needs it)."""
+    return ("scripts/plugin-user.sh (bare hosts; the image has it), or `useradd --system --user-group "
+            f"--no-create-home --shell /usr/sbin/nologin {user}`")
+
+
+def isolation_fix(mode: str) -> str:
     """The ways out of a worker that cannot isolate scripts as ``mode`` asks."""
     if mode == "pod":
         return (f"install the {PROVIDER} provider and set plugins.podImage (docs/kubernetes.md); or set {SETTING} "
@@ -101,7 +106,7 @@ def isolation_problem(settings: Settings) -> str | None:
     if reason is None:
         return None
     mode = settings.plugins.isolation
-    return f"{SETTING} is {mode!r}, but {reason}. Fix one of: {_fix(mode)}"
+    return f"{SETTING} is {mode!r}, but {reason}. Fix one of: {isolation_fix(mode)}"
 
 
 def pod_problem(settings: Settings) -> str | None:
@@ -124,8 +129,6 @@ def plugin_user_problem(settings: Settings) -> str | None:
     """The plugin user must exist on the worker for ``user`` (to switch to it) and ``pod`` (its uid and gid)."""
     if settings.plugins.isolation == "none":
         return None
-    from meccano.settings.prerequisites import plugin_user_fix
-
     user = settings.plugins.run_as
     try:
         pwd.getpwnam(user)
@@ -152,20 +155,3 @@ def check_isolation(settings: Settings) -> None:
     problem = isolation_problem(settings)
     if problem:
         raise ScriptIsolationUnavailable(problem)
-
-
-def isolation_missing(settings: Settings) -> list[Missing]:
-    """What ``db check``, ``config show`` and the Meccano page list as missing for the chosen isolation."""
-    from meccano.settings.prerequisites import Missing, plugin_user_fix
-
-    found = []
-    user, mode = settings.plugins.run_as, settings.plugins.isolation
-    if plugin_user_problem(settings):
-        found.append(Missing(f"OS user {user!r} (plugins.runAs)", "every R, python and nodejs plugin runs as it, "
-                             "never as the worker's user; without it their tasks fail on this host",
-                             plugin_user_fix(user)))
-    reason = isolation_reason(settings)
-    if reason:
-        found.append(Missing(f"script isolation ({SETTING}: {mode})",
-                             f"{reason}; every R, python and nodejs task fails at once on such a worker", _fix(mode)))
-    return found

@@ -120,7 +120,7 @@ def script_pod_operator(job: PodJob, task_id: str) -> Any:
         termination_grace_period=math.ceil(job.grace_seconds),
         pod_template_file=job.template_file or None,
         do_xcom_push=True, get_logs=True, on_finish_action="delete_pod", on_kill_action="delete_pod",
-        reattach_on_restart=False, log_events_on_failure=True, deferrable=False,
+        reattach_on_restart=False, log_events_on_failure=True, log_pod_spec_on_failure=False, deferrable=False,
     )
 
 

@@ -34,6 +34,7 @@ def _runner() -> ModuleType:
     spec = importlib.util.spec_from_file_location("meccano_script_runner", Path(__file__).with_name("runner.py"))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

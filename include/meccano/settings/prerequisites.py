@@ -103,16 +103,34 @@ def missing_prerequisites(settings: Settings, pool_slots: PoolSlots, bucket_prob
         if why:
             found.append(Missing(f"bucket {bucket!r}", why, f"{SETUP_COMMAND} (creates it) or fix export.bucket / "
                                  "reports.directory / [logging] remote_base_log_folder and the AWS connection"))
-    from meccano.scripts.isolation import isolation_missing
-
     found += isolation_missing(settings)  # the plugin user, and whether this host can isolate scripts as chosen
     return found
 
 
-def plugin_user_fix(user: str) -> str:
-    """How to create the OS user script plugins run as (named by ``db check`` and by a task that needs it)."""
-    return ("scripts/plugin-user.sh (bare hosts; the image has it), or `useradd --system --user-group "
-            f"--no-create-home --shell /usr/sbin/nologin {user}`")
+def isolation_missing(settings: Settings) -> list[Missing]:
+    """What the chosen ``plugins.isolation`` lacks on this host (:mod:`meccano.scripts.isolation`): the plugin user,
+    a worker that can switch to it, the pod isolation's provider and image."""
+    from meccano.scripts.isolation import (
+        SETTING,
+        isolation_fix,
+        isolation_reason,
+        plugin_user_fix,
+        plugin_user_problem,
+    )
+
+    found = []
+    user, mode = settings.plugins.run_as, settings.plugins.isolation
+    if plugin_user_problem(settings):
+        found.append(Missing(f"OS user {user!r} (plugins.runAs)", "every R, python and nodejs plugin runs as it, "
+                             "never as the worker's user; without it their tasks fail on this host",
+                             plugin_user_fix(user)))
+    reason = isolation_reason(settings)
+    if reason:
+        found.append(Missing(f"script isolation ({SETTING}: {mode})",
+                             f"{reason}; every R, python and nodejs task fails at once on such a worker",
+                             isolation_fix(mode)))
+    return found
+
 
 
 def cli_pool_slots(name: str) -> int | None:
