@@ -351,3 +351,29 @@ def test_the_pod_returns_the_exit_code_and_the_report(tmp_path: Path):
     assert write_report({"../escape": "eA==", "/etc/x": "eA==", "a/../../b": "eA=="}, report) == [
         "../escape", "/etc/x", "a/../../b"]
     assert not (tmp_path / "escape").exists()
+
+
+def test_a_pod_template_adds_its_volumes_under_the_restricted_pod(tmp_path: Path, pod_env, monkeypatch):
+    """plugins.podTemplateFile (the guide's shared plugins volume) is merged under the pod: its volume and mount are
+    added, the security context and the run folder stay ours."""
+    import re
+
+    import yaml
+
+    from meccano.scripts.pod import script_pod_operator
+
+    guide = (ROOT / "docs" / "kubernetes.md").read_text()
+    block = next(yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", guide, flags=re.S)
+                 if "script-pod-template" in b)
+    data = yaml.safe_load(next(iter(block["extraConfigMaps"].values()))["data"])
+    template = tmp_path / "pod-template.yaml"
+    template.write_text(data["pod-template.yaml"])
+    monkeypatch.setenv("MECCANO_PLUGIN_POD_TEMPLATE", str(template))
+    folder = write_plugin(tmp_path / "plugins", "tpl:1.0", "print('hi')\n")
+    op = _started_operator(folder)
+    pod = _pod_spec(script_pod_operator(op._pod_job, "run").build_pod_request_obj({}, dry_run=True))
+    _assert_restricted(pod, 3600)
+    assert {"name": "plugins", "persistentVolumeClaim": {"claimName": "meccano-plugins", "readOnly": True}} \
+        in pod["spec"]["volumes"]
+    mounts = pod["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": "plugins", "mountPath": "/opt/airflow/dags", "readOnly": True} in mounts
