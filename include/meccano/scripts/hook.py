@@ -16,6 +16,9 @@
   starts it directly; any other worker through ``sudo -n`` (the image's rule allows exactly this
   command, see docker/Dockerfile and docs/security.md). sudo relays the SIGTERM of :meth:`stop` to the
   runner, and the runner stops everything when sudo is killed (its parent-death signal).
+* **Or the worker itself** (``plugins.isolation: none``, ``as_worker``): the runner starts as the worker's own user
+  with the script's environment as its own, and supervises the script the same way. (``pod``: not this hook, see
+  :class:`meccano.scripts.pod.PodScriptHook`.)
 """
 
 from __future__ import annotations
