@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk.exceptions import AirflowException
@@ -34,6 +34,10 @@ from meccano.scripts.modes import (
     share_sqlite_iotdb,
     sqlite_problem,
 )
+
+if TYPE_CHECKING:
+    from meccano.scripts.environment import ScriptLimits
+    from meccano.settings.config import Settings
 
 
 class PluginScriptOperator(BashOperator):
@@ -114,7 +118,7 @@ class PluginScriptOperator(BashOperator):
         self._started = time.time()
         return env
 
-    def _isolate(self, env: dict[str, str], run: RunFolder, limits: Any, context: Any) -> None:
+    def _isolate(self, env: dict[str, str], run: RunFolder, limits: ScriptLimits, context: Any) -> None:
         """What ``plugins.isolation`` adds: the plugin user and the run folder the hook hands it (user), the pod
         job (pod), or a plain warning that the script runs as the worker (none)."""
         plugins = self._settings.plugins
@@ -190,7 +194,7 @@ def _original_node_plugin(source: Path, env: dict[str, str]) -> None:
     env[RUNNER_VARIABLE] = str(NODE_RUNNER)
 
 
-def check_plugin_user(settings: Any) -> None:
+def check_plugin_user(settings: Settings) -> None:
     """Raise before anything starts when this worker cannot run scripts as ``plugins.isolation`` asks: a missing
     plugin user (:class:`~meccano.errors.PluginUserMissing`), or a worker that cannot switch to it / a pod isolation
     that is not set up (fails the task at once, without retries: a retry on the same worker cannot help)."""
