@@ -77,6 +77,11 @@ class SwitchOverError(MeccanoError, ValueError):
     the message names the path and what ``migrate`` expects there."""
 
 
+class ScriptIsolationUnavailable(PluginError):
+    """This worker cannot keep a script plugin from itself the way ``plugins.isolation`` asks (it cannot switch
+    to the plugin user, or the pod isolation is not set up); the message names the setting and each fix."""
+
+
 class PluginUserMissing(PluginError):
     """The OS user that script plugins run as (``plugins.runAs``) does not exist on this worker, this worker
     cannot switch to it, or it is root or the worker's own user; the message names the setting, the user and

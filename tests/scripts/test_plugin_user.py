@@ -251,35 +251,37 @@ def _as_user(uid: int, gid: int, job) -> str:
 def test_the_workers_own_user_is_refused_as_the_plugin_user(monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker running as the user ``plugins.runAs`` names (the image's ``airflow`` named there, say): its task
     fails before anything starts, and ``config show``/``db check`` name the setting."""
+    from meccano.scripts.isolation import isolation_missing
     from meccano.scripts.operators import check_plugin_user
     from meccano.settings.config import load_settings
-    from meccano.settings.prerequisites import missing_prerequisites
 
     entry = pwd.getpwnam(RUN_AS)
+    monkeypatch.setenv("MECCANO_PLUGIN_RUN_AS", RUN_AS)
+    settings = load_settings()
 
     def task() -> str:
-        check_plugin_user(RUN_AS)
+        check_plugin_user(settings)
         return "started"
 
     refused = _as_user(entry.pw_uid, entry.pw_gid, task)
     assert refused.startswith("PluginUserMissing: plugins.runAs (MECCANO_PLUGIN_RUN_AS): "
                               f"'{RUN_AS}' is this worker's own OS user (uid {entry.pw_uid})"), refused
-    monkeypatch.setenv("MECCANO_PLUGIN_RUN_AS", RUN_AS)
-    settings = load_settings()
 
     def show() -> str:
-        return "\n".join(map(str, missing_prerequisites(settings, lambda name: settings.mysql.connection_limit,
-                                                        lambda bucket, conn_id: None)))
+        return "\n".join(map(str, isolation_missing(settings)))
 
     shown = _as_user(entry.pw_uid, entry.pw_gid, show)
-    assert f"MISSING an OS user for plugins.runAs other than '{RUN_AS}': plugins.runAs (MECCANO_PLUGIN_RUN_AS)" \
-        in shown, shown
+    assert f"MISSING a usable OS user for plugins.runAs ('{RUN_AS}'): plugins.runAs (MECCANO_PLUGIN_RUN_AS): " \
+        f"'{RUN_AS}' is this worker's own OS user" in shown, shown
     assert _as_user(0, 0, task) == "started"  # the same user for a root worker: allowed
 
 
 def test_a_user_with_roots_uid_or_group_is_refused() -> None:
-    from meccano.settings.prerequisites import plugin_user_problem
+    from meccano.scripts.isolation import plugin_user_problem
+    from meccano.settings.config import load_settings
 
-    problem = plugin_user_problem("root", euid=50000)  # the name check of the settings aside: by uid
+    settings = load_settings(env={"MECCANO_PLUGIN_RUN_AS": RUN_AS})
+    assert plugin_user_problem(settings, euid=50000) is None
+    as_root = settings.model_copy(update={"plugins": settings.plugins.model_copy(update={"run_as": "root"})})
+    problem = plugin_user_problem(as_root, euid=50000)  # the name check of the settings aside: by uid
     assert problem is not None and problem.startswith("plugins.runAs (MECCANO_PLUGIN_RUN_AS): 'root' has uid 0")
-    assert plugin_user_problem(RUN_AS, euid=50000) is None

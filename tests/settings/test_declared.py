@@ -18,6 +18,8 @@ PRODUCT = ROOT / "include" / "meccano"
 ALLOWED_ENVIRON_READERS = {
     # the runner is the script's parent process: it reads what build_script_env gave it (MECCANO_INTERPRETER, ...)
     "scripts/runner.py",
+    # the command of a script pod (plugins.isolation pod): reads what the worker put in the pod's environment
+    "scripts/pod_entry.py",
     # a script gets the worker's PATH, HOME, LANG, LC_ALL, TMPDIR (PASSED_FROM_WORKER) and nothing else
     "scripts/environment.py",
     # the demo builds the environment of the Airflow processes it starts, and its own --port defaults

@@ -160,12 +160,17 @@ def _report_missing(settings: Settings, with_iotdb: bool = False) -> bool:
     """Print every missing prerequisite (stderr) and whether there was any; ``with_iotdb``: the IOTDB's
     connection and pending migrations too (``db check`` prints those itself)."""
     from meccano.iotdb.schema_migrations import iotdb_missing
+    from meccano.scripts.isolation import isolation_missing, isolation_notice
     from meccano.settings.prerequisites import cli_pool_slots, missing_prerequisites, s3_bucket_problem
 
     missing = [*(iotdb_missing(settings) if with_iotdb else []),
-               *missing_prerequisites(settings, cli_pool_slots, s3_bucket_problem)]
+               *missing_prerequisites(settings, cli_pool_slots, s3_bucket_problem), *isolation_missing(settings)]
     for item in missing:
         print(str(item), file=sys.stderr)
+
+    notice = isolation_notice(settings)
+    if notice:  # the operator's explicit choice, not a missing step: said plainly, the exit code unchanged
+        print(f"NOTICE {notice}", file=sys.stderr)
     if not missing:
         print("prerequisites: what plugin tasks need is there")
     return bool(missing)

@@ -16,6 +16,9 @@
   starts it directly; any other worker through ``sudo -n`` (the image's rule allows exactly this
   command, see docker/Dockerfile and docs/security.md). sudo relays the SIGTERM of :meth:`stop` to the
   runner, and the runner stops everything when sudo is killed (its parent-death signal).
+* **Or the worker itself** (``plugins.isolation: none``, ``as_worker``): the runner starts as the worker's own user
+  with the script's environment as its own, and supervises the script the same way. (``pod``: not this hook, see
+  :class:`meccano.scripts.pod.PodScriptHook`.)
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from subprocess import PIPE, STDOUT, Popen, TimeoutExpired
+from subprocess import DEVNULL, PIPE, STDOUT, Popen, TimeoutExpired
 from typing import Any
 
 from airflow.providers.standard.hooks.subprocess import SubprocessHook, SubprocessResult
@@ -49,10 +52,11 @@ TAIL_CHARS = 4000
 class ScriptProcessHook(SubprocessHook):
     """Runs the fixed script command; see the module docstring."""
 
-    def __init__(self, secrets: Sequence[str], grace_seconds: float, **kwargs: Any) -> None:
+    def __init__(self, secrets: Sequence[str], grace_seconds: float, as_worker: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._secrets = list(secrets)
         self._grace = grace_seconds
+        self._as_worker = as_worker  # plugins.isolation none: the runner supervises the script as the worker
         self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
 
     def tail_text(self) -> str:
@@ -63,19 +67,14 @@ class ScriptProcessHook(SubprocessHook):
                     cwd: str | None = None) -> SubprocessResult:
         job = dict(env or {})
         run_as, run_dir = job.pop("MECCANO_RUN_AS", ""), job.pop("MECCANO_RUN_DIR", "")
-        if not run_as or not run_dir:
+        if self._as_worker:
+            proc = self._start_as_worker(job, cwd)
+        elif not run_as or not run_dir:
             raise ValueError("a script runs only as the plugin user: MECCANO_RUN_AS and MECCANO_RUN_DIR are required")
-        argv = runner_command(run_as)
-        self.log.info("Running the plugin script as OS user %s (command: %s)", run_as, argv)
+        else:
+            proc = self._start_as(run_as, {"env": job, "run_dir": run_dir, "cwd": cwd or run_dir})
         redactor = StreamRedactor(self._secrets)
         self._tail.clear()
-        self.sub_process = proc = Popen(argv, stdout=PIPE, stderr=STDOUT, stdin=PIPE, cwd="/", env=dict(RUNNER_ENV),
-                                        start_new_session=True, restore_signals=True, close_fds=True)
-        assert proc.stdin is not None
-        with contextlib.suppress(BrokenPipeError):  # a refusing sudo exits before reading; its output says why
-            proc.stdin.write(json.dumps({"env": job, "run_dir": run_dir, "cwd": cwd or run_dir}).encode())
-        with contextlib.suppress(BrokenPipeError):
-            proc.stdin.close()
         assert proc.stdout is not None
         last = ""
         try:
@@ -91,6 +90,27 @@ class ScriptProcessHook(SubprocessHook):
             proc.stdout.close()
         self.log.info("Plugin script exited with return code %s", proc.returncode)
         return SubprocessResult(exit_code=proc.returncode, output=last)
+
+    def _start_as(self, run_as: str, job: dict[str, Any]) -> Popen[bytes]:
+        argv = runner_command(run_as)
+        self.log.info("Running the plugin script as OS user %s (command: %s)", run_as, argv)
+        self.sub_process = proc = Popen(argv, stdout=PIPE, stderr=STDOUT, stdin=PIPE, cwd="/", env=dict(RUNNER_ENV),
+                                        start_new_session=True, restore_signals=True, close_fds=True)
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # a refusing sudo exits before reading; its output says why
+            proc.stdin.write(json.dumps(job).encode())
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+        return proc
+
+    def _start_as_worker(self, env: dict[str, str], cwd: str | None) -> Popen[bytes]:
+        """plugins.isolation none: the runner, as the worker's own user, reads the script's environment from its
+        own (the operator's explicit choice: the script could read the worker's anyway)."""
+        argv = runner_command(None)
+        self.log.warning("Running the plugin script as the worker's own OS user (plugins.isolation: none)")
+        self.sub_process = proc = Popen(argv, stdout=PIPE, stderr=STDOUT, stdin=DEVNULL, cwd=cwd, env=env,
+                                        start_new_session=True, restore_signals=True, close_fds=True)
+        return proc
 
     def _log_line(self, raw: bytes, encoding: str) -> str:
         line = raw.decode(encoding, errors="backslashreplace").rstrip()
@@ -152,10 +172,14 @@ class ScriptProcessHook(SubprocessHook):
         self.stop()
 
 
-def runner_command(run_as: str) -> list[str]:
+def runner_command(run_as: str | None) -> list[str]:
     """The runner's command line: exactly what the image's sudo rule allows (real paths, no options left to
-    the environment: ``-I -S`` ignore PYTHON* variables and site folders), behind ``sudo -n`` unless root."""
+    the environment: ``-I -S`` ignore PYTHON* variables and site folders), behind ``sudo -n`` unless root.
+    ``None``: the runner as the worker itself (plugins.isolation none), no user, no sudo."""
     from meccano.scripts.environment import SCRIPT_RUNNER
 
-    command = [os.path.realpath(sys.executable), "-I", "-S", os.path.realpath(SCRIPT_RUNNER), run_as]
+    command = [os.path.realpath(sys.executable), "-I", "-S", os.path.realpath(SCRIPT_RUNNER)]
+    if run_as is None:
+        return command
+    command.append(run_as)
     return command if os.geteuid() == 0 else ["sudo", "-n", "--", *command]

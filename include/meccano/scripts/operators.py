@@ -8,7 +8,9 @@ output (:mod:`meccano.scripts.hook`), no process survives the task
 (:mod:`meccano.scripts.runner`), every non-zero exit is a failure (no exit code skips), and the
 script runs as another, unprivileged OS user (``plugins.runAs``) in a run folder of its own
 (:func:`meccano.scripts.modes.run_folder`): it cannot read the worker's or any other process's
-environment and memory, nor write the worker's files.
+environment and memory, nor write the worker's files. ``plugins.isolation`` (:mod:`meccano.scripts.isolation`)
+chooses how: ``user`` (that), ``pod`` (a Kubernetes pod of its own, :mod:`meccano.scripts.pod`) or ``none`` (the
+worker's own user, the operator's explicit choice); a worker that cannot do what is chosen fails the task at once.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import time
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk.exceptions import AirflowException
 
-from meccano.errors import PluginUserMissing
+from meccano.errors import ScriptIsolationUnavailable
 from meccano.scripts.engines import SCRIPT_COMMAND
 from meccano.scripts.modes import (
     SQLITE_VARIABLE,
@@ -33,6 +35,10 @@ from meccano.scripts.modes import (
     sqlite_problem,
 )
 
+if TYPE_CHECKING:
+    from meccano.scripts.environment import ScriptLimits
+    from meccano.settings.config import Settings
+
 
 class PluginScriptOperator(BashOperator):
     """Runs an R, python or nodejs plugin file with its interpreter."""
@@ -42,6 +48,9 @@ class PluginScriptOperator(BashOperator):
     _plugin_folder: str | None = None
     _secrets: Sequence[str] = ()  # set by get_env()
     _grace = 10.0
+    _as_worker = False  # plugins.isolation none (set by get_env())
+    _pod_job: Any = None  # plugins.isolation pod: the meccano.scripts.pod.PodJob (set by get_env())
+    _pod_context: Any = None
 
     # No __init__ of its own: every level of __init__ is one more pass of Airflow's apply_defaults per task,
     # paid at each parse (bench/README.md, "Cheaper import and discovery, and a bound"). Build it with for_plugin().
@@ -71,7 +80,7 @@ class PluginScriptOperator(BashOperator):
         self._manifest = manifest = runtime_manifest(self.plugin_folder)
         refuse_undeclared_conf(manifest, dict(context))  # before any connection is read or the script starts
         self._settings = settings = load_settings()
-        check_plugin_user(settings.plugins.run_as)
+        check_plugin_user(settings)
         ctx = dict(context)
         iotdb, aws = iotdb_connection(settings), aws_if_configured(settings)
         limits = script_limits(manifest, settings)
@@ -94,7 +103,7 @@ class PluginScriptOperator(BashOperator):
                 from airflow.sdk.exceptions import AirflowFailException
 
                 raise AirflowFailException(problem)  # a retry cannot help
-        if env.get(SQLITE_VARIABLE):
+        if env.get(SQLITE_VARIABLE) and settings.plugins.isolation == "user":
             share_sqlite_iotdb(Path(env[SQLITE_VARIABLE]), settings.plugins.run_as)
         if manifest.engine == "nodejs":
             _original_node_plugin(manifest.source, env)
@@ -102,16 +111,41 @@ class PluginScriptOperator(BashOperator):
         # nowhere else of the worker's: HOME and TMPDIR are in the run folder too.
         self.cwd = str(run.workdir)
         env.update({"MECCANO_PLUGIN_SOURCE": str(run.workdir / manifest.source.name),
-                    "MECCANO_PLUGIN_DIR": str(run.workdir), "HOME": str(run.home), "TMPDIR": str(run.tmp),
-                    "MECCANO_RUN_AS": settings.plugins.run_as, "MECCANO_RUN_DIR": str(run.root)})
+                    "MECCANO_PLUGIN_DIR": str(run.workdir), "HOME": str(run.home), "TMPDIR": str(run.tmp)})
+        self._isolate(env, run, limits, context)
         self._started = time.time()
         return env
 
+    def _isolate(self, env: dict[str, str], run: RunFolder, limits: ScriptLimits, context: Any) -> None:
+        """What ``plugins.isolation`` adds: the plugin user and the run folder the hook hands it (user), the pod
+        job (pod), or a plain warning that the script runs as the worker (none)."""
+        plugins = self._settings.plugins
+        self._as_worker, self._pod_job = plugins.isolation == "none", None
+        if plugins.isolation == "user":
+            env.update({"MECCANO_RUN_AS": plugins.run_as, "MECCANO_RUN_DIR": str(run.root)})
+        elif plugins.isolation == "pod":
+            from meccano.scripts.pod import PodJob
+
+            self._pod_context = context
+            self._pod_job = PodJob(
+                plugin=self._manifest.plugin, plugin_folder=self.plugin_folder, source_name=self._manifest.source.name,
+                env=dict(env), timeout_seconds=limits.runner_deadline, grace_seconds=limits.grace_seconds,
+                image=plugins.pod_image, namespace=plugins.pod_namespace, secret_name=plugins.pod_secret,
+                template_file=plugins.pod_template_file, run_as=plugins.run_as)
+        else:
+            from meccano.scripts.isolation import isolation_notice
+
+            self.log.warning("%s", isolation_notice(self._settings))
+
     @cached_property
     def subprocess_hook(self) -> Any:
+        if self._pod_job is not None:
+            from meccano.scripts.pod import PodScriptHook
+
+            return PodScriptHook(self._pod_job, self._pod_context, self.task_id)
         from meccano.scripts.hook import ScriptProcessHook
 
-        return ScriptProcessHook(self._secrets, self._grace)
+        return ScriptProcessHook(self._secrets, self._grace, as_worker=self._as_worker)
 
     def execute(self, context: Any) -> Any:
         self._plugin_folder = self.plugin_folder  # before get_env() moves cwd to the run folder
@@ -174,23 +208,15 @@ def _original_node_plugin(source: Path, env: dict[str, str]) -> None:
     env[RUNNER_VARIABLE] = str(NODE_RUNNER)
 
 
-def check_plugin_user(user: str) -> None:
-    """Raise :class:`PluginUserMissing` when scripts cannot run as ``user`` on this worker."""
-    import os
-    import shutil
+def check_plugin_user(settings: Settings) -> None:
+    """Raise before anything starts when this worker cannot run scripts as ``plugins.isolation`` asks: a missing
+    plugin user (:class:`~meccano.errors.PluginUserMissing`), or a worker that cannot switch to it / a pod isolation
+    that is not set up (fails the task at once, without retries: a retry on the same worker cannot help)."""
+    from airflow.sdk.exceptions import AirflowFailException
 
-    from meccano.settings.prerequisites import plugin_user_fix, plugin_user_problem
+    from meccano.scripts.isolation import check_isolation
 
     try:
-        problem = plugin_user_problem(user)
-    except KeyError:
-        raise PluginUserMissing(
-            f"plugins.runAs (MECCANO_PLUGIN_RUN_AS): there is no OS user {user!r} on this worker, and script plugins "
-            f"never run as the worker's own user. Create it: {plugin_user_fix(user)}") from None
-    if problem:
-        raise PluginUserMissing(problem)
-    if os.geteuid() != 0 and not shutil.which("sudo"):
-        raise PluginUserMissing(
-            f"this worker runs as uid {os.geteuid()}, not root, so it starts scripts as {user!r} through sudo, which "
-            "is not installed: use the image (docker/Dockerfile has sudo and the one rule it needs) or add that "
-            "rule on this host (docs/security.md)")
+        check_isolation(settings)
+    except ScriptIsolationUnavailable as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from None

@@ -192,6 +192,25 @@ def _os_user(value: Any) -> str:
     return name
 
 
+ISOLATION_MODES = ("user", "pod", "none")  # how script plugins are kept apart from the worker (scripts/isolation.py)
+
+
+def _isolation(value: Any) -> str:
+    text = _text(value).strip().lower()
+    if text not in ISOLATION_MODES:
+        raise ValueError(f"{show(value, 60, as_python=True)} is not an isolation mode; use user (the plugin user, the "
+                         "default), pod (a Kubernetes pod per script) or none (scripts run as the worker: trusted "
+                         "authors only)")
+    return text
+
+
+def _optional_path(value: Any) -> str:
+    text = _text(value).strip()
+    if text and not os.path.isabs(text):
+        raise ValueError(f"{text!r} is not an absolute path")
+    return text
+
+
 def _file_format(value: Any) -> str:
     text = str(value).strip().lower()
     if text not in EXPORT_FORMATS:
@@ -213,6 +232,8 @@ Real = Annotated[float, BeforeValidator(_real)]
 Positive = Annotated[float, BeforeValidator(_positive)]
 Shared = Annotated[bool, BeforeValidator(_shared)]
 OsUser = Annotated[str, BeforeValidator(_os_user)]
+Isolation = Annotated[str, BeforeValidator(_isolation)]
+AbsolutePath = Annotated[str, BeforeValidator(_optional_path)]
 
 class _Section(BaseModel):
     """A section of settings: immutable, every value validated, no value echoed back in an error."""
@@ -344,6 +365,25 @@ class PluginLimits(_Section):
         "plugins.runAs", "MECCANO_PLUGIN_RUN_AS", where_env=NAMED_BY_VARIABLE,
         help="unprivileged OS user every script plugin runs as (never root; created by the set-up scripts)")] = \
         "meccano-plugin"
+    # How a script is kept from the worker (meccano.scripts.isolation, docs/security.md): user (runAs, the worker
+    # must be root or reach the image's sudo rule), pod (a Kubernetes pod of its own, cncf.kubernetes provider),
+    # none (the operator trusts every script author: scripts run as the worker's own user).
+    isolation: Annotated[Isolation, Key(
+        "plugins.isolation", "MECCANO_PLUGIN_ISOLATION", where_env=NAMED_BY_VARIABLE,
+        help="user, pod or none: how R, python and nodejs scripts are kept from the worker")] = "user"
+    pod_image: Annotated[Text, Key(
+        "plugins.podImage", "MECCANO_PLUGIN_POD_IMAGE", where_env=NAMED_BY_VARIABLE,
+        help="isolation pod: the image of the script pods (the workers' own image)")] = ""
+    pod_namespace: Annotated[Text, Key(
+        "plugins.podNamespace", "MECCANO_PLUGIN_POD_NAMESPACE", where_env=NAMED_BY_VARIABLE,
+        help="isolation pod: namespace of the script pods (empty: the worker's own)")] = ""
+    pod_secret: Annotated[Text, Key(
+        "plugins.podSecret", "MECCANO_PLUGIN_POD_SECRET", where_env=NAMED_BY_VARIABLE,
+        help="isolation pod: Kubernetes Secret whose keys MYSQL_PASSWORD / AWS_SECRETACCESSKEY the pod's secret "
+             "variables reference (empty: their values are in the pod spec)")] = ""
+    pod_template_file: Annotated[AbsolutePath, Key(
+        "plugins.podTemplateFile", "MECCANO_PLUGIN_POD_TEMPLATE", where_env=NAMED_BY_VARIABLE,
+        help="isolation pod: a pod template merged under the script pod (volumes, node selector, resources)")] = ""
 
 
 # Options of the fleet plugins (meccano.fleet): these defaults, the YAML section, then the plugin's

@@ -18,7 +18,6 @@ How the pool and a bucket are looked up is passed in: the command line asks Airf
 from __future__ import annotations
 
 import json
-import pwd
 import subprocess
 import sys
 from collections.abc import Callable
@@ -111,17 +110,6 @@ def missing_prerequisites(settings: Settings, pool_slots: PoolSlots, bucket_prob
         if why:
             found.append(Missing(f"bucket {bucket!r}", why, f"{SETUP_COMMAND} (creates it) or fix export.bucket / "
                                  "reports.directory / [logging] remote_base_log_folder and the AWS connection"))
-    user = settings.plugins.run_as
-    try:
-        problem = plugin_user_problem(user)
-    except KeyError:
-        found.append(Missing(f"OS user {user!r} (plugins.runAs)", "every R, python and nodejs plugin runs as it, "
-                             "never as the worker's user; without it their tasks fail on this host",
-                             plugin_user_fix(user)))
-    else:
-        if problem:
-            found.append(Missing(f"an OS user for plugins.runAs other than {user!r}", problem, plugin_user_fix(
-                "meccano-plugin") + "; then set plugins.runAs (MECCANO_PLUGIN_RUN_AS) to it"))
     return found
 
 
@@ -136,28 +124,6 @@ def plugins_folder_missing() -> list[Missing]:
                     "Meccano DAG", FOLDER_FIX)]
 
 
-def plugin_user_problem(user: str, euid: int | None = None) -> str | None:
-    """Why the existing OS user ``user`` may not be ``plugins.runAs`` for a worker running as ``euid`` (this
-    process's by default): root's uid or group, or the worker's own user (a script would then read every
-    environment and file of the worker). None when it may. :class:`KeyError` when there is no such user."""
-    import os
-
-    entry = pwd.getpwnam(user)
-    worker = os.geteuid() if euid is None else euid
-    if entry.pw_uid == 0 or entry.pw_gid == 0:
-        return (f"plugins.runAs (MECCANO_PLUGIN_RUN_AS): {user!r} has uid {entry.pw_uid} and gid {entry.pw_gid}; "
-                "scripts never run as root or in root's group: name the unprivileged user made for them")
-    if entry.pw_uid == worker:
-        return (f"plugins.runAs (MECCANO_PLUGIN_RUN_AS): {user!r} is this worker's own OS user (uid {worker}); a "
-                "script running as it could read every process environment and file of the worker: name the "
-                "unprivileged user made for scripts (meccano-plugin)")
-    return None
-
-
-def plugin_user_fix(user: str) -> str:
-    """How to create the OS user script plugins run as (named by ``db check`` and by a task that needs it)."""
-    return ("scripts/plugin-user.sh (bare hosts; the image has it), or `useradd --system --user-group "
-            f"--no-create-home --shell /usr/sbin/nologin {user}`")
 
 
 def cli_pool_slots(name: str) -> int | None:

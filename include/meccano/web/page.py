@@ -36,12 +36,14 @@ def _template() -> tuple[Template, Markup]:
 
 
 def render_page(rows: list[PluginRow], listing_href: str, timezone: str = "UTC",
-                missing: Sequence[Missing] = ()) -> str:
+                missing: Sequence[Missing] = (), notices: Sequence[str] = ()) -> str:
     """The page; every time shown in ``timezone`` (the fleet's zone, the one the crons run in); what plugin tasks
-    need and is ``missing`` at the top."""
+    need and is ``missing`` at the top, then ``notices`` (choices of the operator the page states plainly, such as
+    ``plugins.isolation: none``)."""
     template, css = _template()
     valid = [r for r in rows if r.valid]
     return template.render(
         rows=rows, valid=valid, invalid=[r for r in rows if not r.valid],
         reports=[r for r in valid if r.type == PluginType.REPORT and not r.shadowed_by],
-        listing_href=listing_href, now=datetime.now(UTC), css=css, timezone=timezone, missing=missing)
+        listing_href=listing_href, now=datetime.now(UTC), css=css, timezone=timezone, missing=missing,
+        notices=notices)

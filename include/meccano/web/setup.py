@@ -31,10 +31,12 @@ def missing_now(settings: Settings, ttl: float = TTL_SECONDS) -> list[Missing]:
         cached = _cache.get(key)
         if cached and time.monotonic() - cached[0] < ttl:
             return cached[1]
+    from meccano.scripts.isolation import isolation_missing
     from meccano.web.airflow_internal import pool_slots
 
     try:
-        found = [*iotdb_missing(settings), *missing_prerequisites(settings, pool_slots, s3_bucket_problem)]
+        found = [*iotdb_missing(settings), *missing_prerequisites(settings, pool_slots, s3_bucket_problem),
+                 *isolation_missing(settings)]
     except Exception as exc:  # noqa: BLE001 - the page answers whatever the check meets
         log.warning("Meccano page: the set-up check failed: %s", type(exc).__name__)
         found = [Missing("set-up check", f"it could not run ({type(exc).__name__})", "python -m meccano db check")]

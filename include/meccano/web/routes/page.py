@@ -19,10 +19,17 @@ PAGE_CSP = ("default-src 'self'; style-src 'unsafe-inline'; img-src 'self'; fram
 router = APIRouter()
 
 
+def _notices(ctx: Context) -> list[str]:
+    from meccano.scripts.isolation import isolation_notice
+
+    notice = isolation_notice(ctx.settings)
+    return [notice] if notice else []
+
+
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def page(ctx: Context, roots: Roots, user: User) -> HTMLResponse:
     zone = ctx.settings.timezone
     rows = visible_rows(build_listing(ctx.store, roots.app, roots.airflow, timezone=zone), user)
-    html = render_page(rows, f"{roots.app}/plugins", zone, missing=missing_now(ctx.settings))
+    html = render_page(rows, f"{roots.app}/plugins", zone, missing=missing_now(ctx.settings), notices=_notices(ctx))
     return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-store",
                                        "X-Frame-Options": "SAMEORIGIN"})
