@@ -66,6 +66,7 @@ class Outcome:
     lines: list[str] = field(default_factory=list)
     changed: int = 0
     refused: int = 0
+    overwrites: list[str] = field(default_factory=list)  # files a run replaces (kept as a backup): confirmed first
 
     @property
     def exit_code(self) -> int:
@@ -247,6 +248,8 @@ def write_config(installation: Installation, target: Target, dry_run: bool, outc
             if backup is not None:
                 os.rename(cfg, backup)
             os.replace(tmp, cfg)
+        if backup is not None:
+            outcome.overwrites.append(str(cfg))
         kept = f"; the file there kept as {backup.name}" if backup else ""
         outcome.lines.append(f"{verb} {cfg}: sections {', '.join(sections)}; {keys} settings carried over{kept}")
     for line in secrets:
