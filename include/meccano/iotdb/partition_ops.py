@@ -162,8 +162,11 @@ def convert(db: Iotdb, plan: ConversionPlan, lock_wait_s: int = 30, out: Callabl
             every: float = 10.0) -> float:
     """Run the conversion; returns the seconds it took. With ``out``, a progress line every ``every`` seconds."""
     began = time.monotonic()
-    with reporting(db, f"converting {plan.table}", out or (lambda line: None), every) as on_start:
-        run_ddl(db, plan.sql, lock_wait_s=lock_wait_s, attempts=2, on_start=on_start if out else None)
+    if out is None:
+        run_ddl(db, plan.sql, lock_wait_s=lock_wait_s, attempts=2)
+    else:
+        with reporting(db, f"converting {plan.table}", out, every) as on_start:
+            run_ddl(db, plan.sql, lock_wait_s=lock_wait_s, attempts=2, on_start=on_start)
     return time.monotonic() - began
 
 
