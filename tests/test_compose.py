@@ -253,7 +253,7 @@ def test_every_setting_reaches_every_airflow_service_as_set(compose: list[str], 
 
 
 def test_an_unset_setting_leaves_config_yml_in_charge(compose: list[str], secrets_env: Path) -> None:
-    """Documented precedence (README, Configuration): config.yml < MECCANO_ENV's section < variable. A key the
+    """Documented precedence (docs/configuration.md): config.yml < MECCANO_ENV's section < variable. A key the
     operator leaves unset must reach the containers empty (which load_settings ignores), never as a default
     invented by compose that would hide config/config.yml."""
     from meccano.settings.config import load_settings

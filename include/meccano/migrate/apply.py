@@ -203,8 +203,7 @@ def new_config(installation: Installation) -> tuple[dict[str, Any], list[str]]:
 
 HEADER = ("# Written by `python -m meccano migrate apply` from the original installation {source}.\n"
           "# Secrets are never written here: set them as environment variables (printed by the command).\n"
-          "# Every key, its variable and its default: README, \"Configuration\"; check with `python -m meccano config "
-          "show`.\n")
+          "# Every key, its variable and its default: docs/configuration.md; check with `meccano config show`.\n")
 
 
 def _config_text(installation: Installation, sections: dict[str, Any]) -> str:
