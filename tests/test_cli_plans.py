@@ -56,6 +56,16 @@ def test_upgrade_dry_run_on_an_empty_iotdb_creates_nothing(make_db, airflow_pool
     assert state(db) == before
 
 
+def test_a_dry_run_does_not_create_a_missing_sqlite_file(tmp_path, airflow_pool, monkeypatch, capsys):
+    missing = tmp_path / "not-yet.sqlite"
+    monkeypatch.delenv("AIRFLOW_CONN_MECCANO_IOTDB", raising=False)
+    monkeypatch.setenv("MECCANO_IOTDB_SQLITE", str(missing))
+    assert main(["db", "upgrade", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"the SQLite IOTDB {missing} does not exist yet" in out and "would create table Facts:" in out
+    assert list(tmp_path.iterdir()) == []  # no file, no -wal, no lock file
+
+
 def test_upgrade_dry_run_prints_the_statements_the_upgrade_then_runs(make_db, airflow_pool, capsys):
     db = make_db()
     ensure_schema(db)

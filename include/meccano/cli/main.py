@@ -109,6 +109,8 @@ def _db(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     db = Iotdb.from_settings(settings)
+    if getattr(args, "dry_run", False):
+        db = _plannable(db)
     try:
         if args.action == "partition":
             return partition_command(db, settings, lambda: confirmed(args.yes, "db partition"), args.dry_run,
@@ -135,6 +137,20 @@ def _db(args: argparse.Namespace) -> int:
         print(warning, file=sys.stderr)
     print("step 2 of 2: what plugin tasks need in Airflow and S3 (buckets, the pool)", flush=True)
     return _create_prerequisites(settings)
+
+
+def _plannable(db: Any) -> Any:
+    """The IOTDB a dry run may look at: an SQLite file that does not exist yet would be created by merely
+    connecting, so its plan is made on an empty in-memory database instead (what the real run would start from)."""
+    from airflow.sdk import Connection
+
+    from meccano.iotdb.db import Iotdb
+
+    if db.dialect != "sqlite" or db.sqlite_path == ":memory:" or os.path.lexists(db.sqlite_path):
+        return db
+    print(f"the SQLite IOTDB {db.sqlite_path} does not exist yet: the plan starts from an empty database")
+    db.dispose()
+    return Iotdb(Connection(conn_id=db.conn_id, conn_type="sqlite", host=":memory:"))
 
 
 def _downgrade(db: Any, dry_run: bool, yes: bool) -> int:
