@@ -1,11 +1,11 @@
 # Meccano ServiceManager on Airflow. See README.md.
-.PHONY: plugin-user demo test test-unit lint typecheck bench venv system-deps-test system-deps-demo clean
+.PHONY: plugin-user demo test test-unit lint typecheck bench venv venv-demo system-deps-test system-deps-demo clean
 
 PYTEST_ARGS ?=
 # pytest-xdist workers of `make test`; tests/conftest.py decides the units of work and their order
 TEST_WORKERS ?= 2
 
-demo: system-deps-demo venv plugin-user            ## run the product on its embedded default (Ctrl-C stops it); DEMO_ARGS="--port 8080 --fresh"
+demo: system-deps-demo venv-demo plugin-user           ## run the product on its embedded default (Ctrl-C stops it); DEMO_ARGS="--port 8080 --fresh"
 	scripts/demo.sh $(DEMO_ARGS)
 
 test: system-deps-test venv plugin-user            ## install everything, start services, run the whole suite, stop them
@@ -28,8 +28,12 @@ bench: venv                             ## benchmarks, run by hand; figures go t
 plugin-user:                            ## the OS user script plugins run as, and its way to the interpreters
 	scripts/plugin-user.sh
 
-venv:
-	scripts/install-venv.sh
+venv:                                   ## the runtime pins and the test/bench tools (requirements-dev.txt)
+	scripts/install-venv.sh test
+	scripts/install-node-deps.sh
+
+venv-demo:                              ## the runtime pins only (requirements.txt): what `make demo` runs
+	scripts/install-venv.sh demo
 	scripts/install-node-deps.sh
 
 system-deps-test:

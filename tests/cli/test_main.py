@@ -56,7 +56,10 @@ def test_config_errors_exit_2_and_secrets_stay_hidden(airflow_pool, sqlite_iotdb
     monkeypatch.setenv("MYSQL_PASSWORD", "cli-Secret-Password")
     assert main(["config", "show"]) == 0
     out = capsys.readouterr().out
-    assert "cli-Secret-Password" not in out and "Secret('***')" in out
+    assert "cli-Secret-Password" not in out
+    row = next(line for line in out.splitlines() if line.startswith("mysql.password "))
+    assert [cell.strip() for cell in row.split("|")] == ["mysql.password", "MYSQL_PASSWORD", "***",
+                                                         "environment variable MYSQL_PASSWORD"]
     monkeypatch.setenv("EXPORT_DAYS", "-1")
     assert main(["config", "show"]) == 2
     assert "export.days (from environment variable EXPORT_DAYS): -1 must be 0 or more" in capsys.readouterr().err
@@ -182,3 +185,77 @@ def test_the_demo_relays_progress_lines_as_they_come(tmp_path: Path, capsys):
         out.write(" done, 900 Facts rows so far\n")
     relay()
     assert capsys.readouterr().out == "demo: backfill: day 2 of 3 done, 900 Facts rows so far\n"
+
+
+# --- the command line in Airflow's manner (issue 35) -----------------------------------------------------------
+
+def test_every_action_has_its_own_help_and_the_top_level_lists_demo_and_exit_codes():
+    top = _cli("--help")
+    assert top.returncode == 0
+    assert "demo" in top.stdout and "exit codes:" in top.stdout and "2  usage" in top.stdout
+    check = _cli("db", "check", "--help")
+    assert check.returncode == 0 and "usage: meccano db check [-h]\n" in check.stdout
+    assert "--ahead" not in check.stdout and "--yes" not in check.stdout
+    down = _cli("db", "downgrade", "--help")
+    assert "--show-sql-only" in down.stdout and "-y, --yes" in down.stdout and "--ahead" not in down.stdout
+    assert "--ahead" in _cli("db", "partition", "--help").stdout
+    assert _cli("db", "check", "--ahead", "3").returncode == 2
+
+
+def test_version_and_the_console_script():
+    from importlib.metadata import entry_points, version
+
+    out = _cli("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"meccano {version('meccano-servicemanager')}"
+    scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
+    assert scripts["meccano"] == "meccano.cli.main:main"
+    installed = Path(sys.executable).parent / "meccano"
+    done = subprocess.run([str(installed), "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("meccano ")
+
+
+def test_plugins_list_output_formats_and_the_old_json_flag(capsys):
+    import yaml
+
+    assert main(["plugins", "list", "--dir", str(FIXTURES), "-o", "json"]) == 1
+    as_json = json.loads(capsys.readouterr().out)
+    assert main(["plugins", "list", "--dir", str(FIXTURES), "--json"]) == 1  # kept, hidden from --help
+    assert json.loads(capsys.readouterr().out) == as_json
+    assert main(["plugins", "list", "--dir", str(FIXTURES), "-o", "yaml"]) == 1
+    assert yaml.safe_load(capsys.readouterr().out) == as_json
+    assert "--json" not in _cli("plugins", "list", "--help").stdout
+
+
+def test_config_show_names_each_setting_by_key_and_variable_with_its_source(airflow_pool, sqlite_iotdb, tmp_path,
+                                                                           monkeypatch, capsys):
+    import yaml
+
+    cfg = tmp_path / "config.yml"
+    cfg.write_text("default:\n  warninglimit: 30\n  export: {days: 3}\nprod:\n  export: {days: 4}\n")
+    monkeypatch.setenv("MECCANO_CONFIG", str(cfg))
+    monkeypatch.setenv("MECCANO_ENV", "prod")
+    monkeypatch.setenv("EXPORT_BUCKET", "s3://AKIAEXAMPLE:url-Secret-Key@bucket-a")
+    monkeypatch.setenv("AWS_SECRETACCESSKEY", "aws-Secret-Key")
+    monkeypatch.setenv("MYSQL_PASSWORD", "db-Secret-Password")
+    code = main(["config", "show", "-o", "json"])
+    captured = capsys.readouterr()
+    rows = {r["key"]: r for r in json.loads(captured.out)}
+    assert rows["warninglimit"] == {"key": "warninglimit", "variable": "WARNINGLIMIT", "value": "30",
+                                    "source": f"{cfg} [default]"}
+    assert rows["export.days"]["value"] == "4" and rows["export.days"]["source"] == f"{cfg} [prod]"
+    assert rows["export.bucket"] == {"key": "export.bucket", "variable": "EXPORT_BUCKET",
+                                     "value": "s3://AKIAEXAMPLE:***@bucket-a",
+                                     "source": "environment variable EXPORT_BUCKET"}
+    assert rows["aws.secretAccessKey"]["value"] == "***" and rows["mysql.password"]["value"] == "***"
+    assert rows["mysql.port"] == {"key": "mysql.port", "variable": "MYSQL_PORT", "value": "3306",
+                                  "source": "built-in default"}
+    assert rows["export.gzipLevel"]["variable"] == ""  # a key without a variable
+    assert code in (0, 1)
+    for secret in ("url-Secret-Key", "aws-Secret-Key", "db-Secret-Password"):
+        assert secret not in captured.out
+    assert main(["config", "show", "-o", "yaml"]) == code
+    assert {r["key"]: r for r in yaml.safe_load(capsys.readouterr().out)} == rows
+    assert main(["config", "show"]) == code
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split() == ["KEY", "|", "VARIABLE", "|", "VALUE", "|", "SOURCE"]
+    assert "s3://AKIAEXAMPLE:***@bucket-a" in table and "url-Secret-Key" not in table

@@ -103,7 +103,7 @@ def test_folder_without_plugin_json(tmp_path: Path):
     (tmp_path / "empty:1.0").mkdir()
     load = load_plugin(tmp_path / "empty:1.0")
     assert [str(p) for p in load.problems] == [
-        "empty:1.0: plugin.json: missing; every plugin folder needs a plugin.json (see README)"]
+        "empty:1.0: plugin.json: missing; every plugin folder needs a plugin.json (see docs/plugins.md)"]
 
 
 def test_shadowed_versions_reported_not_dropped():

@@ -22,8 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
 HA_DOC = ROOT / "docs" / "ha.md"
-# Long-running services every deployment needs; airflow-init is a one-shot job.
-ONE_SHOT = {"airflow-init"}
+# Long-running services every deployment needs; airflow-init and airflow-cli (profile debug) run to completion.
+ONE_SHOT = {"airflow-init", "airflow-cli"}
+# every profile, so that the services behind one are checked too
+ALL_PROFILES = {"COMPOSE_PROFILES": "local-s3,debug,flower"}
 SECRETS = ("AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_ADMIN_PASSWORD",
            "POSTGRES_PASSWORD", "REDIS_PASSWORD", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD", "AWS_ACCESSKEYID",
            "AWS_SECRETACCESSKEY")
@@ -106,7 +108,7 @@ def test_a_bad_compose_file_fails_validation(compose: list[str], tmp_path: Path)
 
 
 def test_every_documented_service_exists_with_a_healthcheck(compose: list[str], secrets_env: Path) -> None:
-    services = _services(compose, ENV_EXAMPLE, secrets_env)
+    services = _services(compose, ENV_EXAMPLE, secrets_env, extra_env=ALL_PROFILES)
     for name in _doc_services():
         assert name in services, f"docs/ha.md names service {name!r}, docker-compose.yaml lacks it"
         if name not in ONE_SHOT:
@@ -251,7 +253,7 @@ def test_every_setting_reaches_every_airflow_service_as_set(compose: list[str], 
 
 
 def test_an_unset_setting_leaves_config_yml_in_charge(compose: list[str], secrets_env: Path) -> None:
-    """Documented precedence (README, Configuration): config.yml < MECCANO_ENV's section < variable. A key the
+    """Documented precedence (docs/configuration.md): config.yml < MECCANO_ENV's section < variable. A key the
     operator leaves unset must reach the containers empty (which load_settings ignores), never as a default
     invented by compose that would hide config/config.yml."""
     from meccano.settings.config import load_settings
@@ -562,3 +564,36 @@ def test_workers_hold_only_what_a_worker_needs(compose: list[str], secrets_env: 
         assert worker.get(key), key
     for name, service in services.items():
         assert [k for k in SERVER_ONLY if not service["environment"].get(k)] == [], name
+
+
+def test_airflow_cli_and_flower_are_behind_profiles_as_in_airflows_compose(compose: list[str],
+                                                                         secrets_env: Path) -> None:
+    """Airflow's own docker-compose.yaml offers ``airflow-cli`` (profile debug) and ``flower`` (profile flower):
+    absent from a plain ``up``, there when their profile is named."""
+    plain = _services(compose, ENV_EXAMPLE, secrets_env)
+    assert "airflow-cli" not in plain and "flower" not in plain
+    services = _services(compose, ENV_EXAMPLE, secrets_env, extra_env=ALL_PROFILES)
+    cli, flower = services["airflow-cli"], services["flower"]
+    assert cli["profiles"] == ["debug"] and cli["command"] == ["bash", "-c", "airflow"]
+    assert cli["image"] == services["scheduler-1"]["image"]
+    assert cli["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]  # Airflow's CLI reads the metadata DB
+    assert flower["profiles"] == ["flower"] and flower["command"] == ["celery", "flower"]
+    assert [(p["host_ip"], p["target"]) for p in flower["ports"]] == [("127.0.0.1", 5555)]  # this host only
+    assert flower["healthcheck"]["test"] and "5555" in " ".join(flower["healthcheck"]["test"])
+    held = set(flower["environment"])
+    assert not held & {"AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET",
+                       "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"}, "flower needs no server secret"
+    assert flower["environment"]["AIRFLOW__CELERY__BROKER_URL"] == services["worker"]["environment"][
+        "AIRFLOW__CELERY__BROKER_URL"]
+
+
+def test_the_docs_call_compose_one_host_and_not_production() -> None:
+    """One name for each thing: compose is one host (not production, as Airflow's compose says of itself);
+    several hosts are the Kubernetes guide."""
+    ha = HA_DOC.read_text()
+    assert "HA mode (production)" not in ha and "**compose**" in ha and "one host" in ha
+    assert "docs/kubernetes.md" in ha or "(kubernetes.md)" in ha
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for line in doc.read_text().splitlines():
+            if "compose" in line.lower() and "production" in line.lower():
+                assert "not production" in line.lower() or "not for production" in line.lower(), (doc.name, line)

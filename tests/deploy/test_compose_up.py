@@ -364,11 +364,13 @@ def test_the_image_is_the_tested_closure(docker: DockerEngine) -> None:
     assert "AIRFLOW_HOME=/opt/airflow" in facts["env"]
     probe = engine.docker("run", "--rm", "--network", "host", AIRFLOW_IMAGE, "bash", "-c",
                           "id -u; id -g; for c in gcc cc g++ make; do command -v $c || true; done; "
-                          "Rscript -e 'library(RMySQL); cat(\"rmysql ok\\n\")' 2>/dev/null; airflow version").stdout
+                          "Rscript -e 'library(RMySQL); cat(\"rmysql ok\\n\")' 2>/dev/null; airflow version; "
+                          "python -m pip check --disable-pip-version-check && echo pip-check-ok").stdout
     lines = probe.split()
     assert lines[:2] == ["50000", "0"], probe
     assert not any(line.endswith(("/gcc", "/cc", "/g++", "/make")) for line in lines), f"a compiler is left: {probe}"
     assert "rmysql ok" in probe and "3.3.2" in probe, probe
+    assert "pip-check-ok" in probe, f"pip check failed in the image: {probe}"
     TIMINGS["image size (MB)"] = int(facts["size"]) / 1e6
 
 

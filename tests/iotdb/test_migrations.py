@@ -172,11 +172,11 @@ def test_downgrade_one_step_check_names_it_then_upgrade_again(new_db, airflow_po
     seed(db)
     gateway, data = definitions(db, tuple(TABLES)), rows(db, [*TABLES, *OWN_TABLES])
 
-    assert main(["db", "downgrade"]) == 0
+    assert main(["db", "downgrade", "--yes"]) == 0
     out = capsys.readouterr().out
     assert f"reverting {HEAD} -> 0002_drop_facts_stats_idx" in out and "dropped column Notification.runId" in out
     assert schema_migrations.current_revision(db) == "0002_drop_facts_stats_idx"
-    assert main(["db", "downgrade"]) == 0
+    assert main(["db", "downgrade", "--yes"]) == 0
     out = capsys.readouterr().out
     assert "reverting 0002_drop_facts_stats_idx -> 0001_baseline" in out and "Facts_stats_idx is not re-created" in out
     assert schema_migrations.current_revision(db) == "0001_baseline"
@@ -187,7 +187,7 @@ def test_downgrade_one_step_check_names_it_then_upgrade_again(new_db, airflow_po
     assert f"PENDING migration {HEAD}: Notification: dagId and runId columns" in out
     assert "2 migration(s) pending; run: python -m meccano db upgrade" in out
 
-    assert main(["db", "downgrade"]) == 1  # below the baseline: it would drop our tables with their rows
+    assert main(["db", "downgrade", "--yes"]) == 1  # below the baseline: it would drop our tables with their rows
     err = capsys.readouterr().err
     assert "migration error: 0001_baseline is the first revision" in err and "Nothing was changed" in err
     assert schema_migrations.current_revision(db) == "0001_baseline"

@@ -155,9 +155,11 @@ def test_cli_plans_without_yes_dry_run_prints_sql_yes_converts(iotdb, airflow_po
     insert_facts(iotdb, day_facts("2024-03-01", 50))
     assert main(["db", "check"]) == 0
     assert "Facts: not partitioned" in capsys.readouterr().out
-    assert main(["db", "partition"]) == 0
-    out = capsys.readouterr().out
-    assert "INSERTs wait for about" in out and "pt-online-schema-change" in out and "Nothing done" in out
+    assert main(["db", "partition"]) == 1  # no --yes and no terminal to ask on: the plan, then refused
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "INSERTs wait for about" in out and "pt-online-schema-change" in out
+    assert "db partition: not done: it needs confirmation" in captured.err
     assert "REMOVE PARTITIONING" in out
     assert main(["db", "partition", "--dry-run"]) == 0
     out = capsys.readouterr().out

@@ -173,7 +173,13 @@ def test_apply_then_dagbag_with_every_migrated_plugin(tmp_path, capsys, monkeypa
     assert "WOULD COPY plugins/helloR:1.0" in out and "apply: 8 would change, 1 left for you (see above)" in out
     assert _snapshot(target) == {"config/config.yml": b"default: {warninglimit: 5}\n"}
 
-    assert main(args) == 1  # a plugin needs a change first
+    assert main(args) == 1  # it would replace config.yml: no --yes, no terminal to ask on
+    refused = capsys.readouterr()
+    assert f"WOULD WRITE {target}/config/config.yml" in refused.out
+    assert "migrate apply (replaces" in refused.err and "re-run with --yes" in refused.err
+    assert _snapshot(target) == {"config/config.yml": b"default: {warninglimit: 5}\n"}
+
+    assert main([*args, "--yes"]) == 1  # a plugin needs a change first
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert f"COPIED    plugins/counter:1.0 -> {target}/meccano_plugins/counter:1.0" in lines

@@ -1,14 +1,10 @@
-"""``python -m meccano``: plugin checks for authors, IOTDB set-up for operators.
+"""``meccano`` (or ``python -m meccano``): plugin checks for authors, IOTDB set-up for operators.
 
-    python -m meccano plugins list [--json]
-    python -m meccano plugins validate [PATH ...]
-    python -m meccano plugins schema            (plugin.schema.json, generated from the model)
-    python -m meccano db init | db upgrade | db check | db downgrade
-    python -m meccano db partition [--dry-run] [--yes] [--ahead N]   (daily partitions of Facts)
-    python -m meccano config show
-    python -m meccano install-dags [--dags-folder DIR] [--plugins-folder DIR] [--dry-run] [--yes]
-    python -m meccano migrate check|apply PATH [--env-file FILE]   (switching over from the original)
-    python -m meccano demo [--port 8080] [--fresh]   (the embedded demo; README)
+One sub-command per action, each with its own help and only its own flags (``meccano db downgrade
+--help``). Every action that changes something plans first: ``--dry-run`` prints what would be done and
+changes nothing; destructive ones (``db downgrade``, ``db partition``, ``migrate apply`` over a different
+config.yml) ask "Proceed? (y/n)" on a terminal and need ``--yes`` without one. Exit codes: see EXIT_CODES.
+The whole reference: docs/cli.md.
 """
 
 from __future__ import annotations
@@ -20,7 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from meccano.cli.confirm import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, confirmed
 from meccano.cli.install_dags import add_install_dags_parser
+from meccano.cli.output import FORMATS, render
 from meccano.contract.manifest import invalid_dag_id, json_schema, load_plugin
 from meccano.errors import ConfigError, MigrationError
 from meccano.iotdb.partition_ops import DEFAULT_AHEAD
@@ -51,8 +49,8 @@ def _plugins_list(args: argparse.Namespace) -> int:
                      "errors": [str(p) for p in load.problems], "warnings": list(load.warnings)})
     skipped = [{"plugin": s.name, "dag_id": None, "status": "skipped", "errors": [], "warnings": [s.reason]}
                for s in catalog.skipped]
-    if args.json:
-        print(json.dumps([*rows, *skipped], indent=2))
+    if args.output in ("json", "yaml"):
+        print(render([*rows, *skipped], args.output, []))
     else:
         print(f"{'PLUGIN':32} {'STATUS':26} {'ENGINE':7} {'TYPE':7} SCHEDULE")
         for r in [*rows, *skipped]:
@@ -117,11 +115,14 @@ def _db(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     db = Iotdb.from_settings(settings)
+    if getattr(args, "dry_run", False):
+        db = _plannable(db)
     try:
         if args.action == "partition":
-            return partition_command(db, settings, args.yes, args.dry_run, args.ahead)
+            return partition_command(db, settings, lambda: confirmed(args.yes, "db partition"), args.dry_run,
+                                     args.ahead)
         if args.action == "downgrade":
-            return migration_command(db, "downgrade")
+            return _downgrade(db, args.dry_run, args.yes)
         if args.action == "check":
             warning = creation_date_index_warning(db)
             print(warning or f"{db!r}: Facts has its creationDate index")
@@ -130,6 +131,8 @@ def _db(args: argparse.Namespace) -> int:
             pending = migration_command(db, "check")
             missing = _report_missing(settings)
             return 1 if warning or problem or pending or missing else 0
+        if args.dry_run:
+            return _plan_upgrade(db, settings)
         print(f"step 1 of 2: the IOTDB schema ({db!r})", flush=True)
         report = ensure_schema(db, say=lambda line: print(f"  {line}", flush=True))
     finally:
@@ -140,6 +143,62 @@ def _db(args: argparse.Namespace) -> int:
         print(warning, file=sys.stderr)
     print("step 2 of 2: what plugin tasks need in Airflow and S3 (buckets, the pool)", flush=True)
     return _create_prerequisites(settings)
+
+
+def _plannable(db: Any) -> Any:
+    """The IOTDB a dry run may look at: an SQLite file that does not exist yet would be created by merely
+    connecting, so its plan is made on an empty in-memory database instead (what the real run would start from)."""
+    from airflow.sdk import Connection
+
+    from meccano.iotdb.db import Iotdb
+
+    if db.dialect != "sqlite" or db.sqlite_path == ":memory:" or os.path.lexists(db.sqlite_path):
+        return db
+    print(f"the SQLite IOTDB {db.sqlite_path} does not exist yet: the plan starts from an empty database")
+    db.dispose()
+    return Iotdb(Connection(conn_id=db.conn_id, conn_type="sqlite", host=":memory:"))
+
+
+def _downgrade(db: Any, dry_run: bool, yes: bool) -> int:
+    """``db downgrade``: the plan (the revision, its statements), then the downgrade once confirmed."""
+    from meccano.iotdb.schema_migrations import downgrade, plan_downgrade
+
+    step = plan_downgrade(db)
+    print(f"db downgrade on {db!r}:")
+    print("\n".join(step.lines(1, 1)))
+    if dry_run:
+        print("dry run: nothing was changed")
+        return EXIT_OK
+    if not confirmed(yes, "db downgrade"):
+        return EXIT_PROBLEM
+    downgrade(db, print)
+    return EXIT_OK
+
+
+def _plan_upgrade(db: Any, settings: Settings) -> int:
+    """``db init/upgrade --dry-run``: each table, index, view and revision it would create or apply, with its
+    SQL, and the buckets and pool of step 2; nothing is changed."""
+    from meccano.iotdb.schema import plan_schema
+    from meccano.settings.prerequisites import plan_prerequisites
+
+    print(f"step 1 of 2: the IOTDB schema ({db!r}); dry run, nothing is changed", flush=True)
+    missing, steps = plan_schema(db)
+    for item, ddl in missing:
+        print(f"  would create {item}:")
+        print("\n".join(f"    {line}" for line in f"{ddl.strip()};".splitlines()))
+    for index, step in enumerate(steps, 1):
+        print("\n".join(f"  {line}" for line in step.lines(index, len(steps))))
+    if not missing and not steps:
+        print("  nothing to create or apply: every table is there, the ServiceManager tables at head")
+    print("step 2 of 2: what plugin tasks need in Airflow and S3 (buckets, the pool)", flush=True)
+    try:
+        lines = plan_prerequisites(settings)
+    except RuntimeError as exc:
+        print(f"  {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    print("\n".join(f"  {line}" for line in lines))
+    print("dry run: nothing was changed")
+    return EXIT_OK
 
 
 def _create_prerequisites(settings: Settings) -> int:
@@ -177,8 +236,18 @@ def _report_missing(settings: Settings, with_iotdb: bool = False) -> bool:
 
 
 def _config_show(args: argparse.Namespace) -> int:
+    from contextlib import redirect_stdout
+
+    from meccano.settings.listing import setting_rows
+
     settings = load_settings()
-    print(repr(settings))  # secrets print as Secret('***'), URL credentials as user:***@
+    rows = [row.as_dict() for row in setting_rows(settings)]
+    if args.output != "table":  # machine-readable: only the rows on stdout, the rest on stderr
+        print(render(rows, args.output, []))
+        with redirect_stdout(sys.stderr):
+            return 1 if _report_missing(settings, with_iotdb=True) else 0
+    print(render(rows, "table", ["key", "variable", "value", "source"]))
+    print(f"configuration file: {settings.source} (section {settings.environment!r}; MECCANO_ENV picks it)")
     print(f"time zone: {settings.timezone} (plugin schedules run in it)")
     print(f"IOTDB pool: 'iotdb' with {settings.mysql.connection_limit} slots (mysql.connectionLimit)")
     for item in settings.ignored:
@@ -192,45 +261,111 @@ def _pool(args: argparse.Namespace) -> int:
     from meccano.settings.pool import IOTDB_POOL, sync_pool
 
     settings = load_settings()
+    if args.dry_run:
+        from meccano.settings.prerequisites import pool_plan_line
+
+        try:
+            print(f"{pool_plan_line(settings)}; dry run: nothing was changed")
+        except RuntimeError as exc:
+            print(f"pool sync: {exc}", file=sys.stderr)
+            return EXIT_PROBLEM
+        return EXIT_OK
     sync_pool(settings)
     print(f"pool {IOTDB_POOL!r}: {settings.mysql.connection_limit} slots (mysql.connectionLimit)")
     return 0
 
 
+EXIT_CODES = f"""exit codes:
+  {EXIT_OK}  done, or nothing to do; the checks found nothing missing
+  {EXIT_PROBLEM}  a problem found (an invalid plugin, something missing, a failed migration), or an action
+     refused or not confirmed (nothing changed)
+  {EXIT_USAGE}  usage: a wrong command line or configuration (nothing was done)"""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("meccano-servicemanager")
+    except PackageNotFoundError:  # a checkout on sys.path without the package installed
+        return "unknown (not installed)"
+
+
+def _parser(sub: Any, name: str, help_text: str, func: Any, **defaults: Any) -> argparse.ArgumentParser:
+    """A sub-command: its own help (the line in its parent's list, and the text of its own --help)."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(func=func, **defaults)
+    return parser
+
+
+def _dry_run(parser: argparse.ArgumentParser, sql_alias: bool = False) -> None:
+    names = ["--dry-run", "--show-sql-only"] if sql_alias else ["--dry-run"]
+    parser.add_argument(*names, dest="dry_run", action="store_true",
+                        help="print what would be done (the SQL too), change nothing")
+
+
+def _yes(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("-y", "--yes", action="store_true",
+                        help=f"{what} without asking (\"Proceed? (y/n)\" on a terminal; needed without one)")
+
+
+def _add_plugins(sub: Any) -> None:
+    plugins = sub.add_parser("plugins", help="list, validate plugins; print their JSON schema",
+                             description="list, validate plugins; print their JSON schema")
+    actions = plugins.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p_list = _parser(actions, "list", "every plugin with its status and errors (exit 1 if any is invalid)",
+                     _plugins_list)
+    p_list.add_argument("--dir", help="plugins folder (default: meccano_plugins/ or $MECCANO_PLUGINS_DIR)")
+    p_list.add_argument("-o", "--output", choices=FORMATS, default="table", help="output format (default: table)")
+    p_list.add_argument("--json", dest="output", action="store_const", const="json", help=argparse.SUPPRESS)
+    p_val = _parser(actions, "validate", "validate plugin folders (exit 1 if any is invalid)", _plugins_validate)
+    p_val.add_argument("paths", nargs="*", help="plugin folders or folders of plugins (default: the plugins folder)")
+    _parser(actions, "schema", "print plugin.schema.json (the contract as a JSON schema)", _plugins_schema)
+
+
+def _add_db(sub: Any) -> None:
+    db = sub.add_parser("db", help="the IOTDB: create, upgrade, check, downgrade, partition",
+                        description="the IOTDB: create, upgrade, check, downgrade, partition")
+    actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name in ("init", "upgrade"):
+        parser = _parser(actions, name, "create what is missing and apply pending migrations (idempotent): the "
+                         "IOTDB schema, the buckets, the pool 'iotdb'", _db)
+        _dry_run(parser, sql_alias=True)
+    _parser(actions, "check", "the Facts index, partitions, pending migrations and what plugin tasks need "
+            "(exit 1 when anything is missing)", _db)
+    down = _parser(actions, "downgrade", "revert the last migration (one step; it may drop columns and their data)",
+                   _db)
+    _dry_run(down, sql_alias=True)
+    _yes(down, "revert")
+    part = _parser(actions, "partition", "convert Facts to daily partitions (one ALTER TABLE that locks writes: "
+                   "read the plan it prints)", _db)
+    _dry_run(part)
+    _yes(part, "convert")
+    part.add_argument("--ahead", type=int, default=DEFAULT_AHEAD,
+                      help=f"future daily partitions (default {DEFAULT_AHEAD})")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m meccano", description="Meccano ServiceManager tools")
-    sub = parser.add_subparsers(dest="command", required=True)
-    plugins = sub.add_parser("plugins", help="list or validate plugins").add_subparsers(dest="action", required=True)
-    p_list = plugins.add_parser("list", help="every plugin with its status and errors")
-    p_list.add_argument("--dir", help="plugins folder (default: $MECCANO_PLUGINS_DIR, else the checkout's "
-                                               "meccano_plugins/ or $AIRFLOW_HOME/meccano_plugins)")
-    p_list.add_argument("--json", action="store_true")
-    p_list.set_defaults(func=_plugins_list)
-    p_val = plugins.add_parser("validate", help="validate plugin folders; exit 1 if any is invalid")
-    p_val.add_argument("paths", nargs="*", help="plugin folders or folders of plugins")
-    p_val.set_defaults(func=_plugins_validate)
-    p_schema = plugins.add_parser("schema", help="print plugin.schema.json (the contract as a JSON schema)")
-    p_schema.set_defaults(func=_plugins_schema)
-    db = sub.add_parser("db", help="IOTDB schema")
-    db.add_argument("action", choices=["init", "upgrade", "check", "downgrade", "partition"],
-                    help="init/upgrade: create what is missing (idempotent) and apply pending migrations: the "
-                         "schema, the buckets, the pool 'iotdb'; check: the Facts index, partitions, pending "
-                         "migrations and what plugin tasks need (exit 1 when anything is missing); downgrade: "
-                         "revert the last migration (one step); partition: plan (and with --yes run) daily "
-                         "partitions of Facts")
-    db.add_argument("--yes", action="store_true", help="partition: convert now (it locks writes; read the plan)")
-    db.add_argument("--dry-run", action="store_true", help="partition: print the SQL, change nothing")
-    db.add_argument("--ahead", type=int, default=DEFAULT_AHEAD,
-                    help=f"partition: future daily partitions (default {DEFAULT_AHEAD})")
-    db.set_defaults(func=_db)
-    cfg = sub.add_parser("config", help="configuration")
-    cfg.add_argument("action", choices=["show"])
-    cfg.set_defaults(func=_config_show)
-    pool = sub.add_parser("pool", help="the Airflow pool 'iotdb' (MYSQL_CONNECTIONLIMIT slots)")
-    pool.add_argument("action", choices=["sync"], help="create or resize it with `airflow pools set`")
-    pool.set_defaults(func=_pool)
+    parser = argparse.ArgumentParser(
+        prog="meccano", description="Meccano ServiceManager tools (also run as `python -m meccano`)",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_plugins(sub)
+    _add_db(sub)
+    cfg = sub.add_parser("config", help="the configuration in effect", description="the configuration in effect")
+    show = _parser(cfg.add_subparsers(dest="action", required=True, metavar="ACTION"), "show",
+                   "every setting by its YAML key and variable, its value (secrets masked) and its source; then "
+                   "what plugin tasks still need (exit 1 when anything is missing)", _config_show)
+    show.add_argument("-o", "--output", choices=FORMATS, default="table", help="output format (default: table)")
+    pool = sub.add_parser("pool", help="the Airflow pool 'iotdb' (MYSQL_CONNECTIONLIMIT slots)",
+                          description="the Airflow pool 'iotdb' (MYSQL_CONNECTIONLIMIT slots)")
+    sync = _parser(pool.add_subparsers(dest="action", required=True, metavar="ACTION"), "sync",
+                   "create or resize it (`airflow pools set`)", _pool)
+    _dry_run(sync)
     add_migrate_parser(sub)
     add_install_dags_parser(sub)
+    sub.add_parser("demo", help="run the embedded demo (`meccano demo --help`: its options)", add_help=False)
     return parser
 
 
@@ -247,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except MigrationError as exc:  # a refused or failed migration of `db init/upgrade`: what and the fix
         print(f"migration error: {exc}", file=sys.stderr)
         return 1

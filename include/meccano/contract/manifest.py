@@ -550,7 +550,7 @@ def _read_raw(base: str, root: Path) -> tuple[Any, Problem | None]:
     try:
         data = read_bounded(os.path.join(base, "plugin.json"), MAX_MANIFEST_BYTES)
     except FileNotFoundError:
-        return None, ("plugin.json", "missing; every plugin folder needs a plugin.json (see README)")
+        return None, ("plugin.json", "missing; every plugin folder needs a plugin.json (see docs/plugins.md)")
     except UnsafeFile as exc:
         return None, ("plugin.json", str(exc))
     except OSError as exc:

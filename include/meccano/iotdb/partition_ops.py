@@ -162,8 +162,11 @@ def convert(db: Iotdb, plan: ConversionPlan, lock_wait_s: int = 30, out: Callabl
             every: float = 10.0) -> float:
     """Run the conversion; returns the seconds it took. With ``out``, a progress line every ``every`` seconds."""
     began = time.monotonic()
-    with reporting(db, f"converting {plan.table}", out or (lambda line: None), every) as on_start:
-        run_ddl(db, plan.sql, lock_wait_s=lock_wait_s, attempts=2, on_start=on_start if out else None)
+    if out is None:
+        run_ddl(db, plan.sql, lock_wait_s=lock_wait_s, attempts=2)
+    else:
+        with reporting(db, f"converting {plan.table}", out, every) as on_start:
+            run_ddl(db, plan.sql, lock_wait_s=lock_wait_s, attempts=2, on_start=on_start)
     return time.monotonic() - began
 
 
@@ -269,9 +272,10 @@ def today_of_export(settings: Settings) -> date:
     return reference_time(settings, None).date()
 
 
-def partition_command(db: Iotdb, settings: Settings, yes: bool, dry_run: bool, ahead: int,
+def partition_command(db: Iotdb, settings: Settings, confirm: Callable[[], bool], dry_run: bool, ahead: int,
                       out: Callable[[str], None] = print) -> int:
-    """Print the plan; ``dry_run`` prints the SQL; only ``yes`` converts. Exit code."""
+    """Print the plan; ``dry_run`` prints the SQL and stops; else the conversion runs once ``confirm()``
+    (``--yes`` or the operator's answer) says so. Exit code: 1 when refused or not possible."""
     try:
         plan = plan_conversion(db, FACTS, FACTS_DATE, today_of_export(settings), ahead)
     except PartitionError as exc:
@@ -280,11 +284,10 @@ def partition_command(db: Iotdb, settings: Settings, yes: bool, dry_run: bool, a
     database = str(db.scalar("SELECT DATABASE()"))
     out(describe(plan, database))
     if dry_run:
-        out("\n-- SQL (not run):\n" + plan.sql + ";")
+        out("\n-- SQL (not run; dry run: nothing was changed):\n" + plan.sql + ";")
         return 0
-    if not yes:
-        out("\nNothing done. Run again with --yes to convert now, or --dry-run to see the SQL.")
-        return 0
+    if not confirm():
+        return 1
     out(f"\nConverting {plan.table} (one ALTER TABLE; a line on its progress every 10 s) ...")
     seconds = convert(db, plan, out=out)
     out(f"done in {seconds:,.1f} s")

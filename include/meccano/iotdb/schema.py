@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 
 from meccano.iotdb.db import Iotdb
-from meccano.iotdb.schema_migrations import Say, quiet, upgrade
+from meccano.iotdb.schema_migrations import PlannedStep, Say, plan_upgrade, quiet, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -145,19 +145,31 @@ def creation_date_index_warning(db: Iotdb) -> str | None:
             f"{CREATION_DATE_INDEX}.")
 
 
-def ensure_schema(db: Iotdb, *, create_index: bool = True, say: Say = quiet) -> SchemaReport:
-    """Create the gateway's missing tables, indexes and views (never drop or alter them), then apply the
-    pending migrations of the ServiceManager's own tables. ``say`` gets one line per step as it happens."""
-    from sqlalchemy import text
-
-    report = SchemaReport()
+def schema_items(db: Iotdb, create_index: bool = True) -> list[tuple[str, bool, str]]:
+    """``(item, present, DDL)`` of each gateway table, index and view the ServiceManager needs."""
     tables, indexes, views = inspect_schema(db)
     wanted = [(f"table {name}", name in tables, table_ddl(name, db.dialect)) for name in TABLES]
     wanted += [(f"index {index}", index in indexes.get(table, set()), ddl) for table, index, ddl in INDEXES
                if create_index or index != CREATION_DATE_INDEX]
     if db.dialect == "mysql":
         wanted += [(f"view {name}", name in views or name in tables, ddl) for name, ddl in MYSQL_VIEWS.items()]
-    for item, there, ddl in wanted:
+    return wanted
+
+
+def plan_schema(db: Iotdb, create_index: bool = True) -> tuple[list[tuple[str, str]], list[PlannedStep]]:
+    """What :func:`ensure_schema` would do, nothing done: the missing items with their DDL, then the
+    pending revisions with their statements."""
+    missing = [(item, ddl) for item, there, ddl in schema_items(db, create_index) if not there]
+    return missing, plan_upgrade(db, after_planned_steps=bool(missing))
+
+
+def ensure_schema(db: Iotdb, *, create_index: bool = True, say: Say = quiet) -> SchemaReport:
+    """Create the gateway's missing tables, indexes and views (never drop or alter them), then apply the
+    pending migrations of the ServiceManager's own tables. ``say`` gets one line per step as it happens."""
+    from sqlalchemy import text
+
+    report = SchemaReport()
+    for item, there, ddl in schema_items(db, create_index):
         if there:
             report.present.append(item)
             continue

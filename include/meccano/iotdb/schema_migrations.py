@@ -19,12 +19,14 @@ once, whatever the transaction.
 from __future__ import annotations
 
 import fcntl
+import io
 import logging
 import os
 import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -235,6 +237,99 @@ def _downgrade(db: Iotdb, say: Say) -> str:
     _run(db, script, "downgrade", target, say)
     say(f"ServiceManager tables at revision {target}; `{UPGRADE_COMMAND}` re-applies {current}")
     return target
+
+
+# --- plans: what an upgrade or downgrade would run, nothing run ------------------------------------
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One revision an upgrade or downgrade would run: ``statements`` None when they cannot be known before
+    the steps planned ahead of it have run (the revision looks at tables those steps create)."""
+
+    revision: str
+    doc: str
+    direction: str
+    target: str
+    statements: tuple[str, ...] | None
+
+    def lines(self, index: int, total: int) -> list[str]:
+        verb = "apply" if self.direction == "upgrade" else "revert"
+        head = f"would {verb} {self.revision} -> {self.target} ({index} of {total}): {self.doc}"
+        if self.statements is None:
+            body = ["  (its statements depend on what the steps above create: it creates only what is missing "
+                    "then, and says each step as it runs)"]
+        elif not self.statements:
+            body = ["  (no statement: nothing to change on this IOTDB)"]
+        else:
+            body = [f"  {line}" for statement in self.statements for line in f"{statement};".splitlines()]
+        return [head, *body]
+
+
+@contextmanager
+def _reads_only(con: Connection) -> Iterator[None]:
+    """While a plan is made: any statement that would change something and reaches the server is refused
+    (alembic's operations are written out, not run; this catches a revision writing through its bind)."""
+    from sqlalchemy import event
+
+    def check(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        if _WRITES.match(statement):
+            raise MigrationError(f"planning refused a statement that would change the IOTDB "
+                                 f"({' '.join(statement.split())[:120]!r}); nothing ran")
+
+    event.listen(con, "before_cursor_execute", check)
+    try:
+        yield
+    finally:
+        event.remove(con, "before_cursor_execute", check)
+
+
+def planned_statements(db: Iotdb, script: Script, direction: str) -> tuple[str, ...]:
+    """The SQL ``direction`` of ``script`` would run on the IOTDB as it is now. alembic's offline mode
+    (``--sql``) writes each operation out instead of running it; here the revision still reads the live
+    database (it looks before it acts), and anything that would write is refused (:func:`_reads_only`)."""
+    from alembic.operations import Operations
+
+    buffer = io.StringIO()
+    with db.engine.connect() as con:
+        context = _context(con)
+        context.impl.as_sql, context.impl.output_buffer = True, buffer
+        try:
+            with Operations.context(context), _reads_only(con):
+                getattr(script.module, direction)()
+        finally:
+            con.rollback()
+    return tuple(s.strip() for s in buffer.getvalue().split(";\n\n") if s.strip())
+
+
+def plan_upgrade(db: Iotdb, after_planned_steps: bool = False) -> list[PlannedStep]:
+    """Every pending revision with its statements; ``after_planned_steps``: steps planned before these (the
+    schema's) have not run, so a revision that cannot look at what it needs is planned without statements."""
+    steps: list[PlannedStep] = []
+    for script in pending(db):
+        first = not steps and not after_planned_steps
+        try:
+            statements: tuple[str, ...] | None = planned_statements(db, script, "upgrade")
+        except MigrationError:
+            raise
+        except Exception:  # noqa: BLE001 - a table an earlier planned step creates is not there yet
+            if first:
+                raise
+            statements = None
+        steps.append(PlannedStep(script.revision, script.doc, "upgrade", script.revision, statements))
+    return steps
+
+
+def plan_downgrade(db: Iotdb) -> PlannedStep:
+    """The one revision ``db downgrade`` would revert, with its statements. Raises :class:`MigrationError`
+    when there is nothing to downgrade."""
+    current = current_revision(db)
+    if current is None:
+        raise MigrationError(f"nothing to downgrade: the IOTDB has no ServiceManager revision ({VERSION_TABLE} is "
+                             f"missing or empty). `{UPGRADE_COMMAND}` brings it to the head revision")
+    pending(db)  # names a revision this version does not know
+    script = scripts().get_revision(current)
+    target = script.down_revision if isinstance(script.down_revision, str) else "base"
+    return PlannedStep(current, script.doc, "downgrade", target, planned_statements(db, script, "downgrade"))
 
 
 def check_lines(db: Iotdb) -> tuple[list[str], bool]:

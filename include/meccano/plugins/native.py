@@ -43,7 +43,7 @@ def load_native_module(manifest: PluginManifest, entry: str = "entrypoint") -> A
     spec.loader.exec_module(module)
     if not callable(getattr(module, entry, None)):
         raise PluginError(f"{manifest.plugin}: {manifest.source.name} must define a function "
-                          f"`{entry}(context)`; see README, 'Writing a native plugin'")
+                          f"`{entry}(context)`; see docs/plugins.md, 'Native engine'")
     return module
 
 

@@ -315,7 +315,7 @@ class StatusSettings(_Section):
 class LegacySettings(_Section):
     """Variables of the old MIRROR/PORT master-slave pair: accepted, not used.
 
-    Airflow's scheduler HA replaces them (README, "Migration").
+    Airflow's scheduler HA replaces them (docs/switching-over.md, "What maps where").
     """
 
     mirror: Annotated[Text, Key("mirror", "MIRROR")] = ""

@@ -21,7 +21,8 @@ _PLUGIN = "the schedule in the plugin.json of {plugin} (evaluated in the configu
 # variable -> (YAML path, what replaces it)
 IGNORED: dict[str, tuple[tuple[str, ...], str]] = {
     "MIRROR": (("mirror",), _HA),
-    "PORT": (("port",), _HA + "; the web console reads GET /plugins through the load balancer (README)"),
+    "PORT": (("port",),
+             _HA + "; the web console reads GET /plugins through the load balancer (docs/switching-over.md)"),
     "SCHEDULER_MONITOR": (("scheduler", "monitor"),
                           "nothing: there is no master election; scheduler liveness is Airflow's heartbeat "
                           "(/api/v2/monitor/health)"),

@@ -187,3 +187,25 @@ def create_prerequisites(settings: Settings, say: Callable[[str], None]) -> None
     say(f"pool {IOTDB_POOL!r}: setting {settings.mysql.connection_limit} slots (airflow pools set) ...")
     sync_pool(settings)
     say(f"pool {IOTDB_POOL!r}: {settings.mysql.connection_limit} slots (mysql.connectionLimit)")
+
+
+def plan_prerequisites(settings: Settings, pool_slots: PoolSlots = cli_pool_slots,
+                       bucket_problem: BucketProblem = s3_bucket_problem) -> list[str]:
+    """What :func:`create_prerequisites` would do, each as a line; nothing is created or changed."""
+    lines = []
+    buckets = wanted_buckets(settings)
+    for index, (bucket, conn_id) in enumerate(buckets, 1):
+        why = bucket_problem(bucket, conn_id)
+        verb = "would be created" if why and "does not exist" in why else f"stays as it is ({why})" if why else "exists"
+        lines.append(f"bucket {bucket} ({index} of {len(buckets)}): {verb}")
+    lines.append(pool_plan_line(settings, pool_slots))
+    return lines
+
+
+def pool_plan_line(settings: Settings, pool_slots: PoolSlots = cli_pool_slots) -> str:
+    """What ``pool sync`` would do to the pool ``iotdb`` (read through Airflow's CLI; nothing set)."""
+    want = settings.mysql.connection_limit
+    slots = pool_slots(IOTDB_POOL)
+    now = "it does not exist" if slots is None else f"it has {slots}"
+    verb = "stays at" if slots == want else "would be set to"
+    return f"pool {IOTDB_POOL!r}: {verb} {want} slots (mysql.connectionLimit; {now})"

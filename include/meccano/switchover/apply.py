@@ -70,6 +70,7 @@ class Outcome:
     lines: list[str] = field(default_factory=list)
     changed: int = 0
     refused: int = 0
+    overwrites: list[str] = field(default_factory=list)  # files a run replaces (kept as a backup): confirmed first
 
     @property
     def exit_code(self) -> int:
@@ -249,8 +250,7 @@ def new_config(installation: Installation) -> tuple[dict[str, Any], list[str]]:
 
 HEADER = ("# Written by `python -m meccano migrate apply` from the original installation {source}.\n"
           "# Secrets are never written here: set them as environment variables (printed by the command).\n"
-          "# Every key, its variable and its default: README, \"Configuration\"; check with `python -m meccano config "
-          "show`.\n")
+          "# Every key, its variable and its default: docs/configuration.md; check with `meccano config show`.\n")
 
 
 def _config_text(installation: Installation, sections: dict[str, Any]) -> str:
@@ -294,6 +294,8 @@ def write_config(installation: Installation, target: Target, dry_run: bool, outc
             if backup is not None:
                 os.rename(cfg, backup)
             os.replace(tmp, cfg)
+        if backup is not None:
+            outcome.overwrites.append(str(cfg))
         kept = f"; the file there kept as {backup.name}" if backup else ""
         outcome.lines.append(f"{verb} {cfg}: sections {', '.join(sections)}; {keys} settings carried over{kept}")
     for line in secrets:

@@ -124,7 +124,7 @@ def node_notes(source: str, folder: Path) -> list[Note]:
                      if problem else
                      Note("an in-process node.js plugin of the original (exports.entrypoint): it runs through the "
                           "shipped runner, which provides ../config, ../mysql and ../aws; check that it uses them as "
-                          "README, \"Original node.js plugins\" describes"))
+                          "docs/plugins.md, \"Original node.js plugins\" describes"))
     for match in _NODE_REQUIRE.finditer(source):
         name = match.group(1)
         base = name.removeprefix("node:").split("/")[0]

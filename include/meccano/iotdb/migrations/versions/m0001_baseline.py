@@ -112,7 +112,7 @@ def upgrade() -> list[str]:
                 f"(RENAME TABLE {name} TO {name}_old) and re-run `python -m meccano db upgrade`")
         done.append(f"adopted table {name} (it was there; rows kept)")
     for table, index, ddl in INDEXES:
-        if index in {i["name"] for i in inspect(bind).get_indexes(table)}:
+        if table in present and index in {i["name"] for i in inspect(bind).get_indexes(table)}:
             done.append(f"adopted index {index}")
         else:
             op.execute(ddl)

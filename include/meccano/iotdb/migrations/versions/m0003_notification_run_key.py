@@ -38,10 +38,9 @@ def upgrade() -> list[str]:
 
 def downgrade() -> list[str]:
     have = _present()
-    done = []
-    for name in COLUMNS:
-        if name in have:
-            with op.batch_alter_table("Notification") as batch:  # SQLite: a table copy; MySQL: ALTER TABLE
+    gone = [name for name in COLUMNS if name in have]
+    if gone:
+        with op.batch_alter_table("Notification") as batch:  # SQLite: one table copy; MySQL: ALTER TABLE
+            for name in gone:
                 batch.drop_column(name)
-            done.append(f"dropped column Notification.{name}")
-    return done
+    return [f"dropped column Notification.{name}" for name in gone]
