@@ -410,7 +410,7 @@ def test_a_table_named_twice_runs_once(tmp_path, monkeypatch):
 
 def test_the_export_dags_params_bound_days_and_tables_at_the_trigger():
     """Airflow checks the Params' schemas when a run is triggered (REST 400), before any task: the same bounds."""
-    manifest = json.loads((Path(__file__).resolve().parents[1] / "meccano_plugins" / "s3_export:1.0" /
+    manifest = json.loads((Path(__file__).resolve().parents[2] / "meccano_plugins" / "s3_export:1.0" /
                            "plugin.json").read_text())
     schemas = manifest["parameterSchemas"]
     assert (schemas["days"]["minimum"], schemas["days"]["maximum"]) == (0, 36500)

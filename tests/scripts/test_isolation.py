@@ -30,6 +30,7 @@ from tests.support.plugins import write_plugin
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_AS = "meccano-plugin"
+OTHER_USER = "nobody"  # an unprivileged user other than the worker's
 PR_SET_NO_NEW_PRIVS = 38
 IOTDB_PW = "iotdb-pa55word-for-the-pod"
 SETTING = "plugins.isolation (MECCANO_PLUGIN_ISOLATION)"
@@ -92,16 +93,18 @@ def _as_worker(scratch: Path, args: list[str], no_new_privs: bool, **extra: str)
 
 
 def test_a_worker_under_no_new_privs_fails_the_script_task_at_once_and_db_check_names_it(scratch: Path):
-    task = _as_worker(scratch, ["-c", TASK, str(scratch / "plugins" / "marker:1.0")], no_new_privs=True)
+    # the worker runs as the plugin user's uid here (it can reach the venv); scripts are to run as another user
+    other = {"MECCANO_PLUGIN_RUN_AS": OTHER_USER}
+    task = _as_worker(scratch, ["-c", TASK, str(scratch / "plugins" / "marker:1.0")], no_new_privs=True, **other)
     out = task.stdout + task.stderr
     assert "RAISED AirflowFailException ScriptIsolationUnavailable: " in task.stdout, out[-3000:]
-    assert f"{SETTING} is 'user', but this worker cannot start a script as {RUN_AS!r}" in task.stdout
+    assert f"{SETTING} is 'user', but this worker cannot start a script as {OTHER_USER!r}" in task.stdout
     assert "no_new_privs set (NoNewPrivs: 1 in /proc/self/status" in task.stdout
     for fix in ("run the worker as root", "allowPrivilegeEscalation: true", f"set {SETTING} to pod", "or to none"):
         assert fix in task.stdout, fix
     assert not (scratch / "ran").exists()  # nothing started, not even as the worker
 
-    check = _as_worker(scratch, ["-m", "meccano", "db", "check"], no_new_privs=True)
+    check = _as_worker(scratch, ["-m", "meccano", "db", "check"], no_new_privs=True, **other)
     assert check.returncode == 1, check.stderr[-3000:]
     line = next((x for x in check.stderr.splitlines() if x.startswith("MISSING script isolation")), "")
     assert line.startswith(f"MISSING script isolation ({SETTING}: user): this worker cannot start a script as"), \
@@ -158,7 +161,8 @@ def test_isolation_none_is_stated_by_config_show_and_the_meccano_page(tmp_path: 
     from meccano.web import setup
     from tests.support.web import admin_token, web_client
 
-    monkeypatch.setenv("MECCANO_PLUGINS_DIR", str(tmp_path))
+    write_plugin(tmp_path / "plugins", "quiet:1.0", "")  # a plugins folder holding a plugin: nothing else missing
+    monkeypatch.setenv("MECCANO_PLUGINS_DIR", str(tmp_path / "plugins"))
     monkeypatch.setenv("MECCANO_REPORTS_DIR", str(tmp_path / "reports"))
     monkeypatch.setenv("MECCANO_PLUGIN_ISOLATION", "none")
     setup._cache.clear()

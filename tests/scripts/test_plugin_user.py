@@ -13,6 +13,7 @@ worker) and PID 1 of this host are probed as well.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import pwd
@@ -282,6 +283,6 @@ def test_a_user_with_roots_uid_or_group_is_refused() -> None:
 
     settings = load_settings(env={"MECCANO_PLUGIN_RUN_AS": RUN_AS})
     assert plugin_user_problem(settings, euid=50000) is None
-    as_root = settings.model_copy(update={"plugins": settings.plugins.model_copy(update={"run_as": "root"})})
+    as_root = dataclasses.replace(settings, plugins=settings.plugins.model_copy(update={"run_as": "root"}))
     problem = plugin_user_problem(as_root, euid=50000)  # the name check of the settings aside: by uid
     assert problem is not None and problem.startswith("plugins.runAs (MECCANO_PLUGIN_RUN_AS): 'root' has uid 0")

@@ -45,8 +45,11 @@ def test_a_pool_of_the_wrong_size_and_a_broken_lookup_are_named():
 def test_a_missing_plugin_user_is_named_with_the_step_that_creates_it(monkeypatch):
     monkeypatch.setenv("MECCANO_PLUGIN_RUN_AS", "meccano-nobody")
     settings = load_settings()
-    missing = missing_prerequisites(settings, lambda name: settings.mysql.connection_limit, _no_bucket_problem)
-    assert [m.what for m in missing] == ["OS user 'meccano-nobody' (plugins.runAs)"]
+    from meccano.scripts.isolation import isolation_missing
+
+    assert missing_prerequisites(settings, lambda name: settings.mysql.connection_limit, _no_bucket_problem) == []
+    missing = isolation_missing(settings)  # what db check, config show and the page add for script plugins
+    assert [m.what for m in missing] == ["a usable OS user for plugins.runAs ('meccano-nobody')"]
     assert "scripts/plugin-user.sh" in missing[0].fix and "useradd" in missing[0].fix
 
 

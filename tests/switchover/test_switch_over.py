@@ -357,8 +357,9 @@ def test_a_plugin_folder_swapped_for_a_link_out_is_not_read(tmp_path, capsys, mo
     real_copy = apply_module.copy_plugins
 
     def swap_then_copy(installation, target, dry_run, outcome):
-        shutil.rmtree(install / "plugins" / "helloR:1.0")
-        os.symlink(outside, install / "plugins" / "helloR:1.0")
+        if not (install / "plugins" / "helloR:1.0").is_symlink():  # apply plans (dry run), then copies
+            shutil.rmtree(install / "plugins" / "helloR:1.0")
+            os.symlink(outside, install / "plugins" / "helloR:1.0")
         real_copy(installation, target, dry_run, outcome)
 
     monkeypatch.setattr(apply_module, "copy_plugins", swap_then_copy)

@@ -19,13 +19,13 @@ from typing import Any
 from meccano.cli.confirm import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, confirmed
 from meccano.cli.install_dags import add_install_dags_parser
 from meccano.cli.output import FORMATS, render
+from meccano.cli.switchover import add_migrate_parser
 from meccano.contract.manifest import invalid_dag_id, json_schema, load_plugin
 from meccano.errors import ConfigError, MigrationError
 from meccano.iotdb.partition_ops import DEFAULT_AHEAD
 from meccano.plugins.discovery import SKIP_RULE, discover, scan
 from meccano.settings.config import Settings, load_settings
 from meccano.settings.plugins_folder import folder_message, plugins_dir
-from meccano.switchover.command import add_migrate_parser
 
 
 def _plugins_list(args: argparse.Namespace) -> int:
@@ -39,7 +39,7 @@ def _plugins_list(args: argparse.Namespace) -> int:
         m = load.manifest
         assert m is not None
         rows.append({"plugin": m.plugin, "dag_id": m.dag_id, "status": "active" if m.enabled else "disabled",
-                     "engine": m.engine, "type": m.type, "schedule": m.schedule, "errors": [],
+                     "engine": str(m.engine), "type": str(m.type), "schedule": m.schedule, "errors": [],
                      "warnings": list(load.warnings)})
     for item in catalog.shadowed:
         rows.append({"plugin": item.load.folder.name, "dag_id": None, "status": f"shadowed by {item.by}",
