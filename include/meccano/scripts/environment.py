@@ -112,29 +112,44 @@ def _context_dates(context: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def build_script_env(manifest: PluginManifest, context: Mapping[str, Any], settings: Settings, *,
-                     interpreter: str, report_dir: Path, parameters: dict[str, Any], limits: ScriptLimits,
-                     iotdb: Connection, aws: Connection | None,
-                     worker_env: Mapping[str, str] | None = None) -> dict[str, str]:
+@dataclass(frozen=True)
+class ScriptRun:
+    """Everything one run of a script plugin is given: what the task knows when it starts (the manifest, Airflow's
+    context, the settings, the connections) and what it decided (the interpreter, the report folder, the parameters
+    after the run's conf, the limits)."""
+
+    manifest: PluginManifest
+    context: Mapping[str, Any]
+    settings: Settings
+    interpreter: str
+    report_dir: Path
+    parameters: dict[str, Any]
+    limits: ScriptLimits
+    iotdb: Connection
+    aws: Connection | None
+
+
+def build_script_env(run: ScriptRun, worker_env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The whole environment of a script plugin (see the module docstring)."""
     worker_env = os.environ if worker_env is None else worker_env  # the few variables passed on, not settings
     env = {k: worker_env[k] for k in PASSED_FROM_WORKER if worker_env.get(k)}
     env.setdefault("PATH", DEFAULT_PATH)
     env.setdefault("LANG", "C.UTF-8")
-    env["TZ"] = settings.timezone
-    env.update(original_variables(iotdb, aws, settings))
+    env["TZ"] = run.settings.timezone
+    env.update(original_variables(run.iotdb, run.aws, run.settings))
+    manifest = run.manifest
     env.update({
         "MECCANO_PYTHON": sys.executable,
         "MECCANO_SCRIPT_RUNNER": SCRIPT_RUNNER,
-        "MECCANO_TIMEOUT_SECONDS": f"{limits.runner_deadline:g}",
-        "MECCANO_KILL_GRACE_SECONDS": f"{limits.grace_seconds:g}",
-        "MECCANO_INTERPRETER": interpreter,
+        "MECCANO_TIMEOUT_SECONDS": f"{run.limits.runner_deadline:g}",
+        "MECCANO_KILL_GRACE_SECONDS": f"{run.limits.grace_seconds:g}",
+        "MECCANO_INTERPRETER": run.interpreter,
         "MECCANO_PLUGIN_SOURCE": str(manifest.source),
         "MECCANO_PLUGIN_DIR": str(manifest.folder),
         "MECCANO_PLUGIN": manifest.plugin,
-        "MECCANO_RUN_ID": str(context.get("run_id") or "manual"),
-        "MECCANO_REPORT_DIR": str(report_dir),
-        "MECCANO_PARAMETERS": json.dumps(parameters),
-        **_context_dates(context),
+        "MECCANO_RUN_ID": str(run.context.get("run_id") or "manual"),
+        "MECCANO_REPORT_DIR": str(run.report_dir),
+        "MECCANO_PARAMETERS": json.dumps(run.parameters),
+        **_context_dates(run.context),
     })
     return env

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk.exceptions import AirflowException
 
+from meccano.contract.manifest import Engine
 from meccano.errors import ScriptIsolationUnavailable
 from meccano.scripts.engines import SCRIPT_COMMAND
 from meccano.scripts.modes import (
@@ -36,7 +37,7 @@ from meccano.scripts.modes import (
 )
 
 if TYPE_CHECKING:
-    from meccano.scripts.environment import ScriptLimits
+    from meccano.scripts.environment import ScriptLimits, ScriptRun
     from meccano.settings.config import Settings
 
 
@@ -67,54 +68,86 @@ class PluginScriptOperator(BashOperator):
         return self._plugin_folder or str(self.cwd)
 
     def get_env(self, context: Any) -> dict[str, str]:
-        """The script's whole environment; BashOperator's (the worker's + AIRFLOW_CTX_*) is not used."""
+        """The script's whole environment; BashOperator's (the worker's + AIRFLOW_CTX_*) is not used. Each step
+        may refuse the run before anything of the script starts."""
+        from meccano.scripts.environment import build_script_env
+
+        self._load_plugin(context)
+        script = self._script_run(context)
+        env = build_script_env(script)
+        self._guard_secrets(script)
+        self._refuse_what_cannot_run_here(env)
+        self._enter_run_folder(env)
+        self._isolate(env, self._run_folder_or_fail(), script.limits, context)
+        self._started = time.time()
+        return env
+
+    def _load_plugin(self, context: Any) -> None:
+        """The manifest as it is now, the run's conf checked against it, the settings, the worker's isolation."""
         from meccano.contract.manifest import runtime_manifest
-        from meccano.contract.runconf import merged_parameters, refuse_undeclared_conf
-        from meccano.scripts.engines import interpreter_path
-        from meccano.scripts.environment import build_script_env, script_limits
-        from meccano.secrets.redaction import mask_in_airflow, usable_secrets
+        from meccano.contract.runconf import refuse_undeclared_conf
         from meccano.settings.config import load_settings
+
+        self._manifest = runtime_manifest(self.plugin_folder)
+        refuse_undeclared_conf(self._manifest, dict(context))  # before any connection is read or the script starts
+        self._settings = load_settings()
+        check_plugin_user(self._settings)
+
+    def _script_run(self, context: Any) -> ScriptRun:
+        """What this run is given: connections, limits, parameters, and a fresh run folder for its files."""
+        from meccano.contract.runconf import merged_parameters
+        from meccano.scripts.engines import interpreter_path
+        from meccano.scripts.environment import ScriptRun, script_limits
         from meccano.settings.connections import aws_if_configured, iotdb_connection
+
+        manifest, settings, ctx = self._manifest, self._settings, dict(context)
+        limits = script_limits(manifest, settings)
+        self._grace = limits.grace_seconds
+        self.log.info("Plugin %s: time limit %g minutes, kill grace %g s", manifest.plugin,
+                      limits.timeout_seconds / 60, limits.grace_seconds)
+        self._run_folder = run = run_folder(Path(self.plugin_folder))
+        return ScriptRun(manifest, ctx, settings, interpreter_path(manifest.engine), run.report,
+                         merged_parameters(manifest, ctx), limits, iotdb_connection(settings),
+                         aws_if_configured(settings))
+
+    def _guard_secrets(self, script: ScriptRun) -> None:
+        """Every secret the script is given: masked in the task's own log, removed from the script's output."""
+        from meccano.secrets.redaction import mask_in_airflow, usable_secrets
         from meccano.settings.secrets import script_secrets
 
-        self._manifest = manifest = runtime_manifest(self.plugin_folder)
-        refuse_undeclared_conf(manifest, dict(context))  # before any connection is read or the script starts
-        self._settings = settings = load_settings()
-        check_plugin_user(settings)
-        ctx = dict(context)
-        iotdb, aws = iotdb_connection(settings), aws_if_configured(settings)
-        limits = script_limits(manifest, settings)
-        self._run_folder = run = run_folder(Path(self.plugin_folder))
-        env = build_script_env(manifest, ctx, settings, interpreter=interpreter_path(manifest.engine),
-                               report_dir=run.report,
-                               parameters=merged_parameters(manifest, ctx), limits=limits, iotdb=iotdb, aws=aws)
-        secrets = script_secrets(settings, iotdb, aws)
+        secrets = script_secrets(script.settings, script.iotdb, script.aws)
         mask_in_airflow(secrets)  # the task's own log lines and tracebacks (the script's output: StreamRedactor)
         self._secrets, short = usable_secrets(secrets)
         if short:
             self.log.warning("%d secret value(s) given to the plugin are shorter than 4 characters and are NOT "
                              "redacted from its output; use longer passwords and keys", len(short))
-        self._grace = limits.grace_seconds
-        self.log.info("Plugin %s: time limit %g minutes, kill grace %g s", manifest.plugin,
-                      limits.timeout_seconds / 60, limits.grace_seconds)
-        if env.get(SQLITE_VARIABLE) and manifest.engine in ("R", "python"):
+
+    def _refuse_what_cannot_run_here(self, env: dict[str, str]) -> None:
+        """An original MySQL-only script on the embedded SQLite IOTDB fails at once (a retry cannot help); the
+        SQLite IOTDB is opened to the plugin user; an original node.js plugin gets its runner."""
+        manifest, settings = self._manifest, self._settings
+        if env.get(SQLITE_VARIABLE) and manifest.engine in (Engine.R, Engine.PYTHON):
             problem = sqlite_problem(manifest.plugin, manifest.engine, manifest.source)
             if problem:
                 from airflow.sdk.exceptions import AirflowFailException
 
-                raise AirflowFailException(problem)  # a retry cannot help
+                raise AirflowFailException(problem)
         if env.get(SQLITE_VARIABLE) and settings.plugins.isolation == "user":
             share_sqlite_iotdb(Path(env[SQLITE_VARIABLE]), settings.plugins.run_as)
-        if manifest.engine == "nodejs":
+        if manifest.engine == Engine.NODEJS:
             _original_node_plugin(manifest.source, env)
-        # The script works in the run folder's copy of its plugin folder (assets/output.png still works), and
-        # nowhere else of the worker's: HOME and TMPDIR are in the run folder too.
+
+    def _run_folder_or_fail(self) -> RunFolder:
+        assert self._run_folder is not None  # made by _script_run
+        return self._run_folder
+
+    def _enter_run_folder(self, env: dict[str, str]) -> None:
+        """The script works in the run folder's copy of its plugin folder (``assets/output.png`` still works), and
+        nowhere else of the worker's: ``HOME`` and ``TMPDIR`` are in the run folder too."""
+        run = self._run_folder_or_fail()
         self.cwd = str(run.workdir)
-        env.update({"MECCANO_PLUGIN_SOURCE": str(run.workdir / manifest.source.name),
+        env.update({"MECCANO_PLUGIN_SOURCE": str(run.workdir / self._manifest.source.name),
                     "MECCANO_PLUGIN_DIR": str(run.workdir), "HOME": str(run.home), "TMPDIR": str(run.tmp)})
-        self._isolate(env, run, limits, context)
-        self._started = time.time()
-        return env
 
     def _isolate(self, env: dict[str, str], run: RunFolder, limits: ScriptLimits, context: Any) -> None:
         """What ``plugins.isolation`` adds: the plugin user and the run folder the hook hands it (user), the pod
