@@ -271,7 +271,7 @@ def _wait_healthy(port: int, children: list[tuple[str, subprocess.Popen[bytes]]]
     return True
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m meccano demo")
     parser.add_argument("--port", type=int, default=int(os.environ.get("MECCANO_DEMO_PORT", "8080")))
     parser.add_argument("--stores", type=int, default=5, help="simulated stores")
@@ -281,8 +281,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="start from empty databases")
     parser.add_argument("--console-port", type=int, default=int(os.environ.get("MECCANO_DEMO_CONSOLE_PORT", "8000")),
                         help="the original web console's port: GET /plugins and report images (token)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def _prepare_state(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
+    """The demo's state folder (emptied with ``--fresh``) and the environment of everything it starts; this
+    process's own environment is left as it is (settings are read from the returned one)."""
     state = Path(args.state)
     if args.fresh and state.exists():
         import shutil
@@ -298,40 +302,54 @@ def main(argv: list[str] | None = None) -> int:
     home.mkdir(parents=True, exist_ok=True)
     # A fixed login for a demo bound to 127.0.0.1 only.
     (home / "demo-passwords.json").write_text(json.dumps({"admin": "admin"}))
-    os.environ.update({k: v for k, v in env.items() if k.startswith(("MECCANO_", "EXPORT_"))})
-    t0 = time.monotonic()
+    return state, env
 
+
+class _Processes:
+    """The demo's child processes: each in a session of its own with its log in the state folder; stopped, the
+    last started first, exactly once."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env, self.logs = env, logs
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._stopping = False
+
+    def spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child
+        proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=PROJECT_ROOT)
+        self.children.append((name, proc))
+        return proc
+
+    def all_running(self) -> bool:
+        return all(proc.poll() is None for _, proc in self.children)
+
+    def stop(self, *_: object) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        print("\ndemo: stopping ...", flush=True)
+        for name, proc in reversed(self.children):
+            _stop_group(proc, name)
+        print("demo: stopped; nothing left running", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    t0 = time.monotonic()
+    state, env = _prepare_state(args)
     from meccano.iotdb.db import Iotdb
     from meccano.iotdb.schema import ensure_schema
     from meccano.settings.config import load_settings
 
-    db = Iotdb.from_settings(load_settings())
+    settings = load_settings(env=env)
+    db = Iotdb.from_settings(settings)
     ensure_schema(db)
     db.dispose()
-
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def spawn(name: str, argv_: list[str]) -> subprocess.Popen[bytes]:
-        log = open(state / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child
-        proc = subprocess.Popen(argv_, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                cwd=PROJECT_ROOT)
-        children.append((name, proc))
-        return proc
-
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        if stopping:
-            return
-        stopping = True
-        print("\ndemo: stopping ...", flush=True)
-        for name, proc in reversed(children):
-            _stop_group(proc, name)
-        print("demo: stopped; nothing left running", flush=True)
+    procs = _Processes(env, state / "logs")
 
     def terminate(*_: object) -> None:
-        stop()
+        procs.stop()
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, terminate)
@@ -339,39 +357,56 @@ def main(argv: list[str] | None = None) -> int:
     # non-interactive shell, nohup): Python keeps an inherited "ignore", so set the handler explicitly.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        sim = [sys.executable, "-m", "meccano.cli.simulator", "--stores", str(args.stores),
-               "--devices-per-store", str(args.devices_per_store), "--backfill-days", str(args.backfill_days)]
-        relay = LogRelay(state / "logs" / "simulator.log", "backfill:")
-        spawn("simulator", sim)  # part of the package: a demo without its fleet is not a demo
-        airflow = str(Path(sys.executable).parent / "airflow")
-        print("demo: step 1 of 3: Airflow's metadata database (airflow db migrate) ...", flush=True)
-        subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
-        relay()
-        if not web_plugin_installed():
-            print("demo: the package's `airflow.plugins` entry point meccano_web is not installed, so Airflow "
-                  "serves no web view (/meccano/): reinstall the package (scripts/install-venv.sh)", file=sys.stderr)
-        plan = startup_plan()
-        for line in plan.held.values():
-            print(f"demo: {line}", flush=True)
-        _pause_held(airflow, plan, env)
-        from meccano.settings.pool import pool_command
+        return _run(args, state, env, procs, t0)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        procs.stop()
 
-        # MYSQL_CONNECTIONLIMIT: the pool 'iotdb' every plugin task takes a slot of
-        print("demo: step 2 of 3: the pool 'iotdb' (airflow pools set) ...", flush=True)
-        subprocess.run(pool_command(load_settings()), env=env, check=True, capture_output=True, timeout=180)
-        spawn("airflow", [airflow, "standalone"])
-        # The original web console's URL shape: GET http://127.0.0.1:<console port>/plugins (token)
-        spawn("console", [sys.executable, "-m", "uvicorn", "--factory", "meccano.web.console:create_console_app",
-                          "--host", "127.0.0.1", "--port", str(args.console_port), "--no-access-log"])
-        print(f"demo: step 3 of 3: starting Airflow on http://127.0.0.1:{args.port} (logs in {state / 'logs'}) ...",
-              flush=True)
-        if not _wait_healthy(args.port, children, state / "logs", stop, relay):
-            return 1
-        relay()
-        up = time.monotonic() - t0
-        held = (f"\n  Left paused:       {', '.join(plan.held)}   (interpreter not installed here, see above)"
-                if plan.held else "")
-        print(f"""
+
+def _run(args: argparse.Namespace, state: Path, env: dict[str, str], procs: _Processes, t0: float) -> int:
+    """The demo's three steps, then wait until Ctrl-C or a process exits."""
+    from meccano.settings.config import load_settings
+    from meccano.settings.pool import pool_command
+
+    sim = [sys.executable, "-m", "meccano.cli.simulator", "--stores", str(args.stores),
+           "--devices-per-store", str(args.devices_per_store), "--backfill-days", str(args.backfill_days)]
+    relay = LogRelay(state / "logs" / "simulator.log", "backfill:")
+    procs.spawn("simulator", sim)  # part of the package: a demo without its fleet is not a demo
+    airflow = str(Path(sys.executable).parent / "airflow")
+    print("demo: step 1 of 3: Airflow's metadata database (airflow db migrate) ...", flush=True)
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+    relay()
+    if not web_plugin_installed():
+        print("demo: the package's `airflow.plugins` entry point meccano_web is not installed, so Airflow "
+              "serves no web view (/meccano/): reinstall the package (scripts/install-venv.sh)", file=sys.stderr)
+    plan = startup_plan(Path(env["MECCANO_PLUGINS_DIR"]) if env.get("MECCANO_PLUGINS_DIR") else None)
+    for line in plan.held.values():
+        print(f"demo: {line}", flush=True)
+    _pause_held(airflow, plan, env)
+    # MYSQL_CONNECTIONLIMIT: the pool 'iotdb' every plugin task takes a slot of
+    print("demo: step 2 of 3: the pool 'iotdb' (airflow pools set) ...", flush=True)
+    subprocess.run(pool_command(load_settings(env=env)), env=env, check=True, capture_output=True, timeout=180)
+    procs.spawn("airflow", [airflow, "standalone"])
+    # The original web console's URL shape: GET http://127.0.0.1:<console port>/plugins (token)
+    procs.spawn("console", [sys.executable, "-m", "uvicorn", "--factory", "meccano.web.console:create_console_app",
+                            "--host", "127.0.0.1", "--port", str(args.console_port), "--no-access-log"])
+    print(f"demo: step 3 of 3: starting Airflow on http://127.0.0.1:{args.port} (logs in {state / 'logs'}) ...",
+          flush=True)
+    if not _wait_healthy(args.port, procs.children, state / "logs", procs.stop, relay):
+        return 1
+    relay()
+    print(_banner(args, env, plan, time.monotonic() - t0), flush=True)
+    while procs.all_running():
+        time.sleep(1)
+    print("demo: a process exited unexpectedly; stopping", file=sys.stderr)
+    return 1
+
+
+def _banner(args: argparse.Namespace, env: dict[str, str], plan: StartupPlan, up: float) -> str:
+    held = (f"\n  Left paused:       {', '.join(plan.held)}   (interpreter not installed here, see above)"
+            if plan.held else "")
+    return f"""
 Meccano ServiceManager demo is up ({up:.0f} s)
   Airflow UI:        http://127.0.0.1:{args.port}/      login: admin / admin
   Meccano web view:  http://127.0.0.1:{args.port}/meccano/
@@ -380,12 +415,4 @@ Meccano ServiceManager demo is up ({up:.0f} s)
                      header X-Meccano-Token: {env['MECCANO_WEB_CONSOLE_TOKEN']}
   Unpaused DAGs:     {', '.join(plan.unpaused) or '-'}{held}
   IOTDB (SQLite):    {env['MECCANO_IOTDB_SQLITE']}
-Press Ctrl-C to stop everything.""", flush=True)
-        while all(proc.poll() is None for _, proc in children):
-            time.sleep(1)
-        print("demo: a process exited unexpectedly; stopping", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        stop()
+Press Ctrl-C to stop everything."""
