@@ -86,3 +86,8 @@ class PluginUserMissing(PluginError):
     """The OS user that script plugins run as (``plugins.runAs``) does not exist on this worker, this worker
     cannot switch to it, or it is root or the worker's own user; the message names the setting, the user and
     the set-up step that creates one."""
+
+
+class RunConfWidens(ConfigError, ExportError):
+    """A run's ``dag_run.conf`` asks to purge or delete more than config.yml says (a shorter retention, a lower
+    age); only config.yml can allow it (``confMayWiden``). A retry cannot help: the run fails at once."""

@@ -33,6 +33,7 @@ from typing import Any
 from meccano.errors import ExportError
 from meccano.settings.config import Settings
 from meccano.settings.messages import show
+from meccano.settings.narrowing import refuse_widening
 from meccano.settings.rules import MAX_RETENTION_DAYS, parse_bool, parse_number, range_problem
 from meccano.settings.tables import TableEntry
 
@@ -140,11 +141,10 @@ def _with_days(specs: list[TableSpec], days: int, may_widen: bool) -> list[Table
     """Every chosen table with the run's ``days``; a shorter retention than configured is refused
     unless the configuration allows it (it would export and purge younger rows)."""
     shorter = [s for s in specs if days < s.days]
-    if shorter and not may_widen:
+    if shorter:
         named = ", ".join(f"{s.table} ({s.days})" for s in shorter)
-        raise ExportError(f"dag_run.conf days: {days} is shorter than the configured retention of {named} "
-                          f"and would purge younger rows; a run may only keep more (set config.yml "
-                          f"export.confMayWiden: true to allow)")
+        refuse_widening("dag_run.conf days", days, f"shorter than the configured retention of {named}",
+                        "purge younger rows", "export.confMayWiden", may_widen)
     return [TableSpec(s.table, s.date_column, days, s.prefix) for s in specs]
 
 

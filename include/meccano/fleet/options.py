@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 from meccano.errors import ConfigError
 from meccano.settings.config import Settings, declared_keys, field_info
 from meccano.settings.messages import error_text, plain_number, show
+from meccano.settings.narrowing import refuse_widening
 
 WIDEN_KEY = "confMayWiden"
 # (section, option): a smaller value destroys more (deletes younger rows).
@@ -71,9 +72,9 @@ def read_options(section: str, settings: Settings, params: Mapping[str, Any] | N
                 text = error_text(exc.errors(include_url=False)[0], show(params[key]))
                 raise ConfigError(f"{key} (from plugin parameter / dag_run.conf {key!r}): {text}"
                                   f"{allowed_range(section, key)}") from None
-            if (section, key) in AT_LEAST_CONFIGURED and value < out[key] and not out.get(WIDEN_KEY):
-                raise ConfigError(f"{key} (from plugin parameter / dag_run.conf {key!r}): {value} is below the "
-                                  f"configured {out[key]} and would delete more; a run may only raise it "
-                                  f"(set config.yml {section}.{WIDEN_KEY}: true to allow)")
+            if (section, key) in AT_LEAST_CONFIGURED and value < out[key]:
+                refuse_widening(f"{key} (from plugin parameter / dag_run.conf {key!r})", value,
+                                f"below the configured {out[key]}", "delete more", f"{section}.{WIDEN_KEY}",
+                                bool(out.get(WIDEN_KEY)))
             out[key] = value
     return out

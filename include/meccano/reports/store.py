@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from meccano.contract.manifest import NAME_PATTERN, PluginType
 from meccano.errors import ReportStoreError
 from meccano.files.guard import list_dirs_beneath, open_folder_beneath, read_beneath, read_regular_at
+from meccano.settings.config import ReportsSettings
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HISTORY = 10  # reports.history's default (meccano.settings.config.ReportsSettings)
+DEFAULT_HISTORY: int = ReportsSettings.model_fields["history"].default  # declared once, in the settings
 SHARED_ENV = "MECCANO_REPORTS_SHARED"
 META = "meta.json"
 CHART = "output.png"
