@@ -10,6 +10,7 @@ see :mod:`meccano.settings.connections`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import logging
@@ -443,6 +444,7 @@ class _Top(_Section):
     reports_dir: Annotated[Text, Key("reports.directory", "MECCANO_REPORTS_DIR")] = ""
 
 
+_TOP_DEFAULTS: dict[str, Any] = {name: info.default for name, info in _Top.model_fields.items()}
 # Settings attribute -> its model; "" holds the top-level settings (_Top).
 _SECTION_MODELS: dict[str, type] = {
     "": _Top, "mysql": MysqlSettings, "iotdb": IotdbSettings, "aws": AwsSettings, "export": ExportSettings,
@@ -456,16 +458,17 @@ class Settings:
     """Every setting, validated: :func:`load_settings` builds it from the section models, which
     validate each value (a plain dataclass itself, so that a DAG parse builds no model twice)."""
 
-    warninglimit: int = 60
-    timezone: str = DEFAULT_ZONE
-    forecast_days: int = 7
+    # the top-level settings: declared (key, variable, bounds, default) once, in _Top
+    warninglimit: int = _TOP_DEFAULTS["warninglimit"]
+    timezone: str = _TOP_DEFAULTS["timezone"]
+    forecast_days: int = _TOP_DEFAULTS["forecast_days"]
     mysql: MysqlSettings = field(default_factory=MysqlSettings)
     iotdb: IotdbSettings = field(default_factory=IotdbSettings)
     aws: AwsSettings = field(default_factory=AwsSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     status: StatusSettings = field(default_factory=StatusSettings)
     legacy: LegacySettings = field(default_factory=LegacySettings)
-    reports_dir: str = ""
+    reports_dir: str = _TOP_DEFAULTS["reports_dir"]
     reports: ReportsSettings = field(default_factory=ReportsSettings)
     web: WebSettings = field(default_factory=WebSettings)
     plugins: PluginLimits = field(default_factory=PluginLimits)
@@ -493,10 +496,7 @@ class Settings:
                 if key.path[0] == section and len(key.path) == 2}
 
     def __repr__(self) -> str:
-        parts = ", ".join(f"{f}={getattr(self, f)!r}" for f in (
-            "warninglimit", "timezone", "forecast_days", "mysql", "iotdb", "aws", "export", "status", "legacy",
-            "reports_dir", "reports", "web", "plugins", "forecast", "sensor_statistics", "clean_messages", "alerts",
-            "environment", "source"))
+        parts = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr)
         return mask_url_credentials(f"Settings({parts})")
 
     __str__ = __repr__
@@ -753,10 +753,7 @@ def load_settings(path: str | os.PathLike[str] | None = None,
     top = built.pop("")
     return Settings(
         ignored=ignored_settings(merged, env, src_file),
-        warninglimit=top.warninglimit,
-        timezone=top.timezone,
-        forecast_days=top.forecast_days,
-        reports_dir=top.reports_dir,
+        **{name: getattr(top, name) for name in _Top.model_fields},
         sections=sections,
         environment=environment,
         source=str(cfg_path) if exists else "built-in defaults",
