@@ -69,6 +69,7 @@ def export_step(settings: Settings, db: Iotdb, planned: dict[str, Any],
     for day in run.days:  # before anything of this run is written
         if run.ledger.get(day.table, day.day) is None:
             check_target_unknown(run.target, day, run.run_id)
+    run.target.sweep_uploads(run.days, run.log)  # what an attempt that died left half-uploaded
     out: list[dict[str, Any]] = []
     with run.work_folder():
         for group in scan_groups(run.days):
@@ -88,7 +89,8 @@ def _export_group(run: RunContext, group: list[TableDay]) -> list[dict[str, Any]
             # recorded before the upload: the ledger then knows the day if the upload dies half-way
             run.ledger.put(LedgerEntry(day.table, day.day, LedgerState.EXPORTED, run.run_id, manifest, 0))
             upload_day(run.target, day, run.local(day), manifest, manifest.parts, run.log)
-            run.ledger.set_state(day.table, day.day, LedgerState.UPLOADED)
+            # the manifest as stored: its parts carry S3's checksums, which verify compares
+            run.ledger.put(LedgerEntry(day.table, day.day, LedgerState.UPLOADED, run.run_id, manifest, 0))
             out.append(_summary(day, manifest, manifest.parts))
         return out
     finally:
