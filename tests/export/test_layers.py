@@ -69,7 +69,7 @@ LAYERS = [
     {"model"},
     {"options", "stream", "partfile"},
     {"csvformat"},
-    {"parquetformat", "snapshot"},
+    {"parquetformat", "snapshot", "s3objects"},
     {"formats", "ledger", "target"},
     {"context", "assets"},
     {"plan", "write", "reconcile", "verify", "purge"},

@@ -122,26 +122,26 @@ def test_an_export_attempt_that_dies_is_retried_on_another_host(iotdb, seeded, t
     Host(tmp_path / "hosts", "a", monkeypatch)
     settings = load_settings()
     planned = json.loads(json.dumps(chain.plan_step(settings, iotdb, {}, "run1", datetime.fromisoformat(NOW))))
-    real_put, real_upload = target.put_file, chain.upload_day
+    real_put, real_upload = target.put_part, chain.upload_day
     calls = []
 
-    def put_then_die(local, remote, **transfer):
+    def put_then_die(target_, local, remote, part):
         calls.append(remote)
         if len(calls) == 3:
             raise WorkerDied
-        real_put(local, remote, **transfer)
+        return real_put(target_, local, remote, part)
 
     def upload_then_die(*args, **kwargs):
         real_upload(*args, **kwargs)
         raise WorkerDied
 
     if dies == "mid_upload":
-        monkeypatch.setattr(target, "put_file", put_then_die)
+        monkeypatch.setattr(target, "put_part", put_then_die)
     else:
         monkeypatch.setattr(chain, "upload_day", upload_then_die)
     with pytest.raises(WorkerDied):
         chain.export_step(settings, iotdb, planned)
-    monkeypatch.setattr(target, "put_file", real_put)
+    monkeypatch.setattr(target, "put_part", real_put)
     monkeypatch.setattr(chain, "upload_day", real_upload)
 
     Host(tmp_path / "hosts", "b", monkeypatch)  # the retry and the rest of the run on another worker
@@ -172,17 +172,17 @@ def test_late_rows_of_a_purged_day_survive_a_retried_export_on_another_host(iotd
     settings = load_settings()
     planned = json.loads(json.dumps(chain.plan_step(settings, iotdb, {}, "run2", when)))
     assert [p["mode"] for p in planned["partitions"]] == ["reconcile"]
-    real_bytes = target.put_bytes
+    real_manifest = target.put_manifest
 
-    def manifest_then_die(data, remote):
+    def manifest_then_die(target_, data, remote):
         if dies == "after_manifest":
-            real_bytes(data, remote)
+            real_manifest(target_, data, remote)
         raise WorkerDied
 
-    monkeypatch.setattr(target, "put_bytes", manifest_then_die)
+    monkeypatch.setattr(target, "put_manifest", manifest_then_die)
     with pytest.raises(WorkerDied):
         chain.export_step(settings, iotdb, planned)
-    monkeypatch.setattr(target, "put_bytes", real_bytes)
+    monkeypatch.setattr(target, "put_manifest", real_manifest)
     assert Ledger(iotdb).get("Facts", DAYS[0]).run_id == "run1"  # the base is unchanged
 
     Host(tmp_path / "hosts", "b", monkeypatch)

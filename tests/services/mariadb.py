@@ -21,6 +21,8 @@ class MariaDB:
     host: str = "127.0.0.1"
     user: str = USER
     password: str = PASSWORD
+    argv: tuple[str, ...] = ()  # how it was started (restart)
+    log: Path | None = None
 
     def sql(self, statement: str, database: str = "") -> str:
         out = subprocess.run(
@@ -45,6 +47,18 @@ class MariaDB:
                        capture_output=True, timeout=30)
         stop(self.proc, grace=20)
 
+    def ping(self) -> bool:
+        return subprocess.run(["mariadb-admin", "--no-defaults", f"--socket={self.socket}", "-uroot", "ping"],
+                              capture_output=True).returncode == 0
+
+    def restart(self) -> None:
+        """Shut the server down and start it again on the same data, socket and port (a server restart under
+        its clients: every connection is lost)."""
+        assert self.argv and self.log is not None
+        self.stop()
+        self.proc = start(list(self.argv), self.log)
+        wait_until(self.ping, 60, "MariaDB (restart)", self.log)
+
 
 def start_mariadb(base: Path, options: Sequence[str] = ()) -> MariaDB:
     """A fresh server under ``base``; ``options`` are extra ``mariadbd`` options (the benchmark's server settings)."""
@@ -56,17 +70,18 @@ def start_mariadb(base: Path, options: Sequence[str] = ()) -> MariaDB:
         check=True, capture_output=True,
     )
     port = free_port()
-    proc = start(["mariadbd", "--no-defaults", "--user=root", f"--datadir={data}", f"--socket={sock}",
-                  f"--port={port}", "--bind-address=127.0.0.1", f"--pid-file={base / 'mysqld.pid'}",
-                  "--skip-log-bin", "--innodb-buffer-pool-size=256M", "--max-connections=500",
-                  "--local-infile=0", *options], log)
+    argv = ("mariadbd", "--no-defaults", "--user=root", f"--datadir={data}", f"--socket={sock}",
+            f"--port={port}", "--bind-address=127.0.0.1", f"--pid-file={base / 'mysqld.pid'}",
+            "--skip-log-bin", "--innodb-buffer-pool-size=256M", "--max-connections=500",
+            "--local-infile=0", *options)
+    proc = start(list(argv), log)
 
     def ping() -> bool:
         return subprocess.run(["mariadb-admin", "--no-defaults", f"--socket={sock}", "-uroot", "ping"],
                               capture_output=True).returncode == 0
 
     wait_until(ping, 60, "MariaDB", log)
-    db = MariaDB(proc=proc, socket=sock, port=port)
+    db = MariaDB(proc=proc, socket=sock, port=port, argv=argv, log=log)
     db.sql(f"CREATE USER '{USER}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}';"
            f"CREATE USER '{USER}'@'localhost' IDENTIFIED BY '{PASSWORD}';")
     return db

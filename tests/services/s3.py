@@ -21,6 +21,8 @@ class S3Server:
     port: int
     access_key: str = ACCESS_KEY
     secret_key: str = SECRET_KEY
+    argv: tuple[str, ...] = ()  # how it was started (restart)
+    log: Path | None = None
 
     @property
     def endpoint(self) -> str:
@@ -46,6 +48,12 @@ class S3Server:
     def stop(self) -> None:
         stop(self.proc, grace=3)
 
+    def start_again(self) -> None:
+        """Start the stopped server again on the same folder and ports."""
+        assert self.argv and self.log is not None
+        self.proc = start(list(self.argv), self.log)
+        wait_until(lambda: self.client().list_buckets() is not None, 60, "SeaweedFS S3 (restart)", self.log)
+
 
 def weed_binary() -> str:
     found = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
@@ -68,12 +76,13 @@ def start_s3(base: Path) -> S3Server:
     # -volume.max: SeaweedFS grows several volumes per bucket; 8 ran out once a few tests had made buckets.
     # Every port explicit: SeaweedFS otherwise derives gRPC ports as port + 10000 (invalid above
     # 55535) and opens fixed Iceberg/Lance ports (8181, 9101) that collide between sessions.
-    proc = start([weed_binary(), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={base}",
-                  f"-master.port={master}", f"-master.port.grpc={grpc[0]}", f"-volume.port={volume}",
-                  f"-volume.port.grpc={grpc[1]}", "-filer", f"-filer.port={filer}", f"-filer.port.grpc={grpc[2]}",
-                  "-s3", f"-s3.port={s3_port}", f"-s3.port.grpc={grpc[3]}", "-s3.port.iceberg=0",
-                  "-s3.port.lance=0", "-master.telemetry=false", f"-s3.config={cfg}", "-volume.max=200",
-                  "-master.volumeSizeLimitMB=64"], log)
-    server = S3Server(proc=proc, port=s3_port)
+    argv = (weed_binary(), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={base}",
+            f"-master.port={master}", f"-master.port.grpc={grpc[0]}", f"-volume.port={volume}",
+            f"-volume.port.grpc={grpc[1]}", "-filer", f"-filer.port={filer}", f"-filer.port.grpc={grpc[2]}",
+            "-s3", f"-s3.port={s3_port}", f"-s3.port.grpc={grpc[3]}", "-s3.port.iceberg=0",
+            "-s3.port.lance=0", "-master.telemetry=false", f"-s3.config={cfg}", "-volume.max=200",
+            "-master.volumeSizeLimitMB=64")
+    proc = start(list(argv), log)
+    server = S3Server(proc=proc, port=s3_port, argv=argv, log=log)
     wait_until(lambda: server.client().list_buckets() is not None, 60, "SeaweedFS S3", log)
     return server

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -47,9 +49,10 @@ def plan_step(settings: Settings, db: Iotdb, conf: dict[str, Any], run_id: str,
     problem = local_target_problem(settings)
     if problem:
         raise ExportError(problem)
-    recover_all(run)  # a partition drop interrupted by a crash is finished or undone first
-    reference = reference_time(settings, when, db)
-    days = plan(run, reference)
+    with iotdb_faults("plan", settings):
+        recover_all(run)  # a partition drop interrupted by a crash is finished or undone first
+        reference = reference_time(settings, when, db)
+        days = plan(run, reference)
     options = run.options
     logger.info("export to %s: %d partition(s) planned (%s)%s", target_url(settings), len(days),
                 ", ".join(p.label for p in days) or "nothing older than the retention",
@@ -59,16 +62,65 @@ def plan_step(settings: Settings, db: Iotdb, conf: dict[str, Any], run_id: str,
             "partitions": [p.to_json() for p in days]}
 
 
+# What a lost IOTDB connection means at each step (the ledger and the purge's chunks commit together)
+IOTDB_LOST = {
+    "plan": "nothing was exported or purged; re-run",
+    "export": "nothing was purged and the ledger does not count this attempt's days as uploaded; the task's "
+              "retries (or a re-run) export them again",
+    "verify": "nothing was purged; re-run (the days stay uploaded)",
+    "purge": "every chunk purged so far is recorded with its rows (a chunk's DELETE and its ledger record commit "
+             "together); the next run finishes the purge",
+}
+
+
+@contextmanager
+def iotdb_faults(step: str, settings: Settings) -> Iterator[None]:
+    """A database failure of ``step`` (a killed connection, a server restart or one that is down) as one
+    :class:`ExportError` naming the cause and what it left, without the SQL, the secrets or a chained trace."""
+    from sqlalchemy.exc import DBAPIError
+
+    kinds: tuple[type[BaseException], ...] = (DBAPIError,)
+    try:
+        import MySQLdb  # type: ignore[import-untyped]
+
+        kinds += (MySQLdb.MySQLError,)
+    except ImportError:  # pragma: no cover - the mysql provider brings it
+        pass
+    try:
+        yield
+    except kinds as exc:
+        message = _iotdb_lost(step, exc, settings)
+    else:
+        return
+    raise ExportError(message)
+
+
+def _iotdb_lost(step: str, exc: BaseException, settings: Settings) -> str:
+    from meccano.export.target import redacted
+
+    cause = getattr(exc, "orig", None) or exc
+    args = getattr(cause, "args", ())
+    reason = " ".join(str(a) for a in args) if args else str(cause)
+    return (f"{step}: the IOTDB connection failed ({type(cause).__name__}: {redacted(reason, settings)[:200]}); "
+            f"{IOTDB_LOST[step]}")
+
+
 def export_step(settings: Settings, db: Iotdb, planned: dict[str, Any],
                 logger: logging.Logger = log) -> dict[str, Any]:
     """Write, upload and record every planned day; the local part files live only inside this call."""
     if not table_days(planned):
         return {"partitions": []}
+    with iotdb_faults("export", settings):
+        return _export(settings, db, planned, logger)
+
+
+def _export(settings: Settings, db: Iotdb, planned: dict[str, Any], logger: logging.Logger) -> dict[str, Any]:
     run = RunContext.of_plan(settings, db, planned, logger)
     run.target.prepare()
     for day in run.days:  # before anything of this run is written
         if run.ledger.get(day.table, day.day) is None:
             check_target_unknown(run.target, day, run.run_id)
+    run.target.sweep_uploads(run.days, run.log)  # what an attempt that died left half-uploaded
     out: list[dict[str, Any]] = []
     with run.work_folder():
         for group in scan_groups(run.days):
@@ -88,7 +140,8 @@ def _export_group(run: RunContext, group: list[TableDay]) -> list[dict[str, Any]
             # recorded before the upload: the ledger then knows the day if the upload dies half-way
             run.ledger.put(LedgerEntry(day.table, day.day, LedgerState.EXPORTED, run.run_id, manifest, 0))
             upload_day(run.target, day, run.local(day), manifest, manifest.parts, run.log)
-            run.ledger.set_state(day.table, day.day, LedgerState.UPLOADED)
+            # the manifest as stored: its parts carry S3's checksums, which verify compares
+            run.ledger.put(LedgerEntry(day.table, day.day, LedgerState.UPLOADED, run.run_id, manifest, 0))
             out.append(_summary(day, manifest, manifest.parts))
         return out
     finally:
@@ -125,8 +178,9 @@ def verify_step(settings: Settings, db: Iotdb, planned: dict[str, Any], logger: 
     run = RunContext.of_plan(settings, db, planned, logger)
     run.target.prepare()
     problems: list[str] = []
-    for day in run.days:
-        problems += verify_day(run, day)
+    with iotdb_faults("verify", settings):
+        for day in run.days:
+            problems += verify_day(run, day)
     if problems:
         raise VerifyError("verification failed, nothing purged:\n" + "\n".join(f"- {m}" for m in problems))
     return {"verified": len(run.days)}
@@ -141,6 +195,7 @@ def purge_step(settings: Settings, db: Iotdb, planned: dict[str, Any], logger: l
         return {"purged": 0, "skipped": why}
     run = RunContext.of_plan(settings, db, planned, logger)
     total = 0
-    for day in run.days:
-        total += purge_day(run, day, after_chunk)
+    with iotdb_faults("purge", settings):
+        for day in run.days:
+            total += purge_day(run, day, after_chunk)
     return {"purged": total}

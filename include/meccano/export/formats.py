@@ -15,6 +15,7 @@ say) stops the reader at its next block.
 
 from __future__ import annotations
 
+import errno
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -110,8 +111,15 @@ class Compressor:
                     self._error = exc
 
     def check(self) -> None:
-        if self._error is not None:
-            raise ExportError(f"writing the export files failed: {self._error}") from self._error
+        error = self._error
+        if error is None:
+            return
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ExportError(f"writing the export files failed: the staging disk is full ({error.strerror}: "
+                              f"{error.filename or 'a part file'}). Free space there or point EXPORT_LOCALDIRECTORY at "
+                              "a larger disk (a day's parts need about its gzip size); nothing was purged, re-run"
+                              ) from None
+        raise ExportError(f"writing the export files failed: {error}") from error
 
     def submit(self, job: Callable[[], None]) -> None:
         self.check()
@@ -186,4 +194,7 @@ class PartWriter:
             pass
         finally:
             for part in parts:
-                part.discard()
+                try:
+                    part.discard()
+                except OSError:  # noqa: S110 - a full disk fails the close's flush too; the file is thrown away
+                    pass

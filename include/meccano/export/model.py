@@ -100,18 +100,23 @@ class Part:
     bytes: int
     sha256: str
     uncompressed_bytes: int | None = None  # CSV bytes given to the part (absent in the oldest manifests)
+    # S3's own checksum of the stored object, as S3 answered the upload (``sha256:<base64>``, ``-N`` for a
+    # multipart upload of N chunks); None where the store keeps none (verify then reads the part back)
+    checksum: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"key": self.key, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
         if self.uncompressed_bytes is not None:
             out["uncompressedBytes"] = self.uncompressed_bytes
+        if self.checksum is not None:
+            out["checksum"] = self.checksum
         return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Part:
         raw = data.get("uncompressedBytes")
         return cls(data["key"], int(data["rows"]), int(data["bytes"]), data["sha256"],
-                   None if raw is None else int(raw))
+                   None if raw is None else int(raw), data.get("checksum"))
 
 
 _LAYOUT_KEYS = ("format", "compression", "header", "delimiter", "quote")

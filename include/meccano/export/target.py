@@ -9,10 +9,12 @@ to fix and never contain a credential; the cause is told by the exception's type
 botocore's error codes, the ``PermissionError``/``FileNotFoundError`` s3fs turns them into, connection
 errors), never by words of its message.
 
-A part file goes up through the filesystem's own transfer (:func:`put_file`, fsspec ``put_file``): on S3,
-s3fs sends a file of at least two ``export.uploadChunkMegabytes`` chunks as a multipart upload,
-``export.uploadConcurrency`` parts at a time, and S3 shows the object only once every part is in (a
-failed upload is aborted); a smaller file is one ``PUT``. The stored size is checked right after.
+A part file goes up to S3 through :mod:`meccano.export.s3objects` (boto3, the connection's client): one ``PUT``
+or, for a file of at least two ``export.uploadChunkMegabytes`` chunks, a multipart upload of
+``export.uploadConcurrency`` chunks at a time, always with S3's SHA-256 checksums, so S3 itself refuses bytes
+that differ from what was written; a failed multipart upload is aborted, and the next attempt sweeps those of an
+attempt that died (:meth:`Target.sweep_uploads`). A local target's parts go through the filesystem's own transfer
+(:func:`put_file`, fsspec ``put_file``), the stored size checked right after.
 
 Upload of a day (:func:`upload_day`): its new parts, then its manifest, then stale parts removed. The
 manifest is written after every part it lists, and it is the single source of truth of a day: a stale
@@ -22,6 +24,7 @@ is deleted right after, so the day's folder ends up holding exactly what the man
 
 from __future__ import annotations
 
+import base64
 import errno
 import hashlib
 import json
@@ -34,6 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from meccano.errors import StorageError
 from meccano.export.model import MANIFEST_NAME, Manifest, Part, TableDay
+from meccano.export.s3objects import S3Objects
 from meccano.settings.config import Settings
 from meccano.settings.connections import aws_conn_id
 
@@ -140,6 +144,33 @@ class Target:
         e = self._settings.export
         return {"chunksize": e.upload_chunk_megabytes * MEBIBYTE, "max_concurrency": e.upload_concurrency}
 
+    @property
+    def multipart(self) -> tuple[int, int]:
+        """Chunk bytes of a multipart upload and chunks sent at once (``export.uploadChunkMegabytes``,
+        ``export.uploadConcurrency``)."""
+        e = self._settings.export
+        return e.upload_chunk_megabytes * MEBIBYTE, e.upload_concurrency
+
+    @cached_property
+    def s3(self) -> S3Objects | None:
+        """The bucket through boto3 (checksummed uploads, ``HEAD`` of checksums, multipart sweep); None for a
+        local target."""
+        if not self.url.startswith("s3://"):
+            return None
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        bucket = self.url[len("s3://"):].split("/", 1)[0]
+        return S3Objects(S3Hook(aws_conn_id=aws_conn_id(self._settings)).get_conn(), bucket)
+
+    def sweep_uploads(self, days: list[TableDay], log: logging.Logger) -> int:
+        """Abort what attempts that died left of their multipart uploads (:meth:`S3Objects.sweep_uploads`)."""
+        s3 = self.s3
+        if s3 is None:
+            return 0
+        root = self.url[len("s3://"):].split("/", 1)[1] if "/" in self.url[len("s3://"):] else ""
+        folders = [key_of(self.day_folder(day)) + "/" for day in days]
+        return self.guarded("sweep incomplete uploads", lambda: s3.sweep_uploads(root and root + "/", folders, log))
+
     def day_folder(self, day: TableDay) -> ObjectStoragePath:
         """Hive-style folder of a table-day: ``<prefix>/year=YYYY/month=MM/day=DD``."""
         return day_dir(self.root, day.prefix, day.day)
@@ -193,6 +224,7 @@ class Fault(StrEnum):
     UNREACHABLE = "unreachable"
     LOCAL_DENIED = "local_denied"
     LOCAL_FULL = "local_full"
+    BUSY = "busy"
     OTHER = "other"
 
 
@@ -201,6 +233,9 @@ NO_BUCKET_CODES = frozenset({"NoSuchBucket"})
 DENIED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId",
                           "ExpiredToken", "InvalidToken", "TokenRefreshRequired", "AllAccessDisabled",
                           "AccountProblem", "Forbidden", "403"})
+# S3 overloaded or failing for a while: the same request later succeeds (botocore retried it already)
+BUSY_CODES = frozenset({"SlowDown", "ServiceUnavailable", "Throttling", "ThrottlingException", "RequestTimeout",
+                        "InternalError", "500", "502", "503", "504"})
 
 
 def exception_chain(exc: BaseException) -> Iterator[BaseException]:
@@ -245,6 +280,8 @@ def client_error_fault(exc: BaseException) -> Fault | None:
         return Fault.NO_BUCKET
     if code in DENIED_CODES or status == 403:
         return Fault.DENIED
+    if code in BUSY_CODES or (isinstance(status, int) and status >= 500):
+        return Fault.BUSY
     return Fault.OTHER
 
 
@@ -292,6 +329,8 @@ def fault_hint(fault: Fault, settings: Settings) -> str:
                              "file:// EXPORT_BUCKET): fix its permissions; nothing was purged, re-run"),
         Fault.LOCAL_FULL: ("the export folder's disk is full: free space or point EXPORT_LOCALDIRECTORY elsewhere; "
                            "nothing was purged, re-run"),
+        Fault.BUSY: (f"the S3 endpoint of connection {conn!r} is overloaded or failing (SlowDown/5xx, after the "
+                     "client's own retries): nothing was purged; the task's retries run it again, or re-run later"),
     }
     return hints.get(fault, "nothing was purged; fix the cause and re-run")
 
@@ -323,6 +362,37 @@ def put_file(local: Path, remote: ObjectStoragePath, **transfer: int) -> None:
 def put_bytes(data: bytes, remote: ObjectStoragePath) -> None:
     with remote.open("wb") as dst:
         dst.write(data)
+
+
+def key_of(path: ObjectStoragePath) -> str:
+    """An S3 object's key (the path without its bucket)."""
+    return str(path.key)
+
+
+def put_part(target: Target, local: Path, remote: ObjectStoragePath, part: Part) -> Part:
+    """Upload one part file; the part as stored (with S3's checksum where the store keeps them)."""
+    s3 = target.s3
+    if s3 is None:
+        put_file(local, remote, **target.transfer)
+        return part
+    from dataclasses import replace
+
+    from airflow.sdk import lineage
+
+    chunk, concurrency = target.multipart
+    checksum = s3.put(local, key_of(remote), part.sha256, chunk, concurrency)
+    lineage.get_hook_lineage_collector().add_output_asset(context=remote, uri=str(remote))
+    return replace(part, checksum=checksum)
+
+
+def put_manifest(target: Target, body: bytes, remote: ObjectStoragePath) -> None:
+    """The manifest, sent with its checksum where the target is S3."""
+    s3 = target.s3
+    if s3 is None:
+        put_bytes(body, remote)
+        return
+    s3.client.put_object(Bucket=s3.bucket, Key=key_of(remote), Body=body,
+                         ChecksumSHA256=base64.b64encode(hashlib.sha256(body).digest()).decode())
 
 
 def read_bytes(remote: ObjectStoragePath) -> bytes:
@@ -357,17 +427,21 @@ def fresh_listing(folder: ObjectStoragePath) -> list[ObjectStoragePath]:
 
 def upload_day(target: Target, day: TableDay, folder: Path, manifest: Manifest, new_parts: list[Part],
                log: logging.Logger) -> int:
-    """Upload ``new_parts`` from ``folder`` and the manifest; returns the stale objects removed."""
+    """Upload ``new_parts`` from ``folder`` and the manifest; returns the stale objects removed. The manifest's
+    parts are replaced by the parts as stored (their S3 checksums)."""
     day_folder = target.day_folder(day)
     where = f"upload {day.label} to {day_folder}"
     if day_folder.protocol in ("file", "local"):  # S3 has no folders (and must never create the bucket)
         day_folder.mkdir(parents=True, exist_ok=True)
+    stored: dict[str, Part] = {}
     for part in new_parts:
         local = folder / part.key
-        target.guarded(where, partial(put_file, local, day_folder / part.key, **target.transfer))
-        log.info("uploaded %s (%d bytes)", day_folder / part.key, part.bytes)
+        stored[part.key] = target.guarded(where, partial(put_part, target, local, day_folder / part.key, part))
+        log.info("uploaded %s (%d bytes%s)", day_folder / part.key, part.bytes,
+                 ", S3 checksum matches" if stored[part.key].checksum else "")
+    manifest.parts = [stored.get(p.key, p) for p in manifest.parts]
     body = json.dumps(manifest.public_json(), indent=1).encode()
-    target.guarded(where, lambda: put_bytes(body, day_folder / MANIFEST_NAME))
+    target.guarded(where, lambda: put_manifest(target, body, day_folder / MANIFEST_NAME))
     listed = manifest.keys
     stale = [p for p in target.guarded(where, lambda: fresh_listing(day_folder)) if p.name not in listed]
     for path in stale:

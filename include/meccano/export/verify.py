@@ -1,5 +1,6 @@
 """Verify a table-day before any purge: the target's objects match the manifest (size and
-sha256, read back), the folder holds nothing else, and a fresh count of every unpurged
+S3's own checksum of each part where the upload recorded one and the store keeps it: one ``HEAD``; else
+size and sha256 read back), the folder holds nothing else, and a fresh count of every unpurged
 range in the database equals what was exported. Any difference is reported as a problem;
 the verify task raises :class:`VerifyError` on any.
 """
@@ -12,10 +13,10 @@ from typing import TYPE_CHECKING
 
 from meccano.export.context import RunContext
 from meccano.export.ledger import LedgerState
-from meccano.export.model import MANIFEST_NAME, Chunk, Manifest, TableDay
+from meccano.export.model import MANIFEST_NAME, Chunk, Manifest, Part, TableDay
 from meccano.export.snapshot import Snapshot
 from meccano.export.stream import counts_per_chunk
-from meccano.export.target import Target, fresh_listing, read_bytes, size_and_sha256
+from meccano.export.target import Target, fresh_listing, key_of, read_bytes, size_and_sha256
 from meccano.iotdb.db import Iotdb
 
 if TYPE_CHECKING:
@@ -56,19 +57,35 @@ def _target_problems(target: Target, day: TableDay, day_folder: ObjectStoragePat
     if remote != json.loads(json.dumps(manifest.public_json())):
         problems.append(f"{day.label}: {day_folder / MANIFEST_NAME} differs from the ledger's manifest")
     for part in manifest.parts:
-        path = day_folder / part.key
-        if not target.guarded(where, path.exists):
-            problems.append(f"{day.label}: {path} is missing")
-            continue
-        size, sha = target.guarded(where, partial(size_and_sha256, path))
-        if size != part.bytes or sha != part.sha256:
-            problems.append(f"{day.label}: {path} has {size} bytes sha256 {sha[:12]}…, the manifest says "
-                            f"{part.bytes} bytes sha256 {part.sha256[:12]}…")
+        problems += _part_problems(target, day, day_folder / part.key, part, where)
     extra = [p.name for p in target.guarded(where, lambda: fresh_listing(day_folder))
              if p.name not in manifest.keys]
     if extra:
         problems.append(f"{day.label}: {day_folder} holds objects not in the manifest: {', '.join(extra)}")
     return problems
+
+
+def _part_problems(target: Target, day: TableDay, path: ObjectStoragePath, part: Part, where: str) -> list[str]:
+    """The stored part is the one written: by S3's checksum where the upload recorded one and the store keeps
+    it (a ``HEAD``), else read back and hashed."""
+    s3 = target.s3
+    if s3 is not None and part.checksum:
+        found = target.guarded(where, partial(s3.stored, key_of(path)))
+        if found is None:
+            return [f"{day.label}: {path} is missing"]
+        size, checksum = found
+        if checksum is not None:
+            if size != part.bytes or checksum != part.checksum:
+                return [f"{day.label}: {path} has {size} bytes checksum {checksum}, the upload stored {part.bytes} "
+                        f"bytes checksum {part.checksum}"]
+            return []
+    if not target.guarded(where, path.exists):
+        return [f"{day.label}: {path} is missing"]
+    size, sha = target.guarded(where, partial(size_and_sha256, path))
+    if size != part.bytes or sha != part.sha256:
+        return [f"{day.label}: {path} has {size} bytes sha256 {sha[:12]}…, the manifest says "
+                f"{part.bytes} bytes sha256 {part.sha256[:12]}…"]
+    return []
 
 
 def _database_problems(db: Iotdb, day: TableDay, manifest: Manifest, open_rows: int) -> list[str]:
