@@ -257,3 +257,49 @@ def test_a_script_cannot_replace_its_report_folder_by_a_link(tmp_path: Path, run
     latest = store.latest("swapper")
     assert latest is not None and latest.files == ("output.png",)
     assert store.read("swapper", latest.stamp, "output.png") == PNG
+
+
+ATTACK_AFTER_HAND_BACK = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+fd = int(sys.argv[1])
+results = {}
+for what, call in (("swap", lambda: libc.renameat2(fd, b"output.png", fd, b"decoy", 2)),
+                   ("create", lambda: os.open("planted.json", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)),
+                   ("unlink", lambda: os.unlink("output.png", dir_fd=fd))):
+    try:
+        code = call()
+        results[what] = "refused" if isinstance(code, int) and code < 0 and what == "swap" else "done"
+    except OSError:
+        results[what] = "refused"
+print(results, flush=True)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the runner's hand-back runs as root (make test runs as root)")
+def test_another_run_keeps_no_hold_on_a_report_folder_once_it_is_handed_back(tmp_path: Path, victim: Path) -> None:
+    """Another run of the plugin user opened this run's report folder while it ran; once the folder is handed back
+    it can no longer swap a report file for a link, plant a file or remove one, and publishing takes only what
+    the script wrote (through descriptors, never a link)."""
+    from meccano.reports.store import publishable_files
+
+    who = _identity()
+    run_dir = Path(tempfile.mkdtemp(prefix="meccano-run-", dir=tmp_path))
+    (run_dir / "report").mkdir()
+    runner.hand_over(str(run_dir), who)
+    report = run_dir / "report"
+    os.chmod(report, 0o777)  # the script opened its folder to everyone
+    (report / "output.png").write_bytes(PNG)
+    os.symlink(victim, report / "decoy")
+    for path in (report / "output.png", report / "decoy"):
+        os.chown(path, who.uid, who.gid, follow_symlinks=False)
+    held = os.open(report, os.O_RDONLY | os.O_DIRECTORY)  # what the other run kept open
+    runner.hand_back(str(run_dir), who)
+    try:
+        done = subprocess.run([sys.executable, "-c", ATTACK_AFTER_HAND_BACK, str(held)], capture_output=True,
+                              text=True, preexec_fn=_as_plugin_user, pass_fds=(held,), timeout=60)
+    finally:
+        os.close(held)
+    assert done.stdout.strip() == "{'swap': 'refused', 'create': 'refused', 'unlink': 'refused'}", done.stderr
+    assert publishable_files(report) == {"output.png": PNG}
+    assert stat.S_IMODE(os.stat(victim).st_mode) == 0o600
