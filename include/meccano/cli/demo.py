@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +26,14 @@ from meccano.settings.config import PROJECT_ROOT
 
 STATE = PROJECT_ROOT / ".demo"
 PLUGIN_USER_SCRIPT = PROJECT_ROOT / "scripts" / "plugin-user.sh"
+
+
+def _drop_named_acl(folder: Path, user: str) -> None:
+    """An earlier demo gave the plugin user a named ACL entry (x only) on the IOTDB's folder: it would override the
+    group's write permission SQLite needs there, so it goes (best effort: without setfacl there is no such entry)."""
+    setfacl = shutil.which("setfacl")
+    if setfacl and os.geteuid() == 0:
+        subprocess.run([setfacl, "-x", f"u:{user}", str(folder)], capture_output=True, timeout=30)
 
 
 def open_to_plugin_user(folder: Path) -> None:
@@ -289,14 +298,17 @@ def _prepare_state(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
     process's own environment is left as it is (settings are read from the returned one)."""
     state = Path(args.state)
     if args.fresh and state.exists():
-        import shutil
-
         shutil.rmtree(state)
     (state / "logs").mkdir(parents=True, exist_ok=True)
     (state / "iotdb").mkdir(exist_ok=True)
     keep_state_private(state)
-    open_to_plugin_user(state / "iotdb")
+    # the way to the IOTDB's folder, not the folder itself: a named ACL entry there (x only) would override the
+    # group's rwx that share_sqlite_iotdb gives it when a script starts (SQLite writes its journal there)
+    open_to_plugin_user(state)
     env = demo_environment(args.port, state)
+    from meccano.settings.config import load_settings
+
+    _drop_named_acl(state / "iotdb", load_settings(env=env).plugins.run_as)
     env["MECCANO_WEB_CONSOLE_TOKEN"] = console_token(state)
     home = Path(env["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
