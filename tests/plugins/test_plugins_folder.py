@@ -91,7 +91,7 @@ def test_install_dags_copies_the_dag_file_and_the_shipped_plugins(monkeypatch, t
     assert " 0 new, 0 differing," in capsys.readouterr().out
     edited = plugins / "cleanMessages:1.0" / "plugin.json"
     edited.write_text(edited.read_text() + "\n")
-    assert main(args) == 2  # a file the operator changed is not replaced silently (no terminal here)
+    assert main(args) == 1  # a file the operator changed is not replaced silently (no terminal here: refused)
     captured = capsys.readouterr()
     assert f"replace {edited}" in captured.out and "re-run with --yes" in captured.err
     assert edited.read_text().endswith("\n\n")

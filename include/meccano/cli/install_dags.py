@@ -14,11 +14,11 @@ import argparse
 import filecmp
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import meccano
+from meccano.cli.confirm import EXIT_PROBLEM, confirmed
 from meccano.errors import ConfigError
 from meccano.settings.config import PROJECT_ROOT
 from meccano.settings.plugins_folder import CHECKOUT_PLUGINS_DIR, PLUGINS_SETTING, default_plugins_dir, plugins_dir
@@ -70,15 +70,6 @@ def plan(dags_folder: Path, plugins_folder: Path) -> list[Step]:
     return steps
 
 
-def _confirmed(replaced: list[Step], yes: bool) -> bool:
-    if yes or not replaced:
-        return True
-    if not sys.stdin.isatty():
-        return False
-    answer = input(f"replace {len(replaced)} file(s) that differ from the shipped ones? [y/N] ")
-    return answer.strip().lower() in ("y", "yes")
-
-
 def _apply(steps: list[Step]) -> None:
     for step in steps:
         if step.action == "same":
@@ -109,10 +100,9 @@ def install(args: argparse.Namespace) -> int:
         print("dry run: nothing changed")
         return 0
     replaced = [s for s in steps if s.action == "replace"]
-    if not _confirmed(replaced, args.yes):
-        print(f"refused: {len(replaced)} file(s) differ from the shipped ones (listed above); re-run with --yes to "
-              "replace them, or --dry-run to see the plan", file=sys.stderr)
-        return 2
+    if replaced and not confirmed(args.yes, f"install-dags: replace {len(replaced)} file(s) that differ from the "
+                                             "shipped ones (listed above)"):
+        return EXIT_PROBLEM
     _apply(steps)
     print("installed")
     if plugins_folder.resolve() != plugins_dir().resolve():
@@ -125,10 +115,13 @@ def install(args: argparse.Namespace) -> int:
 
 
 def add_install_dags_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser("install-dags", help="copy the DAG file and the shipped plugins into an Airflow")
+    parser = sub.add_parser("install-dags", help="copy the DAG file and the shipped plugins into an Airflow",
+                            description="copy the DAG file and the shipped plugins into an Airflow")
     parser.add_argument("--dags-folder", help="Airflow's DAGs folder (default: Airflow's [core] dags_folder)")
     parser.add_argument("--plugins-folder", help=f"where the plugin folders go (default: ${PLUGINS_SETTING}, else "
                                                  "$AIRFLOW_HOME/meccano_plugins for an installed package)")
     parser.add_argument("--dry-run", action="store_true", help="print what would be copied, change nothing")
-    parser.add_argument("--yes", action="store_true", help="replace files that differ from the shipped ones")
+    parser.add_argument("-y", "--yes", action="store_true",
+                        help="replace files that differ from the shipped ones without asking (\"Proceed? (y/n)\" on a "
+                             "terminal; needed without one)")
     parser.set_defaults(func=install)
