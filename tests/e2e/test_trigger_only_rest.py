@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -25,10 +24,9 @@ from typing import Any
 import pytest
 
 from meccano.iotdb.clock import db_now
-from tests.services._proc import free_port, start, stop, wait_until
 from tests.support.export import TargetReader, configure_export, db_rows, ledger_entries, new_bucket, seed_facts
 from tests.support.fleet import ago, message
-from tests.support.web import api_server_env
+from tests.support.web import FAB_AUTH_MANAGER, api_server_env, fab_api_server
 
 pytestmark = pytest.mark.services
 
@@ -84,17 +82,12 @@ class Api:
         return str(body["state"])
 
 
-def _cli(args: list[str], env: dict[str, str], cwd: Path) -> None:
-    done = subprocess.run([AIRFLOW, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"airflow {' '.join(args)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-
-
 def _environment(home: Path) -> dict[str, str]:
     """This process's Meccano settings (IOTDB, S3, config.yml) with an Airflow home of the server's own."""
     env = api_server_env({k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}, home,
                          "trigger-only-test-jwt-secret-" + "y" * 48)
     env.update({
-        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
+        "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "MECCANO_PLUGINS_DIR": str(ROOT / "meccano_plugins"),
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "include"), os.environ.get("PYTHONPATH", "")) if p),
@@ -120,29 +113,18 @@ def api(mariadb, s3_server, tmp_path_factory) -> Iterator[Api]:
         iotdb = Iotdb.from_settings(load_settings())
         ensure_schema(iotdb)
         env = _environment(home)
-    _cli(["db", "migrate"], env, home)
-    _cli(["dags", "reserialize"], env, home)  # the DAGs and their per-DAG FAB resources (DAG:s3_export, ...)
-    _cli(["users", "create", "-u", ADMIN[0], "-p", ADMIN[1], "-r", "Admin", "-e", "admin@meccano.test",
-          "-f", "Ad", "-l", "Min"], env, home)
-    port = free_port()
-    env["AIRFLOW__API__BASE_URL"] = f"http://127.0.0.1:{port}"
-    log = home / "api-server.log"
-    proc = start([AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], log,
-                 env=env, cwd=home)
-    server = Api(f"http://127.0.0.1:{port}", env, home, iotdb, s3_server, bucket, remote)
     try:
-        wait_until(lambda: urllib.request.urlopen(f"{server.url}/api/v2/monitor/health", timeout=2).status == 200,
-                   120, "airflow api-server (FAB)", log)
-        admin = server.token(ADMIN)
-        role = {"name": "TriggerOnly", "actions": [{"action": {"name": a}, "resource": {"name": r}}
-                                                   for a, r in TRIGGER_PERMISSIONS]}
-        assert server.call("POST", "/auth/fab/v1/roles", role, admin)[0] == 200
-        user = {"username": TRIGGERER[0], "password": TRIGGERER[1], "email": "trigger@meccano.test",
-                "first_name": "Trigger", "last_name": "Only", "roles": [{"name": "TriggerOnly"}]}
-        assert server.call("POST", "/auth/fab/v1/users", user, admin)[0] == 200
-        yield server
+        with fab_api_server(env, home, ADMIN, wait=120) as url:
+            server = Api(url, env, home, iotdb, s3_server, bucket, remote)
+            admin = server.token(ADMIN)
+            role = {"name": "TriggerOnly", "actions": [{"action": {"name": a}, "resource": {"name": r}}
+                                                       for a, r in TRIGGER_PERMISSIONS]}
+            assert server.call("POST", "/auth/fab/v1/roles", role, admin)[0] == 200
+            user = {"username": TRIGGERER[0], "password": TRIGGERER[1], "email": "trigger@meccano.test",
+                    "first_name": "Trigger", "last_name": "Only", "roles": [{"name": "TriggerOnly"}]}
+            assert server.call("POST", "/auth/fab/v1/users", user, admin)[0] == 200
+            yield server
     finally:
-        stop(proc, grace=15, sig=signal.SIGTERM)
         iotdb.dispose()
         mariadb.sql(f"DROP DATABASE IF EXISTS `{name}`")
 

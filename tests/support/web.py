@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import http.client
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -109,3 +111,44 @@ OUTSIDE = "TOP-SECRET-OUTSIDE-FILE"
 
 
 SECRETS = ("sup3r-mysql-pw", "aws-s3cr3t-key", "console-t0ken-value", "conn-pa55word")
+
+
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+
+
+def airflow_cli(args: list[str], env: dict[str, str], cwd: Path) -> None:
+    """``airflow ARGS`` of this venv with ``env``; fails the test with its output when it fails."""
+    import subprocess
+    import sys
+
+    airflow = str(Path(sys.executable).parent / "airflow")
+    done = subprocess.run([airflow, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"airflow {' '.join(args)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+
+
+@contextmanager
+def fab_api_server(env: dict[str, str], home: Path, admin: tuple[str, str], wait: float = 180) -> Iterator[str]:
+    """A real ``airflow api-server`` with the FAB auth manager on a free port of 127.0.0.1 (``env`` names it): the
+    metadata database migrated, the DAGs serialized (so their per-DAG FAB resources exist), ``admin`` an Admin
+    user. Yields its URL once its health check answers; stopped afterwards."""
+    import signal
+    import sys
+    import urllib.request
+
+    from tests.services._proc import free_port, start, stop, wait_until
+
+    airflow_cli(["db", "migrate"], env, home)
+    airflow_cli(["dags", "reserialize"], env, home)  # the DAGs and their per-DAG FAB resources (DAG:<id>)
+    airflow_cli(["users", "create", "-u", admin[0], "-p", admin[1], "-r", "Admin", "-e", f"{admin[0]}@meccano.test",
+                 "-f", "Ad", "-l", "Min"], env, home)
+    port = free_port()
+    env["AIRFLOW__API__BASE_URL"] = url = f"http://127.0.0.1:{port}"
+    log = home / "api-server.log"
+    proc = start([str(Path(sys.executable).parent / "airflow"), "api-server", "--host", "127.0.0.1", "--port",
+                  str(port), "--workers", "1"], log, env=env, cwd=home)
+    try:
+        wait_until(lambda: urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2).status == 200,
+                   wait, "airflow api-server (FAB)", log)
+        yield url
+    finally:
+        stop(proc, grace=15, sig=signal.SIGTERM)

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,11 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.services._proc import free_port, start, stop, wait_until
-from tests.support.web import api_server_env
+from tests.support.web import FAB_AUTH_MANAGER, api_server_env, fab_api_server
 
 ROOT = Path(__file__).resolve().parents[2]
-AIRFLOW = str(Path(sys.executable).parent / "airflow")
 ADMIN = ("admin", "admin-pass-for-the-permission-test")
 READER = ("one-dag-reader", "one-dag-reader-pass-77")
 CONSOLE_TOKEN = "console-token-for-the-permission-test"
@@ -62,11 +57,6 @@ class Server:
         return str(body["access_token"])
 
 
-def _cli(args: list[str], env: dict[str, str], cwd: Path) -> None:
-    done = subprocess.run([AIRFLOW, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"airflow {' '.join(args)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-
-
 def _publish_reports(reports: Path) -> None:
     """A report (chart and data.csv) of each of the two plugins, as a run publishes it."""
     from meccano.plugins.discovery import discover
@@ -89,7 +79,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "MECCANO_", "EXPORT_"))}
     env = api_server_env(clean, home, "dag-permission-test-jwt-secret-" + "z" * 48)
     env.update({
-        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
+        "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,
         "MECCANO_PLUGINS_DIR": str(ROOT / "meccano_plugins"),
         "MECCANO_REPORTS_DIR": str(home / "reports"),
         "MECCANO_IOTDB_SQLITE": str(home / "iotdb.sqlite"),
@@ -97,19 +87,8 @@ def server(tmp_path_factory) -> Iterator[Server]:
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "include"), os.environ.get("PYTHONPATH", "")) if p),
     })
     _publish_reports(home / "reports")
-    _cli(["db", "migrate"], env, home)
-    _cli(["dags", "reserialize"], env, home)  # the DAGs and their per-DAG FAB resources (DAG:updatesByDevice, ...)
-    _cli(["users", "create", "-u", ADMIN[0], "-p", ADMIN[1], "-r", "Admin", "-e", "admin@meccano.test",
-          "-f", "Ad", "-l", "Min"], env, home)
-    port = free_port()
-    env["AIRFLOW__API__BASE_URL"] = f"http://127.0.0.1:{port}"
-    log = home / "api-server.log"
-    proc = start([AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], log,
-                 env=env, cwd=home)
-    server = Server(f"http://127.0.0.1:{port}")
-    try:
-        wait_until(lambda: urllib.request.urlopen(f"{server.url}/api/v2/monitor/health", timeout=2).status == 200,
-                   180, "airflow api-server (FAB)", log)
+    with fab_api_server(env, home, ADMIN) as url:
+        server = Server(url)
         admin = server.token(ADMIN)
         role = {"name": "ReadsOneDag", "actions": [{"action": {"name": "can_read"},
                                                      "resource": {"name": f"DAG:{MINE}"}}]}
@@ -118,8 +97,6 @@ def server(tmp_path_factory) -> Iterator[Server]:
                 "first_name": "One", "last_name": "Dag", "roles": [{"name": "ReadsOneDag"}]}
         assert server.call("POST", "/auth/fab/v1/users", user, admin)[0] == 200
         yield server
-    finally:
-        stop(proc, grace=15, sig=signal.SIGTERM)
 
 
 def _dag_ids(server: Server, token: str | None = None, headers: dict[str, str] | None = None) -> list[str]:

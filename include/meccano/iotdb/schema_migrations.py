@@ -223,16 +223,21 @@ def downgrade(db: Iotdb, say: Say = quiet) -> str:
         return _downgrade(db, say)
 
 
-def _downgrade(db: Iotdb, say: Say) -> str:
+def _revision_to_revert(db: Iotdb) -> tuple[str, Any, str]:
+    """(the current revision, its script, the revision a downgrade reaches: "base" below the first one). Raises
+    :class:`MigrationError` when there is nothing to downgrade, or a revision this version does not know."""
     current = current_revision(db)
     if current is None:
         raise MigrationError(f"nothing to downgrade: the IOTDB has no ServiceManager revision ({VERSION_TABLE} is "
                              f"missing or empty). `{UPGRADE_COMMAND}` brings it to the head revision")
     pending(db)  # names a revision this version does not know
     script = scripts().get_revision(current)
-    target = script.down_revision
-    if not isinstance(target, str):  # the first revision: its downgrade refuses
-        target = "base"
+    target = script.down_revision if isinstance(script.down_revision, str) else "base"
+    return current, script, target
+
+
+def _downgrade(db: Iotdb, say: Say) -> str:
+    current, script, target = _revision_to_revert(db)
     say(f"reverting {current} -> {target}: {script.doc}")
     _run(db, script, "downgrade", target, say)
     say(f"ServiceManager tables at revision {target}; `{UPGRADE_COMMAND}` re-applies {current}")
@@ -322,13 +327,7 @@ def plan_upgrade(db: Iotdb, after_planned_steps: bool = False) -> list[PlannedSt
 def plan_downgrade(db: Iotdb) -> PlannedStep:
     """The one revision ``db downgrade`` would revert, with its statements. Raises :class:`MigrationError`
     when there is nothing to downgrade."""
-    current = current_revision(db)
-    if current is None:
-        raise MigrationError(f"nothing to downgrade: the IOTDB has no ServiceManager revision ({VERSION_TABLE} is "
-                             f"missing or empty). `{UPGRADE_COMMAND}` brings it to the head revision")
-    pending(db)  # names a revision this version does not know
-    script = scripts().get_revision(current)
-    target = script.down_revision if isinstance(script.down_revision, str) else "base"
+    current, script, target = _revision_to_revert(db)
     return PlannedStep(current, script.doc, "downgrade", target, planned_statements(db, script, "downgrade"))
 
 
