@@ -157,9 +157,9 @@ def _staging(settings: Settings, log: logging.Logger) -> Iterator[Path]:
         yield shared
         return
     try:
-        root = Path(tempfile.mkdtemp(prefix=f"{STAGING}-", dir=local_directory(settings)))
+        root = Path(tempfile.mkdtemp(prefix=f"{STAGING}-private-", dir=local_directory(settings)))
     except OSError:
-        root = Path(tempfile.mkdtemp(prefix=f"{STAGING}-"))
+        root = Path(tempfile.mkdtemp(prefix=f"{STAGING}-private-"))
     try:
         yield root
     finally:
