@@ -19,7 +19,6 @@ import os
 import subprocess
 import threading
 import time
-from collections import Counter
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,7 +36,7 @@ from meccano.export.model import Part
 from meccano.settings.config import load_settings
 from tests.services.mariadb import PASSWORD
 from tests.services.s3 import SECRET_KEY
-from tests.support.export import DAYS, as_tuple, db_rows, ledger_entries, run_chain, seed_export
+from tests.support.export import DAYS, Seeded, db_rows, ledger_entries, run_chain, seed_export
 from tests.support.faultproxy import FaultProxy, when
 
 pytestmark = pytest.mark.services
@@ -47,28 +46,16 @@ _ids = count()
 
 
 @dataclass
-class Faulty:
-    """A seeded export whose S3 and IOTDB traffic goes through fault proxies."""
+class Faulty(Seeded):
+    """A seeded export whose S3 and IOTDB traffic goes through fault proxies (``db``: the IOTDB through
+    ``mysql``; ``direct``: the IOTDB itself, for the test's own checks)."""
 
-    db: Any  # the IOTDB, through ``db_proxy``
-    direct: Any  # the IOTDB, directly (the test's own checks)
-    local: Path
-    reader: Any
-    old: list[dict]
-    recent: list[dict]
+    direct: Any
     s3: FaultProxy
     mysql: FaultProxy
     bucket: str
     prefix: str
     database: str
-
-    @property
-    def old_rows(self) -> Counter:
-        return Counter(as_tuple(r) for r in self.old)
-
-    @property
-    def recent_rows(self) -> Counter:
-        return Counter(as_tuple(r) for r in self.recent)
 
 
 @pytest.fixture
@@ -87,8 +74,9 @@ def faulty(iotdb, iotdb_env, mariadb, s3_server, tmp_path, monkeypatch) -> Any:
 
     db = Iotdb.from_settings(load_settings())
     reader = seeded.reader
-    yield Faulty(db, iotdb, seeded.local, reader, seeded.old, seeded.recent, s3, mysql, reader.bucket,
-                 reader.prefix.rsplit("/", 1)[0], uri.rsplit("/", 1)[1])
+    yield Faulty(db=db, local=seeded.local, reader=reader, old=seeded.old, recent=seeded.recent, direct=iotdb, s3=s3,
+                 mysql=mysql, bucket=reader.bucket, prefix=reader.prefix.rsplit("/", 1)[0],
+                 database=uri.rsplit("/", 1)[1])
     s3.close()
     mysql.close()
     db.dispose()
