@@ -274,6 +274,134 @@ def test_the_multipart_upload_of_an_attempt_that_died_is_swept(faulty, s3_server
     assert "aborted 1 incomplete multipart upload" in caplog.text
 
 
+# --- parts streamed while they are written -------------------------------------------------------------------
+STREAM_KEY_DAY = "year=2024/month=03/day=01"
+
+
+@pytest.fixture
+def streamed(faulty, tmp_path, monkeypatch) -> Any:
+    """A target whose parts stream in chunks of 5 MiB (the smallest S3 allows), and one part file to stream."""
+    from meccano.export.target import Target, key_of
+
+    monkeypatch.setattr(Target, "multipart", property(lambda self: (5 * MIB, 2)))
+    target = Target(load_settings())
+    path = tmp_path / "part-00000.csv.gz"
+    key = key_of(target.root / "facts" / STREAM_KEY_DAY / path.name)
+    return target, path, key
+
+
+def _written(streams: Any, path: Path, key: str, data: bytes, then: Any = None) -> Any:
+    """``data`` written to ``path`` in blocks of 1 MiB, as the export's file thread does, streamed to ``key``;
+    ``then()`` runs before the file is complete."""
+    from meccano.export.partfile import HashingFile
+
+    file = HashingFile(path, streams.watch(key, path))
+    for start in range(0, len(data), MIB):
+        file.write(data[start:start + MIB])
+    if then is not None:
+        then()
+    file.complete()
+    return file
+
+
+def test_a_part_is_uploaded_while_it_is_written(faulty, s3_server, streamed):
+    target, path, key = streamed
+    data = os.urandom(12 * MIB)  # incompressible: three chunks of 5, 5 and 2 MiB
+    parts = faulty.s3.on_request("PUT", r"partNumber=", "503", nth=10**9)  # never fires: counts the UploadParts
+    streams = target.streams(target.preflight)
+    _written(streams, path, key, data,
+             then=lambda: when(lambda: parts.seen == 2, timeout=30))  # two chunks up before the file is complete
+    assert streams.result(key).endswith("-3")  # S3's composite checksum of the three chunks, as sent
+    streams.abort()  # the export's cleanup: nothing left to abort
+    assert s3_server.client().get_object(Bucket=faulty.bucket, Key=key)["Body"].read() == data
+    assert not incomplete_uploads(s3_server, faulty)
+
+
+@pytest.mark.parametrize(("case", "method", "pattern", "action", "expected"), [
+    ("503 SlowDown on a streamed UploadPart", "PUT", r"partNumber=2", "503", "overloaded or failing"),
+    ("connection reset on a streamed UploadPart", "PUT", r"partNumber=1", "reset", "cannot reach the S3 endpoint"),
+    ("503 SlowDown completing a streamed upload", "POST", r"uploadId=", "503", "overloaded or failing"),
+])
+def test_a_failed_streamed_upload_is_aborted(faulty, s3_server, streamed, case, method, pattern, action, expected):
+    target, path, key = streamed
+    faulty.s3.on_request(method, pattern, action, times=None)
+    streams = target.streams(target.preflight)
+    _written(streams, path, key, os.urandom(12 * MIB))
+    with pytest.raises(StorageError, match=expected) as err:
+        target.guarded("upload", partial(streams.result, key))
+    assert SECRET_KEY not in str(err.value) and faulty.s3.fired
+    streams.abort()
+    assert not incomplete_uploads(s3_server, faulty)  # aborted when it failed, not left behind
+
+
+def test_a_part_given_up_mid_stream_leaves_no_upload(faulty, s3_server, streamed):
+    """The write fails (a full disk, the IOTDB gone): the part writer cancels the part's upload."""
+    from meccano.export.partfile import HashingFile
+
+    target, path, key = streamed
+    parts = faulty.s3.on_request("PUT", r"partNumber=", "503", nth=10**9)
+    streams = target.streams(target.preflight)
+    watcher = streams.watch(key, path)
+    file = HashingFile(path, watcher)
+    file.write(os.urandom(11 * MIB))
+    when(lambda: parts.seen == 2 and bool(incomplete_uploads(s3_server, faulty)))
+    watcher.cancel()
+    file.close()
+    when(lambda: not incomplete_uploads(s3_server, faulty))
+    streams.abort()
+    assert not any(o["Key"] == key for o in s3_server.client().list_objects_v2(
+        Bucket=faulty.bucket, Prefix=faulty.prefix).get("Contents", []))
+
+
+def test_a_streamed_upload_past_the_time_limit_is_aborted(faulty, s3_server, streamed):
+    from airflow.sdk.exceptions import AirflowTaskTimeout
+    from airflow.sdk.execution_time.timeout import timeout
+
+    target, path, key = streamed
+    faulty.s3.throttle(up=2 * MIB)  # 12 MiB: about 6 s
+    streams = target.streams(target.preflight)
+    try:
+        with pytest.raises(AirflowTaskTimeout), timeout(1.5):
+            _written(streams, path, key, os.urandom(12 * MIB))
+            streams.result(key)
+    finally:
+        streams.abort()  # what the export task's cleanup does
+    faulty.s3.throttle()
+    when(lambda: not incomplete_uploads(s3_server, faulty))  # an UploadPart still in flight ends refused
+
+
+def test_a_target_that_fails_its_preparation_stops_the_write(faulty, s3_server, monkeypatch):
+    """The target is prepared (bucket, unknown days, sweep) on the sender thread while the rows are read; its
+    failure stops the write at the next block and is the run's error."""
+    from meccano.export import formats, write
+
+    failed = threading.Event()
+    real_prepare, real_route, real_write = chain.prepare_target, write._route, formats.PartWriter.write
+    written: list[int] = []
+
+    def prepare(run: Any) -> None:
+        try:
+            real_prepare(run)
+        finally:
+            failed.set()
+
+    def route(*args: Any) -> None:
+        failed.wait(30)  # the first block arrives once the preparation has failed
+        real_route(*args)
+
+    monkeypatch.setattr(chain, "prepare_target", prepare)
+    monkeypatch.setattr(write, "_route", route)
+    monkeypatch.setattr(formats.PartWriter, "write", lambda self, data, rows: written.append(rows))
+    faulty.s3.on_request("HEAD", "", "503", times=None)  # the bucket check: S3 overloaded
+    failing(faulty, "overloaded or failing", kinds=StorageError)
+    assert not written  # stopped before the first block was written
+    nothing_purged(faulty)
+    monkeypatch.setattr(chain, "prepare_target", real_prepare)
+    monkeypatch.setattr(write, "_route", real_route)
+    monkeypatch.setattr(formats.PartWriter, "write", real_write)
+    recovers(faulty, s3_server, "S3 failing the bucket check")
+
+
 # --- the IOTDB --------------------------------------------------------------------------------------------------
 def _processes(mariadb, f: Faulty, info: str, min_ms: int) -> list[str]:
     out = mariadb.sql(f"SELECT ID FROM information_schema.PROCESSLIST WHERE DB = '{f.database}' "

@@ -125,11 +125,11 @@ def test_an_export_attempt_that_dies_is_retried_on_another_host(iotdb, seeded, t
     real_put, real_upload = target.put_part, chain.upload_day
     calls = []
 
-    def put_then_die(target_, local, remote, part):
+    def put_then_die(target_, local, remote, part, *streams):
         calls.append(remote)
         if len(calls) == 3:
             raise WorkerDied
-        return real_put(target_, local, remote, part)
+        return real_put(target_, local, remote, part, *streams)
 
     def upload_then_die(*args, **kwargs):
         real_upload(*args, **kwargs)

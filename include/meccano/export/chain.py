@@ -22,6 +22,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from meccano.errors import ExportError, VerifyError
@@ -32,8 +33,9 @@ from meccano.export.options import ExportOptions, load_options
 from meccano.export.plan import plan
 from meccano.export.purge import purge_day, recover_all
 from meccano.export.reconcile import reconcile_day
+from meccano.export.s3objects import PartStreams
 from meccano.export.target import check_target_unknown, local_target_problem, target_url, upload_day
-from meccano.export.verify import verify_day
+from meccano.export.verify import verify_days
 from meccano.export.write import scan_groups, write_days
 from meccano.iotdb.clock import reference_time
 from meccano.iotdb.db import Iotdb
@@ -116,30 +118,49 @@ def export_step(settings: Settings, db: Iotdb, planned: dict[str, Any],
 
 def _export(settings: Settings, db: Iotdb, planned: dict[str, Any], logger: logging.Logger) -> dict[str, Any]:
     run = RunContext.of_plan(settings, db, planned, logger)
-    run.target.prepare()
-    for day in run.days:  # before anything of this run is written
-        if run.ledger.get(day.table, day.day) is None:
-            check_target_unknown(run.target, day, run.run_id)
-    run.target.sweep_uploads(run.days, run.log)  # what an attempt that died left half-uploaded
+    run.target.root  # noqa: B018 - made once, here, before the sender thread shares it
+    # S3: the parts go up while they are written, and the target is prepared while the first rows are read
+    streams = run.target.streams(partial(prepare_target, run))
+    if streams is None:
+        prepare_target(run)
     out: list[dict[str, Any]] = []
-    with run.work_folder():
-        for group in scan_groups(run.days):
-            out += _export_group(run, group)
+    try:
+        with run.work_folder():
+            for group in scan_groups(run.days):
+                out += _export_group(run, group, streams)
+    finally:
+        if streams is not None:
+            streams.abort()  # whatever is not complete (a failure, the time limit) never stays half-uploaded
     return {"partitions": out}
 
 
-def _export_group(run: RunContext, group: list[TableDay]) -> list[dict[str, Any]]:
-    """One scan group: written, uploaded, recorded; its local files removed whatever happens."""
+def prepare_target(run: RunContext) -> None:
+    """Before anything of this run goes up: the bucket checked, days in the target the ledger does not know
+    refused, the multipart uploads of attempts that died swept."""
+    run.target.prepare()
+    for day in run.days:
+        if run.ledger.get(day.table, day.day) is None:
+            check_target_unknown(run.target, day, run.run_id)
+    run.target.sweep_uploads(run.days, run.log)
+
+
+def _export_group(run: RunContext, group: list[TableDay], streams: PartStreams | None) -> list[dict[str, Any]]:
+    """One scan group: written (its parts streamed to S3 meanwhile), uploaded, recorded; its local files removed
+    whatever happens."""
     try:
         if group[0].mode == Mode.RECONCILE:
+            if streams is not None:
+                streams.ready()
             return [_export_late_rows(run, group[0])]
         _refuse_purged(run, group)
-        manifests = write_days(run, group)
+        manifests = write_days(run, group, streams)
+        if streams is not None:
+            streams.ready()
         out = []
         for day, manifest in zip(group, manifests, strict=True):
-            # recorded before the upload: the ledger then knows the day if the upload dies half-way
+            # recorded before the manifest: the ledger then knows the day if the upload dies half-way
             run.ledger.put(LedgerEntry(day.table, day.day, LedgerState.EXPORTED, run.run_id, manifest, 0))
-            upload_day(run.target, day, run.local(day), manifest, manifest.parts, run.log)
+            upload_day(run.target, day, run.local(day), manifest, manifest.parts, run.log, streams)
             # the manifest as stored: its parts carry S3's checksums, which verify compares
             run.ledger.put(LedgerEntry(day.table, day.day, LedgerState.UPLOADED, run.run_id, manifest, 0))
             out.append(_summary(day, manifest, manifest.parts))
@@ -176,11 +197,8 @@ def verify_step(settings: Settings, db: Iotdb, planned: dict[str, Any], logger: 
     if not table_days(planned):
         return {"verified": 0}
     run = RunContext.of_plan(settings, db, planned, logger)
-    run.target.prepare()
-    problems: list[str] = []
     with iotdb_faults("verify", settings):
-        for day in run.days:
-            problems += verify_day(run, day)
+        problems = verify_days(run, run.days)
     if problems:
         raise VerifyError("verification failed, nothing purged:\n" + "\n".join(f"- {m}" for m in problems))
     return {"verified": len(run.days)}

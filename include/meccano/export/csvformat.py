@@ -142,14 +142,14 @@ class GzipPart(PartFile):
 
     def write(self, data: bytes) -> None:
         if self._file is None:
-            self._file = HashingFile(self.path)
+            self._file = HashingFile(self.path, self.watcher)
             self._deflate = zlib_ng.compressobj(self.level, zlib_ng.DEFLATED, GZIP_WBITS)
         self._file.write(self._deflate.compress(data))
 
     def close(self) -> None:
         if self._file is not None and not self._file.closed:
             self._file.write(self._deflate.flush())
-            self._file.close()
+            self._file.complete()
 
     def discard(self) -> None:
         if self._file is not None:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from meccano.errors import ExportError
 from meccano.export import csvformat, parquetformat
 from meccano.export.model import Chunk, Column, FileFormat, Manifest, Part, TableDay
-from meccano.export.partfile import PartFile
+from meccano.export.partfile import GrowthWatcher, PartFile
 from meccano.export.stream import lower_this_thread
 
 QUEUE_BLOCKS = 16  # blocks in flight to the file thread (each at most one fetch batch, ~1 MB)
@@ -137,9 +137,11 @@ class PartWriter:
     """The parts of one table-day: ``write`` blocks of CSV lines, ``close`` returns the part records."""
 
     def __init__(self, folder: Path, part_bytes: int, fmt: PartFormat, first_index: int = 0,
-                 compressor: Compressor | None = None) -> None:
-        """``part_bytes`` bounds the CSV bytes of a part (before compression), whatever the format."""
+                 compressor: Compressor | None = None, watch: Callable[[Path], GrowthWatcher] | None = None) -> None:
+        """``part_bytes`` bounds the CSV bytes of a part (before compression), whatever the format; ``watch``
+        gives each new part file its watcher (the upload that streams it while it is written)."""
         self.folder, self.part_bytes, self.fmt = folder, part_bytes, fmt
+        self._watch = watch
         self.index = first_index
         self._own = compressor is None
         self._compressor = compressor or Compressor()
@@ -148,7 +150,10 @@ class PartWriter:
         folder.mkdir(parents=True, exist_ok=True)
 
     def _new_part(self) -> PartFile:
-        return self.fmt.new_part(self.folder / self.fmt.name(self.index))
+        part = self.fmt.new_part(self.folder / self.fmt.name(self.index))
+        if self._watch is not None:
+            part.watcher = self._watch(part.path)
+        return part
 
     def write(self, data: bytes, rows: int) -> None:
         if self._part is None:
@@ -194,6 +199,8 @@ class PartWriter:
             pass
         finally:
             for part in parts:
+                if part.watcher is not None:
+                    part.watcher.cancel()
                 try:
                     part.discard()
                 except OSError:  # noqa: S110 - a full disk fails the close's flush too; the file is thrown away

@@ -131,7 +131,7 @@ class ParquetPart(PartFile):
         import pyarrow.parquet as pq
 
         if self._file is None:
-            self._file = HashingFile(self.path)
+            self._file = HashingFile(self.path, self.watcher)
             self._writer = pq.ParquetWriter(self._file, self.converter.schema, compression=COMPRESSION)
         if self._pending:
             import pyarrow as pa
@@ -145,7 +145,7 @@ class ParquetPart(PartFile):
         self._flush()
         assert self._file is not None
         self._writer.close()
-        self._file.close()
+        self._file.complete()
 
     def discard(self) -> None:
         self._pending = []

@@ -9,18 +9,37 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from meccano.export.model import Part
 
 
-class HashingFile(io.RawIOBase):
-    """A write-only file that takes size and SHA-256 of what passes through it (no second read)."""
+class GrowthWatcher(Protocol):
+    """Told as a part file grows (on the file thread): what streams it to the target while it is written
+    (:class:`meccano.export.s3objects.PartStream`)."""
 
-    def __init__(self, path: Path) -> None:
+    chunk: int  # told every time the file has grown by at least this many bytes
+
+    def grown(self, size: int) -> None:
+        """The file holds ``size`` bytes, all on disk (flushed)."""
+
+    def complete(self, size: int, sha256_hex: str) -> None:
+        """The file is written and closed: ``size`` bytes hashing to ``sha256_hex``."""
+
+    def cancel(self) -> None:
+        """The file is given up (whatever was sent of it is thrown away)."""
+
+
+class HashingFile(io.RawIOBase):
+    """A write-only file that takes size and SHA-256 of what passes through it (no second read), and tells
+    its watcher, if any, as it grows and when it is complete."""
+
+    def __init__(self, path: Path, watcher: GrowthWatcher | None = None) -> None:
         self._file = path.open("wb")
         self.sha = hashlib.sha256()
         self.size = 0
+        self._watcher = watcher
+        self._told = 0
 
     def writable(self) -> bool:
         return True
@@ -30,15 +49,27 @@ class HashingFile(io.RawIOBase):
         self._file.write(view)
         self.sha.update(view)
         self.size += view.nbytes
+        watcher = self._watcher
+        if watcher is not None and self.size - self._told >= watcher.chunk:
+            self._file.flush()
+            watcher.grown(self.size)
+            self._told = self.size
         return view.nbytes
 
     def tell(self) -> int:
         return self.size
 
     def close(self) -> None:
+        """Close (also when giving up: the watcher is not told)."""
         if not self._file.closed:
             self._file.close()
         super().close()
+
+    def complete(self) -> None:
+        """Close the fully written file and tell the watcher its size and digest."""
+        self.close()
+        if self._watcher is not None:
+            self._watcher.complete(self.size, self.sha.hexdigest())
 
 
 class PartFile:
@@ -48,6 +79,7 @@ class PartFile:
         self.path = path
         self.rows = self.raw = 0
         self._file: HashingFile | None = None
+        self.watcher: GrowthWatcher | None = None  # set by the part writer before the first write
 
     def write(self, data: bytes) -> None:
         """Take one block of CSV lines (on the file thread)."""

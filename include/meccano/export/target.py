@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from meccano.errors import StorageError
 from meccano.export.model import MANIFEST_NAME, Manifest, Part, TableDay
-from meccano.export.s3objects import S3Objects
+from meccano.export.s3objects import PartStreams, S3Objects
 from meccano.settings.config import Settings
 from meccano.settings.connections import aws_conn_id
 
@@ -162,6 +162,19 @@ class Target:
         bucket = self.url[len("s3://"):].split("/", 1)[0]
         return S3Objects(S3Hook(aws_conn_id=aws_conn_id(self._settings)).get_conn(), bucket)
 
+    def streams(self, prepare: Callable[[], None]) -> PartStreams | None:
+        """Part files sent to S3 while they are written (:class:`PartStreams`, which runs ``prepare`` first); None
+        for a local target (its parts are copied once written)."""
+        if not self.url.startswith("s3://"):
+            return None
+
+        def objects() -> S3Objects:
+            s3 = self.s3
+            assert s3 is not None
+            return s3
+
+        return PartStreams(objects, self.multipart[0], prepare)
+
     def sweep_uploads(self, days: list[TableDay], log: logging.Logger) -> int:
         """Abort what attempts that died left of their multipart uploads (:meth:`S3Objects.sweep_uploads`)."""
         s3 = self.s3
@@ -177,17 +190,41 @@ class Target:
 
     def preflight(self) -> None:
         """Fail early and clearly when the S3 bucket is missing, unreachable or refuses the credentials
-        (some S3 servers would otherwise create a missing bucket on the first write)."""
+        (some S3 servers would otherwise create a missing bucket on the first write). The task's one S3 client
+        is made here (its set-up, about 0.1-0.2 s, is paid once per task)."""
         if not self.url.startswith("s3://"):
             return
         bucket = self.url[len("s3://"):].split("/", 1)[0]
 
         def head() -> None:
-            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-            S3Hook(aws_conn_id=aws_conn_id(self._settings)).get_conn().head_bucket(Bucket=bucket)
+            s3 = self.s3
+            assert s3 is not None  # an s3:// target
+            s3.client.head_bucket(Bucket=bucket)
 
         self.guarded(f"check bucket {bucket!r}", head)
+
+    def read_object(self, folder: ObjectStoragePath, name: str) -> bytes | None:
+        """A small object of a day's folder (a manifest); None when it does not exist. On S3 through the
+        task's client (no second client stack for the filesystem)."""
+        s3 = self.s3
+        if s3 is not None:
+            return s3.get(key_of(folder / name))
+        path = folder / name
+        return read_bytes(path) if path.exists() else None
+
+    def names_in(self, folder: ObjectStoragePath) -> list[str]:
+        """The objects directly in ``folder`` as the store lists them now (empty when there is none)."""
+        s3 = self.s3
+        if s3 is not None:
+            return s3.names(key_of(folder))
+        return [p.name for p in fresh_listing(folder)]
+
+    def remove(self, folder: ObjectStoragePath, name: str) -> None:
+        s3 = self.s3
+        if s3 is not None:
+            s3.delete(key_of(folder / name))
+        else:
+            (folder / name).unlink()
 
     def prepare(self) -> ObjectStoragePath:
         """:meth:`preflight`, then the root (a local target's folder is created): what a task checks first."""
@@ -369,8 +406,10 @@ def key_of(path: ObjectStoragePath) -> str:
     return str(path.key)
 
 
-def put_part(target: Target, local: Path, remote: ObjectStoragePath, part: Part) -> Part:
-    """Upload one part file; the part as stored (with S3's checksum where the store keeps them)."""
+def put_part(target: Target, local: Path, remote: ObjectStoragePath, part: Part,
+             streams: PartStreams | None = None) -> Part:
+    """Upload one part file, or wait for its upload when it was streamed while written (``streams``); the part
+    as stored (with S3's checksum where the store keeps them)."""
     s3 = target.s3
     if s3 is None:
         put_file(local, remote, **target.transfer)
@@ -379,8 +418,12 @@ def put_part(target: Target, local: Path, remote: ObjectStoragePath, part: Part)
 
     from airflow.sdk import lineage
 
-    chunk, concurrency = target.multipart
-    checksum = s3.put(local, key_of(remote), part.sha256, chunk, concurrency)
+    key = key_of(remote)
+    if streams is not None and key in streams:
+        checksum = streams.result(key)
+    else:
+        chunk, concurrency = target.multipart
+        checksum = s3.put(local, key, part.sha256, chunk, concurrency)
     lineage.get_hook_lineage_collector().add_output_asset(context=remote, uri=str(remote))
     return replace(part, checksum=checksum)
 
@@ -426,9 +469,10 @@ def fresh_listing(folder: ObjectStoragePath) -> list[ObjectStoragePath]:
 
 
 def upload_day(target: Target, day: TableDay, folder: Path, manifest: Manifest, new_parts: list[Part],
-               log: logging.Logger) -> int:
-    """Upload ``new_parts`` from ``folder`` and the manifest; returns the stale objects removed. The manifest's
-    parts are replaced by the parts as stored (their S3 checksums)."""
+               log: logging.Logger, streams: PartStreams | None = None) -> int:
+    """Upload ``new_parts`` from ``folder`` (or wait for those ``streams`` sent while they were written) and the
+    manifest; returns the stale objects removed. The manifest's parts are replaced by the parts as stored (their
+    S3 checksums)."""
     day_folder = target.day_folder(day)
     where = f"upload {day.label} to {day_folder}"
     if day_folder.protocol in ("file", "local"):  # S3 has no folders (and must never create the bucket)
@@ -436,17 +480,18 @@ def upload_day(target: Target, day: TableDay, folder: Path, manifest: Manifest, 
     stored: dict[str, Part] = {}
     for part in new_parts:
         local = folder / part.key
-        stored[part.key] = target.guarded(where, partial(put_part, target, local, day_folder / part.key, part))
+        stored[part.key] = target.guarded(where, partial(put_part, target, local, day_folder / part.key, part,
+                                                         streams))
         log.info("uploaded %s (%d bytes%s)", day_folder / part.key, part.bytes,
                  ", S3 checksum matches" if stored[part.key].checksum else "")
     manifest.parts = [stored.get(p.key, p) for p in manifest.parts]
     body = json.dumps(manifest.public_json(), indent=1).encode()
     target.guarded(where, lambda: put_manifest(target, body, day_folder / MANIFEST_NAME))
     listed = manifest.keys
-    stale = [p for p in target.guarded(where, lambda: fresh_listing(day_folder)) if p.name not in listed]
-    for path in stale:
-        target.guarded(where, path.unlink)
-        log.info("removed stale object %s (not in the manifest)", path)
+    stale = [name for name in target.guarded(where, lambda: target.names_in(day_folder)) if name not in listed]
+    for name in stale:
+        target.guarded(where, partial(target.remove, day_folder, name))
+        log.info("removed stale object %s (not in the manifest)", day_folder / name)
     return len(stale)
 
 
@@ -455,10 +500,10 @@ def check_target_unknown(target: Target, day: TableDay, run_id: str) -> None:
     the day is written, only when the ledger has no entry for it)."""
     day_folder = target.day_folder(day)
     where = f"upload {day.label} to {day_folder}"
-    path = day_folder / MANIFEST_NAME
-    if not target.guarded(where, lambda: path.exists()):
+    body = target.guarded(where, lambda: target.read_object(day_folder, MANIFEST_NAME))
+    if body is None:
         return
-    remote = json.loads(target.guarded(where, lambda: read_bytes(path)))
+    remote = json.loads(body)
     if remote.get("runId") != run_id:
         raise StorageError(f"{where}: the target already holds an export of this day that the ledger "
                            "(ExportLedger) does not know; move it away or restore the ledger before re-running")

@@ -8,37 +8,59 @@ the verify task raises :class:`VerifyError` on any.
 from __future__ import annotations
 
 import json
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING
 
 from meccano.export.context import RunContext
-from meccano.export.ledger import LedgerState
+from meccano.export.ledger import LedgerEntry, LedgerState
 from meccano.export.model import MANIFEST_NAME, Chunk, Manifest, Part, TableDay
 from meccano.export.snapshot import Snapshot
-from meccano.export.stream import counts_per_chunk
-from meccano.export.target import Target, fresh_listing, key_of, read_bytes, size_and_sha256
+from meccano.export.target import Target, key_of, size_and_sha256
 from meccano.iotdb.db import Iotdb
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 
+VERIFY_THREADS = 2  # checks at once: a day's database count runs while its (or another day's) S3 checks do
+
+
 def fresh_counts(db: Iotdb, day: TableDay, chunks: list[Chunk]) -> list[int]:
-    """Rows now in the database per chunk range (one grouped index scan of the day)."""
+    """Rows now in the database per chunk range (index range counts, in one read view)."""
     with Snapshot(db) as snap:
-        histogram = snap.histogram(day.table, day.date_column, [(day.start, day.end)])
-    return counts_per_chunk(histogram, chunks)
+        return snap.range_counts(day.table, day.date_column, [(c.start, c.end) for c in chunks])
 
 
-def verify_day(run: RunContext, day: TableDay) -> list[str]:
-    """Problems found (empty when verified; the ledger then says ``verified``)."""
+def verify_days(run: RunContext, days: list[TableDay]) -> list[str]:
+    """Every day verified; the problems found, in the days' order (empty when all are verified: the ledger then
+    says ``verified`` for each).
+
+    The fresh database counts (the server's work, most of a verify) run ``VERIFY_THREADS`` at a time on their
+    own connections, all started first; this thread sets up the target (the S3 client) and checks each day's
+    objects (S3's work) meanwhile."""
+    with ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="meccano-verify") as pool:
+        begun = [_begin(run, day, pool) for day in days]
+        run.target.prepare()
+        return [m for day, started in zip(days, begun, strict=True) for m in _finish(run, day, *started)]
+
+
+def _begin(run: RunContext, day: TableDay, pool: Executor) -> tuple[LedgerEntry | None, str, Future[list[str]] | None]:
+    """The day's ledger entry of this run (its state when there is none) and its database count, started."""
     entry, state = run.ledger.of_run(day.table, day.day, run.run_id, (LedgerState.UPLOADED, LedgerState.VERIFIED))
     if entry is None:
+        return None, str(state), None
+    return entry, str(state), pool.submit(_database_problems, run.db, day, entry.manifest, _open_rows(entry.manifest))
+
+
+def _finish(run: RunContext, day: TableDay, entry: LedgerEntry | None, state: str,
+            counted: Future[list[str]] | None) -> list[str]:
+    if entry is None or counted is None:
         return [f"{day.label}: not uploaded by this run (ledger state {state})"]
     manifest = entry.manifest
+    open_rows = _open_rows(manifest)
     problems = _target_problems(run.target, day, run.target.day_folder(day), manifest)
-    open_rows = sum(c.rows for c in manifest.chunks if not c.purged)
-    problems += _database_problems(run.db, day, manifest, open_rows)
+    problems += counted.result()
     if manifest.rows != entry.purged_rows + open_rows:
         problems.append(f"{day.label}: manifest rows {manifest.rows} != purged {entry.purged_rows} + "
                         f"unpurged {open_rows}")
@@ -49,17 +71,23 @@ def verify_day(run: RunContext, day: TableDay) -> list[str]:
     return problems
 
 
+def _open_rows(manifest: Manifest) -> int:
+    return sum(c.rows for c in manifest.chunks if not c.purged)
+
+
 def _target_problems(target: Target, day: TableDay, day_folder: ObjectStoragePath, manifest: Manifest) -> list[str]:
     """The target's day folder holds exactly the manifest and its parts, byte for byte."""
     where = f"verify {day.label} in {day_folder}"
     problems: list[str] = []
-    remote = json.loads(target.guarded(where, lambda: read_bytes(day_folder / MANIFEST_NAME)))
-    if remote != json.loads(json.dumps(manifest.public_json())):
+    body = target.guarded(where, lambda: target.read_object(day_folder, MANIFEST_NAME))
+    if body is None:
+        problems.append(f"{day.label}: {day_folder / MANIFEST_NAME} is missing")
+    elif json.loads(body) != json.loads(json.dumps(manifest.public_json())):
         problems.append(f"{day.label}: {day_folder / MANIFEST_NAME} differs from the ledger's manifest")
     for part in manifest.parts:
         problems += _part_problems(target, day, day_folder / part.key, part, where)
-    extra = [p.name for p in target.guarded(where, lambda: fresh_listing(day_folder))
-             if p.name not in manifest.keys]
+    extra = [name for name in target.guarded(where, lambda: target.names_in(day_folder))
+             if name not in manifest.keys]
     if extra:
         problems.append(f"{day.label}: {day_folder} holds objects not in the manifest: {', '.join(extra)}")
     return problems

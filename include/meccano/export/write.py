@@ -12,20 +12,24 @@ Purge chunks are contiguous ``[from, to)`` date ranges covering the day, built f
 per-second counts of the exported rows themselves (``stream.DaySeconds``): the purge deletes a
 chunk only when the database still holds exactly the exported number of rows in that range.
 
-Nothing here touches the ledger or the target: the export task (:mod:`meccano.export.chain`) uploads
-the files and records the manifest in the same task, then removes the work folder.
+Nothing here touches the ledger; the target only through the :class:`~meccano.export.s3objects.PartStreams`
+the export task (:mod:`meccano.export.chain`) hands in, which send each part file to S3 while it is written. That
+task waits for the uploads, writes and records the manifest, then removes the work folder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from meccano.errors import AmbiguousValue, ExportError
 from meccano.export.context import Progress, RunContext
 from meccano.export.formats import Compressor, PartWriter, batch_rows, clean_folder, day_manifest, part_format
 from meccano.export.model import Column, Manifest, Mode, TableDay
+from meccano.export.s3objects import PartStream, PartStreams
 from meccano.export.snapshot import Snapshot, access_hint, checked_columns, date_index
 from meccano.export.stream import Block, DaySeconds, run_lowered
+from meccano.export.target import key_of
 
 SCAN_DAYS = 8  # days read by one query at most: each holds an open gzip stream until the query ends
 FULL_SCAN_SHARE = 0.5  # read the whole table when the days hold at least this share of its (estimated) rows
@@ -51,18 +55,27 @@ def use_full_scan(export_rows: int | None, table_rows: int | None) -> bool:
     return export_rows >= FULL_SCAN_SHARE * table_rows
 
 
-def write_days(run: RunContext, group: list[TableDay]) -> list[Manifest]:
+def write_days(run: RunContext, group: list[TableDay], streams: PartStreams | None = None) -> list[Manifest]:
     """Full-mode days of one table, read by one query in one snapshot, into ``run.local(day)``;
-    their manifests (every part is new), in order."""
+    their manifests (every part is new), in order. With ``streams``, each part file is sent to the target
+    while it is written."""
     try:
-        return _read_full(run, group, exact=False)
+        return _read_full(run, group, exact=False, streams=streams)
     except AmbiguousValue as why:
         run.log.warning("%s: %s; reading these days again, formatting every value in Python (slower)",
                         group[0].label, why)
-        return _read_full(run, group, exact=True)
+        return _read_full(run, group, exact=True, streams=streams)
 
 
-def _read_full(run: RunContext, group: list[TableDay], exact: bool) -> list[Manifest]:
+def _watch(run: RunContext, day: TableDay, streams: PartStreams | None) -> Callable[[Path], PartStream] | None:
+    """What streams a day's new part file to its object in the target."""
+    if streams is None:
+        return None
+    folder = key_of(run.target.day_folder(day))
+    return lambda path: streams.watch(f"{folder}/{path.name}", path)
+
+
+def _read_full(run: RunContext, group: list[TableDay], exact: bool, streams: PartStreams | None) -> list[Manifest]:
     first = group[0]
     columns = checked_columns(run.db, first.table, first.date_column)
     for p in group:
@@ -70,11 +83,12 @@ def _read_full(run: RunContext, group: list[TableDay], exact: bool) -> list[Mani
     index = date_index(run.db, first.table, first.date_column)
     compressor = Compressor()
     fmt = part_format(run.options.file_format, columns, run.options.gzip_level)  # one for all days: a shared bound
-    writers = {p.day: PartWriter(run.local(p), run.options.part_bytes, fmt, compressor=compressor) for p in group}
+    writers = {p.day: PartWriter(run.local(p), run.options.part_bytes, fmt, compressor=compressor,
+                                 watch=_watch(run, p, streams)) for p in group}
     days = {p.day: DaySeconds(p.day) for p in group}
 
     def read() -> Progress:
-        return _read_group(run, group, columns, index, exact, (writers, days))
+        return _read_group(run, group, columns, index, exact, (writers, days), streams)
 
     try:
         progress = run_lowered(read, "meccano-export-read")
@@ -101,8 +115,9 @@ def _read_full(run: RunContext, group: list[TableDay], exact: bool) -> list[Mani
 
 
 def _read_group(run: RunContext, group: list[TableDay], columns: list[Column], index: str | None, exact: bool,
-                sinks: tuple[dict[str, PartWriter], dict[str, DaySeconds]]) -> Progress:
-    """Every row of the group's days, in one snapshot, to its day's files and per-second counts."""
+                sinks: tuple[dict[str, PartWriter], dict[str, DaySeconds]], streams: PartStreams | None) -> Progress:
+    """Every row of the group's days, in one snapshot, to its day's files and per-second counts (stopped by the
+    first failure of ``streams``: no use writing what cannot go up)."""
     first = group[0]
     label = first.label if len(group) == 1 else f"{first.table} {first.day}..{group[-1].day}"
     ranges = [(p.start, p.end) for p in group]
@@ -117,15 +132,20 @@ def _read_group(run: RunContext, group: list[TableDay], columns: list[Column], i
                          else f"by a scan of {first.table} (no index on {first.date_column})")
         progress = run.progress(f"export {label}", expected, estimated=True)
         blocks = snap.blocks(first.table, first.date_column, columns, ranges, access_hint(index, full_scan), exact)
-        _route(blocks, sinks, progress)
+        _route(blocks, sinks, progress, streams.check if streams is not None else _nothing)
         return progress
 
 
+def _nothing() -> None:
+    return None
+
+
 def _route(blocks: Iterator[Block], sinks: tuple[dict[str, PartWriter], dict[str, DaySeconds]],
-           progress: Progress) -> None:
-    """Each block to its day's files and per-second counts."""
+           progress: Progress, check: Callable[[], None]) -> None:
+    """Each block to its day's files and per-second counts; ``check`` before each."""
     writers, days = sinks
     for block in blocks:
+        check()
         writer = writers.get(block.day)
         if writer is None:
             raise ExportError(f"the database returned a row dated {block.day}, outside the days being exported "
