@@ -36,10 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
+from s3transfer.utils import ReadFileChunk
 
 from meccano.errors import StorageError
 
 ALGORITHM = "SHA256"
+READ_BLOCK = 1024 * 1024  # bytes hashed at a time while a streamed chunk is read back
 SWEEP_AGE_SECONDS = 3600  # an incomplete upload under the export root, outside today's days, older than this
 
 
@@ -132,7 +134,8 @@ class S3Objects:
                                f"{whole.hexdigest()[:12]}…, written {sha256_hex[:12]}…): nothing was purged, re-run")
         return done, digests
 
-    def send_chunk(self, key: str, upload_id: str, number: int, data: bytes, digest: bytes) -> dict[str, Any]:
+    def send_chunk(self, key: str, upload_id: str, number: int, data: bytes | ReadFileChunk,
+                   digest: bytes) -> dict[str, Any]:
         answer = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
                                          Body=data, ChecksumSHA256=b64(digest))
         part = {"PartNumber": number, "ETag": answer["ETag"]}
@@ -367,14 +370,21 @@ class PartStream:
             self._fail(exc)
 
     def _send_chunk(self, offset: int, length: int) -> None:
+        """The file's bytes ``[offset, offset + length)`` as the next part: hashed in blocks, then sent from the
+        file (boto3's own ``ReadFileChunk``), so a chunk never sits in memory whole."""
+        digest = hashlib.sha256()
         with self.local.open("rb") as src:
             src.seek(offset)
-            data = src.read(length)
-        self._whole.update(data)
-        digest = hashlib.sha256(data).digest()
-        self._digests.append(digest)
+            left = length
+            while left and (block := src.read(min(READ_BLOCK, left))):
+                digest.update(block)
+                self._whole.update(block)
+                left -= len(block)
+        self._digests.append(digest.digest())
         assert self.upload_id is not None
-        self._parts.append(self.objects.send_chunk(self.key, self.upload_id, len(self._digests), data, digest))
+        with ReadFileChunk.from_filename(str(self.local), offset, length, enable_callbacks=False) as body:
+            self._parts.append(self.objects.send_chunk(self.key, self.upload_id, len(self._digests), body,
+                                                       self._digests[-1]))
 
     def _finish(self, size: int, sha256_hex: str) -> None:
         if self._skipped():
