@@ -9,6 +9,7 @@ import hashlib
 import io
 import logging
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from meccano.errors import AmbiguousValue, ConfigError, ExportError
 from meccano.export import write
 from meccano.export.csvformat import GS, RS, US, CsvParts, csv_block, csv_fields, format_row
 from meccano.export.formats import PartWriter, batch_rows
-from meccano.export.model import Column, TableDay
+from meccano.export.model import Chunk, Column, TableDay
 from meccano.export.options import load_options
 from meccano.export.snapshot import Snapshot, access_hint, date_index, merged, table_columns
 from meccano.export.stream import decode_seconds_key, decode_text_key, read_ahead, text_key_of, to_seconds
@@ -339,3 +340,21 @@ def test_the_read_runs_below_the_callers_priority_and_hands_back_errors():
 
     with pytest.raises(ValueError, match="boom"):
         run_lowered(fail, "t")
+
+
+def test_range_counts_equal_the_histogram_per_range_over_several_statements(iotdb, monkeypatch):
+    """Verify's counts (one index range count per purge chunk, ``COUNT_BATCH`` per statement) give what the
+    per-second histogram gives for the same ranges, the ranges' order kept."""
+    from meccano.export import snapshot
+    from meccano.export.stream import counts_per_chunk
+
+    base = datetime(2024, 1, 1)
+    insert_facts(iotdb, [fact(base + timedelta(seconds=s * 37 % 86_400), s) for s in range(900)])
+    monkeypatch.setattr(snapshot, "COUNT_BATCH", 7)  # several statements, the last one short
+    bounds = [f"{base + timedelta(seconds=s):%Y-%m-%d %H:%M:%S}" for s in range(0, 86_401, 1_800)]
+    ranges = list(pairwise(bounds))
+    with Snapshot(iotdb) as snap:
+        counts = snap.range_counts("Facts", "creationDate", ranges)
+        histogram = snap.histogram("Facts", "creationDate", [(bounds[0], bounds[-1])])
+    chunks = [Chunk(a, b, 0) for a, b in ranges]
+    assert counts == counts_per_chunk(histogram, chunks) and sum(counts) == 900 and len(counts) == 48

@@ -45,22 +45,29 @@ def verify_days(run: RunContext, days: list[TableDay]) -> list[str]:
         return [m for day, started in zip(days, begun, strict=True) for m in _finish(run, day, *started)]
 
 
-def _begin(run: RunContext, day: TableDay, pool: Executor) -> tuple[LedgerEntry | None, str, Future[list[str]] | None]:
-    """The day's ledger entry of this run (its state when there is none) and its database count, started."""
+Counting = list[Future[list[int]]]  # a day's chunk counts, in slices counted at once
+
+
+def _begin(run: RunContext, day: TableDay, pool: Executor) -> tuple[LedgerEntry | None, str, Counting]:
+    """The day's ledger entry of this run (its state when there is none) and its database counts, started: its
+    chunks in ``VERIFY_THREADS`` slices, so that even one day's count uses every thread."""
     entry, state = run.ledger.of_run(day.table, day.day, run.run_id, (LedgerState.UPLOADED, LedgerState.VERIFIED))
     if entry is None:
-        return None, str(state), None
-    return entry, str(state), pool.submit(_database_problems, run.db, day, entry.manifest, _open_rows(entry.manifest))
+        return None, str(state), []
+    chunks = entry.manifest.chunks
+    size = -(-len(chunks) // VERIFY_THREADS) or 1
+    return entry, str(state), [pool.submit(fresh_counts, run.db, day, chunks[first:first + size])
+                               for first in range(0, len(chunks), size)]
 
 
-def _finish(run: RunContext, day: TableDay, entry: LedgerEntry | None, state: str,
-            counted: Future[list[str]] | None) -> list[str]:
-    if entry is None or counted is None:
+def _finish(run: RunContext, day: TableDay, entry: LedgerEntry | None, state: str, counting: Counting) -> list[str]:
+    if entry is None:
         return [f"{day.label}: not uploaded by this run (ledger state {state})"]
     manifest = entry.manifest
     open_rows = _open_rows(manifest)
     problems = _target_problems(run.target, day, run.target.day_folder(day), manifest)
-    problems += counted.result()
+    counts = [n for part in counting for n in part.result()]
+    problems += _database_problems(day, manifest, counts, open_rows)
     if manifest.rows != entry.purged_rows + open_rows:
         problems.append(f"{day.label}: manifest rows {manifest.rows} != purged {entry.purged_rows} + "
                         f"unpurged {open_rows}")
@@ -116,9 +123,8 @@ def _part_problems(target: Target, day: TableDay, path: ObjectStoragePath, part:
     return []
 
 
-def _database_problems(db: Iotdb, day: TableDay, manifest: Manifest, open_rows: int) -> list[str]:
-    """A fresh count of every chunk equals what was exported (unpurged) or nothing (purged)."""
-    counts = fresh_counts(db, day, manifest.chunks)
+def _database_problems(day: TableDay, manifest: Manifest, counts: list[int], open_rows: int) -> list[str]:
+    """The fresh count of every chunk equals what was exported (unpurged) or nothing (purged)."""
     pairs = list(zip(counts, manifest.chunks, strict=True))
     now = sum(n for n, c in pairs if not c.purged)
     late_sealed = sum(n for n, c in pairs if c.purged)
