@@ -15,8 +15,8 @@ import pytest
 
 from meccano.errors import ConfigError, ExportError
 from meccano.export import chain
+from meccano.export.location import target_url
 from meccano.export.options import load_options, table_specs
-from meccano.export.target import target_url
 from meccano.settings.config import load_settings
 from tests.support.export import (
     DAYS,

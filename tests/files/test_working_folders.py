@@ -100,7 +100,7 @@ def _plugin_user() -> tuple[int, int]:
 
 def test_the_local_export_folder_defaults_to_the_workers_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Not the shared /tmp, where any local user could create ``/tmp/meccano-export`` first."""
-    from meccano.export.target import local_directory, target_url
+    from meccano.export.location import local_directory, target_url
     from meccano.settings.config import load_settings
 
     monkeypatch.delenv("EXPORT_LOCALDIRECTORY", raising=False)
@@ -117,7 +117,7 @@ def test_a_planted_local_export_target_is_refused(planted: str, tmp_path: Path, 
     """Another local user creates the target (or a link to a folder of theirs) before the worker's first export:
     the export stops naming it, and nothing is written there."""
     from meccano.errors import StorageError
-    from meccano.export.target import target_root
+    from meccano.export.location import target_root
     from meccano.settings.config import load_settings
 
     shared = tmp_path / "shared-tmp"

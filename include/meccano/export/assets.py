@@ -1,7 +1,7 @@
 """The Airflow Assets of the export: one per exported table, named from the real target.
 
 ``plugin.json`` ``outlets`` of the export hold a template: ``{export_target}`` is the target's root
-URL (``s3://bucket/prefix`` or ``file:///folder``, see :func:`meccano.export.target.target_url`) and
+URL (``s3://bucket/prefix`` or ``file:///folder``, see :func:`meccano.export.location.target_url`) and
 ``{table}`` expands the template once per table of ``export.tables`` (its prefix in the target), so the
 DAG's last task updates ``s3://bucket/prefix/facts``, ``s3://bucket/prefix/devicehistorystatus``, ...
 The older placeholders ``{bucket}`` and ``{remote_directory}`` are still understood.
@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from meccano.export.location import target_url
 from meccano.export.options import table_specs
-from meccano.export.target import target_url
 from meccano.settings.config import Settings
 
 _DOUBLE_SLASH = re.compile(r"(?<!:)/{2,}")

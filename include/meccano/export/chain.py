@@ -28,13 +28,14 @@ from typing import Any
 from meccano.errors import ExportError, VerifyError
 from meccano.export.context import RunContext, table_days
 from meccano.export.ledger import LedgerEntry, LedgerState
+from meccano.export.location import local_target_problem, target_url
 from meccano.export.model import Manifest, Mode, Part, TableDay
 from meccano.export.options import ExportOptions, load_options
 from meccano.export.plan import plan
 from meccano.export.purge import purge_day, recover_all
 from meccano.export.reconcile import reconcile_day
 from meccano.export.s3objects import PartStreams
-from meccano.export.target import check_target_unknown, local_target_problem, target_url, upload_day
+from meccano.export.target import check_target_unknown, upload_day
 from meccano.export.verify import verify_days
 from meccano.export.write import scan_groups, write_days
 from meccano.iotdb.clock import reference_time

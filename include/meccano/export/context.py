@@ -39,9 +39,10 @@ from typing import Any
 
 from meccano.errors import ExportError, UnsafeFile
 from meccano.export.ledger import Ledger
+from meccano.export.location import local_directory
 from meccano.export.model import TableDay
 from meccano.export.options import ExportOptions
-from meccano.export.target import Target, local_directory
+from meccano.export.target import Target
 from meccano.files.names import safe_component
 from meccano.files.private import private_folder
 from meccano.iotdb.db import Iotdb
