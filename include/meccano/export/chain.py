@@ -25,6 +25,8 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from meccano.errors import ExportError, VerifyError
 from meccano.export.context import RunContext, table_days
 from meccano.export.ledger import LedgerEntry, LedgerState
@@ -35,12 +37,19 @@ from meccano.export.plan import plan
 from meccano.export.purge import purge_day, recover_all
 from meccano.export.reconcile import reconcile_day
 from meccano.export.s3objects import PartStreams
-from meccano.export.target import check_target_unknown, upload_day
+from meccano.export.target import check_target_unknown, redacted, upload_day
 from meccano.export.verify import verify_days
 from meccano.export.write import scan_groups, write_days
 from meccano.iotdb.clock import reference_time
 from meccano.iotdb.db import Iotdb
 from meccano.settings.config import Settings
+
+try:
+    import MySQLdb  # type: ignore[import-untyped]
+
+    IOTDB_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, MySQLdb.MySQLError)
+except ImportError:  # pragma: no cover - the mysql provider brings it
+    IOTDB_ERRORS = (DBAPIError,)
 
 __all__ = ["export_step", "plan_step", "purge_step", "verify_step"]
 log = logging.getLogger("meccano.export")
@@ -80,18 +89,9 @@ IOTDB_LOST = {
 def iotdb_faults(step: str, settings: Settings) -> Iterator[None]:
     """A database failure of ``step`` (a killed connection, a server restart or one that is down) as one
     :class:`ExportError` naming the cause and what it left, without the SQL, the secrets or a chained trace."""
-    from sqlalchemy.exc import DBAPIError
-
-    kinds: tuple[type[BaseException], ...] = (DBAPIError,)
-    try:
-        import MySQLdb  # type: ignore[import-untyped]
-
-        kinds += (MySQLdb.MySQLError,)
-    except ImportError:  # pragma: no cover - the mysql provider brings it
-        pass
     try:
         yield
-    except kinds as exc:
+    except IOTDB_ERRORS as exc:
         message = _iotdb_lost(step, exc, settings)
     else:
         return
@@ -99,8 +99,6 @@ def iotdb_faults(step: str, settings: Settings) -> Iterator[None]:
 
 
 def _iotdb_lost(step: str, exc: BaseException, settings: Settings) -> str:
-    from meccano.export.target import redacted
-
     cause = getattr(exc, "orig", None) or exc
     args = getattr(cause, "args", ())
     reason = " ".join(str(a) for a in args) if args else str(cause)

