@@ -39,16 +39,17 @@ def _plugins_list(args: argparse.Namespace) -> int:
         m = load.manifest
         assert m is not None
         rows.append({"plugin": m.plugin, "dag_id": m.dag_id, "status": "active" if m.enabled else "disabled",
-                     "engine": str(m.engine), "type": str(m.type), "schedule": m.schedule, "errors": [],
-                     "warnings": list(load.warnings)})
+                     "engine": str(m.engine), "type": str(m.type), "schedule": m.schedule,
+                     "errors": [], "problems": [], "warnings": list(load.warnings)})
     for item in catalog.shadowed:
         rows.append({"plugin": item.load.folder.name, "dag_id": None, "status": f"shadowed by {item.by}",
-                     "errors": [], "warnings": list(item.load.warnings)})
+                     "errors": [], "problems": [], "warnings": list(item.load.warnings)})
     for load in catalog.invalid:
         rows.append({"plugin": load.folder.name, "dag_id": invalid_dag_id(load.folder), "status": "invalid",
-                     "errors": [str(p) for p in load.problems], "warnings": list(load.warnings)})
-    skipped = [{"plugin": s.name, "dag_id": None, "status": "skipped", "errors": [], "warnings": [s.reason]}
-               for s in catalog.skipped]
+                     "errors": [str(p) for p in load.problems], "problems": [p.as_json() for p in load.problems],
+                     "warnings": list(load.warnings)})
+    skipped = [{"plugin": s.name, "dag_id": None, "status": "skipped", "errors": [], "problems": [],
+                "warnings": [s.reason]} for s in catalog.skipped]
     if args.output in ("json", "yaml"):
         print(render([*rows, *skipped], args.output, []))
     else:

@@ -17,7 +17,7 @@ import os
 import re
 import stat
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +28,7 @@ from pydantic_core import ErrorDetails
 from meccano.contract.cron import cron_problem
 from meccano.errors import PluginError, UnsafeFile
 from meccano.files.bounded import inside, read_bounded
+from meccano.problems import Problem
 from meccano.settings.messages import error_text
 from meccano.settings.messages import show as _show
 
@@ -224,16 +225,6 @@ def outlet_problem(uri: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class PluginProblem:
-    folder: str
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.folder}: {self.field}: {self.message}"
-
-
-@dataclass(frozen=True)
 class PluginManifest:
     folder: Path
     plugin: str
@@ -293,7 +284,7 @@ class PluginLoad:
 
     folder: Path
     manifest: PluginManifest | None
-    problems: tuple[PluginProblem, ...] = ()
+    problems: tuple[Problem, ...] = ()  # each within the folder's name, where: the field
     raw: dict[str, Any] | None = None
     warnings: tuple[str, ...] = ()
 
@@ -457,7 +448,7 @@ def _where(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _schema_problems(spec: PluginSpec) -> list[tuple[str, str]]:
+def _schema_problems(spec: PluginSpec) -> list[Problem]:
     """Each declared parameter schema must be a valid JSON schema its default satisfies."""
     if not spec.parameterSchemas:
         return []
@@ -467,19 +458,19 @@ def _schema_problems(spec: PluginSpec) -> list[tuple[str, str]]:
     for key, schema in spec.parameterSchemas.items():
         where = f"parameterSchemas.{key}"
         if key not in spec.parameters:
-            out.append((where, f"no parameter {key!r}; declare its default in parameters first"))
+            out.append(Problem(where, f"no parameter {key!r}; declare its default in parameters first"))
             continue
         if "default" in schema:
-            out.append((where, "must not hold 'default'; the default is the value in parameters"))
+            out.append(Problem(where, "must not hold 'default'; the default is the value in parameters"))
             continue
         try:
             validator = jsonschema.validators.validator_for(schema)
             validator.check_schema(schema)
             validator(schema, format_checker=jsonschema.FormatChecker()).validate(spec.parameters[key])
         except jsonschema.SchemaError as exc:
-            out.append((where, f"not a valid JSON schema: {exc.message[:200]}"))
+            out.append(Problem(where, f"not a valid JSON schema: {exc.message[:200]}"))
         except jsonschema.ValidationError as exc:
-            out.append((f"parameters.{key}", f"default {_show(spec.parameters[key])} does not satisfy its "
+            out.append(Problem(f"parameters.{key}", f"default {_show(spec.parameters[key])} does not satisfy its "
                         f"schema: {exc.message[:200]}"))
     return out
 
@@ -495,31 +486,28 @@ def load_plugin(folder: Path, root: Path | None = None) -> PluginLoad:
         return _load(folder, label, root if root is not None else folder.parent)
     except Exception as exc:  # the promise: one folder's content never breaks the others
         text = str(exc)
-        problem = PluginProblem(label, "plugin.json", f"could not be read or validated: "
-                                f"{type(exc).__name__}: {text if len(text) <= 200 else text[:200] + '...(cut)'}")
+        problem = Problem("plugin.json", f"could not be read or validated: {type(exc).__name__}: "
+                          f"{text if len(text) <= 200 else text[:200] + '...(cut)'}", within=label)
         return PluginLoad(folder, None, (problem,))
-
-
-Problem = tuple[str, str]  # (field, message)
 
 
 def _load(folder: Path, label: str, root: Path) -> PluginLoad:
     base = os.fspath(folder)
-    problems = [PluginProblem(label, "folder", message) for message in name_problems("folder name", label)]
+    problems = [Problem("folder", message, within=label) for message in name_problems("folder name", label)]
 
     def add(found: list[Problem]) -> None:
-        problems.extend(PluginProblem(label, field_name, message) for field_name, message in found)
+        problems.extend(replace(p, within=label) for p in found)
 
     raw, refused = _read_raw(base, root)
     if refused is not None:
         add([refused])
         return PluginLoad(folder, None, tuple(problems))
     if not isinstance(raw, dict):
-        add([("plugin.json", f"must hold a JSON object {{...}}, not {type(raw).__name__}")])
+        add([Problem("plugin.json", f"must hold a JSON object {{...}}, not {type(raw).__name__}")])
         return PluginLoad(folder, None, tuple(problems))
     deep = _depth_problem(raw)
     if deep:
-        add([("plugin.json", deep)])
+        add([Problem("plugin.json", deep)])
         return PluginLoad(folder, None, tuple(problems), raw)
 
     spec, found, bad_fields = _validate(raw)
@@ -545,26 +533,26 @@ def _load(folder: Path, label: str, root: Path) -> PluginLoad:
 def _read_raw(base: str, root: Path) -> tuple[Any, Problem | None]:
     """The parsed plugin.json of the folder ``base``, or the problem that refused it."""
     if os.path.islink(base) and not inside(base, root):
-        return None, ("folder", f"is a symbolic link to {os.path.realpath(base)!r}, outside {os.fspath(root)!r}; "
-                      "plugin folders must live inside the plugins folder")
+        return None, Problem("folder", f"is a symbolic link to {os.path.realpath(base)!r}, outside "
+                             f"{os.fspath(root)!r}; plugin folders must live inside the plugins folder")
     try:
         data = read_bounded(os.path.join(base, "plugin.json"), MAX_MANIFEST_BYTES)
     except FileNotFoundError:
-        return None, ("plugin.json", "missing; every plugin folder needs a plugin.json (see docs/plugins.md)")
+        return None, Problem("plugin.json", "missing; every plugin folder needs a plugin.json (see docs/plugins.md)")
     except UnsafeFile as exc:
-        return None, ("plugin.json", str(exc))
+        return None, Problem("plugin.json", str(exc))
     except OSError as exc:
-        return None, ("plugin.json", f"cannot be read: {exc.strerror or exc}")
+        return None, Problem("plugin.json", f"cannot be read: {exc.strerror or exc}")
     try:
         return parse_manifest_text(data), None
     except json.JSONDecodeError as exc:
-        return None, ("plugin.json", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
+        return None, Problem("plugin.json", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
     except UnicodeDecodeError as exc:
-        return None, ("plugin.json", f"is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position "
+        return None, Problem("plugin.json", f"is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position "
                       f"{exc.start})")
     except ValueError as exc:
         text = str(exc)
-        return None, ("plugin.json", f"refused: {text if len(text) <= 200 else text[:200] + '...(cut)'}")
+        return None, Problem("plugin.json", f"refused: {text if len(text) <= 200 else text[:200] + '...(cut)'}")
 
 
 def _validate(raw: dict[str, Any]) -> tuple[PluginSpec | None, list[Problem], set[str]]:
@@ -573,16 +561,16 @@ def _validate(raw: dict[str, Any]) -> tuple[PluginSpec | None, list[Problem], se
         return PluginSpec.model_validate(raw), [], set()
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        return (None, [(_where(error["loc"]), _message(error)) for error in errors],
+        return (None, [Problem(_where(error["loc"]), _message(error)) for error in errors],
                 {str(error["loc"][0]) if error["loc"] else "" for error in errors})
 
 
 def _cross_field_problems(raw: dict[str, Any], label: str, plugin_id: Any, engine: Any) -> list[Problem]:
     found: list[Problem] = []
     if isinstance(plugin_id, str) and plugin_id != label:
-        found.append(("plugin", f"{_show(plugin_id)} must equal the folder name {label!r}; rename one of them"))
+        found.append(Problem("plugin", f"{_show(plugin_id)} must equal the folder name {label!r}; rename one of them"))
     if "tasks" in raw and raw["tasks"] is not None and engine is not None and engine != "native":
-        found.append(("tasks", "only native plugins may declare tasks (functions of their .py file)"))
+        found.append(Problem("tasks", "only native plugins may declare tasks (functions of their .py file)"))
     return found
 
 
@@ -597,10 +585,10 @@ def _source_problems(base: str, root: Path, name: str, engine: str) -> list[Prob
     if stat.S_ISREG(mode):  # a plain file is in its folder, and the folder (checked above) in the root
         return []
     if not (stat.S_ISLNK(mode) and os.path.isfile(source)):
-        return [("engine", f"source file {name} is missing; a {engine} plugin's code is "
+        return [Problem("engine", f"source file {name} is missing; a {engine} plugin's code is "
                  f"<plugin>{suffix} next to plugin.json")]
     if not inside(source, root):  # only a link can lead out
-        return [("engine", f"source file {name} is a link to "
+        return [Problem("engine", f"source file {name} is a link to "
                  f"{os.path.realpath(source)!r}, outside the plugins folder; put the code itself in the folder")]
     return []
 

@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from alembic.script import Script, ScriptDirectory
     from sqlalchemy.engine import Connection
 
+    from meccano.problems import Problem
     from meccano.settings.config import Settings
-    from meccano.settings.prerequisites import Missing
 
 VERSION_TABLE = "meccano_alembic_version"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -354,10 +354,10 @@ def migration_command(db: Iotdb, action: str, out: Say = print) -> int:
     return 1 if problem else 0
 
 
-def iotdb_missing(settings: Settings) -> list[Missing]:
+def iotdb_missing(settings: Settings) -> list[Problem]:
     """The IOTDB as a prerequisite of plugin tasks: reachable, and no migration pending (for ``config show``
     and the Meccano page; ``db check`` prints the same in full)."""
-    from meccano.settings.prerequisites import Missing
+    from meccano.settings.prerequisites import missing
 
     try:
         db = Iotdb.from_settings(settings)
@@ -366,8 +366,8 @@ def iotdb_missing(settings: Settings) -> list[Missing]:
         finally:
             db.dispose()
     except Exception as exc:  # noqa: BLE001 - named, not raised: the check reports what it meets
-        return [Missing("IOTDB connection", f"the IOTDB could not be used ({type(exc).__name__})",
+        return [missing("IOTDB connection", f"the IOTDB could not be used ({type(exc).__name__})",
                         f"define the Airflow connection {settings.iotdb.conn_id!r} (or mysql.host/port/user/password)")]
     if todo:
-        return [Missing("IOTDB schema migrations", f"{len(todo)} pending ({', '.join(todo)})", UPGRADE_COMMAND)]
+        return [missing("IOTDB schema migrations", f"{len(todo)} pending ({', '.join(todo)})", UPGRADE_COMMAND)]
     return []

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from meccano.errors import PluginUserMissing, ScriptIsolationUnavailable
-from meccano.settings.prerequisites import Missing
+from meccano.problems import Problem
+from meccano.settings.prerequisites import missing
 
 if TYPE_CHECKING:
     from meccano.settings.config import Settings
@@ -149,17 +150,17 @@ def plugin_user_problem(settings: Settings, euid: int | None = None) -> str | No
     return None
 
 
-def isolation_missing(settings: Settings) -> list[Missing]:
+def isolation_missing(settings: Settings) -> list[Problem]:
     """What the chosen ``plugins.isolation`` lacks on this host: the plugin user, a worker that can switch to it,
     the pod isolation's provider and image (``db check``, ``config show`` and the Meccano page list it)."""
     found = []
     user, mode = settings.plugins.run_as, settings.plugins.isolation
     problem = plugin_user_problem(settings)
     if problem:
-        found.append(Missing(f"a usable OS user for plugins.runAs ({user!r})", problem, plugin_user_fix(user)))
+        found.append(missing(f"a usable OS user for plugins.runAs ({user!r})", problem, plugin_user_fix(user)))
     reason = isolation_reason(settings)
     if reason:
-        found.append(Missing(f"script isolation ({SETTING}: {mode})",
+        found.append(missing(f"script isolation ({SETTING}: {mode})",
                              f"{reason}; every R, python and nodejs task fails at once on such a worker",
                              isolation_fix(mode)))
     return found

@@ -25,6 +25,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 
 from meccano.errors import ConfigError
+from meccano.secrets.redaction import mask_url_credentials
 from meccano.settings.messages import error_text, show
 from meccano.settings.rules import (
     MAX_RETENTION_DAYS,
@@ -424,14 +425,6 @@ class CleanMessagesOptions(_Section):
 class AlertsOptions(_Section):
     max_listed: Annotated[Whole, Field(ge=1, le=10_000), Key(
         "alerts.maxListed", help="devices listed per section of a digest")] = 100
-
-
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s:]*):(?P<pw>[^/@\s]*)@")
-
-
-def mask_url_credentials(text: str) -> str:
-    """``scheme://user:password@host`` -> ``scheme://user:***@host`` anywhere in ``text``."""
-    return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
 
 
 class _Top(_Section):

@@ -156,7 +156,7 @@ def _row(entry: _Entry, where: _Where) -> PluginRow:
         version=manifest.version if manifest else None,
         dag_id=dag_id,
         valid=entry.valid,
-        errors=[f"{p.field}: {p.message}" for p in load.problems],
+        errors=[str(p.relative()) for p in load.problems],
         shadowed_by=shadowed_by,
         paused=state.paused if state else None,
         last_run=LastRun(state=state.last_state, run_id=state.last_run_id, started_at=state.last_run_at,
