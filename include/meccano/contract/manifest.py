@@ -17,12 +17,13 @@ import os
 import re
 import stat
 import string
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from meccano.contract.cron import cron_problem
@@ -107,7 +108,11 @@ Identifier = Annotated[str, Field(pattern=f"^{_IDENT}$", max_length=64)]
 class PluginSpec(BaseModel):
     """``plugin.json``: the seven fields of the original ServiceManager, then optional ones."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, title="Meccano plugin.json")
+    # Python names are snake_case; each field's key in plugin.json (and in the schema and the messages) is its
+    # camelCase alias (retry_delay_minutes <- retryDelayMinutes): the contract is declared once, here, and
+    # PluginManifest (a valid plugin) is this model with its folder.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, title="Meccano plugin.json",
+                              alias_generator=to_camel)
 
     plugin: str = Field(max_length=MAX_NAME + 1 + MAX_VERSION,
                         json_schema_extra={"pattern": f"^{NAME_PATTERN}:{VERSION_PATTERN}$",
@@ -119,25 +124,25 @@ class PluginSpec(BaseModel):
     schedule: str = Field(max_length=100, description="5-field cron or an Airflow preset (@daily, @once, ...)")
     description: str = Field(min_length=1, max_length=2000)
     type: PluginType = Field(strict=False)
-    executionContext: ExecutionContext = Field(strict=False, description="kept from the original; no effect")
+    execution_context: ExecutionContext = Field(strict=False, description="kept from the original; no effect")
     retries: int | None = Field(default=None, ge=0, le=20, description="default 2")
-    retryDelayMinutes: float | None = Field(default=None, gt=0, le=1440, allow_inf_nan=False,
+    retry_delay_minutes: float | None = Field(default=None, gt=0, le=1440, allow_inf_nan=False,
                                             description="first retry delay, doubling; default 2")
-    timeoutMinutes: float | None = Field(default=None, gt=0, le=10080, allow_inf_nan=False,
+    timeout_minutes: float | None = Field(default=None, gt=0, le=10080, allow_inf_nan=False,
                                          description="a run is stopped after this many minutes (at most a week)")
     parameters: dict[Identifier, Any] = Field(
         default_factory=dict, max_length=50,
         description="defaults of the run's parameters (Airflow Params): a trigger's conf overrides each")
-    parameterSchemas: dict[Identifier, dict[str, Any]] = Field(
+    parameter_schemas: dict[Identifier, dict[str, Any]] = Field(
         default_factory=dict, max_length=50,
         description="a JSON schema per parameter (keys of parameters); the default and every override must "
                     "satisfy it. Without one, a parameter's type is that of its default")
-    scheduleFromConfig: ScheduleConfigKey | None = Field(
+    schedule_from_config: ScheduleConfigKey | None = Field(
         default=None, strict=False, description="warninglimit: run every WARNINGLIMIT minutes instead of schedule")
     owner: str = Field(default="meccano", min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
-    enabledFromConfig: EnabledConfigKey | None = Field(
+    enabled_from_config: EnabledConfigKey | None = Field(
         default=None, strict=False, description="export.enabled: unscheduled when EXPORT_ENABLED is false")
-    optionsFromConfig: OptionsSection | None = Field(
+    options_from_config: OptionsSection | None = Field(
         default=None, strict=False,
         description="the config.yml section whose options (declared in meccano.settings.config) a run's "
                     "dag_run.conf may set besides parameters; any other conf key is refused")
@@ -148,7 +153,7 @@ class PluginSpec(BaseModel):
         default_factory=list, max_length=20,
         description="asset URIs updated by the last task; {export_target} (the export's target URL), {table} "
                     "(one asset per exported table), {bucket} and {remote_directory} come from the export settings")
-    notifyOnFailure: bool = Field(
+    notify_on_failure: bool = Field(
         default=True, description="false: no failure notification for this plugin's runs (plugins/failure_notices.py)")
     schema_ref: str | None = Field(
         default=None, alias="$schema", max_length=500,
@@ -195,6 +200,9 @@ class PluginSpec(BaseModel):
 
 
 _ALLOWED_FIELDS = ", ".join(f.alias or name for name, f in PluginSpec.model_fields.items())
+# plugin.json's fields of the original ServiceManager (its required ones), by key: the web listing's first columns
+ORIGINAL_FIELDS: tuple[str, ...] = tuple(f.alias or name for name, f in PluginSpec.model_fields.items()
+                                         if f.is_required())
 _ENUM: dict[str, tuple[str, type[StrEnum]]] = {
     "engine": ("engine", Engine), "type": ("type", PluginType), "executionContext": ("context", ExecutionContext),
     "scheduleFromConfig": ("key", ScheduleConfigKey), "enabledFromConfig": ("key", EnabledConfigKey),
@@ -224,31 +232,30 @@ def outlet_problem(uri: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class PluginManifest:
-    folder: Path
-    plugin: str
-    name: str
-    version: str
-    engine: Engine
-    enabled: bool
-    schedule: str
-    description: str
-    type: PluginType
-    execution_context: ExecutionContext
-    raw: dict[str, Any]
-    retries: int | None = None
-    retry_delay_minutes: float | None = None
-    timeout_minutes: float | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
-    schedule_from_config: ScheduleConfigKey | None = None
-    owner: str = "meccano"
-    enabled_from_config: EnabledConfigKey | None = None
-    tasks: tuple[str, ...] = ()
-    outlets: tuple[str, ...] = ()
-    parameter_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
-    options_from_config: OptionsSection | None = None  # a config.yml section whose options dag_run.conf may set
-    notify_on_failure: bool = True  # tell the administrators when a run fails (plugins/failure_notices.py)
+class PluginManifest(PluginSpec):
+    """A valid plugin: its ``plugin.json`` (every field of :class:`PluginSpec`, by its Python name) and the folder
+    it was read from; name and version come from ``plugin``."""
+
+    _folder: Path = PrivateAttr()
+
+    @classmethod
+    def read(cls, folder: Path, raw: dict[str, Any]) -> PluginManifest:
+        """``raw`` validated as the contract (:class:`ValidationError` when it is not), read from ``folder``."""
+        manifest = cls.model_validate(raw)
+        manifest._folder = folder
+        return manifest
+
+    @property
+    def folder(self) -> Path:
+        return self._folder
+
+    @property
+    def name(self) -> str:
+        return self.plugin.partition(":")[0]
+
+    @property
+    def version(self) -> str:
+        return self.plugin.partition(":")[2]
 
     @property
     def dag_id(self) -> str:
@@ -450,12 +457,12 @@ def _where(loc: tuple[Any, ...]) -> str:
 
 def _schema_problems(spec: PluginSpec) -> list[Problem]:
     """Each declared parameter schema must be a valid JSON schema its default satisfies."""
-    if not spec.parameterSchemas:
+    if not spec.parameter_schemas:
         return []
     import jsonschema
 
     out = []
-    for key, schema in spec.parameterSchemas.items():
+    for key, schema in spec.parameter_schemas.items():
         where = f"parameterSchemas.{key}"
         if key not in spec.parameters:
             out.append(Problem(where, f"no parameter {key!r}; declare its default in parameters first"))
@@ -510,7 +517,7 @@ def _load(folder: Path, label: str, root: Path) -> PluginLoad:
         add([Problem("plugin.json", deep)])
         return PluginLoad(folder, None, tuple(problems), raw)
 
-    spec, found, bad_fields = _validate(raw)
+    spec, found, bad_fields = _validate(folder, raw)
     add(found)
     # Checks across fields (run on the raw values of the fields that passed).
     plugin_id = raw.get("plugin") if "plugin" not in bad_fields else None
@@ -527,7 +534,7 @@ def _load(folder: Path, label: str, root: Path) -> PluginLoad:
 
     if problems or spec is None or parts is None:
         return PluginLoad(folder, None, tuple(problems), raw, warnings)
-    return PluginLoad(folder, _manifest(folder, spec, parts, raw), (), raw, warnings)
+    return PluginLoad(folder, spec, (), raw, warnings)
 
 
 def _read_raw(base: str, root: Path) -> tuple[Any, Problem | None]:
@@ -555,10 +562,10 @@ def _read_raw(base: str, root: Path) -> tuple[Any, Problem | None]:
         return None, Problem("plugin.json", f"refused: {text if len(text) <= 200 else text[:200] + '...(cut)'}")
 
 
-def _validate(raw: dict[str, Any]) -> tuple[PluginSpec | None, list[Problem], set[str]]:
-    """(the spec or None, the problems found, the top-level fields that failed)."""
+def _validate(folder: Path, raw: dict[str, Any]) -> tuple[PluginManifest | None, list[Problem], set[str]]:
+    """(the manifest or None, the problems found, the top-level fields that failed)."""
     try:
-        return PluginSpec.model_validate(raw), [], set()
+        return PluginManifest.read(folder, raw), [], set()
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         return (None, [Problem(_where(error["loc"]), _message(error)) for error in errors],
@@ -591,34 +598,6 @@ def _source_problems(base: str, root: Path, name: str, engine: str) -> list[Prob
         return [Problem("engine", f"source file {name} is a link to "
                  f"{os.path.realpath(source)!r}, outside the plugins folder; put the code itself in the folder")]
     return []
-
-
-def _manifest(folder: Path, spec: PluginSpec, parts: tuple[str, str], raw: dict[str, Any]) -> PluginManifest:
-    return PluginManifest(
-        folder=folder,
-        plugin=spec.plugin,
-        name=parts[0],
-        version=parts[1],
-        engine=spec.engine,
-        enabled=spec.enabled,
-        schedule=spec.schedule,
-        description=spec.description,
-        type=spec.type,
-        execution_context=spec.executionContext,
-        raw=raw,
-        retries=spec.retries,
-        retry_delay_minutes=spec.retryDelayMinutes,
-        timeout_minutes=spec.timeoutMinutes,
-        parameters=dict(spec.parameters),
-        schedule_from_config=spec.scheduleFromConfig,
-        owner=spec.owner,
-        enabled_from_config=spec.enabledFromConfig,
-        tasks=tuple(spec.tasks or ()),
-        outlets=tuple(spec.outlets),
-        parameter_schemas={k: dict(v) for k, v in spec.parameterSchemas.items()},
-        notify_on_failure=spec.notifyOnFailure,
-        options_from_config=spec.optionsFromConfig,
-    )
 
 
 def json_schema() -> dict[str, Any]:
