@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from meccano.errors import PluginUserMissing, ScriptIsolationUnavailable
 from meccano.problems import Problem
+from meccano.settings.config import IsolationMode
 from meccano.settings.prerequisites import missing
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def plugin_user_fix(user: str) -> str:
 
 def isolation_fix(mode: str) -> str:
     """The ways out of a worker that cannot isolate scripts as ``mode`` asks."""
-    if mode == "pod":
+    if mode == IsolationMode.POD:
         return (f"install the {PROVIDER} provider and set plugins.podImage (docs/kubernetes.md); or set {SETTING} "
                 "to user (a worker that can switch users) or none (trusted script authors only)")
     return ("run the worker as root; or let it use the image's sudo rule (allow privilege escalation: Kubernetes "
@@ -94,10 +95,10 @@ def isolation_reason(settings: Settings) -> str | None:
     """Why this worker cannot isolate scripts as ``plugins.isolation`` asks (None: it can, or the mode is none).
     A missing plugin user is :func:`plugin_user_problem`'s to name."""
     mode = settings.plugins.isolation
-    if mode == "user":
+    if mode == IsolationMode.USER:
         why = switch_problem(settings.plugins.run_as)
         return None if why is None else f"this worker cannot start a script as {settings.plugins.run_as!r}: {why}"
-    if mode == "pod":
+    if mode == IsolationMode.POD:
         return pod_problem(settings)
     return None
 
@@ -108,7 +109,7 @@ def isolation_problem(settings: Settings) -> str | None:
     if reason is None:
         return None
     mode = settings.plugins.isolation
-    return f"{SETTING} is {mode!r}, but {reason}. Fix one of: {isolation_fix(mode)}"
+    return f"{SETTING} is '{mode}', but {reason}. Fix one of: {isolation_fix(mode)}"
 
 
 def pod_problem(settings: Settings) -> str | None:
@@ -131,7 +132,7 @@ def plugin_user_problem(settings: Settings, euid: int | None = None) -> str | No
     """Why ``plugins.runAs`` cannot be the user scripts run as, for ``user`` (to switch to it) and ``pod`` (its uid
     and gid): no such OS user on this worker, root's uid or group, or the worker's own user (a script would then read
     every environment and file of the worker). ``euid``: the worker's, this process's by default."""
-    if settings.plugins.isolation == "none":
+    if settings.plugins.isolation == IsolationMode.NONE:
         return None
     user = settings.plugins.run_as
     try:
@@ -168,7 +169,7 @@ def isolation_missing(settings: Settings) -> list[Problem]:
 
 def isolation_notice(settings: Settings) -> str | None:
     """A plain statement when scripts are not isolated (``none``): for ``db check`` and the Meccano page."""
-    if settings.plugins.isolation != "none":
+    if settings.plugins.isolation != IsolationMode.NONE:
         return None
     return (f"{SETTING} is 'none': R, python and nodejs plugins run as the worker's own OS user and can read what "
             "it can (its environment and Airflow's connections, other tasks' files, its processes' memory). Only "

@@ -35,6 +35,7 @@ from meccano.scripts.modes import (
     share_sqlite_iotdb,
     sqlite_problem,
 )
+from meccano.settings.config import IsolationMode
 
 if TYPE_CHECKING:
     from meccano.scripts.environment import ScriptLimits, ScriptRun
@@ -132,7 +133,7 @@ class PluginScriptOperator(BashOperator):
                 from airflow.sdk.exceptions import AirflowFailException
 
                 raise AirflowFailException(problem)
-        if env.get(SQLITE_VARIABLE) and settings.plugins.isolation == "user":
+        if env.get(SQLITE_VARIABLE) and settings.plugins.isolation == IsolationMode.USER:
             share_sqlite_iotdb(Path(env[SQLITE_VARIABLE]), settings.plugins.run_as)
         if manifest.engine == Engine.NODEJS:
             _original_node_plugin(manifest.source, env)
@@ -153,10 +154,10 @@ class PluginScriptOperator(BashOperator):
         """What ``plugins.isolation`` adds: the plugin user and the run folder the hook hands it (user), the pod
         job (pod), or a plain warning that the script runs as the worker (none)."""
         plugins = self._settings.plugins
-        self._as_worker, self._pod_job = plugins.isolation == "none", None
-        if plugins.isolation == "user":
+        self._as_worker, self._pod_job = plugins.isolation == IsolationMode.NONE, None
+        if plugins.isolation == IsolationMode.USER:
             env.update({"MECCANO_RUN_AS": plugins.run_as, "MECCANO_RUN_DIR": str(run.root)})
-        elif plugins.isolation == "pod":
+        elif plugins.isolation == IsolationMode.POD:
             from meccano.scripts.pod import PodJob
 
             self._pod_context = context

@@ -19,6 +19,7 @@ import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -194,16 +195,23 @@ def _os_user(value: Any) -> str:
     return name
 
 
-ISOLATION_MODES = ("user", "pod", "none")  # how script plugins are kept apart from the worker (scripts/isolation.py)
+class IsolationMode(StrEnum):
+    """How script plugins are kept apart from the worker (``plugins.isolation``; scripts/isolation.py,
+    docs/security.md)."""
+
+    USER = "user"  # the plugin user (runAs): the worker must be root or reach the image's sudo rule
+    POD = "pod"  # a Kubernetes pod of its own (the cncf.kubernetes provider)
+    NONE = "none"  # the operator trusts every script author: scripts run as the worker's own user
 
 
-def _isolation(value: Any) -> str:
+def _isolation(value: Any) -> IsolationMode:
     text = _text(value).strip().lower()
-    if text not in ISOLATION_MODES:
+    try:
+        return IsolationMode(text)
+    except ValueError:
         raise ValueError(f"{show(value, 60, as_python=True)} is not an isolation mode; use user (the plugin user, the "
                          "default), pod (a Kubernetes pod per script) or none (scripts run as the worker: trusted "
-                         "authors only)")
-    return text
+                         "authors only)") from None
 
 
 def _optional_path(value: Any) -> str:
@@ -234,7 +242,7 @@ Real = Annotated[float, BeforeValidator(_real)]
 Positive = Annotated[float, BeforeValidator(_positive)]
 Shared = Annotated[bool, BeforeValidator(_shared)]
 OsUser = Annotated[str, BeforeValidator(_os_user)]
-Isolation = Annotated[str, BeforeValidator(_isolation)]
+Isolation = Annotated[IsolationMode, BeforeValidator(_isolation)]
 AbsolutePath = Annotated[str, BeforeValidator(_optional_path)]
 
 class _Section(BaseModel):
@@ -367,12 +375,11 @@ class PluginLimits(_Section):
         "plugins.runAs", "MECCANO_PLUGIN_RUN_AS", where_env=NAMED_BY_VARIABLE,
         help="unprivileged OS user every script plugin runs as (never root; created by the set-up scripts)")] = \
         "meccano-plugin"
-    # How a script is kept from the worker (meccano.scripts.isolation, docs/security.md): user (runAs, the worker
-    # must be root or reach the image's sudo rule), pod (a Kubernetes pod of its own, cncf.kubernetes provider),
-    # none (the operator trusts every script author: scripts run as the worker's own user).
+    # How a script is kept from the worker: one of IsolationMode (meccano.scripts.isolation, docs/security.md).
     isolation: Annotated[Isolation, Key(
         "plugins.isolation", "MECCANO_PLUGIN_ISOLATION", where_env=NAMED_BY_VARIABLE,
-        help="user, pod or none: how R, python and nodejs scripts are kept from the worker")] = "user"
+        help=f"{', '.join(list(IsolationMode)[:-1])} or {IsolationMode.NONE}: how R, python and nodejs scripts are "
+             "kept from the worker")] = IsolationMode.USER
     pod_image: Annotated[Text, Key(
         "plugins.podImage", "MECCANO_PLUGIN_POD_IMAGE", where_env=NAMED_BY_VARIABLE,
         help="isolation pod: the image of the script pods (the workers' own image)")] = ""
