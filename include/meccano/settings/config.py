@@ -27,6 +27,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from meccano.errors import ConfigError
 from meccano.secrets.redaction import mask_url_credentials
+from meccano.settings.legacy import IGNORED, ignored_settings
 from meccano.settings.messages import error_text, show
 from meccano.settings.rules import (
     MAX_RETENTION_DAYS,
@@ -34,7 +35,7 @@ from meccano.settings.rules import (
     parse_number,
 )
 from meccano.settings.tables import TableEntry, parse_tables
-from meccano.settings.zone import DEFAULT_ZONE
+from meccano.settings.zone import DEFAULT_ZONE, zone_problem
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,6 @@ def _zone_text(value: Any) -> str:
 
 
 def _zone(name: str) -> str:
-    from meccano.settings.zone import zone_problem
-
     problem = zone_problem(name)
     if problem:
         raise ValueError(problem)
@@ -536,7 +535,6 @@ KEY_ALIASES: dict[tuple[str, ...], tuple[str, ...]] = {("export", "active"): ("e
 def _known_keys() -> tuple[dict[str, set[str]], set[str]]:
     """Known YAML keys, by section, from the declarations (and the replaced ones of meccano.settings.legacy):
     only real typos are warned about."""
-    from meccano.settings.legacy import IGNORED
 
     known: dict[str, set[str]] = {}
     paths = [key.path for key, _ in declared_keys()] + list(KEY_ALIASES) + [path for path, _ in IGNORED.values()]
@@ -572,7 +570,7 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 def _loader(duplicates: list[str]) -> type:
     """PyYAML's safe loader (the C one when available) that notes duplicate keys instead of
     silently keeping the last."""
-    import yaml
+    import yaml  # lazy: yaml costs 9 ms at import (python -X importtime)
 
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -593,7 +591,7 @@ def _loader(duplicates: list[str]) -> type:
 
 
 def _read_yaml(path: Path, duplicates: list[str]) -> dict[str, Any]:
-    import yaml
+    import yaml  # lazy: yaml costs 9 ms at import (python -X importtime)
 
     if os.path.realpath(path) == os.devnull:  # MECCANO_CONFIG=/dev/null: an empty file, on purpose
         return {}
@@ -748,7 +746,6 @@ def load_settings(path: str | os.PathLike[str] | None = None,
     sections = {k: v for k, v in merged.items() if isinstance(v, Mapping) and k not in _SECRET_SECTIONS}
     for warning in warnings:
         log.warning("Meccano configuration: %s", warning)
-    from meccano.settings.legacy import ignored_settings
 
     top = built.pop("")
     return Settings(

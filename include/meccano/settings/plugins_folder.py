@@ -8,6 +8,7 @@ from pathlib import Path
 
 from meccano.errors import PluginsFolderError
 from meccano.settings.config import PROJECT_ROOT
+from meccano.settings.hosts import airflow_home
 
 CHECKOUT_PLUGINS_DIR = PROJECT_ROOT / "meccano_plugins"  # the shipped plugins, in a checkout
 PLUGINS_SETTING = "MECCANO_PLUGINS_DIR"
@@ -21,7 +22,6 @@ def default_plugins_dir() -> Path:
     ``python -m meccano install-dags`` puts the shipped plugins)."""
     if (PROJECT_ROOT / "include" / "meccano").is_dir():
         return CHECKOUT_PLUGINS_DIR
-    from meccano.settings.hosts import airflow_home
 
     return airflow_home() / "meccano_plugins"
 

