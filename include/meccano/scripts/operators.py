@@ -42,7 +42,6 @@ from meccano.scripts.modes import (
     sqlite_problem,
 )
 from meccano.scripts.original_node import NODE_RUNNER, RUNNER_VARIABLE, is_in_process, runner_problem
-from meccano.scripts.pod import PodJob, PodScriptHook
 from meccano.secrets.redaction import mask_in_airflow, usable_secrets
 from meccano.settings.config import IsolationMode, load_settings
 from meccano.settings.connections import aws_if_configured, iotdb_connection
@@ -158,6 +157,9 @@ class PluginScriptOperator(BashOperator):
         if plugins.isolation == IsolationMode.USER:
             env.update({"MECCANO_RUN_AS": plugins.run_as, "MECCANO_RUN_DIR": str(run.root)})
         elif plugins.isolation == IsolationMode.POD:
+            # lazy: meccano.scripts.pod costs 2 ms at import (python -X importtime); the DAG parse never needs it
+            from meccano.scripts.pod import PodJob
+
 
             self._pod_context = context
             self._pod_job = PodJob(
@@ -172,9 +174,9 @@ class PluginScriptOperator(BashOperator):
     @cached_property
     def subprocess_hook(self) -> Any:
         if self._pod_job is not None:
+            from meccano.scripts.pod import PodScriptHook  # lazy: see PodJob above (2 ms, never at parse)
 
             return PodScriptHook(self._pod_job, self._pod_context, self.task_id)
-
         return ScriptProcessHook(self._secrets, self._grace, as_worker=self._as_worker)
 
     def execute(self, context: Any) -> Any:
