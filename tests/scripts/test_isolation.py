@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import pytest
 
+from meccano.settings.config import IsolationMode
 from tests.support.kube_api import kube_api
 from tests.support.plugins import write_plugin
 
@@ -318,7 +319,7 @@ def test_the_dag_factory_never_imports_the_kubernetes_provider(tmp_path: Path):
              "airflow.providers.cncf.kubernetes.secret", "meccano.scripts.pod")
     probe = ("import sys; from meccano.plugins.factory import build_dags; build_dags(); "
              f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})))")
-    for mode in ("user", "pod", "none"):
+    for mode in IsolationMode:
         env = {**os.environ, "MECCANO_PLUGIN_ISOLATION": mode, "MECCANO_PLUGIN_POD_IMAGE": "x"}
         done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]

@@ -24,21 +24,21 @@ def _no_bucket_problem(bucket: str, conn_id: str) -> None:
 def test_a_missing_pool_is_named_with_the_command_that_creates_it():
     settings = load_settings()
     missing = missing_prerequisites(settings, lambda name: None, _no_bucket_problem)
-    assert [m.what for m in missing] == ["pool 'iotdb'"]
-    assert SETUP_COMMAND in missing[0].fix and "scheduled" in missing[0].why
+    assert [m.where for m in missing] == ["pool 'iotdb'"]
+    assert SETUP_COMMAND in missing[0].fix and "scheduled" in missing[0].message
     assert str(missing[0]).startswith("MISSING pool 'iotdb': ")
 
 
 def test_a_pool_of_the_wrong_size_and_a_broken_lookup_are_named():
     settings = load_settings()
     wrong = missing_prerequisites(settings, lambda name: 3, _no_bucket_problem)
-    assert "it has 3 slots" in wrong[0].why and "pool sync" in wrong[0].fix
+    assert "it has 3 slots" in wrong[0].message and "pool sync" in wrong[0].fix
 
     def broken(name: str) -> int:
         raise RuntimeError("no such table: slot_pool")
 
     failed = missing_prerequisites(settings, broken, _no_bucket_problem)
-    assert "no such table: slot_pool" in failed[0].why and "airflow db migrate" in failed[0].fix
+    assert "no such table: slot_pool" in failed[0].message and "airflow db migrate" in failed[0].fix
     assert missing_prerequisites(settings, lambda name: settings.mysql.connection_limit, _no_bucket_problem) == []
 
 
@@ -49,7 +49,7 @@ def test_a_missing_plugin_user_is_named_with_the_step_that_creates_it(monkeypatc
 
     assert missing_prerequisites(settings, lambda name: settings.mysql.connection_limit, _no_bucket_problem) == []
     missing = isolation_missing(settings)  # what db check, config show and the page add for script plugins
-    assert [m.what for m in missing] == ["a usable OS user for plugins.runAs ('meccano-nobody')"]
+    assert [m.where for m in missing] == ["a usable OS user for plugins.runAs ('meccano-nobody')"]
     assert "scripts/plugin-user.sh" in missing[0].fix and "useradd" in missing[0].fix
 
 
@@ -73,7 +73,7 @@ def test_the_remote_log_bucket_is_wanted_with_its_own_connection(monkeypatch):
     assert wanted_buckets(load_settings())[1] == ("task-logs", "logs_conn")
     missing = missing_prerequisites(load_settings(), lambda name: load_settings().mysql.connection_limit,
                                     lambda bucket, conn: "it does not exist" if conn == "logs_conn" else None)
-    assert [m.what for m in missing] == ["bucket 'task-logs'"]
+    assert [m.where for m in missing] == ["bucket 'task-logs'"]
     monkeypatch.setenv("AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER", "s3://ml-iot/logs")  # one bucket, named once
     assert [b for b, _ in wanted_buckets(load_settings())] == ["ml-iot"]
 
@@ -179,7 +179,10 @@ def test_missing_lines_never_carry_url_credentials(monkeypatch):
 
 
 def test_a_missing_line_masks_a_url_it_quotes():
-    from meccano.settings.prerequisites import Missing
+    from meccano.settings.prerequisites import missing
 
-    line = str(Missing("IOTDB connection", "mysql://sm:Quoted-Secret-3@db:3306 refused", "fix it"))
-    assert "Quoted-Secret-3" not in line and "mysql://sm:***@db:3306" in line
+    problem = missing("IOTDB connection", "mysql://sm:Quoted-Secret-3@db:3306 refused", "fix it")
+    line = str(problem)
+    assert line == "MISSING IOTDB connection: mysql://sm:***@db:3306 refused. Fix: fix it"
+    assert problem.as_json() == {"severity": "error", "where": "IOTDB connection",
+                                 "message": "mysql://sm:***@db:3306 refused", "fix": "fix it"}

@@ -71,7 +71,7 @@ def test_check_json_for_a_pipeline(capsys):
     assert plugins["helloNode:1.0"]["status"] == "warning" and not plugins["helloNode:1.0"]["needs_action"]
     assert plugins["counter:1.1"]["version"] == "wins over counter:1.0"
     assert plugins["counter:1.1"]["needs_action"] is False  # a note to check, nothing to install
-    assert plugins["avgTimeChart:1.0"]["notes"][0]["action"] is True  # ggplot2 is not installed here
+    assert plugins["avgTimeChart:1.0"]["notes"][0]["severity"] == "warning"  # ggplot2 is not installed here: act
     settings = {(s["source"], s["key"]): s for s in data["settings"]}
     assert settings[("bash_profile", "AWS_SECRETACCESSKEY")]["value"] == "***"
     assert settings[("config.yml [prod]", "export.dayz")]["detail"].endswith("did you mean export.days?")

@@ -72,7 +72,7 @@ def _explain(parts: list[str]) -> str | None:
 @lru_cache(maxsize=1024)
 def cron_problem(expression: str) -> str | None:
     """None when Airflow accepts ``expression`` and it fires, else what is wrong with it."""
-    from croniter import croniter
+    from croniter import croniter  # lazy: croniter costs 23 ms at import (python -X importtime)
 
     if len(expression) > MAX_LENGTH:
         return f"longer than {MAX_LENGTH} characters"

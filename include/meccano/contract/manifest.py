@@ -17,17 +17,19 @@ import os
 import re
 import stat
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from meccano.contract.cron import cron_problem
 from meccano.errors import PluginError, UnsafeFile
 from meccano.files.bounded import inside, read_bounded
+from meccano.problems import Problem
 from meccano.settings.messages import error_text
 from meccano.settings.messages import show as _show
 
@@ -106,7 +108,11 @@ Identifier = Annotated[str, Field(pattern=f"^{_IDENT}$", max_length=64)]
 class PluginSpec(BaseModel):
     """``plugin.json``: the seven fields of the original ServiceManager, then optional ones."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, title="Meccano plugin.json")
+    # Python names are snake_case; each field's key in plugin.json (and in the schema and the messages) is its
+    # camelCase alias (retry_delay_minutes <- retryDelayMinutes): the contract is declared once, here, and
+    # PluginManifest (a valid plugin) is this model with its folder.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, title="Meccano plugin.json",
+                              alias_generator=to_camel)
 
     plugin: str = Field(max_length=MAX_NAME + 1 + MAX_VERSION,
                         json_schema_extra={"pattern": f"^{NAME_PATTERN}:{VERSION_PATTERN}$",
@@ -118,25 +124,25 @@ class PluginSpec(BaseModel):
     schedule: str = Field(max_length=100, description="5-field cron or an Airflow preset (@daily, @once, ...)")
     description: str = Field(min_length=1, max_length=2000)
     type: PluginType = Field(strict=False)
-    executionContext: ExecutionContext = Field(strict=False, description="kept from the original; no effect")
+    execution_context: ExecutionContext = Field(strict=False, description="kept from the original; no effect")
     retries: int | None = Field(default=None, ge=0, le=20, description="default 2")
-    retryDelayMinutes: float | None = Field(default=None, gt=0, le=1440, allow_inf_nan=False,
+    retry_delay_minutes: float | None = Field(default=None, gt=0, le=1440, allow_inf_nan=False,
                                             description="first retry delay, doubling; default 2")
-    timeoutMinutes: float | None = Field(default=None, gt=0, le=10080, allow_inf_nan=False,
+    timeout_minutes: float | None = Field(default=None, gt=0, le=10080, allow_inf_nan=False,
                                          description="a run is stopped after this many minutes (at most a week)")
     parameters: dict[Identifier, Any] = Field(
         default_factory=dict, max_length=50,
         description="defaults of the run's parameters (Airflow Params): a trigger's conf overrides each")
-    parameterSchemas: dict[Identifier, dict[str, Any]] = Field(
+    parameter_schemas: dict[Identifier, dict[str, Any]] = Field(
         default_factory=dict, max_length=50,
         description="a JSON schema per parameter (keys of parameters); the default and every override must "
                     "satisfy it. Without one, a parameter's type is that of its default")
-    scheduleFromConfig: ScheduleConfigKey | None = Field(
+    schedule_from_config: ScheduleConfigKey | None = Field(
         default=None, strict=False, description="warninglimit: run every WARNINGLIMIT minutes instead of schedule")
     owner: str = Field(default="meccano", min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
-    enabledFromConfig: EnabledConfigKey | None = Field(
+    enabled_from_config: EnabledConfigKey | None = Field(
         default=None, strict=False, description="export.enabled: unscheduled when EXPORT_ENABLED is false")
-    optionsFromConfig: OptionsSection | None = Field(
+    options_from_config: OptionsSection | None = Field(
         default=None, strict=False,
         description="the config.yml section whose options (declared in meccano.settings.config) a run's "
                     "dag_run.conf may set besides parameters; any other conf key is refused")
@@ -147,7 +153,7 @@ class PluginSpec(BaseModel):
         default_factory=list, max_length=20,
         description="asset URIs updated by the last task; {export_target} (the export's target URL), {table} "
                     "(one asset per exported table), {bucket} and {remote_directory} come from the export settings")
-    notifyOnFailure: bool = Field(
+    notify_on_failure: bool = Field(
         default=True, description="false: no failure notification for this plugin's runs (plugins/failure_notices.py)")
     schema_ref: str | None = Field(
         default=None, alias="$schema", max_length=500,
@@ -194,6 +200,9 @@ class PluginSpec(BaseModel):
 
 
 _ALLOWED_FIELDS = ", ".join(f.alias or name for name, f in PluginSpec.model_fields.items())
+# plugin.json's fields of the original ServiceManager (its required ones), by key: the web listing's first columns
+ORIGINAL_FIELDS: tuple[str, ...] = tuple(f.alias or name for name, f in PluginSpec.model_fields.items()
+                                         if f.is_required())
 _ENUM: dict[str, tuple[str, type[StrEnum]]] = {
     "engine": ("engine", Engine), "type": ("type", PluginType), "executionContext": ("context", ExecutionContext),
     "scheduleFromConfig": ("key", ScheduleConfigKey), "enabledFromConfig": ("key", EnabledConfigKey),
@@ -223,41 +232,30 @@ def outlet_problem(uri: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class PluginProblem:
-    folder: str
-    field: str
-    message: str
+class PluginManifest(PluginSpec):
+    """A valid plugin: its ``plugin.json`` (every field of :class:`PluginSpec`, by its Python name) and the folder
+    it was read from; name and version come from ``plugin``."""
 
-    def __str__(self) -> str:
-        return f"{self.folder}: {self.field}: {self.message}"
+    _folder: Path = PrivateAttr()
 
+    @classmethod
+    def read(cls, folder: Path, raw: dict[str, Any]) -> PluginManifest:
+        """``raw`` validated as the contract (:class:`ValidationError` when it is not), read from ``folder``."""
+        manifest = cls.model_validate(raw)
+        manifest._folder = folder
+        return manifest
 
-@dataclass(frozen=True)
-class PluginManifest:
-    folder: Path
-    plugin: str
-    name: str
-    version: str
-    engine: Engine
-    enabled: bool
-    schedule: str
-    description: str
-    type: PluginType
-    execution_context: ExecutionContext
-    raw: dict[str, Any]
-    retries: int | None = None
-    retry_delay_minutes: float | None = None
-    timeout_minutes: float | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
-    schedule_from_config: ScheduleConfigKey | None = None
-    owner: str = "meccano"
-    enabled_from_config: EnabledConfigKey | None = None
-    tasks: tuple[str, ...] = ()
-    outlets: tuple[str, ...] = ()
-    parameter_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
-    options_from_config: OptionsSection | None = None  # a config.yml section whose options dag_run.conf may set
-    notify_on_failure: bool = True  # tell the administrators when a run fails (plugins/failure_notices.py)
+    @property
+    def folder(self) -> Path:
+        return self._folder
+
+    @property
+    def name(self) -> str:
+        return self.plugin.partition(":")[0]
+
+    @property
+    def version(self) -> str:
+        return self.plugin.partition(":")[2]
 
     @property
     def dag_id(self) -> str:
@@ -293,7 +291,7 @@ class PluginLoad:
 
     folder: Path
     manifest: PluginManifest | None
-    problems: tuple[PluginProblem, ...] = ()
+    problems: tuple[Problem, ...] = ()  # each within the folder's name, where: the field
     raw: dict[str, Any] | None = None
     warnings: tuple[str, ...] = ()
 
@@ -457,29 +455,29 @@ def _where(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _schema_problems(spec: PluginSpec) -> list[tuple[str, str]]:
+def _schema_problems(spec: PluginSpec) -> list[Problem]:
     """Each declared parameter schema must be a valid JSON schema its default satisfies."""
-    if not spec.parameterSchemas:
+    if not spec.parameter_schemas:
         return []
-    import jsonschema
+    import jsonschema  # lazy: jsonschema costs 48 ms at import (python -X importtime)
 
     out = []
-    for key, schema in spec.parameterSchemas.items():
+    for key, schema in spec.parameter_schemas.items():
         where = f"parameterSchemas.{key}"
         if key not in spec.parameters:
-            out.append((where, f"no parameter {key!r}; declare its default in parameters first"))
+            out.append(Problem(where, f"no parameter {key!r}; declare its default in parameters first"))
             continue
         if "default" in schema:
-            out.append((where, "must not hold 'default'; the default is the value in parameters"))
+            out.append(Problem(where, "must not hold 'default'; the default is the value in parameters"))
             continue
         try:
             validator = jsonschema.validators.validator_for(schema)
             validator.check_schema(schema)
             validator(schema, format_checker=jsonschema.FormatChecker()).validate(spec.parameters[key])
         except jsonschema.SchemaError as exc:
-            out.append((where, f"not a valid JSON schema: {exc.message[:200]}"))
+            out.append(Problem(where, f"not a valid JSON schema: {exc.message[:200]}"))
         except jsonschema.ValidationError as exc:
-            out.append((f"parameters.{key}", f"default {_show(spec.parameters[key])} does not satisfy its "
+            out.append(Problem(f"parameters.{key}", f"default {_show(spec.parameters[key])} does not satisfy its "
                         f"schema: {exc.message[:200]}"))
     return out
 
@@ -495,34 +493,31 @@ def load_plugin(folder: Path, root: Path | None = None) -> PluginLoad:
         return _load(folder, label, root if root is not None else folder.parent)
     except Exception as exc:  # the promise: one folder's content never breaks the others
         text = str(exc)
-        problem = PluginProblem(label, "plugin.json", f"could not be read or validated: "
-                                f"{type(exc).__name__}: {text if len(text) <= 200 else text[:200] + '...(cut)'}")
+        problem = Problem("plugin.json", f"could not be read or validated: {type(exc).__name__}: "
+                          f"{text if len(text) <= 200 else text[:200] + '...(cut)'}", within=label)
         return PluginLoad(folder, None, (problem,))
-
-
-Problem = tuple[str, str]  # (field, message)
 
 
 def _load(folder: Path, label: str, root: Path) -> PluginLoad:
     base = os.fspath(folder)
-    problems = [PluginProblem(label, "folder", message) for message in name_problems("folder name", label)]
+    problems = [Problem("folder", message, within=label) for message in name_problems("folder name", label)]
 
     def add(found: list[Problem]) -> None:
-        problems.extend(PluginProblem(label, field_name, message) for field_name, message in found)
+        problems.extend(replace(p, within=label) for p in found)
 
     raw, refused = _read_raw(base, root)
     if refused is not None:
         add([refused])
         return PluginLoad(folder, None, tuple(problems))
     if not isinstance(raw, dict):
-        add([("plugin.json", f"must hold a JSON object {{...}}, not {type(raw).__name__}")])
+        add([Problem("plugin.json", f"must hold a JSON object {{...}}, not {type(raw).__name__}")])
         return PluginLoad(folder, None, tuple(problems))
     deep = _depth_problem(raw)
     if deep:
-        add([("plugin.json", deep)])
+        add([Problem("plugin.json", deep)])
         return PluginLoad(folder, None, tuple(problems), raw)
 
-    spec, found, bad_fields = _validate(raw)
+    spec, found, bad_fields = _validate(folder, raw)
     add(found)
     # Checks across fields (run on the raw values of the fields that passed).
     plugin_id = raw.get("plugin") if "plugin" not in bad_fields else None
@@ -539,50 +534,50 @@ def _load(folder: Path, label: str, root: Path) -> PluginLoad:
 
     if problems or spec is None or parts is None:
         return PluginLoad(folder, None, tuple(problems), raw, warnings)
-    return PluginLoad(folder, _manifest(folder, spec, parts, raw), (), raw, warnings)
+    return PluginLoad(folder, spec, (), raw, warnings)
 
 
 def _read_raw(base: str, root: Path) -> tuple[Any, Problem | None]:
     """The parsed plugin.json of the folder ``base``, or the problem that refused it."""
     if os.path.islink(base) and not inside(base, root):
-        return None, ("folder", f"is a symbolic link to {os.path.realpath(base)!r}, outside {os.fspath(root)!r}; "
-                      "plugin folders must live inside the plugins folder")
+        return None, Problem("folder", f"is a symbolic link to {os.path.realpath(base)!r}, outside "
+                             f"{os.fspath(root)!r}; plugin folders must live inside the plugins folder")
     try:
         data = read_bounded(os.path.join(base, "plugin.json"), MAX_MANIFEST_BYTES)
     except FileNotFoundError:
-        return None, ("plugin.json", "missing; every plugin folder needs a plugin.json (see docs/plugins.md)")
+        return None, Problem("plugin.json", "missing; every plugin folder needs a plugin.json (see docs/plugins.md)")
     except UnsafeFile as exc:
-        return None, ("plugin.json", str(exc))
+        return None, Problem("plugin.json", str(exc))
     except OSError as exc:
-        return None, ("plugin.json", f"cannot be read: {exc.strerror or exc}")
+        return None, Problem("plugin.json", f"cannot be read: {exc.strerror or exc}")
     try:
         return parse_manifest_text(data), None
     except json.JSONDecodeError as exc:
-        return None, ("plugin.json", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
+        return None, Problem("plugin.json", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
     except UnicodeDecodeError as exc:
-        return None, ("plugin.json", f"is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position "
+        return None, Problem("plugin.json", f"is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position "
                       f"{exc.start})")
     except ValueError as exc:
         text = str(exc)
-        return None, ("plugin.json", f"refused: {text if len(text) <= 200 else text[:200] + '...(cut)'}")
+        return None, Problem("plugin.json", f"refused: {text if len(text) <= 200 else text[:200] + '...(cut)'}")
 
 
-def _validate(raw: dict[str, Any]) -> tuple[PluginSpec | None, list[Problem], set[str]]:
-    """(the spec or None, the problems found, the top-level fields that failed)."""
+def _validate(folder: Path, raw: dict[str, Any]) -> tuple[PluginManifest | None, list[Problem], set[str]]:
+    """(the manifest or None, the problems found, the top-level fields that failed)."""
     try:
-        return PluginSpec.model_validate(raw), [], set()
+        return PluginManifest.read(folder, raw), [], set()
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        return (None, [(_where(error["loc"]), _message(error)) for error in errors],
+        return (None, [Problem(_where(error["loc"]), _message(error)) for error in errors],
                 {str(error["loc"][0]) if error["loc"] else "" for error in errors})
 
 
 def _cross_field_problems(raw: dict[str, Any], label: str, plugin_id: Any, engine: Any) -> list[Problem]:
     found: list[Problem] = []
     if isinstance(plugin_id, str) and plugin_id != label:
-        found.append(("plugin", f"{_show(plugin_id)} must equal the folder name {label!r}; rename one of them"))
+        found.append(Problem("plugin", f"{_show(plugin_id)} must equal the folder name {label!r}; rename one of them"))
     if "tasks" in raw and raw["tasks"] is not None and engine is not None and engine != "native":
-        found.append(("tasks", "only native plugins may declare tasks (functions of their .py file)"))
+        found.append(Problem("tasks", "only native plugins may declare tasks (functions of their .py file)"))
     return found
 
 
@@ -597,40 +592,12 @@ def _source_problems(base: str, root: Path, name: str, engine: str) -> list[Prob
     if stat.S_ISREG(mode):  # a plain file is in its folder, and the folder (checked above) in the root
         return []
     if not (stat.S_ISLNK(mode) and os.path.isfile(source)):
-        return [("engine", f"source file {name} is missing; a {engine} plugin's code is "
+        return [Problem("engine", f"source file {name} is missing; a {engine} plugin's code is "
                  f"<plugin>{suffix} next to plugin.json")]
     if not inside(source, root):  # only a link can lead out
-        return [("engine", f"source file {name} is a link to "
+        return [Problem("engine", f"source file {name} is a link to "
                  f"{os.path.realpath(source)!r}, outside the plugins folder; put the code itself in the folder")]
     return []
-
-
-def _manifest(folder: Path, spec: PluginSpec, parts: tuple[str, str], raw: dict[str, Any]) -> PluginManifest:
-    return PluginManifest(
-        folder=folder,
-        plugin=spec.plugin,
-        name=parts[0],
-        version=parts[1],
-        engine=spec.engine,
-        enabled=spec.enabled,
-        schedule=spec.schedule,
-        description=spec.description,
-        type=spec.type,
-        execution_context=spec.executionContext,
-        raw=raw,
-        retries=spec.retries,
-        retry_delay_minutes=spec.retryDelayMinutes,
-        timeout_minutes=spec.timeoutMinutes,
-        parameters=dict(spec.parameters),
-        schedule_from_config=spec.scheduleFromConfig,
-        owner=spec.owner,
-        enabled_from_config=spec.enabledFromConfig,
-        tasks=tuple(spec.tasks or ()),
-        outlets=tuple(spec.outlets),
-        parameter_schemas={k: dict(v) for k, v in spec.parameterSchemas.items()},
-        notify_on_failure=spec.notifyOnFailure,
-        options_from_config=spec.optionsFromConfig,
-    )
 
 
 def json_schema() -> dict[str, Any]:

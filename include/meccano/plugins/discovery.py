@@ -13,8 +13,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from meccano.contract.manifest import PluginLoad, PluginProblem, load_plugin
+from meccano.contract.manifest import PluginLoad, load_plugin
 from meccano.files.bounded import inside
+from meccano.problems import Problem
 from meccano.settings.plugins_folder import classify_entry, plugins_dir
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,8 @@ def _safe_load(folder: Path, root: Path) -> PluginLoad:
     except BaseException as exc:  # noqa: BLE001 - even a MemoryError of one folder stays in that folder
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        return PluginLoad(folder, None, (PluginProblem(folder.name, "plugin.json",
-                                                       f"could not be read: {type(exc).__name__}"),))
+        return PluginLoad(folder, None, (Problem("plugin.json", f"could not be read: {type(exc).__name__}",
+                                                 within=folder.name),))
 
 
 def discover(root: Path | None = None, name: str | None = None) -> Catalog:

@@ -25,8 +25,9 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
-from airflow.sdk import BaseNotifier
+from airflow.sdk import BaseNotifier, conf
 
+from meccano.errors import ConfigError, NotificationError
 from meccano.secrets.redaction import mask_in_airflow, redact_text
 
 log = logging.getLogger("meccano.failure")
@@ -40,7 +41,10 @@ def _known_secrets() -> list[str]:
     """Every configured secret (:func:`meccano.settings.secrets.known_secrets`), best effort; handed to
     Airflow's masker as well."""
     try:
+        # lazy: meccano.settings.config costs 3 ms at import (python -X importtime)
         from meccano.settings.config import load_settings
+
+        # lazy: meccano.settings.secrets costs 17 ms at import (python -X importtime)
         from meccano.settings.secrets import known_secrets
 
         secrets = known_secrets(load_settings())
@@ -65,7 +69,6 @@ def run_link(dag_id: str, run_id: str) -> str:
     """The run in the Airflow UI (``[api] base_url``)."""
     base = ""
     try:
-        from airflow.sdk import conf
 
         base = (conf.get("api", "base_url", fallback="") or "").rstrip("/")
     except Exception:
@@ -145,7 +148,6 @@ class PluginFailureNotifier(BaseNotifier):
                     notifier.flush(KIND)  # the failed task's message (its error included), once
                     return
         except Exception as exc:
-            from meccano.errors import NotificationError
 
             if isinstance(exc, NotificationError):
                 raise
@@ -158,8 +160,8 @@ class PluginFailureNotifier(BaseNotifier):
 
 @contextmanager
 def _outbox() -> Iterator[tuple[Any, Any]]:
-    from meccano.fleet.notify import Notifier
-    from meccano.iotdb.db import Iotdb
+    from meccano.fleet.notify import Notifier  # lazy: meccano.fleet.notify costs 22 ms at import (python -X importtime)
+    from meccano.iotdb.db import Iotdb  # lazy: meccano.iotdb.db costs 19 ms at import (python -X importtime)
 
     settings = _settings()
     db = Iotdb.from_settings(settings)
@@ -170,7 +172,7 @@ def _outbox() -> Iterator[tuple[Any, Any]]:
 
 
 def _settings() -> Any:
-    from meccano.errors import ConfigError
+    # lazy: meccano.settings.config costs 3 ms at import (python -X importtime)
     from meccano.settings.config import Settings, load_settings
 
     try:
@@ -188,7 +190,6 @@ def deliver(subject: str, body: str, run: tuple[str, str] | None = None) -> None
             notifier.send(KIND, subject, body, run)
         return
     except Exception as exc:
-        from meccano.errors import NotificationError
 
         if isinstance(exc, NotificationError):
             raise
@@ -197,6 +198,7 @@ def deliver(subject: str, body: str, run: tuple[str, str] | None = None) -> None
     if not settings.aws.topic_arn:
         log.warning("no SNS topic configured (aws.topicArn / AWS_TOPICARN): %s\n%s", subject, body)
         return
+    # lazy: meccano.fleet.notify costs 22 ms at import (python -X importtime)
     from meccano.fleet.notify import clean_body, clean_subject, settings_sns_hook
 
     settings_sns_hook(settings).publish_to_target(target_arn=settings.aws.topic_arn, message=clean_body(body),

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from meccano.errors import PluginUserMissing, ScriptIsolationUnavailable
-from meccano.settings.prerequisites import Missing
+from meccano.problems import Problem
+from meccano.settings.config import IsolationMode
+from meccano.settings.prerequisites import missing
 
 if TYPE_CHECKING:
     from meccano.settings.config import Settings
@@ -56,6 +58,7 @@ def switch_problem(user: str) -> str | None:
     sudo = shutil.which("sudo")
     if sudo is None:
         return f"it runs as uid {uid}, not root, and sudo is not installed"
+    # lazy: meccano.scripts.hook costs 1064 ms at import (python -X importtime)
     from meccano.scripts.hook import runner_command
 
     command = runner_command(user)[3:]  # without "sudo -n --"
@@ -80,7 +83,7 @@ def plugin_user_fix(user: str) -> str:
 
 def isolation_fix(mode: str) -> str:
     """The ways out of a worker that cannot isolate scripts as ``mode`` asks."""
-    if mode == "pod":
+    if mode == IsolationMode.POD:
         return (f"install the {PROVIDER} provider and set plugins.podImage (docs/kubernetes.md); or set {SETTING} "
                 "to user (a worker that can switch users) or none (trusted script authors only)")
     return ("run the worker as root; or let it use the image's sudo rule (allow privilege escalation: Kubernetes "
@@ -93,10 +96,10 @@ def isolation_reason(settings: Settings) -> str | None:
     """Why this worker cannot isolate scripts as ``plugins.isolation`` asks (None: it can, or the mode is none).
     A missing plugin user is :func:`plugin_user_problem`'s to name."""
     mode = settings.plugins.isolation
-    if mode == "user":
+    if mode == IsolationMode.USER:
         why = switch_problem(settings.plugins.run_as)
         return None if why is None else f"this worker cannot start a script as {settings.plugins.run_as!r}: {why}"
-    if mode == "pod":
+    if mode == IsolationMode.POD:
         return pod_problem(settings)
     return None
 
@@ -107,7 +110,7 @@ def isolation_problem(settings: Settings) -> str | None:
     if reason is None:
         return None
     mode = settings.plugins.isolation
-    return f"{SETTING} is {mode!r}, but {reason}. Fix one of: {isolation_fix(mode)}"
+    return f"{SETTING} is '{mode}', but {reason}. Fix one of: {isolation_fix(mode)}"
 
 
 def pod_problem(settings: Settings) -> str | None:
@@ -130,7 +133,7 @@ def plugin_user_problem(settings: Settings, euid: int | None = None) -> str | No
     """Why ``plugins.runAs`` cannot be the user scripts run as, for ``user`` (to switch to it) and ``pod`` (its uid
     and gid): no such OS user on this worker, root's uid or group, or the worker's own user (a script would then read
     every environment and file of the worker). ``euid``: the worker's, this process's by default."""
-    if settings.plugins.isolation == "none":
+    if settings.plugins.isolation == IsolationMode.NONE:
         return None
     user = settings.plugins.run_as
     try:
@@ -149,17 +152,17 @@ def plugin_user_problem(settings: Settings, euid: int | None = None) -> str | No
     return None
 
 
-def isolation_missing(settings: Settings) -> list[Missing]:
+def isolation_missing(settings: Settings) -> list[Problem]:
     """What the chosen ``plugins.isolation`` lacks on this host: the plugin user, a worker that can switch to it,
     the pod isolation's provider and image (``db check``, ``config show`` and the Meccano page list it)."""
     found = []
     user, mode = settings.plugins.run_as, settings.plugins.isolation
     problem = plugin_user_problem(settings)
     if problem:
-        found.append(Missing(f"a usable OS user for plugins.runAs ({user!r})", problem, plugin_user_fix(user)))
+        found.append(missing(f"a usable OS user for plugins.runAs ({user!r})", problem, plugin_user_fix(user)))
     reason = isolation_reason(settings)
     if reason:
-        found.append(Missing(f"script isolation ({SETTING}: {mode})",
+        found.append(missing(f"script isolation ({SETTING}: {mode})",
                              f"{reason}; every R, python and nodejs task fails at once on such a worker",
                              isolation_fix(mode)))
     return found
@@ -167,7 +170,7 @@ def isolation_missing(settings: Settings) -> list[Missing]:
 
 def isolation_notice(settings: Settings) -> str | None:
     """A plain statement when scripts are not isolated (``none``): for ``db check`` and the Meccano page."""
-    if settings.plugins.isolation != "none":
+    if settings.plugins.isolation != IsolationMode.NONE:
         return None
     return (f"{SETTING} is 'none': R, python and nodejs plugins run as the worker's own OS user and can read what "
             "it can (its environment and Airflow's connections, other tasks' files, its processes' memory). Only "

@@ -115,7 +115,13 @@ class StreamRedactor:
 # key=value / key: value pairs whose value is a secret, and the password of a URL: hidden whatever their value
 _SECRET_PAIR = re.compile(r"(?i)\b([\w-]*(?:password|passwd|secret|token|secretaccesskey)[\w-]*)(\s*[=:]\s*)"
                           r"(\"[^\"]*\"|'[^']*'|\S+)")
-_URI_PASSWORD = re.compile(r"(\w+://[^:/\s@]+:)([^@\s]+)(@)")
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s:]*):(?P<pw>[^/@\s]*)@")
+
+
+def mask_url_credentials(text: str) -> str:
+    """``scheme://user:password@host`` -> ``scheme://user:***@host`` anywhere in ``text``: the one masking of the
+    credentials a URL carries, whatever its password."""
+    return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
@@ -124,14 +130,14 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
     usable, _short = usable_secrets(secrets)
     text = StreamRedactor(usable).redact(text.encode()).decode("utf-8", errors="replace")
     text = _SECRET_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
-    return _URI_PASSWORD.sub(r"\1***\3", text)
+    return mask_url_credentials(text)
 
 
 def mask_in_airflow(secrets: Iterable[str]) -> int:
     """Register every usable secret and each of its text forms with Airflow's masker (``mask_secret``);
     the number of forms handed over. Airflow skips values shorter than its ``[logging]
     min_length_masked_secret``: those are still redacted from script output by :class:`StreamRedactor`."""
-    from airflow.sdk.log import mask_secret
+    from airflow.sdk.log import mask_secret  # lazy: airflow.sdk.log costs 1185 ms at import (python -X importtime)
 
     forms = {form.decode("utf-8", errors="ignore") for secret in usable_secrets(secrets)[0]
              for form in secret_forms(secret)}

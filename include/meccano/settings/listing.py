@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from meccano.secrets.redaction import mask_url_credentials
 from meccano.settings.config import (
     KEY_ALIASES,
     Key,
@@ -20,7 +21,6 @@ from meccano.settings.config import (
     _read_yaml,
     _value_at,
     declared_keys,
-    mask_url_credentials,
 )
 
 BUILT_IN = "built-in default"

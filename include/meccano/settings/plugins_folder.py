@@ -21,6 +21,7 @@ def default_plugins_dir() -> Path:
     ``python -m meccano install-dags`` puts the shipped plugins)."""
     if (PROJECT_ROOT / "include" / "meccano").is_dir():
         return CHECKOUT_PLUGINS_DIR
+    # lazy: off the DAG parse (bench_parse: at the top with its neighbours, +8% on 1,000 plugins)
     from meccano.settings.hosts import airflow_home
 
     return airflow_home() / "meccano_plugins"

@@ -21,10 +21,12 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from meccano.settings.config import Settings, mask_url_credentials
+from meccano.problems import Problem
+from meccano.settings.config import Settings
+from meccano.settings.connections import aws_conn_id
+from meccano.settings.plugins_folder import FOLDER_FIX, folder_problem
 from meccano.settings.pool import IOTDB_POOL, sync_pool
 
 SETUP_COMMAND = "python -m meccano db upgrade"
@@ -33,16 +35,12 @@ PoolSlots = Callable[[str], int | None]  # pool name -> its slots; None: it does
 BucketProblem = Callable[[str, str], str | None]  # (bucket, connection id) -> None when usable, else why not
 
 
-@dataclass(frozen=True)
-class Missing:
-    """One missing prerequisite: what, what it breaks, and the command that creates it."""
+MISSING = "MISSING"  # the label of a missing prerequisite's line: ``MISSING what: why. Fix: command``
 
-    what: str
-    why: str
-    fix: str
 
-    def __str__(self) -> str:
-        return mask_url_credentials(f"MISSING {self.what}: {self.why}. Fix: {self.fix}")
+def missing(what: str, why: str, fix: str) -> Problem:
+    """One missing prerequisite: what (``where``), what it breaks (``message``), and the command that creates it."""
+    return Problem(what, why, fix, label=MISSING)
 
 
 def _bucket_name(location: str) -> str:
@@ -66,7 +64,7 @@ def remote_log_bucket() -> tuple[str, str] | None:
     """(bucket, connection id) of Airflow's remote task logs when they go to S3 (``[logging] remote_logging``
     with an ``s3://`` ``remote_base_log_folder``): without the bucket no task log is kept, so it is a
     prerequisite like the export's."""
-    from airflow.sdk import conf
+    from airflow.sdk import conf  # lazy: airflow.sdk costs 1056 ms at import (python -X importtime)
 
     if not conf.getboolean("logging", "remote_logging", fallback=False):
         return None
@@ -77,7 +75,6 @@ def remote_log_bucket() -> tuple[str, str] | None:
 
 def wanted_buckets(settings: Settings) -> list[tuple[str, str]]:
     """Every bucket a run writes to, with the connection that reaches it: the configuration's, then the logs'."""
-    from meccano.settings.connections import aws_conn_id
 
     conn_id = aws_conn_id(settings)
     wanted = [(bucket, conn_id) for bucket in required_buckets(settings)]
@@ -87,40 +84,39 @@ def wanted_buckets(settings: Settings) -> list[tuple[str, str]]:
     return wanted
 
 
-def missing_prerequisites(settings: Settings, pool_slots: PoolSlots, bucket_problem: BucketProblem) -> list[Missing]:
+def missing_prerequisites(settings: Settings, pool_slots: PoolSlots, bucket_problem: BucketProblem) -> list[Problem]:
     """Everything plugin tasks need that is not there (empty: all set)."""
-    found: list[Missing] = plugins_folder_missing()
+    found: list[Problem] = plugins_folder_missing()
     limit = settings.mysql.connection_limit
     try:
         slots = pool_slots(IOTDB_POOL)
     except Exception as exc:  # noqa: BLE001 - the check must say why it could not look, not crash
-        found.append(Missing(f"pool {IOTDB_POOL!r}", f"Airflow's metadata database could not be asked ({exc})",
+        found.append(missing(f"pool {IOTDB_POOL!r}", f"Airflow's metadata database could not be asked ({exc})",
                              "run `airflow db migrate`, then " + SETUP_COMMAND))
         slots = limit
     if slots is None:
-        found.append(Missing(f"pool {IOTDB_POOL!r}", "every plugin task takes a slot of it; without it Airflow "
+        found.append(missing(f"pool {IOTDB_POOL!r}", "every plugin task takes a slot of it; without it Airflow "
                              "leaves the tasks in 'scheduled' forever",
                              f"{SETUP_COMMAND} (or python -m meccano pool sync)"))
     elif slots != limit:
-        found.append(Missing(f"pool {IOTDB_POOL!r} with {limit} slots",
+        found.append(missing(f"pool {IOTDB_POOL!r} with {limit} slots",
                              f"it has {slots} slots, mysql.connectionLimit (MYSQL_CONNECTIONLIMIT) says {limit}",
                              "python -m meccano pool sync"))
     for bucket, conn_id in wanted_buckets(settings):
         why = bucket_problem(bucket, conn_id)
         if why:
-            found.append(Missing(f"bucket {bucket!r}", why, f"{SETUP_COMMAND} (creates it) or fix export.bucket / "
+            found.append(missing(f"bucket {bucket!r}", why, f"{SETUP_COMMAND} (creates it) or fix export.bucket / "
                                  "reports.directory / [logging] remote_base_log_folder and the AWS connection"))
     return found
 
 
-def plugins_folder_missing() -> list[Missing]:
+def plugins_folder_missing() -> list[Problem]:
     """The plugins folder (``MECCANO_PLUGINS_DIR``), when it is missing or holds no plugin."""
-    from meccano.settings.plugins_folder import FOLDER_FIX, folder_problem
 
     problem = folder_problem()
     if problem is None:
         return []
-    return [Missing(f"plugins folder {problem[0]}", f"it {problem[1]}; without a plugin folder there is no "
+    return [missing(f"plugins folder {problem[0]}", f"it {problem[1]}; without a plugin folder there is no "
                     "Meccano DAG", FOLDER_FIX)]
 
 
@@ -154,7 +150,10 @@ def _json_rows(output: str) -> list[dict[str, Any]]:
 
 def s3_bucket_problem(bucket: str, conn_id: str) -> str | None:
     """Why ``bucket`` is not usable through the AWS connection ``conn_id`` (``head_bucket``); None when it is."""
+    # lazy: airflow.providers.amazon.aws.hooks.s3 costs 1155 ms at import (python -X importtime)
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    # lazy: botocore.exceptions costs 1.2 ms at import (python -X importtime)
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -175,6 +174,7 @@ def create_prerequisites(settings: Settings, say: Callable[[str], None]) -> None
     """Create what is missing, saying each step: the buckets, then the pool (``airflow pools set``)."""
     buckets = wanted_buckets(settings)
     if buckets:
+        # lazy: airflow.providers.amazon.aws.hooks.s3 costs 1155 ms at import (python -X importtime)
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         for index, (bucket, conn_id) in enumerate(buckets, 1):

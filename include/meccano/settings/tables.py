@@ -34,6 +34,7 @@ def _ident(value: Any, where: str) -> str:
 
 
 def _entry(item: Any, where: str) -> TableEntry:
+    # lazy: meccano.settings.rules costs 2 ms at import (python -X importtime)
     from meccano.settings.rules import MAX_RETENTION_DAYS, parse_number, range_problem
 
     if not isinstance(item, dict):

@@ -24,8 +24,9 @@ from pathlib import Path
 from meccano.contract.manifest import Engine, ExecutionContext, PluginLoad, PluginManifest, display_name
 from meccano.files.bounded import read_bounded
 from meccano.plugins.discovery import Catalog, discover
+from meccano.problems import Problem, Severity
 from meccano.scripts.original_node import is_in_process_text, runner_problem
-from meccano.switchover.report import Note, PluginItem
+from meccano.switchover.report import PluginItem, change, check_once, needs_operator
 
 MAX_SOURCE_BYTES = 2 * 1024 * 1024
 _R_PACKAGE = re.compile(
@@ -65,17 +66,17 @@ def _line_of(text: str, position: int) -> int:
     return text.count("\n", 0, position) + 1
 
 
-def r_notes(source: str) -> list[Note]:
+def r_notes(source: str, filename: str) -> list[Problem]:
     wanted: dict[str, int] = {}
     for match in _R_PACKAGE.finditer(source):
         wanted.setdefault(match.group(1), _line_of(source, match.start()))
     installed = installed_r_packages()
     if installed is None:
-        return [Note("R is not installed here (Rscript is not on PATH): install it (apt-get install r-base-core "
-                     "r-cran-dbi r-cran-rmysql)" + (f"; the plugin loads {', '.join(sorted(wanted))}" if wanted
-                                                     else ""), action=True)]
-    return [Note(f"R package '{name}' (line {line}) is not installed here: "
-                 + _R_INSTALL.format(lower=name.lower().replace(".", ""), name=name), action=True)
+        loads = f"; the plugin loads {', '.join(sorted(wanted))}" if wanted else ""
+        return [needs_operator(filename, "R is not installed here (Rscript is not on PATH): install it (apt-get "
+                               f"install r-base-core r-cran-dbi r-cran-rmysql){loads}")]
+    return [needs_operator(filename, f"R package '{name}' (line {line}) is not installed here: "
+                           + _R_INSTALL.format(lower=name.lower().replace(".", ""), name=name))
             for name, line in wanted.items() if name not in installed]
 
 
@@ -96,76 +97,78 @@ def _imports(tree: ast.Module) -> list[tuple[str, int]]:
     return sorted(set(out), key=lambda item: item[1])
 
 
-def python_notes(source: str, filename: str) -> list[Note]:
+def python_notes(source: str, filename: str) -> list[Problem]:
     try:
         tree = ast.parse(source, filename)
     except SyntaxError as exc:
-        return [Note(f"{filename} line {exc.lineno}: not valid Python 3 ({exc.msg}); port it to Python 3 "
-                     "(scripts run with this installation's Python)", kind="change")]
+        return [change(filename, f"{filename} line {exc.lineno}: not valid Python 3 ({exc.msg}); port it to Python 3 "
+                       "(scripts run with this installation's Python)")]
     except ValueError as exc:  # null bytes
-        return [Note(f"{filename}: cannot be parsed ({exc})", kind="change")]
+        return [change(filename, f"{filename}: cannot be parsed ({exc})")]
     notes = []
     for module, line in _imports(tree):
         if importlib.util.find_spec(module) is None:
-            notes.append(Note(f"imports '{module}' (line {line}), which is not installed in this Python: install "
-                              "it in the workers' environment", action=True))
+            notes.append(needs_operator(filename, f"imports '{module}' (line {line}), which is not installed in this "
+                                        "Python: install it in the workers' environment"))
     return notes
 
 
-def node_notes(source: str, folder: Path) -> list[Note]:
+def node_notes(source: str, folder: Path, filename: str) -> list[Problem]:
     builtins = node_builtins()
     if builtins is None:
-        return [Note("Node.js is not installed here (node is not on PATH): install it (apt-get install nodejs)",
-                     action=True)]
+        return [needs_operator(filename, "Node.js is not installed here (node is not on PATH): install it "
+                               "(apt-get install nodejs)")]
     notes = []
     if is_in_process_text(source):
         problem = runner_problem()
-        notes.append(Note(f"an in-process node.js plugin of the original (exports.entrypoint): {problem}", action=True)
+        notes.append(needs_operator(filename, f"an in-process node.js plugin of the original (exports.entrypoint): "
+                                    f"{problem}")
                      if problem else
-                     Note("an in-process node.js plugin of the original (exports.entrypoint): it runs through the "
-                          "shipped runner, which provides ../config, ../mysql and ../aws; check that it uses them as "
-                          "docs/plugins.md, \"Original node.js plugins\" describes"))
+                     check_once(filename, "an in-process node.js plugin of the original (exports.entrypoint): it "
+                                "runs through the shipped runner, which provides ../config, ../mysql and ../aws; check "
+                                "that it uses them as docs/plugins.md, \"Original node.js plugins\" describes"))
     for match in _NODE_REQUIRE.finditer(source):
         name = match.group(1)
         base = name.removeprefix("node:").split("/")[0]
         if name.startswith("node:") or base in builtins or (folder / "node_modules" / name).is_dir():
             continue
-        notes.append(Note(f"requires the npm module '{name}' (line {_line_of(source, match.start())}), not in the "
-                          "plugin's node_modules/: install it there (npm install, then copy the folder again)",
-                          action=True))
+        notes.append(needs_operator(filename, f"requires the npm module '{name}' (line "
+                                    f"{_line_of(source, match.start())}), not in the plugin's node_modules/: install "
+                                    "it there (npm install, then copy the folder again)"))
     return notes
 
 
-def schedule_notes(manifest: PluginManifest) -> list[Note]:
+def schedule_notes(manifest: PluginManifest) -> list[Problem]:
     notes = []
     fields = manifest.schedule.split()
     if len(fields) == 5 and fields[2] not in ("*", "?") and fields[4] not in ("*", "?"):
-        notes.append(Note(f"schedule {manifest.schedule!r} restricts both the day of the month and the day of the "
-                          "week: Airflow (croniter, as Vixie cron) runs it on days matching EITHER one, while "
-                          "node-cron (the usual Node.js scheduler) requires both; check the days it should run"))
+        notes.append(check_once("schedule", f"schedule {manifest.schedule!r} restricts both the day of the month "
+                                "and the day of the week: Airflow (croniter, as Vixie cron) runs it on days matching "
+                                "EITHER one, while node-cron (the usual Node.js scheduler) requires both; check the "
+                                "days it should run"))
     if manifest.execution_context == ExecutionContext.BOTH:
-        notes.append(Note("executionContext 'both' ran it on both instances; now it runs once per schedule and "
-                          "its report reaches every web server through the report store: check that it does not "
-                          "rely on running on every host"))
+        notes.append(check_once("executionContext", "executionContext 'both' ran it on both instances; now it runs "
+                                "once per schedule and its report reaches every web server through the report store: "
+                                "check that it does not rely on running on every host"))
     return notes
 
 
-def _source(manifest: PluginManifest) -> tuple[str | None, Note | None]:
+def _source(manifest: PluginManifest) -> tuple[str | None, Problem | None]:
     try:
         return read_bounded(manifest.source, MAX_SOURCE_BYTES).decode("utf-8", "replace"), None
     except OSError as exc:
-        return None, Note(f"{manifest.source.name}: cannot be read ({exc})", kind="change")
+        return None, change(manifest.source.name, f"{manifest.source.name}: cannot be read ({exc})")
 
 
-def engine_notes(manifest: PluginManifest) -> list[Note]:
+def engine_notes(manifest: PluginManifest) -> list[Problem]:
     source, problem = _source(manifest)
     if source is None:
         return [problem] if problem else []
     if manifest.engine == Engine.R:
-        return r_notes(source)
+        return r_notes(source, manifest.source.name)
     if manifest.engine in (Engine.PYTHON, Engine.NATIVE):
         return python_notes(source, manifest.source.name)
-    return node_notes(source, manifest.folder)  # Engine.NODEJS, the last engine
+    return node_notes(source, manifest.folder, manifest.source.name)  # Engine.NODEJS, the last engine
 
 
 _SECONDS_HINT = ("; the original's node scheduler also read a leading seconds field: drop it "
@@ -177,10 +180,10 @@ def _invalid_item(load: PluginLoad) -> PluginItem:
     engine = raw.get("engine") if isinstance(raw.get("engine"), str) else "?"
     notes = []
     for problem in load.problems:
-        text = f"{problem.field}: {problem.message}"
+        text = f"{problem.where}: {problem.message}"
         if "has 6 fields" in problem.message:
             text += _SECONDS_HINT
-        notes.append(Note(f"{text} (in {display_name(load.folder)}/plugin.json)", kind="change"))
+        notes.append(change(problem.where, f"{text} (in {display_name(load.folder)}/plugin.json)"))
     return PluginItem(display_name(load.folder), str(engine)[:20], "change", notes)
 
 
@@ -189,8 +192,9 @@ def _valid_item(load: PluginLoad) -> PluginItem:
     assert manifest is not None
     notes = engine_notes(manifest) + schedule_notes(manifest)
     if not manifest.enabled:
-        notes.append(Note("disabled (enabled: false): its DAG is paused and unscheduled; trigger it by hand"))
-    status = "change" if any(n.kind == "change" for n in notes) else "warning" if notes else "unchanged"
+        notes.append(check_once("enabled", "disabled (enabled: false): its DAG is paused and unscheduled; trigger "
+                                "it by hand"))
+    status = "change" if any(n.severity == Severity.ERROR for n in notes) else "warning" if notes else "unchanged"
     return PluginItem(display_name(load.folder), manifest.engine, status, notes)
 
 

@@ -3,14 +3,17 @@
 Statuses of a setting: ``carried`` (kept as it is), ``replaced`` (by what, in ``detail``),
 ``ignored`` (why) and ``problem`` (the message ``config show`` gives). Statuses of a plugin
 folder: ``unchanged``, ``warning`` (notes say what to check) and ``change`` (what to change,
-where). A note with ``action`` set needs the operator before the plugin can run here (a
-missing R package, interpreter or module); the other notes are things to check once.
+where). Each note of a plugin and each setting that is a problem is a :class:`~meccano.problems.Problem`:
+severity ``error`` (the plugin needs a change), ``warning`` (the operator must act before the plugin can run
+here: a missing R package, interpreter or module) or ``info`` (a thing to check once).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from meccano.problems import Problem, Severity
 
 SETTING_LABELS = {"carried": "CARRIED", "replaced": "REPLACED", "ignored": "IGNORED", "problem": "PROBLEM"}
 PLUGIN_LABELS = {"unchanged": "UNCHANGED", "warning": "WARNING", "change": "CHANGE"}
@@ -29,12 +32,25 @@ class SettingItem:
         text = f"{SETTING_LABELS[self.status]:9} {self.source}: {self.key} = {self.value}"
         return f"{text} -> {self.detail}" if self.detail else text
 
+    @property
+    def problem(self) -> Problem | None:
+        """The setting as a problem (``status`` problem only): where is its key, within its source."""
+        return Problem(self.key, self.detail, within=self.source) if self.status == "problem" else None
 
-@dataclass(frozen=True)
-class Note:
-    text: str
-    kind: str = "warning"  # warning | change
-    action: bool = False  # the plugin cannot run here until the operator acts
+
+def change(where: str, text: str) -> Problem:
+    """A note: the plugin needs a change before it runs here."""
+    return Problem(where, text, severity=Severity.ERROR)
+
+
+def needs_operator(where: str, text: str) -> Problem:
+    """A note: the operator must act (install something) before the plugin can run here."""
+    return Problem(where, text, severity=Severity.WARNING)
+
+
+def check_once(where: str, text: str) -> Problem:
+    """A note: a thing to check once."""
+    return Problem(where, text, severity=Severity.INFO)
 
 
 @dataclass
@@ -42,7 +58,7 @@ class PluginItem:
     folder: str
     engine: str = "?"
     status: str = "unchanged"
-    notes: list[Note] = field(default_factory=list)
+    notes: list[Problem] = field(default_factory=list)
     version: str = ""  # "wins over a:1.0", "shadowed: a:2.0 wins"
 
     def lines(self) -> list[str]:
@@ -51,12 +67,12 @@ class PluginItem:
             head += f" [{self.version}]"
         if not self.notes:
             return [f"{head}: runs unchanged"]
-        return [head] + [f"          - {'needs a change: ' if n.kind == 'change' else ''}{n.text}"
+        return [head] + [f"          - {'needs a change: ' if n.severity == Severity.ERROR else ''}{n.message}"
                          for n in self.notes]
 
     @property
     def needs_action(self) -> bool:
-        return self.status == "change" or any(n.action for n in self.notes)
+        return self.status == "change" or any(n.severity != Severity.INFO for n in self.notes)
 
 
 @dataclass
@@ -107,7 +123,9 @@ class Report:
 
     def as_json(self) -> dict[str, Any]:
         return {"path": self.path, "config_file": self.config_file, "env_file": self.env_file,
-                "settings": [asdict(s) for s in self.settings],
-                "plugins": [{**asdict(p), "needs_action": p.needs_action} for p in self.plugins],
+                "settings": [{**asdict(s), "problem": s.problem.as_json() if s.problem else None}
+                             for s in self.settings],
+                "plugins": [{**asdict(p), "notes": [n.as_json() for n in p.notes], "needs_action": p.needs_action}
+                            for p in self.plugins],
                 "no_home": list(self.no_home), "counts": self.counts(), "summary": self.summary(),
                 "exit_code": self.exit_code}

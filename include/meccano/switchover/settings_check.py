@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from meccano.errors import ConfigError
-from meccano.settings.config import KEY_ALIASES, Key, declared_keys, kind_of, load_settings, mask_url_credentials
+from meccano.secrets.redaction import mask_url_credentials
+from meccano.settings.config import KEY_ALIASES, Key, declared_keys, kind_of, load_settings
 from meccano.settings.legacy import IGNORED
 from meccano.settings.messages import show
 from meccano.settings.pool import IOTDB_POOL

@@ -19,6 +19,8 @@ included here); routes get what they need through the dependencies of
 
 from __future__ import annotations
 
+from html import escape
+
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
@@ -37,7 +39,6 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     roots = get_roots(request)
     if exc.status_code == 401 and request.url.path.rstrip("/") == roots.app:
-        from html import escape
 
         return HTMLResponse(LOGIN_PAGE.format(airflow=escape(roots.airflow)), status_code=401)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)

@@ -56,7 +56,7 @@ def console_listing(catalog: Catalog, include_all: bool = False) -> list[dict[st
     rows += [{**raw(s.load), "status": "shadowed", "shadowedBy": s.by, "folder": s.load.folder.name}
              for s in catalog.shadowed]
     rows += [{**raw(load), "status": "invalid", "folder": load.folder.name,
-              "errors": [f"{p.field}: {p.message}" for p in load.problems]} for load in catalog.invalid]
+              "errors": [str(p.relative()) for p in load.problems]} for load in catalog.invalid]
     return rows
 
 

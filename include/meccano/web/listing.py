@@ -7,13 +7,13 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from meccano.contract.manifest import PluginLoad, PluginType, display_name, invalid_dag_id
+from meccano.contract.manifest import ORIGINAL_FIELDS, PluginLoad, PluginType, display_name, invalid_dag_id
 from meccano.plugins.discovery import Catalog, discover
 from meccano.reports.store import ReportEntry, ReportStore
 from meccano.scripts.engines import missing_interpreter
@@ -21,7 +21,6 @@ from meccano.web.runs import DagState, dag_states
 
 log = logging.getLogger(__name__)
 
-ORIGINAL_FIELDS = ("plugin", "engine", "enabled", "schedule", "description", "type", "executionContext")
 
 
 class LastRun(BaseModel):
@@ -45,18 +44,20 @@ class ReportInfo(BaseModel):
     files: list[str]
 
 
-class PluginRow(BaseModel):
-    """One plugin folder. The first seven fields are plugin.json's, unchanged (null when absent)."""
+if TYPE_CHECKING:
+    class _OriginalFields(BaseModel):
+        def __getattr__(self, key: str) -> Any: ...  # the fields create_model adds below
+else:  # plugin.json's original fields (declared by the contract), as written: any JSON value, null when absent
+    _OriginalFields = create_model("OriginalFields", **{
+        key: (Any, Field(description=f"plugin.json '{key}' as written (null when absent)")) for key in ORIGINAL_FIELDS})
+
+
+class PluginRow(_OriginalFields):
+    """One plugin folder. The first seven fields are plugin.json's (:data:`ORIGINAL_FIELDS`), unchanged (null when
+    absent)."""
 
     model_config = ConfigDict(populate_by_name=True)
 
-    plugin: Any = Field(description="plugin.json 'plugin' as written, e.g. deviceAvgTime:1.0")
-    engine: Any
-    enabled: Any
-    schedule: Any
-    description: Any
-    type: Any
-    executionContext: Any
     folder: str = Field(description="Folder name under meccano_plugins/")
     name: str | None
     version: str | None
@@ -156,7 +157,7 @@ def _row(entry: _Entry, where: _Where) -> PluginRow:
         version=manifest.version if manifest else None,
         dag_id=dag_id,
         valid=entry.valid,
-        errors=[f"{p.field}: {p.message}" for p in load.problems],
+        errors=[str(p.relative()) for p in load.problems],
         shadowed_by=shadowed_by,
         paused=state.paused if state else None,
         last_run=LastRun(state=state.last_state, run_id=state.last_run_id, started_at=state.last_run_at,

@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from markupsafe import Markup
 
 from meccano.contract.manifest import PluginType
-from meccano.settings.prerequisites import Missing
+from meccano.problems import Problem
 from meccano.web.listing import PluginRow
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -36,7 +36,7 @@ def _template() -> tuple[Template, Markup]:
 
 
 def render_page(rows: list[PluginRow], listing_href: str, timezone: str = "UTC",
-                missing: Sequence[Missing] = (), notices: Sequence[str] = ()) -> str:
+                missing: Sequence[Problem] = (), notices: Sequence[str] = ()) -> str:
     """The page; every time shown in ``timezone`` (the fleet's zone, the one the crons run in); what plugin tasks
     need and is ``missing`` at the top, then ``notices`` (choices of the operator the page states plainly, such as
     ``plugins.isolation: none``)."""
@@ -45,5 +45,5 @@ def render_page(rows: list[PluginRow], listing_href: str, timezone: str = "UTC",
     return template.render(
         rows=rows, valid=valid, invalid=[r for r in rows if not r.valid],
         reports=[r for r in valid if r.type == PluginType.REPORT and not r.shadowed_by],
-        listing_href=listing_href, now=datetime.now(UTC), css=css, timezone=timezone, missing=missing,
-        notices=notices)
+        listing_href=listing_href, now=datetime.now(UTC), css=css, timezone=timezone,
+        missing=[m.masked() for m in missing], notices=notices)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from meccano.scripts.isolation import isolation_notice
 from meccano.web.access import User, visible_rows
 from meccano.web.context import Context, Roots
 from meccano.web.listing import build_listing
@@ -20,8 +21,6 @@ router = APIRouter()
 
 
 def _notices(ctx: Context) -> list[str]:
-    from meccano.scripts.isolation import isolation_notice
-
     notice = isolation_notice(ctx.settings)
     return [notice] if notice else []
 

@@ -10,6 +10,7 @@ table has the columns the ServiceManager reads. A database of a version before a
 from __future__ import annotations
 
 from alembic import op
+from sqlalchemy import inspect
 
 from meccano.errors import MigrationError
 
@@ -91,8 +92,6 @@ def _columns(ddl: str) -> list[str]:
 
 
 def upgrade() -> list[str]:
-    from sqlalchemy import inspect
-
     bind = op.get_bind()
     dialect = "sqlite" if bind.dialect.name == "sqlite" else "mysql"
     inspector = inspect(bind)

@@ -11,6 +11,7 @@ ServiceManager's and is left alone. The gateway's own columns and indexes are no
 from __future__ import annotations
 
 from alembic import op
+from sqlalchemy import inspect
 
 revision = "0002_drop_facts_stats_idx"
 down_revision = "0001_baseline"
@@ -21,8 +22,6 @@ COLUMNS = ["device", "sensor", "creationDate", "data"]
 
 
 def upgrade() -> list[str]:
-    from sqlalchemy import inspect
-
     bind = op.get_bind()
     inspector = inspect(bind)
     if "Facts" not in inspector.get_table_names():

@@ -8,7 +8,9 @@ Idempotent: a column already there is left as it is. Nothing of the gateway is t
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
+from sqlalchemy import inspect
 
 revision = "0003_notification_run_key"
 down_revision = "0002_drop_facts_stats_idx"
@@ -17,14 +19,10 @@ COLUMNS = ("dagId", "runId")
 
 
 def _present() -> set[str]:
-    from sqlalchemy import inspect
-
     return {c["name"] for c in inspect(op.get_bind()).get_columns("Notification")}
 
 
 def upgrade() -> list[str]:
-    import sqlalchemy as sa
-
     have = _present()
     done = []
     for name in COLUMNS:
