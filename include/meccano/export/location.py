@@ -7,16 +7,14 @@ the worker's own and on one host. Read by the DAG's parse (asset URIs) without t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from airflow.sdk import ObjectStoragePath
 
 from meccano.errors import StorageError, UnsafeFile
 from meccano.files.private import own_folders
 from meccano.settings.config import Settings
 from meccano.settings.connections import aws_conn_id
 from meccano.settings.hosts import airflow_home, spreading_executors
-
-if TYPE_CHECKING:
-    from airflow.sdk import ObjectStoragePath
 
 LOCAL_TARGET = "meccano-export"
 DEFAULT_LOCAL_DIRECTORY = "meccano-exports"  # under $AIRFLOW_HOME, when export.localDirectory is empty
@@ -60,8 +58,6 @@ def target_root(settings: Settings) -> ObjectStoragePath:
     Airflow keeps one filesystem per protocol and connection for the life of a process; every task runs
     in its own process, so a task always reads the connection as it is when the task starts.
     """
-    from airflow.sdk import ObjectStoragePath
-
     url = target_url(settings)
     if url.startswith("file://"):
         local_target_folder(settings)

@@ -75,7 +75,7 @@ class CsvToArrow:
     def __init__(self, columns: Sequence[Column]) -> None:
         # lazy: pyarrow costs 137 ms at import (python -X importtime); a CSV export never loads it
         import pyarrow as pa
-        import pyarrow.csv as pacsv
+        import pyarrow.csv as pacsv  # lazy: as above
 
         self.schema = arrow_schema(columns)
         # typed rows waiting per open part (all parts of a pass share this converter and one file thread)
@@ -91,7 +91,7 @@ class CsvToArrow:
     def table(self, data: bytes) -> pa.Table:
         # lazy: pyarrow costs 137 ms at import (python -X importtime); a CSV export never loads it
         import pyarrow as pa
-        import pyarrow.csv as pacsv
+        import pyarrow.csv as pacsv  # lazy: as above
 
         if not data:
             return self.schema.empty_table()
