@@ -28,7 +28,9 @@ from meccano.export.model import Chunk, Column, FileFormat, Manifest, Part, Tabl
 from meccano.export.partfile import GrowthWatcher, PartFile
 from meccano.export.stream import lower_this_thread
 
-QUEUE_BLOCKS = 16  # blocks in flight to the file thread (each at most one fetch batch, ~1 MB)
+# blocks in flight to the file thread (each at most one fetch batch, ~1 MB); 16 gave the same speed and
+# 8-10 MB more peak memory (bench/README.md)
+QUEUE_BLOCKS = 6
 
 
 class PartFormat(Protocol):

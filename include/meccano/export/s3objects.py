@@ -235,6 +235,7 @@ class PartStreams:
 
     def __init__(self, objects: Callable[[], S3Objects], chunk: int, prepare: Callable[[], None]) -> None:
         self.chunk = chunk
+        self.buffer = memoryview(bytearray(READ_BLOCK))  # the sender's one read buffer: no allocation per block
         self.objects: S3Objects | None = None  # set by the sender once prepared
         self.failure: BaseException | None = None  # the first failure of any job
         self.stopped = False
@@ -373,13 +374,14 @@ class PartStream:
         """The file's bytes ``[offset, offset + length)`` as the next part: hashed in blocks, then sent from the
         file (boto3's own ``ReadFileChunk``), so a chunk never sits in memory whole."""
         digest = hashlib.sha256()
-        with self.local.open("rb") as src:
+        buffer = self.owner.buffer
+        with self.local.open("rb", buffering=0) as src:
             src.seek(offset)
             left = length
-            while left and (block := src.read(min(READ_BLOCK, left))):
-                digest.update(block)
-                self._whole.update(block)
-                left -= len(block)
+            while left and (got := src.readinto(buffer[:min(READ_BLOCK, left)])):
+                digest.update(buffer[:got])
+                self._whole.update(buffer[:got])
+                left -= got
         self._digests.append(digest.digest())
         assert self.upload_id is not None
         with ReadFileChunk.from_filename(str(self.local), offset, length, enable_callbacks=False) as body:
