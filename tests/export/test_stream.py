@@ -358,3 +358,20 @@ def test_range_counts_equal_the_histogram_per_range_over_several_statements(iotd
         histogram = snap.histogram("Facts", "creationDate", [(bounds[0], bounds[-1])])
     chunks = [Chunk(a, b, 0) for a, b in ranges]
     assert counts == counts_per_chunk(histogram, chunks) and sum(counts) == 900 and len(counts) == 48
+
+
+def test_a_utc_system_zone_is_read_as_plus_zero_and_nothing_else_is(iotdb):
+    """``SYSTEM`` on a UTC host is the same zone as ``'+00:00'``, which the server converts without the OS per
+    row; any other zone (a named one, an offset, a non-UTC host) is left as the session has it."""
+    from meccano.export.snapshot import utc_system_zone
+
+    assert utc_system_zone("SYSTEM", "UTC") and utc_system_zone("SYSTEM", "Etc/UTC")
+    assert not utc_system_zone("SYSTEM", "CET") and not utc_system_zone("Europe/Madrid", "UTC")
+    assert not utc_system_zone("+01:00", "UTC")
+    with iotdb.engine.connect() as con:
+        session, system = con.exec_driver_sql("SELECT @@session.time_zone, @@system_time_zone").one()
+    with Snapshot(iotdb) as snap:
+        cur = snap.con.cursor()
+        cur.execute("SELECT @@session.time_zone")
+        (zone,) = cur.fetchone()
+    assert zone == ("+00:00" if utc_system_zone(session, system) else session)

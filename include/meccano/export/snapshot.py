@@ -92,6 +92,16 @@ def access_hint(index: str | None, full_scan: bool) -> str:
     return f" IGNORE INDEX ({index})" if full_scan else f" FORCE INDEX ({index})"
 
 
+UTC_NAMES = ("UTC", "GMT", "Etc/UTC", "Etc/GMT", "Z", "Universal", "Zulu")
+
+
+def utc_system_zone(session_zone: str, system_zone: str) -> bool:
+    """True when the session's zone is ``SYSTEM`` and the server's system zone is UTC: then ``'+00:00'`` is the
+    same zone, and MariaDB/MySQL compare and format ``TIMESTAMP`` values in it without asking the OS for every row
+    (``SYSTEM`` does; a day's range count took 1.36-1.49 s against 0.99-1.02 s for 5 M rows, bench/README.md)."""
+    return session_zone == "SYSTEM" and system_zone in UTC_NAMES
+
+
 def merged(ranges: Sequence[Range]) -> list[Range]:
     """``ranges`` sorted, with touching or overlapping ones joined."""
     out: list[Range] = []
@@ -130,6 +140,9 @@ class Snapshot:
             cur = self.con.cursor()
             cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cur.execute("SET SESSION net_write_timeout = 3600")
+            cur.execute("SELECT @@session.time_zone, @@system_time_zone")
+            if utc_system_zone(*cur.fetchone()):
+                cur.execute("SET SESSION time_zone = '+00:00'")  # the same zone, without the OS per row
             cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
             cur.close()
         else:

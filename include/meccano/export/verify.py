@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 
-VERIFY_THREADS = 2  # checks at once: a day's database count runs while its (or another day's) S3 checks do
+VERIFY_THREADS = 4  # checks at once: a day's database count runs while its (or another day's) S3 checks do
 
 
 def fresh_counts(db: Iotdb, day: TableDay, chunks: list[Chunk]) -> list[int]:
