@@ -14,7 +14,7 @@ from meccano.errors import StorageError, UnsafeFile
 from meccano.files.private import own_folders
 from meccano.settings.config import Settings
 from meccano.settings.connections import aws_conn_id
-from meccano.settings.hosts import airflow_home, spreading_executors
+from meccano.settings.hosts import airflow_home, splitting_executors
 
 LOCAL_TARGET = "meccano-export"
 DEFAULT_LOCAL_DIRECTORY = "meccano-exports"  # under $AIRFLOW_HOME, when export.localDirectory is empty
@@ -71,10 +71,8 @@ def local_target_problem(settings: Settings) -> str | None:
     """Why a ``file://`` target would be split between hosts, or None. With an executor that runs tasks on
     other hosts, the export task would write a day to one worker's disk and verify would read another's."""
     url = target_url(settings)
-    if not url.startswith("file://"):
-        return None
-    spread = spreading_executors()
-    if not spread or settings.export.local_target_shared:
+    spread = splitting_executors(url, settings.export.local_target_shared)
+    if not spread:
         return None
     return (f"the export target is the local folder {url[len('file://'):]} but Airflow's executor "
             f"({', '.join(spread)}) runs tasks on other hosts: the export task would write the days to one worker's "

@@ -77,13 +77,11 @@ def default_root() -> str:
 def split_store_problem(settings: Settings, location: str | None = None) -> str | None:
     """Why this report store would be split between hosts, or None when every host sees the same one."""
     location = location or root_location(settings)
-    if not location.startswith("file://"):
-        return None
     # lazy: off the DAG parse (bench_parse: at the top with its neighbours, +8% on 1,000 plugins)
-    from meccano.settings.hosts import spreading_executors
+    from meccano.settings.hosts import splitting_executors
 
-    spread = spreading_executors()
-    if not spread or settings.reports.shared:
+    spread = splitting_executors(location, settings.reports.shared)
+    if not spread:
         return None
     return (f"the report store is the local folder {location[len('file://'):]} but Airflow's executor "
             f"({', '.join(spread)}) runs tasks on other hosts: each worker would publish reports to its own "

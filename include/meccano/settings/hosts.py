@@ -31,6 +31,14 @@ def spreading_executors() -> list[str]:
     return [name for name in configured_executors() if name not in SINGLE_HOST_EXECUTORS]
 
 
+def splitting_executors(location: str, shared: bool) -> list[str]:
+    """The executors that would split a ``file://`` location between hosts (each task on its own disk); empty for
+    another location, a folder declared ``shared`` (a volume every host mounts), or one host."""
+    if not location.startswith("file://") or shared:
+        return []
+    return spreading_executors()
+
+
 def airflow_home() -> Path:
     """Airflow's own ``AIRFLOW_HOME`` (default ``~/airflow``): where the product keeps what has no setting."""
     return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
