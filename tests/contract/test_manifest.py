@@ -10,6 +10,7 @@ import pytest
 from meccano.contract.cron import cron_problem
 from meccano.contract.manifest import load_plugin
 from meccano.plugins.discovery import discover
+from meccano.problems import Severity
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "plugins"
 
@@ -155,7 +156,10 @@ def test_missing_docs_page_is_a_warning_not_a_problem(tmp_path: Path):
     assert load_plugin(tmp_path / "documented:1.0").warnings == ()
     load = load_plugin(tmp_path / "undocumented:1.0")
     assert load.valid
-    assert load.warnings == ("undocumented:1.0: assets/index.html is missing; the plugin has no documentation page",)
+    (warning,) = load.warnings
+    assert warning.severity == Severity.WARNING
+    assert str(warning) == ("undocumented:1.0: assets/index.html: is missing; the plugin has no documentation page. "
+                            "Fix: add the plugin's documentation page there (docs/plugins.md)")
 
 
 def test_a_folder_is_not_a_source_file_or_a_manifest(tmp_path: Path):

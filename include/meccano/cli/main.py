@@ -47,14 +47,17 @@ def _plugins_list(args: argparse.Namespace) -> int:
         assert m is not None
         rows.append({"plugin": m.plugin, "dag_id": m.dag_id, "status": "active" if m.enabled else "disabled",
                      "engine": str(m.engine), "type": str(m.type), "schedule": m.schedule,
-                     "errors": [], "problems": [], "warnings": list(load.warnings)})
+                     "errors": [], "problems": [w.as_json() for w in load.warnings],
+                     "warnings": [str(w) for w in load.warnings]})
     for item in catalog.shadowed:
         rows.append({"plugin": item.load.folder.name, "dag_id": None, "status": f"shadowed by {item.by}",
-                     "errors": [], "problems": [], "warnings": list(item.load.warnings)})
+                     "errors": [], "problems": [w.as_json() for w in item.load.warnings],
+                     "warnings": [str(w) for w in item.load.warnings]})
     for load in catalog.invalid:
         rows.append({"plugin": load.folder.name, "dag_id": invalid_dag_id(load.folder), "status": "invalid",
-                     "errors": [str(p) for p in load.problems], "problems": [p.as_json() for p in load.problems],
-                     "warnings": list(load.warnings)})
+                     "errors": [str(p) for p in load.problems],
+                     "problems": [p.as_json() for p in (*load.problems, *load.warnings)],
+                     "warnings": [str(w) for w in load.warnings]})
     skipped = [{"plugin": s.name, "dag_id": None, "status": "skipped", "errors": [], "problems": [],
                 "warnings": [s.reason]} for s in catalog.skipped]
     if args.output in ("json", "yaml"):
@@ -105,7 +108,7 @@ def _plugins_validate(args: argparse.Namespace) -> int:
             for problem in load.problems:
                 print(f"    {_printable(str(problem))}")
         for warning in load.warnings:
-            print(f"    warning: {_printable(warning)}")
+            print(f"    warning: {_printable(str(warning))}")
     print(f"{len(folders) - bad} valid, {bad} invalid" + (f", {skipped} skipped ({SKIP_RULE})" if skipped else ""))
     return 1 if bad else 0
 

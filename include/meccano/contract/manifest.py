@@ -29,7 +29,7 @@ from pydantic_core import ErrorDetails
 from meccano.contract.cron import cron_problem
 from meccano.errors import PluginError, UnsafeFile
 from meccano.files.bounded import inside, read_bounded
-from meccano.problems import Problem
+from meccano.problems import Problem, Severity
 from meccano.settings.messages import error_text
 from meccano.settings.messages import show as _show
 
@@ -293,7 +293,7 @@ class PluginLoad:
     manifest: PluginManifest | None
     problems: tuple[Problem, ...] = ()  # each within the folder's name, where: the field
     raw: dict[str, Any] | None = None
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[Problem, ...] = ()  # severity warning: what works, but not fully
 
     @property
     def valid(self) -> bool:
@@ -528,9 +528,11 @@ def _load(folder: Path, label: str, root: Path) -> PluginLoad:
     parts = split_plugin_id(plugin_id) if isinstance(plugin_id, str) else None
     if parts and engine in SOURCE_SUFFIX:
         add(_source_problems(base, root, f"{plugin_id}{SOURCE_SUFFIX[engine]}", engine))
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[Problem, ...] = ()
     if not os.path.isfile(os.path.join(base, "assets", "index.html")):
-        warnings = (f"{label}: assets/index.html is missing; the plugin has no documentation page",)
+        warnings = (Problem("assets/index.html", "is missing; the plugin has no documentation page",
+                            "add the plugin's documentation page there (docs/plugins.md)", Severity.WARNING,
+                            within=label),)
 
     if problems or spec is None or parts is None:
         return PluginLoad(folder, None, tuple(problems), raw, warnings)
