@@ -348,9 +348,49 @@ def test_a_part_given_up_mid_stream_leaves_no_upload(faulty, s3_server, streamed
     watcher.cancel()
     file.close()
     when(lambda: not incomplete_uploads(s3_server, faulty))
-    streams.abort()
     assert not any(o["Key"] == key for o in s3_server.client().list_objects_v2(
         Bucket=faulty.bucket, Prefix=faulty.prefix).get("Contents", []))
+    # the same part written again (the exact re-read after an ambiguous value): the given-up one failed nothing
+    path.unlink()
+    data = os.urandom(6 * MIB)
+    _written(streams, path, key, data)
+    streams.check()
+    assert streams.result(key).endswith("-2")
+    streams.abort()
+    assert s3_server.client().get_object(Bucket=faulty.bucket, Key=key)["Body"].read() == data
+    assert not incomplete_uploads(s3_server, faulty)
+
+
+def test_a_part_given_up_while_its_chunk_is_in_flight_fails_nothing_else(faulty, s3_server, streamed, monkeypatch):
+    """The part is given up while the sender is sending one of its chunks, which then fails (its upload was
+    aborted under it): that failure is the given-up part's alone, the other parts go on."""
+    from meccano.export.partfile import HashingFile
+    from meccano.export.s3objects import S3Objects
+
+    target, path, key = streamed
+    streams = target.streams(target.preflight)
+    watcher = streams.watch(key, path)
+    real_send = S3Objects.send_chunk
+
+    def given_up_in_flight(self: Any, *args: Any) -> Any:
+        watcher.cancel()  # the write failed meanwhile: the part writer gives the part up
+        raise StorageError("NoSuchUpload: the upload was aborted")
+
+    monkeypatch.setattr(S3Objects, "send_chunk", given_up_in_flight)
+    file = HashingFile(path, watcher)
+    file.write(os.urandom(6 * MIB))
+    when(lambda: watcher.done.is_set())
+    file.close()
+    monkeypatch.setattr(S3Objects, "send_chunk", real_send)
+    streams.check()  # no failure of the streams
+    other = path.with_name("part-00001.csv.gz")
+    other_key = key.replace(path.name, other.name)
+    data = os.urandom(6 * MIB)
+    _written(streams, other, other_key, data)
+    assert streams.result(other_key).endswith("-2")
+    streams.abort()
+    assert s3_server.client().get_object(Bucket=faulty.bucket, Key=other_key)["Body"].read() == data
+    assert not incomplete_uploads(s3_server, faulty)
 
 
 def test_a_streamed_upload_past_the_time_limit_is_aborted(faulty, s3_server, streamed):

@@ -222,8 +222,9 @@ class PartStreams:
     a multipart upload; once the file is complete, the rest follows and the upload is completed (a file smaller
     than one chunk goes up in one ``PUT`` instead). One sender thread sends the chunks of every part in order, read
     back from the part file (the page cache) when their turn comes: the queue holds offsets, not bytes, so memory
-    stays at about one chunk however far the sender falls behind, and the write never waits for S3. Checksums as
-    for :meth:`S3Objects.put`.
+    stays at one read block however far the sender falls behind, and the write never waits for S3. Checksums as
+    for :meth:`S3Objects.put`. A part given up (its writer aborted: a failed write, or the exact re-read of
+    :func:`meccano.export.write.write_days`) has its upload aborted and is no failure of the others.
 
     The sender's first job is ``prepare`` (the S3 client set up, the bucket checked, days the ledger does not know
     refused, dead attempts' uploads swept: :func:`meccano.export.chain.prepare_target`), so that it too runs while
@@ -365,7 +366,7 @@ class PartStream:
                 created = self.objects.client.create_multipart_upload(
                     Bucket=self.objects.bucket, Key=self.key, ChecksumAlgorithm=ALGORITHM)
                 if not self.owner.started(self, created["UploadId"]):
-                    raise StorageError(f"the upload of {self.local.name} was stopped")
+                    return  # given up or stopped meanwhile: the new upload is already aborted
             self._send_chunk(offset, length)
         except BaseException as exc:  # kept for result(); the upload is aborted now, not left behind
             self._fail(exc)
@@ -414,7 +415,7 @@ class PartStream:
 
     def _fail(self, exc: BaseException) -> None:
         self._error = exc
-        if self.owner.failure is None:
+        if self.owner.failure is None and not self.cancelled:  # a part given up fails nothing else
             self.owner.failure = exc
         if self.upload_id is not None:
             self.abort_upload(self.upload_id)
