@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.services._proc import free_port, start, stop, wait_until
+from tests.services._proc import free_ports, start, stop, wait_until
 from tests.support.web import Reply, get_from, publish_sample_report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,7 +86,7 @@ def balanced(plugins_root, tmp_path):  # noqa: F811
 
     assert os.path.exists(NGINX), "nginx is missing: scripts/install-system-deps.sh test installs nginx-light"
     png = publish_sample_report(plugins_root)
-    app_port, lb_port, console_port, https_port, console_https_port, redirect_port = (free_port() for _ in range(6))
+    app_port, lb_port, console_port, https_port, console_https_port, redirect_port = free_ports(6)
     app_log = tmp_path / "uvicorn.log"
     # as docker-compose.yaml runs an API server: `airflow api-server --proxy-headers` (uvicorn with proxy headers,
     # trusting FORWARDED_ALLOW_IPS), the allow-list from MECCANO_WEB_CONSOLE_ALLOW

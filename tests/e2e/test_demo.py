@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from meccano.cli.demo import group_members
-from tests.services._proc import free_port
+from tests.services._proc import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.demo
@@ -106,7 +106,7 @@ def _assert_held_plugins_paused(base: str, token: str, banner: str) -> None:
 
 
 def test_make_demo_runs_the_fleet_and_stops_cleanly(tmp_path: Path):
-    port, console_port = free_port(), free_port()
+    port, console_port = free_ports(2)
     state = tmp_path / "demo-state"
     base = f"http://127.0.0.1:{port}"
     log = open(tmp_path / "demo.out", "wb")  # noqa: SIM115

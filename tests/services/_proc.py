@@ -17,6 +17,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(count: int, pick: Callable[[], int] | None = None) -> list[int]:
+    """``count`` distinct free ports (``pick``: how one is found, ``free_port`` by default). ``free_port`` called
+    several times in a row may hand out the same port twice (it is free again once its socket closes): two
+    servers of one test then share a port, and one of them answers for the other."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = (pick or free_port)()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 def wait_until(check: Callable[[], bool], timeout: float, what: str, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

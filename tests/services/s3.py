@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.services._proc import free_port, start, stop, wait_until
+from tests.services._proc import free_port, free_ports, start, stop, wait_until
 
 ACCESS_KEY = "meccanoTestAccessKey"
 SECRET_KEY = "meccano-Test-Secret-Key-42"  # test-only; tests check it never leaks
@@ -70,8 +70,7 @@ def start_s3(base: Path) -> S3Server:
     cfg.write_text(json.dumps({"identities": [{
         "name": "meccano", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-    s3_port, master, volume, filer = free_port(), free_port(), free_port(), free_port()
-    grpc = [free_port() for _ in range(4)]
+    s3_port, master, volume, filer, *grpc = free_ports(8, free_port)
     log = base / "weed.log"
     # -volume.max: SeaweedFS grows several volumes per bucket; 8 ran out once a few tests had made buckets.
     # Every port explicit: SeaweedFS otherwise derives gRPC ports as port + 10000 (invalid above

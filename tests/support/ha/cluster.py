@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg2
 
-from tests.services._proc import free_port, start
+from tests.services._proc import free_port, free_ports, start
 
 ROOT = Path(__file__).resolve().parents[3]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -57,7 +57,7 @@ class Cluster:
     dsn: str
     api_port: int = field(default_factory=free_port)
     # the log servers' ports of its own (defaults 8793/8794 would clash with another deployment of a parallel test)
-    log_ports: tuple[int, int] = field(default_factory=lambda: (free_port(), free_port()))
+    log_ports: tuple[int, int] = field(default_factory=lambda: tuple(free_ports(2)))  # type: ignore[arg-type]
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     started: list[subprocess.Popen] = field(default_factory=list)  # all, including replaced ones
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
