@@ -5,8 +5,9 @@ export and MariaDB. It passes bytes through until told otherwise:
 - :meth:`FaultProxy.refuse` — new connections reset at once (a server that is down), until :meth:`clear`;
 - :meth:`FaultProxy.throttle` — bytes towards the server (``up``) or the client (``down``) at most N a second;
 - :meth:`FaultProxy.on_request` — HTTP only: the Nth request matching a method and a path/query pattern (and
-  every later one, with ``times=None``) answered ``503 SlowDown`` without reaching the server, or its connection
-  reset; ``strip_checksums`` drops S3's ``x-amz-checksum-*`` response headers (a store without checksums).
+  every later one, with ``times=None``) answered ``503 SlowDown`` without reaching the server, its connection
+  reset, or (``corrupt``) passed on with one bit of its body flipped; ``strip_checksums`` drops S3's
+  ``x-amz-checksum-*`` response headers (a store without checksums).
 
 HTTP is followed request by request (``Content-Length`` bodies, ``Expect: 100-continue``); a request with a body of
 another kind (chunked) makes the connection opaque: passed through, no longer inspected.
@@ -30,7 +31,7 @@ SLOW_DOWN = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown
 @dataclass
 class Rule:
     """Requests whose ``METHOD target`` line matches ``pattern``: from the ``nth`` on, ``times`` of them (None:
-    all) get ``action`` ("503" or "reset")."""
+    all) get ``action`` ("503", "reset" or "corrupt")."""
 
     pattern: re.Pattern[bytes]
     action: str
@@ -199,17 +200,23 @@ class FaultProxy:
             rule = next((r for r in self._rules if r.fires(line)), None)
             if rule is not None:
                 self.fired.append(f"{rule.action} {line.decode(errors='replace')}")
+            if rule is not None and rule.action != "corrupt":
                 self._fault(link, rule.action, head, rest, body)
                 raise OSError("fault injected")
+            flip = rule is not None and body > 0  # "corrupt": one bit of the body's first byte, in transit
             link.methods.append(line.split(b" ", 1)[0])
             self._send(link.server, head, "up")
             while len(rest) < body:
                 more = link.client.recv(65536)
                 if not more:
                     raise OSError("client closed")
+                if flip and rest:
+                    rest, flip = bytes([rest[0] ^ 1]) + rest[1:], False
                 self._send(link.server, rest, "up")
                 body -= len(rest)
                 rest = more
+            if flip:
+                rest = bytes([rest[0] ^ 1]) + rest[1:]
             self._send(link.server, rest[:body], "up")
             buf = rest[body:]
 

@@ -35,6 +35,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from s3transfer.utils import ReadFileChunk
 
@@ -52,6 +53,23 @@ def b64(digest: bytes) -> str:
 def sha256_b64(hex_digest: str) -> str:
     """S3's form (base64) of a hex SHA-256."""
     return b64(bytes.fromhex(hex_digest))
+
+
+def export_client(hook: Any) -> Any:
+    """The connection's boto3 client (an ``S3Hook``'s), made to sign headers but not hash bodies for SigV4.
+
+    Over ``http://`` botocore otherwise reads every body once more, in 1 MiB reads, to put its SHA-256 in the
+    signature: for a part, a second hash of bytes this module has just hashed, and 1 MiB allocations on the
+    sender thread that grew its malloc arena by about 10 MB on a 5-day export (bench/README.md). Every body this
+    client sends carries its SHA-256 in ``x-amz-checksum-sha256`` (parts, whole objects, manifests), a header the
+    signature covers and S3 checks the body against (``BadDigest``); the list of a multipart upload's parts is
+    checked through the composite checksum S3 answers. That is the integrity botocore itself settles for over
+    ``https://``. A connection that sets ``payload_signing_enabled`` in its ``config_kwargs`` keeps its choice.
+    """
+    config = hook.config or Config()
+    s3 = dict(config.s3 or {})
+    s3.setdefault("payload_signing_enabled", False)
+    return hook.get_client_type(region_name=hook.region_name, config=config.merge(Config(s3=s3)))
 
 
 class S3Objects:

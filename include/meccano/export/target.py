@@ -44,8 +44,9 @@ from fsspec.exceptions import FSTimeoutError
 
 from meccano.errors import StorageError
 from meccano.export.location import target_root, target_url
+from meccano.export.memory import release_freed_memory
 from meccano.export.model import MANIFEST_NAME, Manifest, Part, TableDay
-from meccano.export.s3objects import PartStreams, S3Objects
+from meccano.export.s3objects import PartStreams, S3Objects, export_client
 from meccano.secrets.redaction import redact_text
 from meccano.settings.config import Settings
 from meccano.settings.connections import aws_conn_id
@@ -97,7 +98,9 @@ class Target:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         bucket = self.url[len("s3://"):].split("/", 1)[0]
-        return S3Objects(S3Hook(aws_conn_id=aws_conn_id(self._settings)).get_conn(), bucket)
+        objects = S3Objects(export_client(S3Hook(aws_conn_id=aws_conn_id(self._settings))), bucket)
+        release_freed_memory()  # what botocore freed reading its service model (meccano.export.memory)
+        return objects
 
     def streams(self, prepare: Callable[[], None]) -> PartStreams | None:
         """Part files sent to S3 while they are written (:class:`PartStreams`, which runs ``prepare`` first); None
@@ -199,6 +202,7 @@ class Fault(StrEnum):
     LOCAL_DENIED = "local_denied"
     LOCAL_FULL = "local_full"
     BUSY = "busy"
+    CORRUPTED = "corrupted"
     OTHER = "other"
 
 
@@ -210,6 +214,8 @@ DENIED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNo
 # S3 overloaded or failing for a while: the same request later succeeds (botocore retried it already)
 BUSY_CODES = frozenset({"SlowDown", "ServiceUnavailable", "Throttling", "ThrottlingException", "RequestTimeout",
                         "InternalError", "500", "502", "503", "504"})
+# the bytes S3 received do not hash to the checksum the export sent with them
+CORRUPTED_CODES = frozenset({"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"})
 
 
 def exception_chain(exc: BaseException) -> Iterator[BaseException]:
@@ -252,6 +258,8 @@ def client_error_fault(exc: BaseException) -> Fault | None:
         return Fault.DENIED
     if code in BUSY_CODES or (isinstance(status, int) and status >= 500):
         return Fault.BUSY
+    if code in CORRUPTED_CODES:
+        return Fault.CORRUPTED
     return Fault.OTHER
 
 
@@ -296,6 +304,10 @@ def fault_hint(fault: Fault, settings: Settings) -> str:
                            "nothing was purged, re-run"),
         Fault.BUSY: (f"the S3 endpoint of connection {conn!r} is overloaded or failing (SlowDown/5xx, after the "
                      "client's own retries): nothing was purged; the task's retries run it again, or re-run later"),
+        Fault.CORRUPTED: (f"the bytes the S3 endpoint of connection {conn!r} received did not match the SHA-256 "
+                          "sent with them (BadDigest), after the client's own retries: something between the "
+                          "worker and S3 alters data (a proxy, a faulty network card); S3 refused the object, "
+                          "nothing was purged; fix the path and re-run"),
     }
     return hints.get(fault, "nothing was purged; fix the cause and re-run")
 
