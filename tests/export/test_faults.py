@@ -414,12 +414,13 @@ def test_a_streamed_upload_past_the_time_limit_is_aborted(faulty, s3_server, str
 
 
 def test_a_target_that_fails_its_preparation_stops_the_write(faulty, s3_server, monkeypatch):
-    """The target is prepared (bucket, unknown days, sweep) on the sender thread while the rows are read; its
-    failure stops the write at the next block and is the run's error."""
-    from meccano.export import formats, write
+    """The target is prepared (bucket, unknown days, sweep) on the sender thread, which starts with the first part
+    file, while the rows are read; its failure stops the write at the next block and is the run's error."""
+    from meccano.export import formats
+    from meccano.export import write as write_module
 
     failed = threading.Event()
-    real_prepare, real_route, real_write = chain.prepare_target, write._route, formats.PartWriter.write
+    real_prepare, real_write = chain.prepare_target, formats.PartWriter.write
     written: list[int] = []
 
     def prepare(run: Any) -> None:
@@ -428,19 +429,19 @@ def test_a_target_that_fails_its_preparation_stops_the_write(faulty, s3_server, 
         finally:
             failed.set()
 
-    def route(*args: Any) -> None:
-        failed.wait(30)  # the first block arrives once the preparation has failed
-        real_route(*args)
+    def write(self: Any, data: bytes, rows: int) -> None:
+        real_write(self, data, rows)  # the first block makes the first part file: the sender starts
+        written.append(rows)
+        assert failed.wait(30)  # the next block comes once the preparation has failed
 
     monkeypatch.setattr(chain, "prepare_target", prepare)
-    monkeypatch.setattr(write, "_route", route)
-    monkeypatch.setattr(formats.PartWriter, "write", lambda self, data, rows: written.append(rows))
+    monkeypatch.setattr(formats.PartWriter, "write", write)
+    monkeypatch.setattr(write_module, "batch_rows", lambda part_bytes: 100)  # many blocks a day
     faulty.s3.on_request("HEAD", "", "503", times=None)  # the bucket check: S3 overloaded
     failing(faulty, "overloaded or failing", kinds=StorageError)
-    assert not written  # stopped before the first block was written
+    assert len(written) == 1  # stopped at the block after the failure
     nothing_purged(faulty)
     monkeypatch.setattr(chain, "prepare_target", real_prepare)
-    monkeypatch.setattr(write, "_route", real_route)
     monkeypatch.setattr(formats.PartWriter, "write", real_write)
     recovers(faulty, s3_server, "S3 failing the bucket check")
 

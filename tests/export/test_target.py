@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import errno
 import hashlib
+import inspect
 import json
 import os
 import subprocess
@@ -109,15 +110,21 @@ def test_the_export_client_signs_a_bodys_checksum_instead_of_hashing_the_body_ag
                                                                                    own_choice, header):
     """Over http:// botocore would hash every body again for SigV4 (a second pass over each part, in 1 MiB
     allocations); the export's client signs the ``x-amz-checksum-sha256`` header instead, which S3 checks the body
-    against. A connection that chooses payload signing keeps its choice; its other client options stay."""
+    against. A connection that chooses payload signing keeps its choice; its other client options stay, and the
+    client is the connection's (endpoint, region) without the provider's call-stack walk."""
     _config(tmp_path, monkeypatch)
     _, remote = new_bucket(s3_server, monkeypatch)
     if own_choice is not None:
         conn = json.loads(s3_server.connection_uri())
         conn["extra"]["config_kwargs"]["s3"]["payload_signing_enabled"] = own_choice
         monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
+    stack_walks = []
+    monkeypatch.setattr(inspect, "stack", lambda *a, **k: stack_walks.append(1) or [])
     s3 = Target(load_settings()).s3
     assert s3 is not None
+    assert not stack_walks  # the provider's user agent walks the stack (0.13 s): the export names itself
+    assert "Caller/MeccanoExport" in s3.client.meta.config.user_agent_extra
+    assert s3.client.meta.endpoint_url == s3_server.endpoint
     assert s3.client.meta.config.s3 == {"addressing_style": "path", "payload_signing_enabled": bool(own_choice)}
     assert s3.client.meta.config.retries["total_max_attempts"] == 3  # the connection's "max_attempts": 2 retries
     signed: list[bytes] = []

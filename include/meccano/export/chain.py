@@ -118,6 +118,8 @@ def export_step(settings: Settings, db: Iotdb, planned: dict[str, Any],
 def _export(settings: Settings, db: Iotdb, planned: dict[str, Any], logger: logging.Logger) -> dict[str, Any]:
     run = RunContext.of_plan(settings, db, planned, logger)
     run.target.root  # noqa: B018 - made once, here, before the sender thread shares it
+    # before the sender starts: its S3 client set-up (about 0.2 s of Python) would hold up these queries
+    _refuse_purged(run, [day for day in run.days if day.mode != Mode.RECONCILE])
     # S3: the parts go up while they are written, and the target is prepared while the first rows are read
     streams = run.target.streams(partial(prepare_target, run))
     if streams is None:
@@ -151,7 +153,6 @@ def _export_group(run: RunContext, group: list[TableDay], streams: PartStreams |
             if streams is not None:
                 streams.ready()
             return [_export_late_rows(run, group[0])]
-        _refuse_purged(run, group)
         manifests = write_days(run, group, streams)
         if streams is not None:
             streams.ready()

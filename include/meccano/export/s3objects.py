@@ -55,21 +55,33 @@ def sha256_b64(hex_digest: str) -> str:
     return b64(bytes.fromhex(hex_digest))
 
 
-def export_client(hook: Any) -> Any:
-    """The connection's boto3 client (an ``S3Hook``'s), made to sign headers but not hash bodies for SigV4.
+USER_AGENT = "Caller/MeccanoExport"  # what the provider's hook would name by walking the call stack
 
-    Over ``http://`` botocore otherwise reads every body once more, in 1 MiB reads, to put its SHA-256 in the
-    signature: for a part, a second hash of bytes this module has just hashed, and 1 MiB allocations on the
-    sender thread that grew its malloc arena by about 10 MB on a 5-day export (bench/README.md). Every body this
-    client sends carries its SHA-256 in ``x-amz-checksum-sha256`` (parts, whole objects, manifests), a header the
-    signature covers and S3 checks the body against (``BadDigest``); the list of a multipart upload's parts is
-    checked through the composite checksum S3 answers. That is the integrity botocore itself settles for over
-    ``https://``. A connection that sets ``payload_signing_enabled`` in its ``config_kwargs`` keeps its choice.
+
+def export_client(hook: Any) -> Any:
+    """The boto3 client of an ``S3Hook``'s connection (its session, endpoint, client options and TLS check), made
+    to sign headers but not hash bodies for SigV4, and without the hook's call-stack walk.
+
+    **Bodies.** Over ``http://`` botocore otherwise reads every body once more, in 1 MiB reads, to put its SHA-256 in
+    the signature: for a part, a second hash of bytes this module has just hashed. Every body this client sends
+    carries its SHA-256 in ``x-amz-checksum-sha256`` (parts, whole objects, manifests), a header the signature
+    covers and S3 checks the body against (``BadDigest``); the list of a multipart upload's parts is checked through
+    the composite checksum S3 answers. That is the integrity botocore itself settles for over ``https://``. A
+    connection that sets ``payload_signing_enabled`` in its ``config_kwargs`` keeps its choice.
+
+    **The user agent.** ``S3Hook.get_client_type`` names the calling operator in the user agent by
+    ``inspect.stack()``, which reads the source of every frame's module: 0.13 s of the client's 0.3-0.4 s set-up
+    in the benchmark, more under a task runner's deeper stack, all of it holding up the export's first rows
+    (bench/README.md). The client is made from the hook's own session instead, as that method does, and says
+    who calls in its user agent directly.
     """
     config = hook.config or Config()
     s3 = dict(config.s3 or {})
     s3.setdefault("payload_signing_enabled", False)
-    return hook.get_client_type(region_name=hook.region_name, config=config.merge(Config(s3=s3)))
+    agent = " ".join(filter(None, [USER_AGENT, config.user_agent_extra]))
+    return hook.get_session(region_name=hook.region_name).client(
+        "s3", endpoint_url=hook.conn_config.get_service_endpoint_url("s3"), verify=hook.verify,
+        config=config.merge(Config(s3=s3, user_agent_extra=agent)))
 
 
 class S3Objects:
@@ -246,10 +258,10 @@ class PartStreams:
 
     The sender's first job is ``prepare`` (the S3 client set up, the bucket checked, days the ledger does not know
     refused, dead attempts' uploads swept: :func:`meccano.export.chain.prepare_target`), so that it too runs while
-    the database is read. The first failure of any job stops the sender; the reader sees it at its next block
-    (:meth:`check`) and stops the write. :meth:`result` waits for a part and raises its upload's failure;
-    :meth:`abort` (any failure of the export, the task's time limit included) stops the sender and aborts every
-    upload not completed.
+    the database is read; the sender starts with the first part file (:meth:`start`). The first failure of any
+    job stops the sender; the reader sees it at its next block (:meth:`check`) and stops the write.
+    :meth:`result` waits for a part and raises its upload's failure; :meth:`abort` (any failure of the export, the
+    task's time limit included) stops the sender and aborts every upload not completed.
     """
 
     def __init__(self, objects: Callable[[], S3Objects], chunk: int, prepare: Callable[[], None]) -> None:
@@ -263,7 +275,17 @@ class PartStreams:
         self._streams: dict[str, PartStream] = {}
         self._lock = threading.Lock()  # upload ids: set by the sender, read by abort()
         self._jobs.put(partial(self._prepare, objects, prepare))
-        threading.Thread(target=self._run, name="meccano-export-upload", daemon=True).start()
+        self._sender = threading.Thread(target=self._run, name="meccano-export-upload", daemon=True)
+        self._starting = threading.Lock()
+
+    def start(self) -> None:
+        """Start the sender (once). Called when the first part file is made (:meth:`watch`), so the first rows are
+        already on their way: the S3 client's set-up decodes megabytes of botocore's JSON, holding the GIL for
+        tens of milliseconds at a time, and the write's first queries (columns, date index, the scan) each
+        waited behind it, 0.2 s in all (bench/README.md)."""
+        with self._starting:
+            if not self._sender.is_alive() and self._sender.ident is None:
+                self._sender.start()
 
     def _prepare(self, objects: Callable[[], S3Objects], prepare: Callable[[], None]) -> None:
         try:
@@ -280,6 +302,7 @@ class PartStreams:
 
     def ready(self) -> S3Objects:
         """Wait for ``prepare``; raise its failure, or the first failure of an upload."""
+        self.start()
         self._prepared.wait()
         self.check()
         assert self.objects is not None
@@ -294,6 +317,7 @@ class PartStreams:
         """The watcher of a new part file ``local`` whose object is ``key``."""
         stream = PartStream(self, key, local)
         self._streams[key] = stream
+        self.start()
         return stream
 
     def __contains__(self, key: str) -> bool:
