@@ -284,7 +284,7 @@ class PartStreams:
         tens of milliseconds at a time, and the write's first queries (columns, date index, the scan) each
         waited behind it, 0.2 s in all (bench/README.md)."""
         with self._starting:
-            if not self._sender.is_alive() and self._sender.ident is None:
+            if self._sender.ident is None:  # never started
                 self._sender.start()
 
     def _prepare(self, objects: Callable[[], S3Objects], prepare: Callable[[], None]) -> None:
