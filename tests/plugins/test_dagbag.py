@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import html
+import os
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
+from meccano.contract.manifest import load_plugin
 from meccano.plugins.discovery import discover
 from meccano.plugins.factory import build_dags, invalid_dag_id, minutes_schedule
 from meccano.settings.plugins_folder import CHECKOUT_PLUGINS_DIR
@@ -72,7 +75,7 @@ def test_operators_schedules_and_tags(monkeypatch: pytest.MonkeyPatch):
     assert script.get_task("run").retries == 0
     assert script.get_task("run").execution_timeout == timedelta(minutes=5)
     assert "version:2.0" in shadow.tags and "shadow:1.0" in shadow.doc_md and "shadow:1.5" in shadow.doc_md
-    assert "<p>goodNative:1.0</p>" in native.doc_md
+    assert "* documentation: [assets/index.html](/meccano/plugins/goodNative:1.0/docs)" in native.doc_md
 
 
 def test_script_command_never_contains_a_name_or_path():
@@ -164,7 +167,9 @@ def test_hostile_folders_each_become_one_failing_dag(tmp_path: Path):
     assert dags["withParams"]["params"]["mode"] == [{"type": "string", "enum": ["fast", "full"]}, None]
 
 
-def test_docs_page_is_bounded_and_never_followed(tmp_path: Path):
+def test_docs_page_is_linked_never_read_and_a_link_or_pipe_is_named(tmp_path: Path):
+    """The parse reads nothing of the page: a 50 MB page, a named pipe or a link costs it nothing and never blocks;
+    a page the web view would not serve (a link, a pipe) is not linked and is a warning that says why."""
     folder = tmp_path / "docs:1.0"
     folder.mkdir()
     (folder / "plugin.json").write_text(
@@ -172,15 +177,27 @@ def test_docs_page_is_bounded_and_never_followed(tmp_path: Path):
         ' "description": "d", "type": "worker", "executionContext": "master"}')
     (folder / "docs:1.0.py").write_text("def entrypoint(context):\n    pass\n")
     (folder / "assets").mkdir()
-    with open(folder / "assets" / "index.html", "wb") as handle:
+    page = folder / "assets" / "index.html"
+    with open(page, "wb") as handle:
         handle.write(b"<p>start</p>")
         handle.truncate(50 * 1024 * 1024)
     doc = build_dags(tmp_path)["docs"].doc_md
-    assert "<p>start</p>" in doc and len(doc) < 25_000
-    (folder / "assets" / "index.html").unlink()
-    (folder / "assets" / "index.html").symlink_to("/dev/zero")
-    doc = build_dags(tmp_path)["docs"].doc_md
-    assert "Documentation" not in doc
+    assert "<p>start</p>" not in doc and "[assets/index.html](/meccano/plugins/docs:1.0/docs)" in doc
+    for make, kind in ((lambda: page.symlink_to("/dev/zero"), "a symbolic link"),
+                       (lambda: os.mkfifo(page), "a named pipe")):
+        page.unlink()
+        make()
+        doc = build_dags(tmp_path)["docs"].doc_md
+        assert "documentation" not in doc
+        (warning,) = load_plugin(folder).warnings
+        assert str(warning).startswith(f"docs:1.0: assets/index.html: is {kind}, not a regular file; the web view "
+                                       "does not serve it")
+    page.unlink()
+    shutil.rmtree(folder / "assets")
+    (folder / "assets").symlink_to(tmp_path)
+    (warning,) = load_plugin(folder).warnings
+    assert str(warning).startswith("docs:1.0: assets: is a symbolic link, not a folder")
+    assert "documentation" not in build_dags(tmp_path)["docs"].doc_md
 
 
 PARAMS_PLUGIN = """

@@ -1,4 +1,4 @@
-"""What the factory does to parse cheaply: shared timetables checked by Airflow once, docs read once."""
+"""What the factory does to parse cheaply: shared timetables checked by Airflow once, docs linked, not read."""
 
 from __future__ import annotations
 
@@ -92,16 +92,16 @@ def test_a_schedule_airflow_rejects_becomes_an_invalid_dag(tmp_path: Path, fresh
     assert "zeroDay:1.0: AirflowTimetableInvalid:" in bad.doc_md
 
 
-def test_docs_page_is_read_into_the_dag_docs_up_to_the_limit(tmp_path: Path):
-    plugins = write_plugins(tmp_path, {"long": "@daily", "latin1": "@daily"})
-    (plugins / "long:1.0" / "assets").mkdir()
-    (plugins / "long:1.0" / "assets" / "index.html").write_text("<p>" + "é" * 30_000)
-    (plugins / "latin1:1.0" / "assets").mkdir()
-    (plugins / "latin1:1.0" / "assets" / "index.html").write_bytes(b"<p>caf\xe9</p>")
+def test_docs_page_is_linked_below_airflows_base_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The DAG docs link the page the Meccano view serves (Airflow 3's UI skips raw HTML in doc_md), below the path
+    of ``[api] base_url``; a plugin without a page gets no link."""
+    plugins = write_plugins(tmp_path, {"paged": "@daily", "bare": "@daily"})
+    (plugins / "paged:1.0" / "assets").mkdir()
+    (plugins / "paged:1.0" / "assets" / "index.html").write_text("<p>the page</p>")
     dags = build_dags(plugins)
-    page = dags["long"].doc_md.split("### Documentation (assets/index.html)\n\n", 1)[1]
-    # at most _DOC_LIMIT bytes (README), cut at a character boundary
-    assert page == ("<p>" + "é" * 30_000).encode()[:factory._DOC_LIMIT].decode("utf-8", errors="ignore")
-    assert len(page.encode()) <= factory._DOC_LIMIT and "\N{REPLACEMENT CHARACTER}" not in page
-    assert "<p>caf\N{REPLACEMENT CHARACTER}</p>" in dags["latin1"].doc_md
-    assert "plugin long" in dags["long"].doc_md
+    assert "* documentation: [assets/index.html](/meccano/plugins/paged:1.0/docs) (served by the Meccano view)" \
+        in dags["paged"].doc_md
+    assert "the page" not in dags["paged"].doc_md
+    assert "documentation" not in dags["bare"].doc_md and "plugin bare" in dags["bare"].doc_md
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://example.test/airflow/")
+    assert "](/airflow/meccano/plugins/paged:1.0/docs)" in build_dags(plugins)["paged"].doc_md

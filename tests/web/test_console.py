@@ -129,6 +129,6 @@ def test_load_balancer_routes_the_console_port_to_the_console_api():
     assert "rewrite ^ /meccano-console/plugins break;" in console
     assert "rewrite ^/plugins/(.*)$ /meccano-console/plugins/$1 break;" in console
     assert "location / { return 404; }" in console
-    from meccano.web.airflow_plugin import CONSOLE_PREFIX
+    from meccano.contract.web_paths import CONSOLE_PREFIX
 
     assert CONSOLE_PREFIX == "/meccano-console"

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from meccano.web.airflow_plugin import CONSOLE_PREFIX, NAME, URL_PREFIX, MeccanoWebPlugin
+from meccano.contract.web_paths import CONSOLE_PREFIX, WEB_PREFIX
+from meccano.web.airflow_plugin import NAME, MeccanoWebPlugin
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = "meccano.web.airflow_plugin:MeccanoWebPlugin"
@@ -92,7 +93,7 @@ def test_airflow_plugins_lists_the_meccano_plugin_with_an_empty_plugins_folder(a
     plugin = ours[0]
     assert f"EntryPoint(name='{NAME}', value='{TARGET}', group='airflow.plugins')" in plugin["source"]
     assert plugin["source"].startswith("meccano-servicemanager==")
-    assert sorted(app["url_prefix"] for app in plugin["fastapi_apps"]) == [URL_PREFIX, CONSOLE_PREFIX]
+    assert sorted(app["url_prefix"] for app in plugin["fastapi_apps"]) == [WEB_PREFIX, CONSOLE_PREFIX]
     assert [view["url_route"] for view in plugin["external_views"]] == ["meccano"]
 
 

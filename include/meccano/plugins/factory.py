@@ -8,25 +8,26 @@ A broken plugin never hides the others: each becomes a DAG of its own, tagged
 
 from __future__ import annotations
 
-import codecs
 import html
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Asset, Param, conf
 
 from meccano.contract.manifest import (
     CONFIG_ERROR_DAG,
+    DOCS_PAGE,
     INVALID_PREFIX,
     PluginLoad,
     PluginManifest,
     display_name,
     invalid_dag_id,
 )
+from meccano.contract.web_paths import WEB_PREFIX, docs_route
 from meccano.errors import ConfigError
-from meccano.files.bounded import read_bounded
 from meccano.plugins.discovery import Catalog, discover
 from meccano.plugins.native import run_native
 from meccano.scripts.engines import SCRIPT_ENGINES, missing_interpreter
@@ -37,7 +38,6 @@ from meccano.settings.pool import IOTDB_POOL
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 DEFAULT_RETRIES = 2
 DEFAULT_RETRY_DELAY = timedelta(minutes=2)
-_DOC_LIMIT = 20_000  # bytes of assets/index.html shown in the DAG's doc_md
 _MAX_ERRORS = 100
 
 
@@ -109,24 +109,28 @@ def _cron_data_intervals() -> bool:
     return bool(conf.getboolean("scheduler", "create_cron_data_intervals", fallback=False))
 
 
-def _docs(manifest: PluginManifest, shadowed: list[str]) -> str:
+def _docs(manifest: PluginManifest, folder: str, shadowed: list[str], docs_url: str | None) -> str:
+    """The DAG's docs: what the plugin is, and a link to its documentation page.
+
+    The page is linked, not pasted: Airflow 3's UI renders ``doc_md`` with raw HTML skipped, so an HTML page
+    pasted here showed as little more than its loose text, while the Meccano view serves it whole (its own
+    assets included). The parse reads nothing of it (bench/README.md, issue 37).
+    """
     lines = [f"## {manifest.plugin}", "", html.escape(manifest.description), "",
              f"* engine: `{manifest.engine}` · type: `{manifest.type}` · "
              f"executionContext: `{manifest.execution_context}`",
-             f"* folder: `{manifest.folder}`"]
+             f"* folder: `{folder}`"]
     if shadowed:
         lines.append(f"* shadows (lower versions, not run): {', '.join(shadowed)}")
-    try:  # never blocks on a pipe, never follows a link, reads the first _DOC_LIMIT bytes only
-        raw = read_bounded(manifest.docs_path, _DOC_LIMIT, truncate=True)
-        if len(raw) < _DOC_LIMIT:  # the whole page
-            page = raw.decode("utf-8", errors="replace")
-        else:  # a character cut by the byte limit is dropped, not shown as a replacement character
-            page = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(raw, final=False)
-    except OSError:
-        page = ""
-    if page:
-        lines += ["", "### Documentation (assets/index.html)", "", page]
+    if docs_url:
+        lines.append(f"* documentation: [{DOCS_PAGE}]({docs_url}) (served by the Meccano view)")
     return "\n".join(lines)
+
+
+def web_root() -> str:
+    """The Meccano view's path as the browser sees it: below the path of Airflow's ``[api] base_url``."""
+    base = conf.get("api", "base_url", fallback="") or ""
+    return urlsplit(base).path.rstrip("/") + WEB_PREFIX
 
 
 def _outlets(manifest: PluginManifest, settings: Settings) -> list[Asset]:
@@ -151,7 +155,9 @@ def plugin_params(manifest: PluginManifest) -> dict[str, Any]:
 
 
 def build_plugin_dag(manifest: PluginManifest, settings: Settings, shadowed: list[str] | None = None,
-                     cron_data_intervals: bool = False) -> DAG:
+                     cron_data_intervals: bool = False, docs_url: str | None = None) -> DAG:
+    """The plugin's DAG; ``docs_url`` links its documentation page from the DAG's docs (None: it has none)."""
+    folder = str(manifest.folder)
     schedule = schedule_for(manifest, settings)
     # Given to each task directly rather than as the DAG's default_args, which Airflow
     # deep-copies into every operator (measurable at 1,000 plugins).
@@ -186,12 +192,11 @@ def build_plugin_dag(manifest: PluginManifest, settings: Settings, shadowed: lis
             settings.plugins.pause_without_interpreter and missing_interpreter(manifest.engine) is not None),
         tags=["meccano", f"type:{manifest.type}", f"engine:{manifest.engine}", f"version:{manifest.version}",
               *(["disabled"] if schedule is None else [])],
-        doc_md=_docs(manifest, shadowed or []),
+        doc_md=_docs(manifest, folder, shadowed or [], docs_url),
         on_failure_callback=on_failure,
         params=plugin_params(manifest),
         render_template_as_native_obj=False,
     )
-    folder = str(manifest.folder)
     # The DAG is given to each task rather than entered as a context manager: the module
     # exports every DAG itself (globals), so Airflow's auto-registration has nothing to add.
     task_args["dag"] = dag
@@ -262,14 +267,16 @@ def build_dags(root: Path | None = None, only_dag_id: str | None = None) -> dict
         name = only_dag_id
     catalog: Catalog = discover(root, name=name)
     intervals = _cron_data_intervals()
+    docs_root = web_root()
     shadows: dict[str, list[str]] = {}
     for item in catalog.shadowed:
         shadows.setdefault(item.by, []).append(item.load.folder.name)
     for load in catalog.active:
         assert load.manifest is not None
         try:
-            dags[load.manifest.dag_id] = build_plugin_dag(load.manifest, settings,
-                                                          shadows.get(load.manifest.plugin), intervals)
+            docs_url = f"{docs_root}{docs_route(load.folder.name)}" if load.has_docs else None
+            dags[load.manifest.dag_id] = build_plugin_dag(load.manifest, settings, shadows.get(load.manifest.plugin),
+                                                          intervals, docs_url)
         except Exception as exc:
             dag = build_error_dag(invalid_dag_id(load.folder), f"Plugin {load.folder.name} failed to build",
                                   [f"{load.folder.name}: {type(exc).__name__}: {exc}"], ["invalid"])

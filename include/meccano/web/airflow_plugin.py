@@ -14,23 +14,23 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from meccano.contract.web_paths import CONSOLE_PREFIX, WEB_PREFIX
 from meccano.web.app import create_app
 from meccano.web.console import create_console_app
 
 NAME = "meccano_web"  # the plugin's name in Airflow, and the entry point's name in pyproject.toml
-URL_PREFIX = "/meccano"
-# The original console's GET /plugins and report images; the load balancer maps the console's
-# port onto it (docker/nginx/nginx.conf). Token-only access (include/meccano/web/console.py).
-CONSOLE_PREFIX = "/meccano-console"
+# The prefixes are declared in meccano.contract.web_paths (the DAG docs link the plugins' pages). The original
+# console's GET /plugins and report images live under CONSOLE_PREFIX; the load balancer maps the console's port
+# onto it (docker/nginx/nginx.conf). Token-only access (include/meccano/web/console.py).
 
 
 class MeccanoWebPlugin(AirflowPlugin):
     name = NAME
-    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Meccano plugins"},  # noqa: RUF012
+    fastapi_apps = [{"app": create_app(), "url_prefix": WEB_PREFIX, "name": "Meccano plugins"},  # noqa: RUF012
                     {"app": create_console_app(), "url_prefix": CONSOLE_PREFIX, "name": "Meccano console API"}]
     external_views = [{  # noqa: RUF012
         "name": "Meccano plugins",
-        "href": f"{URL_PREFIX}/",
+        "href": f"{WEB_PREFIX}/",
         "destination": "nav",
         "category": "browse",
         "url_route": "meccano",

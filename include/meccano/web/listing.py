@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from meccano.contract.manifest import ORIGINAL_FIELDS, PluginLoad, PluginType, display_name, invalid_dag_id
+from meccano.contract.web_paths import docs_route
 from meccano.plugins.discovery import Catalog, discover
 from meccano.reports.store import ReportEntry, ReportStore
 from meccano.scripts.engines import missing_interpreter
@@ -140,11 +141,10 @@ def _row(entry: _Entry, where: _Where) -> PluginRow:
     raw = load.raw if isinstance(load.raw, dict) else {}
     manifest = load.manifest
     folder = display_name(load.folder)
-    fq = quote(folder, safe=":")
     report_name = manifest.name if manifest is not None and manifest.type == PluginType.REPORT else None
     is_report = report_name is not None
     needs, needs_detail = _needs(manifest.engine if manifest is not None else None)
-    docs = f"{base}/plugins/{fq}/docs" if (load.folder / "assets" / "index.html").is_file() else None
+    docs = f"{base}{docs_route(folder)}" if load.has_docs else None
     chart = data = None
     if report is not None and report_name is not None:
         name = quote(report_name)
