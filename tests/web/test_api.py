@@ -102,6 +102,19 @@ def test_docs_and_assets(plugins_root, jwt):
     assert client.get("/meccano/plugins/updatesByDevice:1.0/assets/index.html").text == docs.text
 
 
+def test_listing_links_only_a_docs_page_the_view_serves(plugins_root, jwt):
+    """A page that is a link is not served, so the listing gives no link to it (`plugins list` warns why)."""
+    page = plugins_root / "deviceAvgTime:1.0" / "assets" / "index.html"
+    page.unlink()
+    page.symlink_to(plugins_root / "updatesByDevice:1.0" / "assets" / "index.html")
+    client = _client(jwt)
+    rows = {row["plugin"]: row for row in client.get("/meccano/plugins").json()}
+    served = rows["updatesByDevice:1.0"]["links"]["docs"]
+    assert served == "/meccano/plugins/updatesByDevice:1.0/docs" and client.get(served).status_code == 200
+    assert rows["deviceAvgTime:1.0"]["links"]["docs"] is None
+    assert client.get("/meccano/plugins/deviceAvgTime:1.0/docs").status_code == 404
+
+
 @pytest.mark.parametrize("path", [
     "/meccano/plugins/updatesByDevice:1.0/assets/../plugin.json",
     "/meccano/plugins/updatesByDevice:1.0/assets/..%2Fplugin.json",

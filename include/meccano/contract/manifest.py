@@ -406,6 +406,11 @@ def _depth_problem(value: Any) -> str | None:
     return None
 
 
+# One decoder with the guards, made once: json.loads with hooks builds a decoder and its scanner on every call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_int=_int,
+                            parse_float=_float)
+
+
 def parse_manifest_text(data: bytes) -> Any:
     """``plugin.json`` bytes -> JSON value; raises ValueError naming the problem.
 
@@ -415,8 +420,7 @@ def parse_manifest_text(data: bytes) -> Any:
     """
     text = data.decode("utf-8")  # UnicodeDecodeError is a ValueError
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_int=_int,
-                          parse_float=_float)
+        return _DECODER.decode(text)
     except RecursionError:
         raise ValueError(f"nested too deeply (more than {MAX_DEPTH} levels are refused)") from None
 
