@@ -23,6 +23,12 @@ side. ``--no-bytecode`` times the old way (source compiled in every run).
 ``--builders ... given-catalog`` adds a bound: the Meccano factory handed a ready catalog, so discovery costs
 nothing (what a perfect cache of validated manifests could reach at best).
 
+``--clock instructions`` counts the instructions of the parse instead of timing it: each child runs under
+valgrind (``cachegrind``, no cache simulation, ``PYTHONHASHSEED=0``), and the count of the same child on an empty
+folder is taken away. The count does not drift with the machine's load (a run's figures repeat within 0.5%), so an
+A/B of two trees needs one run per side; it leaves out what the kernel does for the parse (system calls, page
+faults) and the cost of cache misses, which the clocks include. About a minute per child.
+
 ``--baseline DIR`` times the factory of another tree (say ``git archive <commit> include dags
 config | tar -x -C DIR``) on the same generated plugins: a same-session A/B. All sides
 alternate run for run, so the drift of a noisy machine hits them alike.
@@ -33,6 +39,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -176,10 +184,66 @@ def make_floor(base: Path, n: int) -> Path:
     return dags
 
 
-def measure(dags: Path, env: dict[str, str]) -> dict:
-    out = subprocess.run([sys.executable, "-c", MEASURE, str(dags)], capture_output=True, text=True, env=env,
-                         check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def measure(dags: Path, env: dict[str, str], instructions: bool = False) -> dict:
+    command = [sys.executable, "-c", MEASURE, str(dags)]
+    if instructions:
+        command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", *command]
+        env = {**env, "PYTHONHASHSEED": "0"}
+    out = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if instructions:
+        count = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
+        if count is None:
+            raise SystemExit(f"no instruction count in valgrind's output:\n{out.stderr[-2000:]}")
+        result["instructions"] = int(count.group(1).replace(",", ""))
+    return result
+
+
+def _sides(tmp: Path, n: int, args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """(label, dags folder) of every side chosen, in the order they alternate."""
+    sides = {"meccano": [("meccano factory", make_meccano(tmp / "meccano", n))],
+             "dag-factory": [("dag-factory 1.1.0", make_dagfactory(tmp / "dagfactory", n))],
+             "floor": [("Airflow floor", make_floor(tmp / "floor", n))]}
+    if "given-catalog" in args.builders:
+        sides["given-catalog"] = [("catalog given", make_given_catalog(tmp / "given", tmp / "meccano" / "plugins"))]
+    if args.baseline:
+        base = meccano_dag_file(tmp / "meccano" / "dags-baseline", args.baseline.resolve())
+        sides["meccano"].insert(0, ("meccano baseline", base))
+    return [side for b in BUILDERS if b in args.builders for side in sides[b]]
+
+
+def run_size(n: int, args: argparse.Namespace, home: str) -> list[tuple[int, str, float, float]]:
+    """(plugins, side, median, min) of each side at ``n`` plugins."""
+    counting = args.clock == "instructions"
+    rows = []
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        chosen = _sides(tmp, n, args)
+        env = {**os.environ, "AIRFLOW_HOME": home, "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+               "MECCANO_PLUGINS_DIR": str(tmp / "meccano" / "plugins"),
+               "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600", "PYTHONWARNINGS": "ignore",
+               **({"BENCH_GC_FREEZE": "1"} if args.gc_freeze else {})}
+        if not args.no_bytecode:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            for _label, folder in chosen:  # untimed: writes the bytecode a deployed install already has
+                measure(folder, env)
+        empty = 0
+        if counting:  # what the same child counts without any DAG file: taken away from every side
+            (tmp / "empty").mkdir()
+            empty = measure(tmp / "empty", env, instructions=True)["instructions"]
+        results: dict[str, list[dict]] = {label: [] for label, _ in chosen}
+        for _ in range(args.repeat):  # sides alternate run for run, so drift hits them alike
+            for label, folder in chosen:
+                results[label].append(measure(folder, env, instructions=counting))
+        unit = "G instructions" if counting else "s"
+        for label, runs in results.items():
+            assert all(r["dags"] == n and r["errors"] == 0 for r in runs), runs
+            durations = [(r["instructions"] - empty) / 1e9 if counting
+                         else r["duration"] if args.clock == "parse" else r["cpu"] for r in runs]
+            rows.append((n, label, statistics.median(durations), min(durations)))
+            print(f"{n:>5} plugins  {label:18} median {rows[-1][2]:6.3f} {unit}  (min {rows[-1][3]:.3f}, "
+                  f"{args.repeat} runs)  runs: {' '.join(f'{d:.3f}' for d in durations)}", flush=True)
+    return rows
 
 
 def main() -> None:
@@ -193,49 +257,23 @@ def main() -> None:
     parser.add_argument("--no-bytecode", action="store_true",
                         help="keep PYTHONDONTWRITEBYTECODE and skip the warm-up: the Meccano side compiles its "
                              "source in every timed run")
-    parser.add_argument("--clock", choices=("parse", "cpu"), default="parse",
+    parser.add_argument("--clock", choices=("parse", "cpu", "instructions"), default="parse",
                         help="parse: Airflow's own duration of the file's parse (wall clock); cpu: the parsing "
-                             "process's CPU seconds, steadier than the wall clock on a machine other work shares")
+                             "process's CPU seconds, steadier than the wall clock on a machine other work shares; "
+                             "instructions: the parse's instruction count under valgrind (no drift; leaves out "
+                             "the kernel's work and cache misses)")
     parser.add_argument("--baseline", type=Path,
                         help="another tree (include/, dags/ and config/ of an older commit, e.g. from `git archive`) "
                              "whose factory is timed against this one on the same plugins, run for run")
     args = parser.parse_args()
+    counting = args.clock == "instructions"
+    if counting and shutil.which("valgrind") is None:
+        raise SystemExit("--clock instructions needs valgrind on PATH (apt-get install valgrind)")
     home = tempfile.mkdtemp(prefix="bench-parse-home-")
-    rows = []
-    for n in args.sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            mec = make_meccano(Path(tmp) / "meccano", n)
-            dfy = make_dagfactory(Path(tmp) / "dagfactory", n)
-            env = {**os.environ, "AIRFLOW_HOME": home, "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                   "MECCANO_PLUGINS_DIR": str(Path(tmp) / "meccano" / "plugins"),
-                   "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600", "PYTHONWARNINGS": "ignore",
-                   **({"BENCH_GC_FREEZE": "1"} if args.gc_freeze else {})}
-            if not args.no_bytecode:
-                env.pop("PYTHONDONTWRITEBYTECODE", None)
-            sides = {"meccano": [("meccano factory", mec)], "dag-factory": [("dag-factory 1.1.0", dfy)],
-                     "floor": [("Airflow floor", make_floor(Path(tmp) / "floor", n))]}
-            if "given-catalog" in args.builders:
-                sides["given-catalog"] = [("catalog given", make_given_catalog(Path(tmp) / "given",
-                                                                             Path(tmp) / "meccano" / "plugins"))]
-            if args.baseline:
-                base = meccano_dag_file(Path(tmp) / "meccano" / "dags-baseline", args.baseline.resolve())
-                sides["meccano"].insert(0, ("meccano baseline", base))
-            chosen = [side for b in BUILDERS if b in args.builders for side in sides[b]]
-            results: dict[str, list[dict]] = {label: [] for label, _ in chosen}
-            if not args.no_bytecode:
-                for _label, folder in chosen:  # untimed: writes the bytecode a deployed install already has
-                    measure(folder, env)
-            for _ in range(args.repeat):  # sides alternate run for run, so drift hits them alike
-                for label, folder in chosen:
-                    results[label].append(measure(folder, env))
-            for label, runs in results.items():
-                assert all(r["dags"] == n and r["errors"] == 0 for r in runs), runs
-                durations = [r["duration"] if args.clock == "parse" else r["cpu"] for r in runs]
-                rows.append((n, label, statistics.median(durations), min(durations)))
-                print(f"{n:>5} plugins  {label:18} median {rows[-1][2]:6.3f} s  (min {rows[-1][3]:.3f} s, "
-                      f"{args.repeat} runs)  runs: {' '.join(f'{d:.3f}' for d in durations)}", flush=True)
+    rows = [row for n in args.sizes for row in run_size(n, args, home)]
     floors = {n: med for n, label, med, _ in rows if label == "Airflow floor"}
-    print(f"\n| plugins | builder | DagBag parse ({args.clock}), median (s) | min (s) | x Airflow floor |\n"
+    unit = "G instructions" if counting else "s"
+    print(f"\n| plugins | builder | DagBag parse ({args.clock}), median ({unit}) | min | x Airflow floor |\n"
           "|---:|---|---:|---:|---:|")
     for n, label, med, low in rows:
         ratio = f"{med / floors[n]:.2f}" if n in floors else "-"

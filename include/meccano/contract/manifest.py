@@ -506,7 +506,8 @@ def _load(folder: Path, label: str, root: Path) -> PluginLoad:
     problems = [Problem("folder", message, within=label) for message in name_problems("folder name", label)]
 
     def add(found: list[Problem]) -> None:
-        problems.extend(replace(p, within=label) for p in found)
+        if found:  # the usual valid plugin: nothing found, nothing to copy
+            problems.extend(replace(p, within=label) for p in found)
 
     raw, refused = _read_raw(base, root)
     if refused is not None:

@@ -105,11 +105,13 @@ def discover(root: Path | None = None, name: str | None = None) -> Catalog:
             by_name.setdefault(load.manifest.name, []).append(load)
         else:
             catalog.invalid.append(load)
-    for loads in by_name.values():
-        loads.sort(key=lambda p: (p.manifest.version_key, p.folder.name) if p.manifest else (), reverse=True)
+    for plugin in sorted(by_name):  # active in name order
+        loads = by_name[plugin]
+        if len(loads) > 1:
+            loads.sort(key=lambda p: (p.manifest.version_key, p.folder.name) if p.manifest else (), reverse=True)
         winner, *losers = loads
         catalog.active.append(winner)
-        winner_id = winner.manifest.plugin if winner.manifest else "?"
-        catalog.shadowed.extend(Shadowed(p, winner_id) for p in losers)
-    catalog.active.sort(key=lambda p: p.manifest.name if p.manifest else "")
+        if losers:
+            winner_id = winner.manifest.plugin if winner.manifest else "?"
+            catalog.shadowed.extend(Shadowed(p, winner_id) for p in losers)
     return catalog

@@ -271,7 +271,11 @@ def build_dags(root: Path | None = None, only_dag_id: str | None = None) -> dict
     shadows: dict[str, list[str]] = {}
     for item in catalog.shadowed:
         shadows.setdefault(item.by, []).append(item.load.folder.name)
-    for load in catalog.active:
+    # Each plugin's load is let go once its DAG is built, so the next DAGs reuse its memory instead of new pages:
+    # at 1,000 plugins 700 fewer page faults and 3 MB less peak for the parse (bench/README.md, issue 37).
+    pending, catalog.active = catalog.active[::-1], []
+    while pending:
+        load = pending.pop()
         assert load.manifest is not None
         try:
             docs_url = f"{docs_root}{docs_route(load.folder.name)}" if load.has_docs else None
