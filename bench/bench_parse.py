@@ -66,10 +66,10 @@ MEASURE = textwrap.dedent("""
     t0, c0 = time.perf_counter(), time.process_time()
     bag = DagBag(dag_folder=folder, bundle_path=folder)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    stat = bag.dagbag_stats[0]
+    duration = bag.dagbag_stats[0].duration if bag.dagbag_stats else 0.0  # none for an empty folder
     print(json.dumps({"dags": len(bag.dags), "errors": len(bag.import_errors),
-                      "duration": stat.duration.total_seconds() if hasattr(stat.duration, "total_seconds")
-                      else float(stat.duration), "wall": wall, "cpu": cpu}))
+                      "duration": duration.total_seconds() if hasattr(duration, "total_seconds")
+                      else float(duration), "wall": wall, "cpu": cpu}))
 """)
 
 
