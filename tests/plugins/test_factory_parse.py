@@ -103,5 +103,5 @@ def test_docs_page_is_linked_below_airflows_base_url(tmp_path: Path, monkeypatch
         in dags["paged"].doc_md
     assert "the page" not in dags["paged"].doc_md
     assert "documentation" not in dags["bare"].doc_md and "plugin bare" in dags["bare"].doc_md
-    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://example.test/airflow/")
-    assert "](/airflow/meccano/plugins/paged:1.0/docs)" in build_dags(plugins)["paged"].doc_md
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://example.test/air flow/")
+    assert "](/air%20flow/meccano/plugins/paged:1.0/docs)" in build_dags(plugins)["paged"].doc_md

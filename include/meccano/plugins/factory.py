@@ -12,7 +12,7 @@ import html
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Asset, Param, conf
@@ -129,7 +129,7 @@ def _docs(manifest: PluginManifest, folder: str, shadowed: list[str], docs_url: 
 def web_root() -> str:
     """The Meccano view's path as the browser sees it: below the path of Airflow's ``[api] base_url``."""
     base = conf.get("api", "base_url", fallback="") or ""
-    return urlsplit(base).path.rstrip("/") + WEB_PREFIX
+    return quote(urlsplit(base).path.rstrip("/"), safe="/%") + WEB_PREFIX  # a Markdown link's target: no space
 
 
 def _outlets(manifest: PluginManifest, settings: Settings) -> list[Asset]:
