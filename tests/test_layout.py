@@ -167,3 +167,21 @@ def test_every_import_inside_a_function_says_what_it_saves():
 def test_the_lazy_import_check_sees_an_unmarked_one():
     text = "def f():\n    import json\n\n\ndef g():\n    import yaml  # lazy: yaml costs 9 ms at import\n"
     assert _unmarked_lazy_imports(PACKAGE / "x.py", text) == ["include/meccano/x.py:2: import json"]
+
+
+MAX_PARAMETERS = 6  # issue 37: a longer list is a context or a small record waiting to be named
+
+
+def test_no_function_takes_more_than_six_parameters():
+    """``self``/``cls`` aside, and ``*args``/``**kwargs`` counted as one each."""
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args
+                every = (*args.posonlyargs, *args.args, *args.kwonlyargs)
+                names = [a.arg for a in every if a.arg not in ("self", "cls")]
+                count = len(names) + (args.vararg is not None) + (args.kwarg is not None)
+                if count > MAX_PARAMETERS:
+                    long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} ({count})")
+    assert long == []

@@ -122,7 +122,7 @@ def test_an_export_attempt_that_dies_is_retried_on_another_host(iotdb, seeded, t
     Host(tmp_path / "hosts", "a", monkeypatch)
     settings = load_settings()
     planned = json.loads(json.dumps(chain.plan_step(settings, iotdb, {}, "run1", datetime.fromisoformat(NOW))))
-    real_put, real_upload = target.put_part, chain.upload_day
+    real_put, real_upload = target.put_part, target.Target.upload_day
     calls = []
 
     def put_then_die(target_, local, remote, part, *streams):
@@ -138,11 +138,11 @@ def test_an_export_attempt_that_dies_is_retried_on_another_host(iotdb, seeded, t
     if dies == "mid_upload":
         monkeypatch.setattr(target, "put_part", put_then_die)
     else:
-        monkeypatch.setattr(chain, "upload_day", upload_then_die)
+        monkeypatch.setattr(target.Target, "upload_day", upload_then_die)
     with pytest.raises(WorkerDied):
         chain.export_step(settings, iotdb, planned)
     monkeypatch.setattr(target, "put_part", real_put)
-    monkeypatch.setattr(chain, "upload_day", real_upload)
+    monkeypatch.setattr(target.Target, "upload_day", real_upload)
 
     Host(tmp_path / "hosts", "b", monkeypatch)  # the retry and the rest of the run on another worker
     settings = load_settings()

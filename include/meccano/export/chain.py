@@ -37,7 +37,7 @@ from meccano.export.plan import plan
 from meccano.export.purge import purge_day, recover_all
 from meccano.export.reconcile import reconcile_day
 from meccano.export.s3objects import PartStreams
-from meccano.export.target import check_target_unknown, redacted, upload_day
+from meccano.export.target import check_target_unknown, redacted
 from meccano.export.verify import verify_days
 from meccano.export.write import scan_groups, write_days
 from meccano.iotdb.clock import reference_time
@@ -160,7 +160,7 @@ def _export_group(run: RunContext, group: list[TableDay], streams: PartStreams |
         for day, manifest in zip(group, manifests, strict=True):
             # recorded before the manifest: the ledger then knows the day if the upload dies half-way
             run.ledger.put(LedgerEntry(day.table, day.day, LedgerState.EXPORTED, run.run_id, manifest, 0))
-            upload_day(run.target, day, run.local(day), manifest, manifest.parts, run.log, streams)
+            run.target.upload_day(day, run.local(day), manifest, manifest.parts, run.log, streams)
             # the manifest as stored: its parts carry S3's checksums, which verify compares
             run.ledger.put(LedgerEntry(day.table, day.day, LedgerState.UPLOADED, run.run_id, manifest, 0))
             out.append(_summary(day, manifest, manifest.parts))
@@ -173,7 +173,7 @@ def _export_group(run: RunContext, group: list[TableDay], streams: PartStreams |
 def _export_late_rows(run: RunContext, day: TableDay) -> dict[str, Any]:
     previous = run.ledger.get(day.table, day.day)
     manifest, new = reconcile_day(run, day, previous)
-    upload_day(run.target, day, run.local(day), manifest, new, run.log)
+    run.target.upload_day(day, run.local(day), manifest, new, run.log)
     # recorded only now: a retry before this line starts again from the same base
     assert previous is not None
     run.ledger.put(LedgerEntry(day.table, day.day, LedgerState.UPLOADED, run.run_id, manifest,

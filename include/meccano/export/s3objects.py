@@ -33,7 +33,7 @@ from contextlib import closing, suppress
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -84,6 +84,16 @@ def export_client(hook: Any) -> Any:
         config=config.merge(Config(s3=s3, user_agent_extra=agent)))
 
 
+class _Upload(NamedTuple):
+    """One multipart upload under way: its object's key, S3's id of it, its senders and the chunks in flight at
+    most."""
+
+    key: str
+    upload_id: str
+    pool: ThreadPoolExecutor
+    concurrency: int
+
+
 class S3Objects:
     """One bucket of the export target through boto3 (the Airflow connection's client)."""
 
@@ -132,7 +142,7 @@ class S3Objects:
         upload_id = upload["UploadId"]
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="meccano-export-upload")
         try:
-            parts, digests = self._send_chunks(pool, local, key, upload_id, sha256_hex, chunk, concurrency)
+            parts, digests = self._send_chunks(_Upload(key, upload_id, pool, concurrency), local, sha256_hex, chunk)
             answer = self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
         except BaseException:  # S3's error, a reset, the task's time limit: the upload never stays behind
@@ -143,10 +153,11 @@ class S3Objects:
         composite = b64(hashlib.sha256(b"".join(digests)).digest())
         return answer, f"{composite}-{len(digests)}"
 
-    def _send_chunks(self, pool: ThreadPoolExecutor, local: Path, key: str, upload_id: str, sha256_hex: str,
-                     chunk: int, concurrency: int) -> tuple[list[dict[str, Any]], list[bytes]]:
+    def _send_chunks(self, upload: _Upload, local: Path, sha256_hex: str,
+                     chunk: int) -> tuple[list[dict[str, Any]], list[bytes]]:
         """Read ``local`` in order (hashing it whole), each chunk sent with its digest; at most
-        ``concurrency`` chunks in flight (memory: that many chunks)."""
+        ``upload.concurrency`` chunks in flight (memory: that many chunks)."""
+        key, upload_id, pool, concurrency = upload
         whole = hashlib.sha256()
         digests: list[bytes] = []
         pending: list[Future[dict[str, Any]]] = []

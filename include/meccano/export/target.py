@@ -16,7 +16,7 @@ that differ from what was written; a failed multipart upload is aborted, and the
 attempt that died (:meth:`Target.sweep_uploads`). A local target's parts go through the filesystem's own transfer
 (:func:`put_file`, fsspec ``put_file``), the stored size checked right after.
 
-Upload of a day (:func:`upload_day`): its new parts, then its manifest, then stale parts removed. The
+Upload of a day (:meth:`Target.upload_day`): its new parts, then its manifest, then stale parts removed. The
 manifest is written after every part it lists, and it is the single source of truth of a day: a stale
 part (left by an earlier export of the same day with more parts, or by an attempt that died mid-upload)
 is deleted right after, so the day's folder ends up holding exactly what the manifest lists.
@@ -185,6 +185,31 @@ class Target:
             message = self.describe(exc, where)
         raise StorageError(message)
 
+    def upload_day(self, day: TableDay, folder: Path, manifest: Manifest, new_parts: list[Part],
+                   log: logging.Logger, streams: PartStreams | None = None) -> int:
+        """Upload ``new_parts`` from ``folder`` (or wait for those ``streams`` sent while they were written) and the
+        manifest; returns the stale objects removed. The manifest's parts are replaced by the parts as stored
+        (their S3 checksums)."""
+        day_folder = self.day_folder(day)
+        where = f"upload {day.label} to {day_folder}"
+        if day_folder.protocol in ("file", "local"):  # S3 has no folders (and must never create the bucket)
+            day_folder.mkdir(parents=True, exist_ok=True)
+        stored: dict[str, Part] = {}
+        for part in new_parts:
+            local = folder / part.key
+            stored[part.key] = self.guarded(where, partial(put_part, self, local, day_folder / part.key, part,
+                                                           streams))
+            log.info("uploaded %s (%d bytes%s)", day_folder / part.key, part.bytes,
+                     ", S3 checksum matches" if stored[part.key].checksum else "")
+        manifest.parts = [stored.get(p.key, p) for p in manifest.parts]
+        body = json.dumps(manifest.public_json(), indent=1).encode()
+        self.guarded(where, lambda: put_manifest(self, body, day_folder / MANIFEST_NAME))
+        listed = manifest.keys
+        stale = [name for name in self.guarded(where, lambda: self.names_in(day_folder)) if name not in listed]
+        for name in stale:
+            self.guarded(where, partial(self.remove, day_folder, name))
+            log.info("removed stale object %s (not in the manifest)", day_folder / name)
+        return len(stale)
 
 def day_dir(root: ObjectStoragePath, prefix: str, day: str) -> ObjectStoragePath:
     """Hive-style partition folder: ``<prefix>/year=YYYY/month=MM/day=DD``."""
@@ -400,33 +425,6 @@ def fresh_listing(folder: ObjectStoragePath) -> list[ObjectStoragePath]:
     if not folder.exists():
         return []
     return [p for p in folder.iterdir() if p.is_file()]
-
-
-def upload_day(target: Target, day: TableDay, folder: Path, manifest: Manifest, new_parts: list[Part],
-               log: logging.Logger, streams: PartStreams | None = None) -> int:
-    """Upload ``new_parts`` from ``folder`` (or wait for those ``streams`` sent while they were written) and the
-    manifest; returns the stale objects removed. The manifest's parts are replaced by the parts as stored (their
-    S3 checksums)."""
-    day_folder = target.day_folder(day)
-    where = f"upload {day.label} to {day_folder}"
-    if day_folder.protocol in ("file", "local"):  # S3 has no folders (and must never create the bucket)
-        day_folder.mkdir(parents=True, exist_ok=True)
-    stored: dict[str, Part] = {}
-    for part in new_parts:
-        local = folder / part.key
-        stored[part.key] = target.guarded(where, partial(put_part, target, local, day_folder / part.key, part,
-                                                         streams))
-        log.info("uploaded %s (%d bytes%s)", day_folder / part.key, part.bytes,
-                 ", S3 checksum matches" if stored[part.key].checksum else "")
-    manifest.parts = [stored.get(p.key, p) for p in manifest.parts]
-    body = json.dumps(manifest.public_json(), indent=1).encode()
-    target.guarded(where, lambda: put_manifest(target, body, day_folder / MANIFEST_NAME))
-    listed = manifest.keys
-    stale = [name for name in target.guarded(where, lambda: target.names_in(day_folder)) if name not in listed]
-    for name in stale:
-        target.guarded(where, partial(target.remove, day_folder, name))
-        log.info("removed stale object %s (not in the manifest)", day_folder / name)
-    return len(stale)
 
 
 def check_target_unknown(target: Target, day: TableDay, run_id: str) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from meccano.errors import AmbiguousValue, ExportError
 from meccano.export.context import Progress, RunContext
@@ -88,7 +89,7 @@ def _read_full(run: RunContext, group: list[TableDay], exact: bool, streams: Par
     days = {p.day: DaySeconds(p.day) for p in group}
 
     def read() -> Progress:
-        return _read_group(run, group, columns, index, exact, (writers, days), streams)
+        return _read_group(run, group, _Reading(columns, index, exact), (writers, days), streams)
 
     try:
         progress = run_lowered(read, "meccano-export-read")
@@ -114,10 +115,20 @@ def _read_full(run: RunContext, group: list[TableDay], exact: bool, streams: Par
     return manifests
 
 
-def _read_group(run: RunContext, group: list[TableDay], columns: list[Column], index: str | None, exact: bool,
+class _Reading(NamedTuple):
+    """How a group's rows are read: the table's checked columns, the date index read through (None: none), whether
+    every value is formatted in Python (``exact``, after an ambiguous value)."""
+
+    columns: list[Column]
+    through: str | None
+    exact: bool
+
+
+def _read_group(run: RunContext, group: list[TableDay], reading: _Reading,
                 sinks: tuple[dict[str, PartWriter], dict[str, DaySeconds]], streams: PartStreams | None) -> Progress:
     """Every row of the group's days, in one snapshot, to its day's files and per-second counts (stopped by the
     first failure of ``streams``: no use writing what cannot go up)."""
+    columns, index, exact = reading
     first = group[0]
     label = first.label if len(group) == 1 else f"{first.table} {first.day}..{group[-1].day}"
     ranges = [(p.start, p.end) for p in group]
