@@ -105,3 +105,20 @@ def test_docs_page_is_linked_below_airflows_base_url(tmp_path: Path, monkeypatch
     assert "documentation" not in dags["bare"].doc_md and "plugin bare" in dags["bare"].doc_md
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://example.test/air flow/")
     assert "](/air%20flow/meccano/plugins/paged:1.0/docs)" in build_dags(plugins)["paged"].doc_md
+
+
+def test_an_unreadable_base_url_costs_the_link_its_base_path_not_the_dags(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch):
+    plugins = write_plugins(tmp_path, {"paged": "@daily"})
+    (plugins / "paged:1.0" / "assets").mkdir()
+    (plugins / "paged:1.0" / "assets" / "index.html").write_text("<p>the page</p>")
+
+    real_get = factory.conf.get
+
+    def broken(section: str, key: str, *args: object, **kwargs: object) -> object:
+        if (section, key) == ("api", "base_url"):
+            raise RuntimeError("secrets backend down")
+        return real_get(section, key, *args, **kwargs)
+
+    monkeypatch.setattr(factory.conf, "get", broken)
+    assert "](/meccano/plugins/paged:1.0/docs)" in build_dags(plugins)["paged"].doc_md

@@ -128,8 +128,12 @@ def _docs(manifest: PluginManifest, folder: str, shadowed: list[str], docs_url: 
 
 def web_root() -> str:
     """The Meccano view's path as the browser sees it: below the path of Airflow's ``[api] base_url``."""
-    base = conf.get("api", "base_url", fallback="") or ""
-    return quote(urlsplit(base).path.rstrip("/"), safe="/%") + WEB_PREFIX  # a Markdown link's target: no space
+    try:  # an unreadable setting costs the link its base path, never the DAGs
+        base = str(conf.get("api", "base_url", fallback="") or "")
+        path = urlsplit(base).path.rstrip("/")
+    except Exception:
+        path = ""
+    return quote(path, safe="/%") + WEB_PREFIX  # a Markdown link's target: no space
 
 
 def _outlets(manifest: PluginManifest, settings: Settings) -> list[Asset]:
