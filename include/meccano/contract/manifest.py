@@ -545,21 +545,20 @@ def docs_page_problem(base: str) -> Problem | None:
     """Why the web view cannot serve the folder ``base``'s documentation page, or None when it can: it serves
     ``assets/index.html`` only as a regular file reached without a symlink (two ``lstat``, nothing read)."""
     try:
-        folder = os.lstat(os.path.join(base, "assets"))
-        page = os.lstat(os.path.join(base, DOCS_PAGE)) if stat.S_ISDIR(folder.st_mode) else folder
+        assets = os.lstat(os.path.join(base, "assets"))
+        if not stat.S_ISDIR(assets.st_mode):
+            return Problem("assets", f"is {file_kind(assets.st_mode)}, not a folder; the documentation page in it "
+                           "is not served", "make assets/ a folder of the plugin (links are not followed)",
+                           Severity.WARNING)
+        page = os.lstat(os.path.join(base, DOCS_PAGE))
     except FileNotFoundError:
         return Problem(DOCS_PAGE, "is missing; the plugin has no documentation page",
                        "add the plugin's documentation page there (docs/plugins.md)", Severity.WARNING)
     except OSError as exc:
         return Problem(DOCS_PAGE, f"cannot be checked: {exc.strerror or exc}",
                        "make the plugin folder readable by Airflow", Severity.WARNING)
-    if page is folder and not stat.S_ISDIR(folder.st_mode):
-        kind = "a symbolic link" if stat.S_ISLNK(folder.st_mode) else file_kind(folder.st_mode)
-        return Problem("assets", f"is {kind}, not a folder; the documentation page in it is not served",
-                       "make assets/ a folder of the plugin (links are not followed)", Severity.WARNING)
     if not stat.S_ISREG(page.st_mode):
-        kind = "a symbolic link" if stat.S_ISLNK(page.st_mode) else file_kind(page.st_mode)
-        return Problem(DOCS_PAGE, f"is {kind}, not a regular file; the web view does not serve it",
+        return Problem(DOCS_PAGE, f"is {file_kind(page.st_mode)}, not a regular file; the web view does not serve it",
                        "put the page itself there (links are not followed)", Severity.WARNING)
     return None
 

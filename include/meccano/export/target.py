@@ -211,6 +211,7 @@ class Target:
             log.info("removed stale object %s (not in the manifest)", day_folder / name)
         return len(stale)
 
+
 def day_dir(root: ObjectStoragePath, prefix: str, day: str) -> ObjectStoragePath:
     """Hive-style partition folder: ``<prefix>/year=YYYY/month=MM/day=DD``."""
     year, month, dom = day.split("-")

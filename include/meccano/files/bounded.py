@@ -20,7 +20,10 @@ _FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 
 
 
 def file_kind(mode: int) -> str:
-    """What a file of ``mode`` is, in words: "a named pipe", "a device", "a socket", "a folder"."""
+    """What a file of ``mode`` is, in words: "a symbolic link" (an ``lstat`` mode), "a named pipe", "a device",
+    "a socket", "a folder"."""
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
     if stat.S_ISFIFO(mode):
         return "a named pipe"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
